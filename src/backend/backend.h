@@ -1,0 +1,116 @@
+#pragma once
+// The op interface: everything the model asks of a device. The model (src/model) is written
+// against this header only; src/backend/cpu and src/backend/cuda implement it. Backends know
+// nothing about Qwen: they see matrices, norms, rotations, attention segments and rows.
+//
+// Conventions
+// - Tensors are dense row-major and live on this backend's device (CPU: host memory).
+// - Activations use compute_dtype() (CPU: f32; CUDA: bf16 or f16, fp32 accumulation).
+//   Weights keep the dtype they were uploaded in; ops accept any float weight dtype.
+// - Outputs are passed in preallocated; ops never allocate device memory themselves.
+// - Anything that varies per decode step (positions, cache slots, sequence lengths, the next
+//   token) is read from device tensors, never baked into the launch, so that a decode step can
+//   be captured once as a CUDA graph and replayed.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace qwenvl {
+
+// Rotary embedding, general enough for both of Qwen2.5-VL's kinds (see model/rope.h):
+// frequency j in [0, head_dim/2) rotates the pair (x[j], x[j + head_dim/2]) ("rotate_half"
+// layout) by angle positions[pos_row[j], token] * inv_freq[j], computed in fp32.
+struct RopeSpec {
+  int head_dim = 0;
+  std::vector<int32_t> pos_row;  // head_dim/2 entries: which row of `positions` drives frequency j
+  std::vector<float> inv_freq;   // head_dim/2 entries
+};
+
+// Variable-length attention segments (flash-attention's cu_seqlens). Segment s has queries
+// q[cu_q[s], cu_q[s+1]) and keys/values k[cu_k[s], cu_k[s+1]). With `causal`, masks are aligned
+// bottom-right: the last query of a segment sees all of its keys (prefill after a cached prefix,
+// decode). cu_q / cu_k are I32 device tensors of segments+1 entries; max_q / max_k are upper
+// bounds used only to size launches (so a graph captured with max_k = context limit stays valid).
+struct AttentionSegments {
+  Tensor cu_q, cu_k;
+  int segments = 0;
+  int max_q = 0, max_k = 0;
+  bool causal = false;
+  float scale = 1.0f;
+};
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0: greedy (argmax)
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off
+  float repetition_penalty = 1.0f;  // 1: off; applied to ids in `history`, as transformers does
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual Device device() const = 0;
+  virtual DType compute_dtype() const = 0;
+
+  // ---- memory: three regions, sized once before use so a planner can account for all of it.
+  // weights: uploaded parameters; persistent: KV cache and other state that lives across calls;
+  // workspace: activations of one forward pass, a bump allocator reset with workspace_release.
+  virtual void reserve(size_t weight_bytes, size_t persistent_bytes, size_t workspace_bytes) = 0;
+  // A parameter for use on this device, in `dtype`. May return a view of `host` without copying
+  // (the CPU backend keeps memory-mapped weights where they are).
+  virtual Tensor upload_weight(const Tensor& host, DType dtype) = 0;
+  virtual Tensor alloc_persistent(const Shape& shape, DType dtype) = 0;
+  virtual Tensor alloc(const Shape& shape, DType dtype) = 0;  // from the workspace
+  virtual size_t workspace_mark() const = 0;
+  virtual void workspace_release(size_t mark) = 0;
+  virtual size_t peak_bytes() const = 0;  // high-water mark of all device memory this backend took
+
+  // Host <-> device copies (async on CUDA, ordered with the ops). dtype conversion where the two
+  // differ (f32 host -> bf16 device, bf16 device -> f32 host).
+  virtual void copy_from_host(const Tensor& host, Tensor& device_dst) = 0;
+  virtual void copy_to_host(const Tensor& device_src, Tensor& host_dst) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- ops
+  // out[M,N] = x[M,K] · w[N,K]^T (+ bias[N]). out may be f32 even when activations are not
+  // (logits). x and out are compute_dtype (or f32 for out).
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // out = x / rms(x) * w over the last dimension, statistics in fp32.
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  // residual += delta; out = rms_norm(residual, w, eps). The decoder's pre-norm step in one pass.
+  virtual void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
+                            Tensor& out) = 0;
+  virtual void add(Tensor& a, const Tensor& b) = 0;  // a += b
+  // out = silu(gate) * up, elementwise.
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  virtual void gelu(Tensor& x) = 0;  // exact (erf) GELU, in place
+  // Rotates x [tokens, heads, head_dim] in place; positions is I32 [rows, tokens] on device.
+  virtual void rope(Tensor& x, const Tensor& positions, const RopeSpec& spec) = 0;
+  // out[nq, heads_q, d] = softmax(q·kᵀ·scale + mask)·v within each segment; grouped-query:
+  // heads_q is a multiple of heads_kv, query head h reads kv head h / (heads_q / heads_kv).
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionSegments& segments, Tensor& out) = 0;
+  // out[i] = src[indices[i]] (embedding lookup, window reordering); src may be a weight of
+  // another dtype, converted to out's dtype. indices: I32 device tensor.
+  virtual void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) = 0;
+  // dst[indices[i]] = src[i] (image embeddings into the prompt, new keys into the KV cache).
+  virtual void scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) = 0;
+  // Picks the next token from f32 logits [vocab]: greedy or sampled with `params`, using the
+  // uniform draw `uniform` in [0, 1) (drawn by the caller, so every backend picks the same token).
+  // history: I32 device tensor of token ids for the repetition penalty (may be empty).
+  // Writes the id into next_token (I32 device tensor [1]); logits may be modified in place.
+  virtual void sample(Tensor& logits, const Tensor& history, const SamplingParams& params,
+                      float uniform, Tensor& next_token) = 0;
+};
+
+// The backend for `device` ("cpu", "cuda", "auto"), defined in runtime/backend_factory.cpp, the one
+// place that knows every backend: auto picks CUDA when a GPU is present.
+// `threads` sizes the CPU thread pool (0: all cores). Throws Error if the device is unavailable.
+std::unique_ptr<Backend> make_backend(const std::string& device, DType cuda_dtype, int threads);
+
+}  // namespace qwenvl

@@ -1,0 +1,45 @@
+#pragma once
+// A checkpoint directory's weights: every *.safetensors file (single or sharded through
+// model.safetensors.index.json) memory-mapped and validated, tensors looked up by their
+// canonical (Hub) name whatever naming the files use.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/config.h"
+#include "core/tensor.h"
+
+namespace qwenvl {
+
+struct ExpectedTensor {
+  std::string name;  // canonical Hub name: "visual.blocks.0.attn.qkv.weight", "model.layers.0...",
+                     // "model.embed_tokens.weight", "lm_head.weight"
+  Shape shape;
+};
+
+// Every tensor a Qwen2.5-VL checkpoint of this config holds, with its shape (lm_head only when
+// untied).
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
+
+class Checkpoint {
+ public:
+  // Opens DIR: maps the files, parses and validates every header, maps names to canonical
+  // ones, and checks the set against expected_tensors(config): missing, unexpected, wrong shape
+  // or non-float dtype -> Error naming the tensor and file.
+  static Checkpoint open(const std::string& model_dir, const ModelConfig& config);
+
+  bool has(const std::string& canonical_name) const;
+  // A CPU tensor viewing the mapped bytes, in the file's dtype (bf16/f16/f32). Error if absent.
+  const Tensor& get(const std::string& canonical_name) const;
+  const std::map<std::string, Tensor>& tensors() const { return tensors_; }
+  const std::string& file_of(const std::string& canonical_name) const;
+  size_t total_bytes() const;
+
+ private:
+  std::map<std::string, Tensor> tensors_;
+  std::map<std::string, std::string> files_;
+  std::vector<std::shared_ptr<void>> mappings_;
+};
+
+}  // namespace qwenvl

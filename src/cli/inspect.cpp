@@ -1,0 +1,7 @@
+// Placeholder until the owner of this subcommand lands it.
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace qwenvl::cli {
+int run_inspect(int, char**) { fail("'inspect' is not built yet"); }
+}  // namespace qwenvl::cli

@@ -1,0 +1,44 @@
+#pragma once
+// Qwen2-VL image preprocessing exactly as transformers' Qwen2VLImageProcessor (PIL backend):
+// smart_resize to multiples of patch·merge, PIL bicubic resize on 8-bit, rescale, normalize,
+// frame repeated to temporal_patch_size, patches flattened in the processor's order.
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "core/tensor.h"
+#include "vision/image.h"
+
+namespace qwenvl {
+
+struct PreprocessConfig {
+  int64_t min_pixels = 56 * 56;
+  int64_t max_pixels = 28 * 28 * 1280;
+  int patch_size = 14;
+  int merge_size = 2;
+  int temporal_patch_size = 2;
+  float rescale_factor = 1.0f / 255.0f;
+  float image_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  float image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+};
+
+// DIR/preprocessor_config.json (defaults above where absent).
+PreprocessConfig load_preprocess_config(const std::string& model_dir);
+
+// transformers' smart_resize: (height, width) rounded to multiples of `factor` with the pixel
+// count inside [min_pixels, max_pixels]. Error for aspect ratios over 200 or empty images.
+std::pair<int, int> smart_resize(int height, int width, int factor, int64_t min_pixels,
+                                 int64_t max_pixels);
+
+// PIL's Image.resize(..., BICUBIC) on 8-bit RGB, bit for bit.
+RgbImage resize_bicubic(const RgbImage& image, int width, int height);
+
+struct ImagePatches {
+  Tensor pixel_values;  // f32 [t·h·w, channels·temporal·patch·patch] = [patches, 1176]
+  int64_t grid_t = 1, grid_h = 0, grid_w = 0;
+  int64_t tokens() const { return grid_t * grid_h * grid_w; }  // before the 2x2 merge
+};
+
+ImagePatches preprocess_image(const RgbImage& image, const PreprocessConfig& config);
+
+}  // namespace qwenvl
