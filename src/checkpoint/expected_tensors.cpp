@@ -1,0 +1,73 @@
+// Every weight of Qwen2_5_VLForConditionalGeneration with its shape, as the modules in
+// transformers' modeling_qwen2_5_vl.py declare them:
+//   Qwen2_5_VisionPatchEmbed: Conv3d(in_channels, hidden, kernel=(temporal_patch, patch, patch),
+//     bias=False)
+//   Qwen2_5_VLVisionBlock: norm1/norm2 RMSNorm(hidden); attn.qkv Linear(hidden, 3*hidden, bias);
+//     attn.proj Linear(hidden, hidden, bias); mlp gate/up Linear(hidden, intermediate, bias),
+//     down Linear(intermediate, hidden, bias)
+//   Qwen2_5_VLPatchMerger: ln_q RMSNorm(hidden); mlp = [Linear(h*m^2, h*m^2), GELU,
+//     Linear(h*m^2, out_hidden)], both with bias
+//   Qwen2_5_VLDecoderLayer: q/k/v Linear with bias, o_proj without; Qwen2MLP without biases;
+//     input_layernorm / post_attention_layernorm RMSNorm(hidden)
+//   model.norm RMSNorm(hidden); lm_head Linear(hidden, vocab, bias=False) unless tied.
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+
+namespace qwenvl {
+
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config) {
+  std::vector<ExpectedTensor> out;
+  auto add = [&](std::string name, Shape shape) { out.push_back({std::move(name), shape}); };
+
+  const VisionConfig& v = config.vision;
+  const int64_t h = v.hidden_size, vi = v.intermediate_size;
+  const int64_t merged = h * v.spatial_merge_size * v.spatial_merge_size;
+  add("visual.patch_embed.proj.weight",
+      {h, v.in_channels, v.temporal_patch_size, v.patch_size, v.patch_size});
+  for (int b = 0; b < v.depth; ++b) {
+    std::string p = cat("visual.blocks.", b, ".");
+    add(p + "norm1.weight", {h});
+    add(p + "norm2.weight", {h});
+    add(p + "attn.qkv.weight", {3 * h, h});
+    add(p + "attn.qkv.bias", {3 * h});
+    add(p + "attn.proj.weight", {h, h});
+    add(p + "attn.proj.bias", {h});
+    add(p + "mlp.gate_proj.weight", {vi, h});
+    add(p + "mlp.gate_proj.bias", {vi});
+    add(p + "mlp.up_proj.weight", {vi, h});
+    add(p + "mlp.up_proj.bias", {vi});
+    add(p + "mlp.down_proj.weight", {h, vi});
+    add(p + "mlp.down_proj.bias", {h});
+  }
+  add("visual.merger.ln_q.weight", {h});
+  add("visual.merger.mlp.0.weight", {merged, merged});
+  add("visual.merger.mlp.0.bias", {merged});
+  add("visual.merger.mlp.2.weight", {v.out_hidden_size, merged});
+  add("visual.merger.mlp.2.bias", {v.out_hidden_size});
+
+  const TextConfig& t = config.text;
+  const int64_t d = t.hidden_size, f = t.intermediate_size;
+  const int64_t q = int64_t(t.num_attention_heads) * t.head_dim;
+  const int64_t kv = int64_t(t.num_key_value_heads) * t.head_dim;
+  add("model.embed_tokens.weight", {t.vocab_size, d});
+  for (int l = 0; l < t.num_hidden_layers; ++l) {
+    std::string p = cat("model.layers.", l, ".");
+    add(p + "input_layernorm.weight", {d});
+    add(p + "post_attention_layernorm.weight", {d});
+    add(p + "self_attn.q_proj.weight", {q, d});
+    add(p + "self_attn.q_proj.bias", {q});
+    add(p + "self_attn.k_proj.weight", {kv, d});
+    add(p + "self_attn.k_proj.bias", {kv});
+    add(p + "self_attn.v_proj.weight", {kv, d});
+    add(p + "self_attn.v_proj.bias", {kv});
+    add(p + "self_attn.o_proj.weight", {d, q});
+    add(p + "mlp.gate_proj.weight", {f, d});
+    add(p + "mlp.up_proj.weight", {f, d});
+    add(p + "mlp.down_proj.weight", {d, f});
+  }
+  add("model.norm.weight", {d});
+  if (!t.tie_word_embeddings) add("lm_head.weight", {t.vocab_size, d});
+  return out;
+}
+
+}  // namespace qwenvl
