@@ -26,7 +26,9 @@ class Checkpoint {
  public:
   // Opens DIR: maps the files, parses and validates every header, maps names to canonical
   // ones, and checks the set against expected_tensors(config): missing, unexpected, wrong shape
-  // or non-float dtype -> Error naming the tensor and file.
+  // or non-float dtype -> Error naming the tensor and file. Reads headers only: the data stays
+  // mapped and untouched until used. A tied checkpoint that still stores lm_head.weight is
+  // accepted (shape checked) and that tensor dropped: tied models use model.embed_tokens.weight.
   static Checkpoint open(const std::string& model_dir, const ModelConfig& config);
 
   bool has(const std::string& canonical_name) const;
@@ -35,11 +37,22 @@ class Checkpoint {
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& file_of(const std::string& canonical_name) const;
   size_t total_bytes() const;
+  // Bytes of tensor data on disk per dtype, counting every stored tensor (also an lm_head.weight
+  // that a tied checkpoint stores but qwenvl does not use).
+  const std::map<DType, size_t>& disk_bytes_by_dtype() const { return disk_bytes_; }
+  // The safetensors files opened, in the order read.
+  const std::vector<std::string>& files() const { return file_names_; }
+
+  // Whether DIR holds any weights (model.safetensors, an index, or any *.safetensors), without
+  // opening them.
+  static bool has_weight_files(const std::string& model_dir);
 
  private:
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::string> files_;
   std::vector<std::shared_ptr<void>> mappings_;
+  std::map<DType, size_t> disk_bytes_;
+  std::vector<std::string> file_names_;
 };
 
 }  // namespace qwenvl

@@ -7,11 +7,12 @@
 // Text fields are looked up in text_config first, then at the top level. Vision fields that are
 // absent take Qwen2_5_VLVisionConfig's defaults: several Hub configs written by transformers 4.49
 // carry only hidden_size/out_hidden_size/tokens_per_second in vision_config.
+#include "checkpoint/config.h"
+
 #include <fstream>
 #include <numeric>
 #include <sstream>
 
-#include "checkpoint/config.h"
 #include "checkpoint/json_fields.h"
 #include "core/error.h"
 
@@ -74,7 +75,8 @@ void parse_rope(const TextSource& src, TextConfig& text) {
     }
   }
   if (!rope)
-    fail(src.source, ": required field 'rope_scaling' (or 'rope_parameters') with mrope_section "
+    fail(src.source,
+         ": required field 'rope_scaling' (or 'rope_parameters') with mrope_section "
          "is missing; Qwen2.5-VL needs M-RoPE");
   if (!rope->is_object())
     fail(src.source, ": field '", rope_key, "' should be an object, found ", rope->type_name());
@@ -144,9 +146,10 @@ VisionConfig parse_vision(const json& root, const std::string& source) {
   v.intermediate_size = int_field("intermediate_size", 3420);
   v.num_heads = int_field("num_heads", 16);
   // The original files say in_chans, transformers writes in_channels.
-  v.in_channels = int_field("in_channels", json_fields::optional_int(vc, "in_chans", at).value_or(3));
-  v.patch_size = int_field("patch_size", json_fields::optional_int(vc, "spatial_patch_size", at)
-                                             .value_or(14));
+  v.in_channels =
+      int_field("in_channels", json_fields::optional_int(vc, "in_chans", at).value_or(3));
+  v.patch_size =
+      int_field("patch_size", json_fields::optional_int(vc, "spatial_patch_size", at).value_or(14));
   v.spatial_merge_size = int_field("spatial_merge_size", 2);
   v.temporal_patch_size = int_field("temporal_patch_size", 2);
   v.window_size = int_field("window_size", 112);
@@ -175,14 +178,15 @@ void validate(const ModelConfig& c, const std::string& source) {
   int sum = std::accumulate(t.mrope_section.begin(), t.mrope_section.end(), 0);
   if (t.mrope_section.size() != 3 || sum != t.head_dim / 2) {
     std::ostringstream list;
-    for (size_t i = 0; i < t.mrope_section.size(); ++i) list << (i ? ", " : "") << t.mrope_section[i];
-    fail(source, ": mrope_section [", list.str(), "] must be three numbers summing to head_dim/2 = ",
-         t.head_dim / 2);
+    for (size_t i = 0; i < t.mrope_section.size(); ++i)
+      list << (i ? ", " : "") << t.mrope_section[i];
+    fail(source, ": mrope_section [", list.str(),
+         "] must be three numbers summing to head_dim/2 = ", t.head_dim / 2);
   }
   const VisionConfig& v = c.vision;
   if (v.hidden_size % v.num_heads != 0 || (v.hidden_size / v.num_heads) % 2 != 0)
-    fail(source, ": vision_config.hidden_size ", v.hidden_size,
-         " must split into num_heads ", v.num_heads, " heads of even size");
+    fail(source, ": vision_config.hidden_size ", v.hidden_size, " must split into num_heads ",
+         v.num_heads, " heads of even size");
   if (v.out_hidden_size != t.hidden_size)
     fail(source, ": vision_config.out_hidden_size ", v.out_hidden_size,
          " differs from the text hidden_size ", t.hidden_size);

@@ -17,8 +17,8 @@ struct VisionConfig {
   int patch_size = 14;
   int spatial_merge_size = 2;
   int temporal_patch_size = 2;
-  int window_size = 112;      // pixels
-  int out_hidden_size = 0;    // = text hidden_size
+  int window_size = 112;    // pixels
+  int out_hidden_size = 0;  // = text hidden_size
   std::vector<int> fullatt_block_indexes;
   std::string hidden_act = "silu";
   int tokens_per_second = 2;  // for video temporal positions

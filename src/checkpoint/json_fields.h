@@ -3,11 +3,10 @@
 // malformed config.json or safetensors header gives one readable sentence instead of
 // nlohmann's type_error.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace qwenvl::json_fields {
 

@@ -86,7 +86,8 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size,
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = n << 8 | bytes[i];
   if (n > kMaxSafetensorsHeaderBytes)
-    fail(file_name, " declares a ", n, "-byte header, more than safetensors allows; not a "
+    fail(file_name, " declares a ", n,
+         "-byte header, more than safetensors allows; not a "
          "safetensors file or corrupt");
   if (n > size - 8)
     fail(file_name, " declares a ", n, "-byte header but holds only ", size - 8,

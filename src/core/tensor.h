@@ -47,7 +47,7 @@ class Tensor {
   // Host tensor with its own (uninitialised, 64-byte aligned) storage.
   static Tensor empty(Shape shape, DType dtype);
 
-  bool defined() const { return data_ != nullptr || shape_.numel() == 0 && shape_.rank() > 0; }
+  bool defined() const { return data_ != nullptr || (shape_.numel() == 0 && shape_.rank() > 0); }
   void* data() const { return data_; }
   template <typename T>
   T* data() const { return static_cast<T*>(data_); }

@@ -29,8 +29,9 @@ class Tokenizer {
   int32_t token_id(std::string_view token) const;
   size_t vocab_size() const;  // highest id + 1
 
+  struct Impl;  // defined in text/tokenizer_impl.h, private to src/text
+
  private:
-  struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
