@@ -48,7 +48,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
   grain = std::max<int64_t>(1, grain);
   int64_t max_chunks = std::max<int64_t>(1, n / grain);
   int chunks = int(std::min<int64_t>(size(), max_chunks));
-  if (chunks == 1) {
+  std::unique_lock<std::mutex> submit(submit_mutex_, std::try_to_lock);
+  if (chunks == 1 || !submit.owns_lock()) {
     fn(0, n);
     return;
   }

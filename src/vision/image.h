@@ -18,4 +18,17 @@ struct RgbImage {
 RgbImage load_image(const std::string& path);
 RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name_for_errors);
 
+// The Orientation tag (0x0112) of an EXIF block (a TIFF header, optionally after "Exif\0\0"):
+// 1..8, or 1 when the block is absent, malformed or has none.
+int exif_orientation(std::span<const uint8_t> exif);
+
+// Turns an image stored with EXIF orientation `orientation` upright, as Pillow's
+// ImageOps.exif_transpose does (2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90
+// clockwise, 7 transverse, 8 rotate 90 counter-clockwise); other values change nothing.
+RgbImage apply_orientation(const RgbImage& image, int orientation);
+
+// Straight RGBA -> RGB on a white background, rounding exactly as Pillow's
+// `white.paste(rgba, mask=alpha)` (qwen-vl-utils' to_rgb): DIV255(255 * (255 - a) + c * a).
+RgbImage composite_on_white(const uint8_t* rgba, int width, int height);
+
 }  // namespace qwenvl

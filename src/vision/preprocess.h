@@ -17,12 +17,18 @@ struct PreprocessConfig {
   int patch_size = 14;
   int merge_size = 2;
   int temporal_patch_size = 2;
-  float rescale_factor = 1.0f / 255.0f;
+  // A double, as in Python: transformers multiplies the uint8 pixels by it in float64 and only
+  // then casts to float32; float(1/255) would move some values by one float32 ulp.
+  double rescale_factor = 1.0 / 255.0;
   float image_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
   float image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 };
 
-// DIR/preprocessor_config.json (defaults above where absent).
+// DIR/preprocessor_config.json (or the "image_processor" entry of DIR/processor_config.json);
+// fields it lacks keep the defaults above. `size` {shortest_edge, longest_edge} is read and then
+// overridden by top-level min_pixels / max_pixels, as the processor's constructor does. Error when
+// neither file exists or the file asks for something else than the bicubic / rescale / normalize
+// pipeline implemented here.
 PreprocessConfig load_preprocess_config(const std::string& model_dir);
 
 // transformers' smart_resize: (height, width) rounded to multiples of `factor` with the pixel
@@ -39,6 +45,12 @@ struct ImagePatches {
   int64_t tokens() const { return grid_t * grid_h * grid_w; }  // before the 2x2 merge
 };
 
+// smart_resize + resize_bicubic + patchify_image.
 ImagePatches preprocess_image(const RgbImage& image, const PreprocessConfig& config);
+
+// Rescale, normalize, repeat to temporal_patch_size and flatten an image whose sides are already
+// multiples of patch_size * merge_size: rows in (h-block, w-block, h-in-merge, w-in-merge) order,
+// each row (channel, frame, y, x), the processor's transpose (0, 1, 4, 7, 5, 8, 3, 2, 6, 9).
+ImagePatches patchify_image(const RgbImage& resized, const PreprocessConfig& config);
 
 }  // namespace qwenvl

@@ -27,7 +27,7 @@ struct Npy {
   }
   // Any integer or float array as doubles, for comparisons.
   std::vector<double> as_double() const {
-    std::vector<double> out(size_t(numel()));
+    std::vector<double> out(static_cast<size_t>(numel()));
     for (size_t i = 0; i < out.size(); ++i) {
       const char* p = bytes.data();
       if (descr == "<f4") out[i] = reinterpret_cast<const float*>(p)[i];

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cmath>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "core/dtype.h"
@@ -75,6 +76,29 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
     });
     for (auto& h : hits) ASSERT_EQ(h.load(), 1);
   }
+}
+
+}  // namespace
+}  // namespace qwenvl
+
+namespace qwenvl {
+namespace {
+
+TEST(ThreadPool, ConcurrentAndNestedCallersAllFinish) {
+  ThreadPool pool(3);
+  std::atomic<int64_t> total{0};
+  auto work = [&] {
+    for (int r = 0; r < 50; ++r)
+      pool.parallel_for(64, 1, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          pool.parallel_for(4, 1, [&](int64_t b2, int64_t e2) { total += e2 - b2; });
+        }
+      });
+  };
+  std::thread a(work), b(work);
+  a.join();
+  b.join();
+  EXPECT_EQ(total.load(), 2 * 50 * 64 * 4);
 }
 
 }  // namespace

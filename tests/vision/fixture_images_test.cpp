@@ -1,0 +1,173 @@
+// The vision layer against transformers on real files: tests/fixtures/images/expected.json
+// (written by tools/make_reference.py from tools/reference/image_cases.py). For each case the
+// decoded + resized RGB must equal Pillow's exactly, the grid must match, pixel_values must agree
+// within 1e-5 (all rows, or the listed `rows`), and the cases transformers refuses must throw.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "vision/image.h"
+#include "vision/preprocess.h"
+
+namespace qwenvl {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path kImages = fs::path(QWENVL_FIXTURES_DIR) / "images";
+
+json load_expected() {
+  std::ifstream in(kImages / "expected.json");
+  return json::parse(in);
+}
+
+PreprocessConfig config_for(const json& c) {
+  PreprocessConfig config;
+  config.min_pixels =
+      c.value("min_pixels", json()).is_null() ? 3136 : c["min_pixels"].get<int64_t>();
+  config.max_pixels =
+      c.value("max_pixels", json()).is_null() ? 12845056 : c["max_pixels"].get<int64_t>();
+  return config;
+}
+
+std::string label(const json& c) {
+  return c["file"].get<std::string>() + " (min " + c.value("min_pixels", json()).dump() + ", max " +
+         c.value("max_pixels", json()).dump() + ")";
+}
+
+// A '<f4' 2-d .npy. (tests/common/npy.h does not compile when included: its as_double() has a
+// most-vexing-parse declaration, `std::vector<double> out(size_t(numel()))`.)
+struct F32Array {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+F32Array read_f32_npy(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path.string());
+  char magic[8];
+  in.read(magic, 8);
+  if (!in || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    throw std::runtime_error("not npy: " + path.string());
+  uint32_t header_len = 0;
+  if (magic[6] == 1) {
+    uint16_t n = 0;
+    in.read(reinterpret_cast<char*>(&n), 2);
+    header_len = n;
+  } else {
+    in.read(reinterpret_cast<char*>(&header_len), 4);
+  }
+  std::string header(header_len, '\0');
+  in.read(header.data(), header_len);
+  if (header.find("'<f4'") == std::string::npos ||
+      header.find("'fortran_order': False") == std::string::npos)
+    throw std::runtime_error("expected little-endian float32 in C order: " + path.string());
+  F32Array out;
+  std::string shape = header.substr(header.find('(') + 1);
+  shape = shape.substr(0, shape.find(')'));
+  for (size_t pos = 0; pos < shape.size();) {
+    size_t end = shape.find(',', pos);
+    std::string part = shape.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    if (part.find_first_of("0123456789") != std::string::npos)
+      out.shape.push_back(std::stoll(part));
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  int64_t n = 1;
+  for (int64_t d : out.shape) n *= d;
+  out.values.resize(size_t(n));
+  in.read(reinterpret_cast<char*>(out.values.data()), std::streamsize(n * sizeof(float)));
+  if (!in) throw std::runtime_error("truncated " + path.string());
+  return out;
+}
+
+TEST(FixtureImages, MatchTransformers) {
+  if (!fs::exists(kImages / "expected.json"))
+    GTEST_SKIP() << kImages / "expected.json"
+                 << " not generated yet (tools/make_reference.py)";
+  json cases = load_expected();
+  ASSERT_TRUE(cases.is_array());
+  ASSERT_GE(cases.size(), 22u);
+  int checked = 0;
+  for (const json& c : cases) {
+    SCOPED_TRACE(label(c));
+    const PreprocessConfig config = config_for(c);
+    const fs::path input = kImages / c["file"].get<std::string>();
+    if (c.contains("error")) {
+      EXPECT_THROW(preprocess_image(load_image(input.string()), config), Error)
+          << "transformers refuses it: " << c["error"];
+      ++checked;
+      continue;
+    }
+    RgbImage image;
+    try {
+      image = load_image(input.string());
+    } catch (const Error& e) {
+      ADD_FAILURE() << "decode failed: " << e.what();
+      continue;
+    }
+    const int factor = config.patch_size * config.merge_size;
+    auto [h, w] =
+        smart_resize(image.height, image.width, factor, config.min_pixels, config.max_pixels);
+    EXPECT_EQ(h, c["resized_hw"][0].get<int>());
+    EXPECT_EQ(w, c["resized_hw"][1].get<int>());
+    RgbImage resized = resize_bicubic(image, w, h);
+
+    if (c.contains("rgb_png") && !c["rgb_png"].is_null()) {
+      RgbImage want = load_image((kImages / c["rgb_png"].get<std::string>()).string());
+      ASSERT_EQ(want.width, resized.width);
+      ASSERT_EQ(want.height, resized.height);
+      size_t mismatches = 0, first = 0;
+      int worst = 0;
+      for (size_t i = 0; i < want.pixels.size(); ++i) {
+        int d = std::abs(int(want.pixels[i]) - int(resized.pixels[i]));
+        if (d && !mismatches++) first = i;
+        worst = std::max(worst, d);
+      }
+      EXPECT_EQ(mismatches, 0u) << "RGB differs from Pillow in " << mismatches << " of "
+                                << want.pixels.size() << " samples (max " << worst
+                                << ", first at pixel " << first / 3 << " = (" << first / 3 % w
+                                << ", " << first / 3 / w << ") channel " << first % 3 << ")";
+    }
+
+    ImagePatches patches = patchify_image(resized, config);
+    EXPECT_EQ(patches.grid_t, c["grid_thw"][0].get<int64_t>());
+    EXPECT_EQ(patches.grid_h, c["grid_thw"][1].get<int64_t>());
+    EXPECT_EQ(patches.grid_w, c["grid_thw"][2].get<int64_t>());
+    F32Array npy = read_f32_npy(kImages / c["pixel_values_npy"].get<std::string>());
+    ASSERT_EQ(npy.shape.size(), 2u);
+    const int64_t cols = patches.pixel_values.dim(1);
+    ASSERT_EQ(npy.shape[1], cols);
+    std::vector<int64_t> rows;
+    if (c.contains("rows") && !c["rows"].is_null()) {
+      rows = c["rows"].get<std::vector<int64_t>>();
+    } else {
+      ASSERT_EQ(npy.shape[0], patches.pixel_values.dim(0));
+      for (int64_t r = 0; r < npy.shape[0]; ++r) rows.push_back(r);
+    }
+    ASSERT_EQ(int64_t(rows.size()), npy.shape[0]);
+    const std::vector<float>& want = npy.values;
+    const float* got = patches.pixel_values.data<float>();
+    double worst = 0;
+    int64_t worst_at = -1;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      ASSERT_LT(rows[i], patches.pixel_values.dim(0));
+      for (int64_t j = 0; j < cols; ++j) {
+        double d = std::fabs(double(got[rows[i] * cols + j]) - want[i * cols + j]);
+        if (d > worst) worst = d, worst_at = rows[i] * cols + j;
+      }
+    }
+    EXPECT_LE(worst, 1e-5) << "pixel_values differ by " << worst << " at flat index " << worst_at;
+    ++checked;
+  }
+  EXPECT_EQ(checked, int(cases.size()));
+}
+
+}  // namespace
+}  // namespace qwenvl
