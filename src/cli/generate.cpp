@@ -1,7 +1,220 @@
-// Placeholder until the owner of this subcommand lands it.
+// qwenvl generate: image(s) + prompt -> text, streamed to stdout. Flags override the checkpoint's
+// generation_config.json. With --json the last stdout line is one JSON object describing the run
+// (scripts parse it); errors are one line on stderr and a non-zero exit (see main.cpp).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/config.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "model/qwen2_5_vl.h"
+#include "runtime/generation_config.h"
+#include "runtime/generator.h"
+#include "runtime/memory_stats.h"
+#include "text/chat.h"
+#include "text/tokenizer.h"
+#include "vision/image.h"
+#include "vision/preprocess.h"
 
 namespace qwenvl::cli {
-int run_generate(int, char**) { fail("'generate' is not built yet"); }
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: qwenvl generate --model DIR [--image PATH]... --prompt TEXT [flags]\n"
+    "  --system TEXT            system message (default: the chat template's)\n"
+    "  --max-new-tokens N       tokens to generate (default: generation_config or 256)\n"
+    "  --temperature T          0 = greedy; --top-k K, --top-p P, --min-p P,\n"
+    "  --repetition-penalty R   sampling (defaults: generation_config.json)\n"
+    "  --seed S                 seed of the sampler's draws (default 0)\n"
+    "  --ignore-eos             keep going past end-of-sequence tokens\n"
+    "  --stop STR               stop at this text (repeatable)\n"
+    "  --min-pixels N, --max-pixels N   image resize bounds\n"
+    "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA activations)   --threads N\n"
+    "  --max-context N          context limit (default min(32768, max_position_embeddings))\n"
+    "  --json                   print a JSON summary as the last line\n"
+    "  --dump-logits FILE.npy   float32 logits at the last prompt position\n";
+
+constexpr int64_t kDefaultMaxNewTokens = 256;
+constexpr int64_t kDefaultMaxContext = 32768;
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+void require_file(const std::filesystem::path& path, const char* what) {
+  if (!std::filesystem::is_regular_file(path))
+    fail("the model directory has no ", what, " (", path.string(), ")");
+}
+
+// A float32 vector as a NumPy .npy file (format 1.0).
+void write_npy(const std::string& path, const std::vector<float>& values) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                       std::to_string(values.size()) + ",), }";
+  const size_t unpadded = 10 + header.size() + 1;
+  header.append((64 - unpadded % 64) % 64, ' ');
+  header.push_back('\n');
+  std::ofstream out(path, std::ios::binary);
+  if (!out) fail("cannot write ", path);
+  const uint16_t len = uint16_t(header.size());
+  out.write("\x93NUMPY\x01\x00", 8);
+  out.put(char(len & 0xff));
+  out.put(char(len >> 8));
+  out << header;
+  out.write(reinterpret_cast<const char*>(values.data()), std::streamsize(values.size() * 4));
+  if (!out) fail("cannot write ", path);
+}
+
+DType parse_cuda_dtype(const std::string& name) {
+  if (name == "bf16") return DType::BF16;
+  if (name == "fp16") return DType::F16;
+  fail("--dtype must be bf16 or fp16, got '", name, "'");
+}
+
+}  // namespace
+
+int run_generate(int argc, char** argv) {
+  const Args args(argc, argv,
+                  {"model", "image", "prompt", "system", "max-new-tokens", "temperature", "top-k",
+                   "top-p", "min-p", "repetition-penalty", "seed", "min-pixels", "max-pixels",
+                   "device", "dtype", "threads", "dump-logits", "stop", "max-context"},
+                  {"ignore-eos", "json", "help"});
+  if (args.has("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (!args.positional().empty())
+    fail("unexpected argument '", args.positional().front(), "' (see --help)");
+  const std::string model_dir = args.require("model");
+  const std::string prompt = args.require("prompt");
+  const bool json = args.has("json");
+
+  // ---- configuration, tokenizer, images: everything that can fail cheaply comes first.
+  auto start = Clock::now();
+  if (!std::filesystem::is_directory(model_dir))
+    fail("model directory ", model_dir, " does not exist");
+  const ModelConfig config = load_model_config(model_dir);
+  const std::filesystem::path dir(model_dir);
+  require_file(dir / "tokenizer.json", "tokenizer.json");
+  const GenerationConfig gen = load_generation_config(model_dir);
+  PreprocessConfig pre = load_preprocess_config(model_dir);
+  pre.min_pixels = args.get_int("min-pixels", pre.min_pixels);
+  pre.max_pixels = args.get_int("max-pixels", pre.max_pixels);
+  const Tokenizer tokenizer = Tokenizer::load((dir / "tokenizer.json").string());
+  const double config_ms = ms_since(start);  // counted as loading, not preprocessing
+
+  // ---- generation settings: flags over generation_config.json.
+  GenerationRequest request;
+  request.max_new_tokens =
+      args.get_int("max-new-tokens", gen.max_new_tokens.value_or(kDefaultMaxNewTokens));
+  request.sampling = gen.sampling();
+  if (args.has("temperature"))
+    request.sampling.temperature = float(args.get_double("temperature", 0));
+  if (request.sampling.temperature < 0) fail("--temperature must be >= 0");
+  request.sampling.top_k = int(args.get_int("top-k", request.sampling.top_k));
+  request.sampling.top_p = float(args.get_double("top-p", request.sampling.top_p));
+  request.sampling.min_p = float(args.get_double("min-p", request.sampling.min_p));
+  request.sampling.repetition_penalty =
+      float(args.get_double("repetition-penalty", request.sampling.repetition_penalty));
+  if (request.sampling.top_p <= 0 || request.sampling.top_p > 1) fail("--top-p must be in (0, 1]");
+  if (request.sampling.repetition_penalty <= 0) fail("--repetition-penalty must be > 0");
+  request.seed = uint64_t(args.get_int("seed", 0));
+  request.eos_token_ids = gen.eos_token_ids;
+  if (request.eos_token_ids.empty())
+    request.eos_token_ids.push_back(tokenizer.token_id("<|im_end|>"));
+  request.ignore_eos = args.has("ignore-eos");
+  request.stop = args.all("stop");
+  request.keep_prompt_logits = args.has("dump-logits");
+  const DType cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
+  const int threads = int(args.get_int("threads", 0));
+  int64_t max_context = args.get_int("max-context", kDefaultMaxContext);
+  if (config.text.max_position_embeddings > 0)
+    max_context = std::min<int64_t>(max_context, config.text.max_position_embeddings);
+
+  // ---- images and the chat prompt (images first in the user turn, in the order given).
+  start = Clock::now();
+  std::vector<ChatMessage> messages;
+  if (auto system = args.get("system"))
+    messages.push_back({"system", {{ChatPart::Kind::Text, *system}}});
+  ChatMessage user{"user", {}};
+  std::vector<int64_t> pad_counts;
+  const int64_t unit = int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
+  int64_t max_patches = 0;
+  for (const std::string& path : args.all("image")) {
+    const ImagePatches patches = preprocess_image(load_image(path), pre);
+    request.images.push_back(
+        {patches.pixel_values, {patches.grid_t, patches.grid_h, patches.grid_w}});
+    pad_counts.push_back(patches.tokens() / unit);
+    max_patches = std::max(max_patches, patches.tokens());
+    user.parts.push_back({ChatPart::Kind::Image, ""});
+  }
+  user.parts.push_back({ChatPart::Kind::Text, prompt});
+  messages.push_back(user);
+  request.prompt_ids = chat_prompt_ids(tokenizer, messages, pad_counts, true);
+  const double preprocess_ms = ms_since(start);
+  const int64_t prompt_tokens = int64_t(request.prompt_ids.size());
+  check_context(prompt_tokens, request.max_new_tokens, max_context);
+
+  // ---- weights.
+  start = Clock::now();
+  std::unique_ptr<Backend> backend =
+      make_backend(args.get("device").value_or("auto"), cuda_dtype, threads);
+  const Checkpoint checkpoint = Checkpoint::open(model_dir, config);
+  ModelLimits limits;
+  limits.max_context = prompt_tokens + request.max_new_tokens;  // the cache this request needs
+  limits.max_image_patches = max_patches;
+  for (int64_t count : pad_counts) limits.max_image_tokens += count;
+  Qwen25VL model(config, checkpoint, *backend, limits);
+  backend->synchronize();
+  const double load_ms = config_ms + ms_since(start);
+
+  // ---- generation, streamed.
+  Generator generator(model, tokenizer);
+  const GenerationResult result = generator.generate(request, [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::fputc('\n', stdout);
+
+  if (auto path = args.get("dump-logits")) write_npy(*path, result.prompt_logits);
+  if (json) {
+    nlohmann::json grids = nlohmann::json::array();
+    for (const ImageInput& image : request.images)
+      grids.push_back({image.grid.t, image.grid.h, image.grid.w});
+    nlohmann::json peak = {{"cpu", peak_rss_bytes()}};
+    if (backend->device() == Device::CUDA) peak["cuda"] = backend->peak_bytes();
+    const nlohmann::json summary = {
+        {"text", result.text},
+        {"tokens", result.tokens},
+        {"prompt_token_ids", request.prompt_ids},
+        {"image_grid_thw", grids},
+        {"prompt_tokens", prompt_tokens},
+        {"generated_tokens", result.tokens.size()},
+        {"finish_reason", result.finish_reason},
+        {"rope_delta", result.positions.rope_delta},
+        {"device", backend->name()},
+        {"timings",
+         {{"load_ms", load_ms},
+          {"preprocess_ms", preprocess_ms},
+          {"vision_ms", result.timings.vision_ms},
+          {"prefill_ms", result.timings.prefill_ms},
+          {"decode_ms", result.timings.decode_ms},
+          {"decode_tokens_per_s", result.timings.decode_tokens_per_s}}},
+        {"peak_memory_bytes", peak},
+    };
+    std::fputs(
+        (summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(),
+        stdout);
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace qwenvl::cli

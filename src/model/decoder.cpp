@@ -1,0 +1,142 @@
+#include "model/decoder.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "model/device_indices.h"
+#include "model/rope.h"
+
+namespace qwenvl {
+
+DecoderWeights load_decoder_weights(const TextConfig& c, WeightLoader& loader) {
+  DecoderWeights w;
+  w.embed_tokens = loader.get("model.embed_tokens.weight");
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = cat("model.layers.", l, ".");
+    DecoderLayerWeights lw;
+    lw.input_norm = loader.get(p + "input_layernorm.weight");
+    lw.post_attention_norm = loader.get(p + "post_attention_layernorm.weight");
+    lw.q_w = loader.get(p + "self_attn.q_proj.weight");
+    lw.q_b = loader.get(p + "self_attn.q_proj.bias");
+    lw.k_w = loader.get(p + "self_attn.k_proj.weight");
+    lw.k_b = loader.get(p + "self_attn.k_proj.bias");
+    lw.v_w = loader.get(p + "self_attn.v_proj.weight");
+    lw.v_b = loader.get(p + "self_attn.v_proj.bias");
+    lw.o_w = loader.get(p + "self_attn.o_proj.weight");
+    lw.gate_w = loader.get(p + "mlp.gate_proj.weight");
+    lw.up_w = loader.get(p + "mlp.up_proj.weight");
+    lw.down_w = loader.get(p + "mlp.down_proj.weight");
+    w.layers.push_back(std::move(lw));
+  }
+  w.norm = loader.get("model.norm.weight");
+  w.lm_head = c.tie_word_embeddings ? w.embed_tokens : loader.get("lm_head.weight");
+  return w;
+}
+
+Decoder::Decoder(const TextConfig& config, DecoderWeights weights)
+    : config_(config), weights_(std::move(weights)) {
+  if (config.hidden_act != "silu")
+    fail("hidden_act '", config.hidden_act, "' is not supported (Qwen2.5-VL uses silu)");
+  if (config.num_attention_heads % config.num_key_value_heads != 0)
+    fail("num_attention_heads ", config.num_attention_heads,
+         " is not a multiple of num_key_value_heads ", config.num_key_value_heads);
+  rope_ = mrope_spec(config.head_dim, config.rope_theta, config.mrope_section);
+}
+
+size_t Decoder::workspace_bytes(const TextConfig& c, int64_t tokens, DType dtype) {
+  const int64_t d = c.hidden_size, f = c.intermediate_size;
+  const int64_t q = int64_t(c.num_attention_heads) * c.head_dim;
+  const int64_t kv = int64_t(c.num_key_value_heads) * c.head_dim;
+  // x, normed, q, k, v, attention out, delta, gate, up; then one row of logits in f32.
+  const int64_t elements = tokens * (3 * d + 2 * q + 2 * kv + 2 * f);
+  return size_t(elements) * dtype_size(dtype) + size_t(c.vocab_size) * sizeof(float) +
+         size_t(tokens) * 8 * sizeof(int32_t) + (size_t(1) << 20);
+}
+
+void Decoder::forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
+                      const std::vector<int32_t>& positions, const ChunkImageRows* images,
+                      Tensor& logits) {
+  const int64_t n = int64_t(ids.size());
+  const int64_t start = cache.length();
+  const int64_t d = config_.hidden_size;
+  const DType dt = backend.compute_dtype();
+  QWENVL_CHECK(n > 0 && int64_t(positions.size()) == 3 * n, "positions for ", n, " tokens");
+  for (int32_t id : ids)
+    if (id < 0 || id >= config_.vocab_size)
+      fail("token id ", id, " is outside the vocabulary of ", config_.vocab_size);
+  cache.set_length(start + n);  // Error before any work when the context is full
+  const size_t mark = backend.workspace_mark();
+  Tensor x = backend.alloc({n, d}, dt);
+  backend.gather_rows(weights_.embed_tokens, upload_indices(backend, ids), x);
+  if (images && !images->chunk_positions.empty()) {
+    const int64_t count = int64_t(images->chunk_positions.size());
+    backend.scatter_rows(images->embeddings->rows(images->first_row, count),
+                         upload_indices(backend, images->chunk_positions), x);
+  }
+
+  const Tensor positions_dev = upload_indices(backend, positions, {3, n});
+  std::vector<int32_t> slots(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) slots[size_t(i)] = int32_t(start + i);
+  const Tensor slots_dev = upload_indices(backend, slots);
+  // One segment: the chunk's queries against every cached key, causal from the bottom right
+  // (query i sees keys [0, start + i]).
+  const float scale = 1.0f / std::sqrt(float(config_.head_dim));
+  AttentionSegments segments =
+      make_segments(backend, {0, int32_t(n)}, {0, int32_t(start + n)}, true, scale);
+  segments.max_k = int(cache.capacity());
+
+  for (size_t l = 0; l < weights_.layers.size(); ++l)
+    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, positions_dev,
+          slots_dev, segments);
+
+  // Only the last position's logits are needed: final norm and lm_head on one row.
+  Tensor last = x.rows(n - 1, 1);
+  Tensor normed = backend.alloc({1, d}, dt);
+  backend.rms_norm(last, weights_.norm, config_.rms_norm_eps, normed);
+  Tensor logits_row = logits.view({1, int64_t(config_.vocab_size)});
+  backend.linear(normed, weights_.lm_head, nullptr, logits_row);
+  backend.workspace_release(mark);
+}
+
+void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache,
+                    Tensor& v_cache, Tensor& x, const Tensor& positions, const Tensor& slots,
+                    const AttentionSegments& segments) {
+  const size_t mark = backend.workspace_mark();
+  const int64_t n = x.dim(0), d = config_.hidden_size, f = config_.intermediate_size;
+  const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
+  const int64_t hd = config_.head_dim;
+  const DType dt = backend.compute_dtype();
+
+  // x = x + o_proj(attention(rope(q), cache ∪ rope(k), cache ∪ v)) over input_layernorm(x)
+  Tensor normed = backend.alloc({n, d}, dt);
+  backend.rms_norm(x, w.input_norm, config_.rms_norm_eps, normed);
+  Tensor q = backend.alloc({n, heads, hd}, dt);
+  Tensor k = backend.alloc({n, kv_heads, hd}, dt);
+  Tensor v = backend.alloc({n, kv_heads, hd}, dt);
+  Tensor q2 = q.view({n, heads * hd}), k2 = k.view({n, kv_heads * hd}),
+         v2 = v.view({n, kv_heads * hd});
+  backend.linear(normed, w.q_w, &w.q_b, q2);
+  backend.linear(normed, w.k_w, &w.k_b, k2);
+  backend.linear(normed, w.v_w, &w.v_b, v2);
+  backend.rope(q, positions, rope_);
+  backend.rope(k, positions, rope_);
+  backend.scatter_rows(k, slots, k_cache);
+  backend.scatter_rows(v, slots, v_cache);
+  Tensor attended = backend.alloc({n, heads, hd}, dt);
+  backend.attention(q, k_cache, v_cache, segments, attended);
+  Tensor delta = backend.alloc({n, d}, dt);
+  backend.linear(attended.view({n, heads * hd}), w.o_w, nullptr, delta);
+
+  // x = x + down(silu(gate(y)) * up(y)), y = post_attention_layernorm(x)
+  backend.add_rms_norm(x, delta, w.post_attention_norm, config_.rms_norm_eps, normed);
+  Tensor gate = backend.alloc({n, f}, dt);
+  Tensor up = backend.alloc({n, f}, dt);
+  backend.linear(normed, w.gate_w, nullptr, gate);
+  backend.linear(normed, w.up_w, nullptr, up);
+  backend.silu_mul(gate, up, gate);
+  backend.linear(gate, w.down_w, nullptr, delta);
+  backend.add(x, delta);
+  backend.workspace_release(mark);
+}
+
+}  // namespace qwenvl

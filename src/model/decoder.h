@@ -1,0 +1,66 @@
+#pragma once
+// Qwen2.5-VL's language model (transformers' Qwen2_5_VLTextModel + lm_head): token embeddings
+// with image embeddings in place of the pad tokens, pre-norm decoder layers (GQA attention with
+// q/k/v biases and M-RoPE, SwiGLU MLP), final RMSNorm, and logits for the last position only.
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "checkpoint/config.h"
+#include "model/kv_cache.h"
+#include "model/weight_loader.h"
+
+namespace qwenvl {
+
+struct DecoderLayerWeights {
+  Tensor input_norm, post_attention_norm;  // [hidden]
+  Tensor q_w, q_b;                         // [heads·head_dim, hidden], [heads·head_dim]
+  Tensor k_w, k_b, v_w, v_b;               // [kv_heads·head_dim, hidden], [kv_heads·head_dim]
+  Tensor o_w;                              // [hidden, heads·head_dim], no bias
+  Tensor gate_w, up_w;                     // [intermediate, hidden]
+  Tensor down_w;                           // [hidden, intermediate]
+};
+
+struct DecoderWeights {
+  Tensor embed_tokens;  // [vocab, hidden]
+  std::vector<DecoderLayerWeights> layers;
+  Tensor norm;     // [hidden]
+  Tensor lm_head;  // [vocab, hidden]; the embedding matrix itself when tied
+};
+
+DecoderWeights load_decoder_weights(const TextConfig& config, WeightLoader& loader);
+
+// Image embeddings that replace some of a chunk's tokens: rows [first_row, first_row + count) of
+// `embeddings` go, in order, to the chunk positions listed in `chunk_positions`.
+struct ChunkImageRows {
+  const Tensor* embeddings = nullptr;  // [image tokens, hidden] on the device
+  int64_t first_row = 0;
+  std::vector<int32_t> chunk_positions;
+};
+
+class Decoder {
+ public:
+  Decoder(const TextConfig& config, DecoderWeights weights);
+
+  // Runs `ids` as the tokens at cache positions [cache.length(), + ids.size()), with M-RoPE
+  // positions [3][ids.size()] (t, h, w rows). Appends their keys and values to the cache and
+  // writes the f32 logits of the last token into logits ([vocab], allocated by the caller).
+  void forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
+               const std::vector<int32_t>& positions, const ChunkImageRows* images, Tensor& logits);
+
+  // Workspace forward() needs for `tokens` tokens at once.
+  static size_t workspace_bytes(const TextConfig& config, int64_t tokens, DType dtype);
+
+  const TextConfig& config() const { return config_; }
+
+ private:
+  void layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache, Tensor& v_cache,
+             Tensor& x, const Tensor& positions, const Tensor& slots,
+             const AttentionSegments& segments);
+
+  TextConfig config_;
+  DecoderWeights weights_;
+  RopeSpec rope_;
+};
+
+}  // namespace qwenvl

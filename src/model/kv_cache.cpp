@@ -1,0 +1,22 @@
+#include "model/kv_cache.h"
+
+#include "core/error.h"
+
+namespace qwenvl {
+
+KvCache::KvCache(Backend& backend, const KvCacheShape& shape) : shape_(shape) {
+  const Shape per_layer{shape.capacity, shape.kv_heads, shape.head_dim};
+  for (int l = 0; l < shape.layers; ++l) {
+    k_.push_back(backend.alloc_persistent(per_layer, backend.compute_dtype()));
+    v_.push_back(backend.alloc_persistent(per_layer, backend.compute_dtype()));
+  }
+}
+
+void KvCache::set_length(int64_t length) {
+  if (length > shape_.capacity)
+    fail("the sequence of ", length, " tokens does not fit the context of ", shape_.capacity,
+         " tokens");
+  length_ = length;
+}
+
+}  // namespace qwenvl

@@ -1,0 +1,123 @@
+#include "model/qwen2_5_vl.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace qwenvl {
+
+namespace {
+
+KvCacheShape cache_shape(const TextConfig& t, int64_t max_context) {
+  return {t.num_hidden_layers, t.num_key_value_heads, t.head_dim, max_context};
+}
+
+// Logits, the sampled token and the id history the sampler's repetition penalty reads.
+size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
+  return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
+         size_t(max_context) * sizeof(int32_t) + 3 * 256;
+}
+
+size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint) {
+  WeightLoader counter(checkpoint, nullptr);
+  load_vision_weights(config.vision, counter);
+  load_decoder_weights(config.text, counter);
+  return counter.bytes();
+}
+
+}  // namespace
+
+MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
+                          const ModelLimits& limits) {
+  MemoryPlan p;
+  p.weight_bytes = count_weight_bytes(config, checkpoint);
+  p.persistent_bytes = cache_shape(config.text, limits.max_context).bytes(compute) +
+                       sampling_state_bytes(config.text, limits.max_context);
+  // Image embeddings stay in the workspace while the vision tower encodes the next image and
+  // while the decoder runs its chunks on top of them.
+  const size_t embeds =
+      size_t(limits.max_image_tokens) * size_t(config.text.hidden_size) * dtype_size(compute);
+  const int64_t chunk = std::min(limits.prefill_chunk, limits.max_context);
+  const size_t vision =
+      limits.max_image_patches > 0
+          ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches, compute)
+          : 0;
+  p.workspace_bytes =
+      embeds + std::max(vision, Decoder::workspace_bytes(config.text, chunk, compute));
+  return p;
+}
+
+Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
+                   const ModelLimits& limits)
+    : config_(config), backend_(backend), limits_(limits) {
+  if (limits.max_context < 1 || limits.prefill_chunk < 1)
+    fail("the context limit and prefill chunk must be positive");
+  const MemoryPlan p = plan(config, checkpoint, backend.compute_dtype(), limits);
+  backend.reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
+  WeightLoader loader(checkpoint, &backend);
+  vision_.emplace(config.vision, load_vision_weights(config.vision, loader));
+  decoder_.emplace(config.text, load_decoder_weights(config.text, loader));
+  cache_ = KvCache(backend, cache_shape(config.text, limits.max_context));
+  logits_ = backend.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);
+  next_token_ = backend.alloc_persistent({1}, DType::I32);
+  history_ = backend.alloc_persistent({limits.max_context}, DType::I32);
+}
+
+Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {
+  const int64_t unit =
+      int64_t(config_.vision.spatial_merge_size) * config_.vision.spatial_merge_size;
+  int64_t tokens = 0;
+  for (const ImageInput& image : images) tokens += image.grid.patches() / unit;
+  Tensor out =
+      backend_.alloc({tokens, int64_t(config_.text.hidden_size)}, backend_.compute_dtype());
+  int64_t row = 0;
+  for (const ImageInput& image : images) {
+    const int64_t count = image.grid.patches() / unit;
+    Tensor rows = out.rows(row, count);
+    vision_->encode(backend_, image.pixel_values, image.grid, rows);
+    row += count;
+  }
+  return out;
+}
+
+void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& positions,
+                       const Tensor* image_embeds) {
+  const int64_t n = int64_t(ids.size());
+  if (n == 0) fail("the prompt is empty");
+  if (n > limits_.max_context)
+    fail("the prompt has ", n, " tokens but the context holds ", limits_.max_context);
+  QWENVL_CHECK(positions.length == n, "positions for ", positions.length, " of ", n, " tokens");
+  std::vector<int32_t> pads;
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[size_t(i)] == config_.image_token_id) pads.push_back(int32_t(i));
+  const int64_t image_rows = image_embeds ? image_embeds->dim(0) : 0;
+  if (int64_t(pads.size()) != image_rows)
+    fail("the prompt has ", pads.size(), " image pad tokens but the images give ", image_rows,
+         " embeddings");
+
+  cache_.clear();
+  rope_delta_ = positions.rope_delta;
+  size_t next_pad = 0;
+  for (int64_t begin = 0; begin < n; begin += limits_.prefill_chunk) {
+    const int64_t count = std::min(limits_.prefill_chunk, n - begin);
+    std::vector<int32_t> chunk_ids(ids.begin() + begin, ids.begin() + begin + count);
+    std::vector<int32_t> chunk_positions(size_t(3 * count));
+    for (int row = 0; row < 3; ++row)
+      for (int64_t i = 0; i < count; ++i)
+        chunk_positions[size_t(row * count + i)] = int32_t(positions.at(row, begin + i));
+    ChunkImageRows images;
+    images.embeddings = image_embeds;
+    images.first_row = int64_t(next_pad);
+    while (next_pad < pads.size() && pads[next_pad] < begin + count)
+      images.chunk_positions.push_back(pads[next_pad++] - int32_t(begin));
+    decoder_->forward(backend_, cache_, chunk_ids, chunk_positions, &images, logits_);
+  }
+}
+
+void Qwen25VL::decode_step(int32_t token) {
+  const int64_t position = decode_position(cache_.length(), rope_delta_);
+  const std::vector<int32_t> positions(3, int32_t(position));
+  decoder_->forward(backend_, cache_, {token}, positions, nullptr, logits_);
+}
+
+}  // namespace qwenvl

@@ -1,0 +1,83 @@
+#pragma once
+// Qwen2_5_VLForConditionalGeneration for one sequence at a time: the vision tower, the decoder
+// and the memory they need, planned before anything is uploaded.
+//
+// Use: construct (reserves memory, uploads weights, allocates the KV cache); then per request
+//   mark = backend.workspace_mark();
+//   embeds = encode_images(images);            // all images of the prompt, in order
+//   prefill(ids, rope_index(ids, ...), embeds)  // logits() holds the last position's logits
+//   backend.workspace_release(mark);
+//   decode_step(token) ...                      // logits() again
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "backend/backend.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/config.h"
+#include "model/decoder.h"
+#include "model/kv_cache.h"
+#include "model/rope_index.h"
+#include "model/vision_tower.h"
+
+namespace qwenvl {
+
+struct ModelLimits {
+  int64_t max_context = 32768;    // tokens of prompt + generation
+  int64_t prefill_chunk = 1024;   // tokens per prefill pass (bounds the workspace)
+  int64_t max_image_patches = 0;  // patches of the largest single image (0: no images)
+  int64_t max_image_tokens = 0;   // merged tokens of all images of one request
+};
+
+struct MemoryPlan {
+  size_t weight_bytes = 0;
+  size_t persistent_bytes = 0;  // KV cache, logits, sampling state
+  size_t workspace_bytes = 0;
+};
+
+struct ImageInput {
+  Tensor pixel_values;  // f32 host [patches, 1176]
+  VisionGrid grid;
+};
+
+class Qwen25VL {
+ public:
+  Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
+           const ModelLimits& limits);
+
+  static MemoryPlan plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
+                         const ModelLimits& limits);
+
+  // [total image tokens, hidden] in the workspace, images concatenated in order (each image is
+  // encoded on its own: its attention never crosses into another image, so this equals
+  // transformers' batched call).
+  Tensor encode_images(const std::vector<ImageInput>& images);
+
+  // Starts a new sequence: clears the cache and runs the prompt in chunks. image_embeds (may be
+  // null when the prompt has no images) replace the <|image_pad|> tokens in order.
+  void prefill(const std::vector<int32_t>& ids, const MropePositions& positions,
+               const Tensor* image_embeds);
+  // Appends one token at the next cache position (its M-RoPE position continues with the
+  // prompt's rope_delta).
+  void decode_step(int32_t token);
+
+  Tensor& logits() { return logits_; }          // f32 [vocab] of the last token run
+  Tensor& next_token() { return next_token_; }  // I32 [1], for Backend::sample
+  Tensor& history() { return history_; }        // I32 [max_context], for Backend::sample
+  const KvCache& cache() const { return cache_; }
+  const ModelConfig& config() const { return config_; }
+  int64_t max_context() const { return limits_.max_context; }
+  Backend& backend() { return backend_; }
+
+ private:
+  ModelConfig config_;
+  Backend& backend_;
+  ModelLimits limits_;
+  std::optional<VisionTower> vision_;
+  std::optional<Decoder> decoder_;
+  KvCache cache_;
+  Tensor logits_, next_token_, history_;
+  int64_t rope_delta_ = 0;
+};
+
+}  // namespace qwenvl

@@ -1,0 +1,21 @@
+#include "model/weight_loader.h"
+
+namespace qwenvl {
+
+Tensor WeightLoader::upload(const Tensor& host) {
+  bytes_ += host.nbytes();
+  if (!backend_) return host;
+  return backend_->upload_weight(host, host.dtype());
+}
+
+Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }
+
+Tensor WeightLoader::rows(const std::string& name, int64_t begin, int64_t count) {
+  return upload(checkpoint_.get(name).rows(begin, count));
+}
+
+Tensor WeightLoader::reshaped(const std::string& name, Shape shape) {
+  return upload(checkpoint_.get(name).view(shape));
+}
+
+}  // namespace qwenvl

@@ -1,0 +1,34 @@
+#pragma once
+// Takes parameters from a Checkpoint onto a backend in the checkpoint's dtype, by canonical name,
+// and counts the bytes so the model can reserve weight memory before uploading.
+#include <string>
+
+#include "backend/backend.h"
+#include "checkpoint/checkpoint.h"
+
+namespace qwenvl {
+
+class WeightLoader {
+ public:
+  // backend may be null: then nothing is uploaded and only bytes() is counted (planning pass).
+  WeightLoader(const Checkpoint& checkpoint, Backend* backend)
+      : checkpoint_(checkpoint), backend_(backend) {}
+
+  Tensor get(const std::string& name);
+  // Rows [begin, begin + count) of a parameter (q, k and v out of the fused vision qkv).
+  Tensor rows(const std::string& name, int64_t begin, int64_t count);
+  // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
+  // [hidden, 3·2·14·14] matrix).
+  Tensor reshaped(const std::string& name, Shape shape);
+
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Tensor upload(const Tensor& host);
+
+  const Checkpoint& checkpoint_;
+  Backend* backend_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace qwenvl

@@ -1,0 +1,27 @@
+// make_backend: the one place that knows every backend (declared in backend/backend.h).
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "core/error.h"
+#include "core/thread_pool.h"
+#ifdef QWENVL_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+
+namespace qwenvl {
+
+std::unique_ptr<Backend> make_backend(const std::string& device, DType cuda_dtype, int threads) {
+  if (device != "cpu" && device != "cuda" && device != "auto")
+    fail("unknown device '", device, "' (expected cpu, cuda or auto)");
+  if (threads < 0) fail("the thread count must be >= 0 (0: all cores), got ", threads);
+  // The pool also serves host-side work (image preprocessing) when the model runs on CUDA.
+  ThreadPool::set_global_threads(threads);
+#ifdef QWENVL_HAVE_CUDA
+  if (device == "cuda" || (device == "auto" && cuda_device_available()))
+    return make_cuda_backend(cuda_dtype);
+#else
+  if (device == "cuda") fail("this qwenvl was built without CUDA; use --device cpu");
+#endif
+  return std::make_unique<CpuBackend>();
+}
+
+}  // namespace qwenvl

@@ -1,0 +1,119 @@
+#include "runtime/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "runtime/sampler_rng.h"
+#include "runtime/stop_strings.h"
+
+namespace qwenvl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+void copy_ids_to_device(Backend& backend, const std::vector<int32_t>& ids, Tensor dst) {
+  if (ids.empty()) return;
+  Tensor host = Tensor::empty({int64_t(ids.size())}, DType::I32);
+  std::copy(ids.begin(), ids.end(), host.data<int32_t>());
+  backend.copy_from_host(host, dst);
+}
+
+}  // namespace
+
+void check_context(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_context) {
+  if (max_new_tokens < 1) fail("max_new_tokens must be at least 1 (got ", max_new_tokens, ")");
+  if (prompt_tokens + max_new_tokens > max_context)
+    fail("the prompt (", prompt_tokens, " tokens) plus max_new_tokens (", max_new_tokens,
+         ") exceeds the context limit of ", max_context,
+         " tokens; shorten the prompt, lower --max-new-tokens or raise --max-context");
+}
+
+GenerationResult Generator::generate(const GenerationRequest& request,
+                                     const std::function<void(const std::string&)>& on_text) {
+  const int64_t prompt_len = int64_t(request.prompt_ids.size());
+  check_context(prompt_len, request.max_new_tokens, model_.max_context());
+  Backend& backend = model_.backend();
+  const ModelConfig& config = model_.config();
+  GenerationResult result;
+
+  RopeIndexInputs rope_inputs;
+  for (const ImageInput& image : request.images) rope_inputs.image_grids.push_back(image.grid);
+  rope_inputs.merge_size = config.vision.spatial_merge_size;
+  rope_inputs.tokens_per_second = config.vision.tokens_per_second;
+  rope_inputs.tokens = {config.image_token_id, config.video_token_id};
+  result.positions = rope_index(request.prompt_ids, rope_inputs);
+
+  const size_t mark = backend.workspace_mark();
+  auto start = Clock::now();
+  Tensor image_embeds;
+  if (!request.images.empty()) {
+    image_embeds = model_.encode_images(request.images);
+    backend.synchronize();
+  }
+  result.timings.vision_ms = ms_since(start);
+
+  start = Clock::now();
+  model_.prefill(request.prompt_ids, result.positions,
+                 request.images.empty() ? nullptr : &image_embeds);
+  backend.synchronize();
+  result.timings.prefill_ms = ms_since(start);
+  backend.workspace_release(mark);
+  if (request.keep_prompt_logits) {
+    Tensor host = Tensor::empty(model_.logits().shape(), DType::F32);
+    backend.copy_to_host(model_.logits(), host);
+    backend.synchronize();
+    result.prompt_logits.assign(host.data<float>(), host.data<float>() + host.numel());
+  }
+
+  start = Clock::now();
+  copy_ids_to_device(backend, request.prompt_ids, model_.history().rows(0, prompt_len));
+  const SamplerRng rng(request.seed);
+  StreamingDecoder detokenizer(tokenizer_);
+  StopStringFilter stops(request.stop);
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    result.text += piece;
+    if (on_text) on_text(piece);
+  };
+  Tensor token_host = Tensor::empty({1}, DType::I32);
+  result.finish_reason = "length";
+  for (int64_t step = 0; step < request.max_new_tokens; ++step) {
+    const int64_t history_len = prompt_len + step;
+    backend.sample(model_.logits(), model_.history().rows(0, history_len), request.sampling,
+                   rng.uniform(uint64_t(step)), model_.next_token());
+    backend.copy_to_host(model_.next_token(), token_host);
+    backend.synchronize();
+    const int32_t id = token_host.data<int32_t>()[0];
+    result.tokens.push_back(id);
+    const bool eos = std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(), id) !=
+                     request.eos_token_ids.end();
+    if (eos && !request.ignore_eos) {
+      result.finish_reason = "stop";
+      break;
+    }
+    if (!tokenizer_.is_special(id)) emit(stops.push(detokenizer.push(id)));
+    if (stops.stopped()) {
+      result.finish_reason = "stop";
+      break;
+    }
+    if (step + 1 == request.max_new_tokens) break;
+    copy_ids_to_device(backend, {id}, model_.history().rows(history_len, 1));
+    model_.decode_step(id);
+  }
+  if (!stops.stopped()) emit(stops.push(detokenizer.finish()));
+  emit(stops.finish());
+  backend.synchronize();
+  result.timings.decode_ms = ms_since(start);
+  const int64_t decoded = int64_t(result.tokens.size()) - 1;
+  if (decoded > 0 && result.timings.decode_ms > 0)
+    result.timings.decode_tokens_per_s = double(decoded) / (result.timings.decode_ms / 1000.0);
+  return result;
+}
+
+}  // namespace qwenvl

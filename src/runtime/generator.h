@@ -1,0 +1,59 @@
+#pragma once
+// One request from prompt ids (+ images) to generated text: checks the context limit before any
+// work, encodes the images, prefills, then samples and decodes token by token, streaming text
+// through a callback until an eos id, a stop string or max_new_tokens.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/qwen2_5_vl.h"
+#include "text/tokenizer.h"
+
+namespace qwenvl {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;  // with each image's pad tokens expanded
+  std::vector<ImageInput> images;   // in the order of the prompt's image blocks
+  int64_t max_new_tokens = 256;
+  SamplingParams sampling;  // temperature 0: greedy
+  uint64_t seed = 0;
+  std::vector<int32_t> eos_token_ids;
+  bool ignore_eos = false;
+  std::vector<std::string> stop;
+  bool keep_prompt_logits = false;  // copy the last prompt position's logits into the result
+};
+
+struct GenerationTimings {
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
+  // Tokens produced by decode steps (all but the first, which comes from the prefill) per second.
+  double decode_tokens_per_s = 0;
+};
+
+struct GenerationResult {
+  std::string text;             // special tokens left out; cut at a stop string
+  std::vector<int32_t> tokens;  // generated ids, the eos id included when it ended generation
+  std::string finish_reason;    // "stop" (eos or stop string) or "length"
+  MropePositions positions;     // of the prompt
+  std::vector<float> prompt_logits;
+  GenerationTimings timings;
+};
+
+class Generator {
+ public:
+  Generator(Qwen25VL& model, const Tokenizer& tokenizer) : model_(model), tokenizer_(tokenizer) {}
+
+  // on_text receives text pieces as soon as they are final (may be empty-callback).
+  GenerationResult generate(const GenerationRequest& request,
+                            const std::function<void(const std::string&)>& on_text);
+
+ private:
+  Qwen25VL& model_;
+  const Tokenizer& tokenizer_;
+};
+
+// Error when prompt + max_new_tokens does not fit max_context: the one check that runs before
+// any work so a too-long request costs nothing.
+void check_context(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_context);
+
+}  // namespace qwenvl

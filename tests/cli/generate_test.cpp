@@ -1,0 +1,261 @@
+// `qwenvl generate` as scripts use it: exit codes, one-line errors on stderr, the --json summary
+// and --dump-logits, on the tiny fixture model and on hand-made bad inputs.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q(1, '\'');
+  for (char c : s) {
+    if (c == '\'')
+      q.append("'\\''");
+    else
+      q.push_back(c);
+  }
+  q.push_back('\'');
+  return q;
+}
+
+fs::path scratch_dir() {
+  fs::path dir = fs::temp_directory_path() / ("qwenvl_cli_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+RunResult run_generate(const std::vector<std::string>& args) {
+  const fs::path dir = scratch_dir();
+  std::string cmd = quote(QWENVL_BINARY);
+  cmd.append(" generate");
+  for (const auto& a : args) cmd.append(" ").append(quote(a));
+  cmd.append(" >").append(quote((dir / "out.txt").string()));
+  cmd.append(" 2>").append(quote((dir / "err.txt").string()));
+  RunResult r;
+  int status = std::system(cmd.c_str());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_file(dir / "out.txt");
+  r.err = read_file(dir / "err.txt");
+  return r;
+}
+
+// A non-zero exit and exactly one line on stderr that mentions `needle`.
+void expect_one_line_error(const RunResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+const fs::path kTiny = fs::path(QWENVL_FIXTURES_DIR) / "models" / "tiny-tied";
+
+bool have_tiny() { return fs::exists(kTiny / "config.json") && fs::exists(kTiny / "reference"); }
+
+nlohmann::json last_json_line(const std::string& out) {
+  std::string s = out;
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return nlohmann::json::parse(
+      s.substr(s.rfind('\n') == std::string::npos ? 0 : s.rfind('\n') + 1));
+}
+
+TEST(GenerateCli, UnknownFlag) {
+  expect_one_line_error(run_generate({"--model", "x", "--prompt", "hi", "--frobnicate", "1"}),
+                        "--frobnicate");
+}
+
+TEST(GenerateCli, MissingModelDirectory) {
+  expect_one_line_error(run_generate({"--model", "/nonexistent/qwenvl", "--prompt", "hi"}),
+                        "/nonexistent/qwenvl");
+}
+
+TEST(GenerateCli, AnotherArchitecture) {
+  const fs::path dir = scratch_dir() / "llama";
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json")
+      << R"({"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64})";
+  expect_one_line_error(run_generate({"--model", dir.string(), "--prompt", "hi"}), "llama");
+}
+
+TEST(GenerateCli, MissingImage) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  expect_one_line_error(run_generate({"--model", kTiny.string(), "--image", "/nonexistent/cat.png",
+                                      "--prompt", "hi", "--device", "cpu"}),
+                        "/nonexistent/cat.png");
+}
+
+TEST(GenerateCli, PromptBeyondContext) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  expect_one_line_error(
+      run_generate({"--model", kTiny.string(), "--prompt", "hi", "--max-new-tokens", "100",
+                    "--max-context", "64", "--device", "cpu"}),
+      "context");
+}
+
+TEST(GenerateCli, TextOnlyJsonAndLogits) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  const fs::path logits = scratch_dir() / "logits.npy";
+  RunResult r = run_generate({"--model", kTiny.string(), "--prompt", "Describe a cat.",
+                              "--max-new-tokens", "5", "--temperature", "0", "--ignore-eos",
+                              "--device", "cpu", "--json", "--dump-logits", logits.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = last_json_line(r.out);
+  EXPECT_EQ(j["tokens"].size(), 5u);
+  EXPECT_EQ(j["generated_tokens"], 5);
+  EXPECT_EQ(j["prompt_tokens"], j["prompt_token_ids"].size());
+  EXPECT_TRUE(j["image_grid_thw"].empty());
+  for (const char* key :
+       {"load_ms", "preprocess_ms", "vision_ms", "prefill_ms", "decode_ms", "decode_tokens_per_s"})
+    EXPECT_TRUE(j["timings"].contains(key)) << key;
+  EXPECT_GT(j["peak_memory_bytes"]["cpu"].get<int64_t>(), 0);
+  // A 1-D little-endian float32 .npy (format 1.0: 10 bytes + header, then the data).
+  const std::string npy = read_file(logits);
+  ASSERT_GT(npy.size(), 10u);
+  ASSERT_EQ(npy.substr(0, 6), "\x93NUMPY");
+  const size_t header_len = size_t(uint8_t(npy[8])) | size_t(uint8_t(npy[9])) << 8;
+  const std::string header = npy.substr(10, header_len);
+  EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos) << header;
+  std::vector<float> v((npy.size() - 10 - header_len) / 4);
+  std::memcpy(v.data(), npy.data() + 10 + header_len, v.size() * 4);
+  EXPECT_NE(header.find("(" + std::to_string(v.size()) + ",)"), std::string::npos) << header;
+  // Greedy: the first generated token is the argmax of the dumped logits.
+  EXPECT_EQ(int64_t(std::max_element(v.begin(), v.end()) - v.begin()),
+            j["tokens"][0].get<int64_t>());
+  // Same flags, same output.
+  RunResult again =
+      run_generate({"--model", kTiny.string(), "--prompt", "Describe a cat.", "--max-new-tokens",
+                    "5", "--temperature", "0", "--ignore-eos", "--device", "cpu", "--json"});
+  EXPECT_EQ(last_json_line(again.out)["tokens"], j["tokens"]);
+}
+
+TEST(GenerateCli, OneImageSampled) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  fs::path image;
+  for (const auto& entry : fs::directory_iterator(fs::path(QWENVL_FIXTURES_DIR) / "images"))
+    if (entry.path().extension() == ".png" || entry.path().extension() == ".jpg") {
+      image = entry.path();
+      break;
+    }
+  ASSERT_FALSE(image.empty());
+  std::vector<std::string> args{"--model",
+                                kTiny.string(),
+                                "--image",
+                                image.string(),
+                                "--prompt",
+                                "What is this?",
+                                "--max-new-tokens",
+                                "4",
+                                "--temperature",
+                                "0.8",
+                                "--top-k",
+                                "20",
+                                "--seed",
+                                "3",
+                                "--ignore-eos",
+                                "--max-pixels",
+                                "50176",
+                                "--device",
+                                "cpu",
+                                "--json"};
+  RunResult r = run_generate(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = last_json_line(r.out);
+  ASSERT_EQ(j["image_grid_thw"].size(), 1u);
+  const auto& g = j["image_grid_thw"][0];
+  EXPECT_EQ(g[0], 1);
+  EXPECT_LE(g[1].get<int64_t>() * g[2].get<int64_t>() * 14 * 14, 50176);
+  EXPECT_EQ(j["tokens"].size(), 4u);
+  EXPECT_EQ(last_json_line(run_generate(args).out)["tokens"], j["tokens"]);  // seeded: repeatable
+}
+
+// End to end against the reference cases whose messages a command line can express: prompt
+// ids, dumped logits and greedy tokens as transformers produced them.
+void check_reference_case(const std::string& model, const std::string& case_name,
+                          const std::vector<std::string>& extra_args) {
+  const fs::path dir = fs::path(QWENVL_FIXTURES_DIR) / "models" / model;
+  if (!fs::exists(dir / "reference" / "cases.json")) GTEST_SKIP() << "fixtures not generated";
+  nlohmann::json entry;
+  for (const auto& e : nlohmann::json::parse(read_file(dir / "reference" / "cases.json")))
+    if (e["name"] == case_name) entry = e;
+  ASSERT_FALSE(entry.is_null()) << case_name;
+  const fs::path logits = scratch_dir() / (model + "_" + case_name + ".npy");
+  std::vector<std::string> args{"--model",
+                                dir.string(),
+                                "--max-new-tokens",
+                                std::to_string(entry["greedy_ids"].size()),
+                                "--temperature",
+                                "0",
+                                "--repetition-penalty",
+                                "1",
+                                "--ignore-eos",
+                                "--device",
+                                "cpu",
+                                "--json",
+                                "--dump-logits",
+                                logits.string(),
+                                "--min-pixels",
+                                std::to_string(entry["min_pixels"].get<int64_t>()),
+                                "--max-pixels",
+                                std::to_string(entry["max_pixels"].get<int64_t>())};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  RunResult r = run_generate(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json j = last_json_line(r.out);
+  EXPECT_EQ(j["prompt_token_ids"], entry["input_ids"]);
+  EXPECT_EQ(j["image_grid_thw"], entry["image_grid_thw"]);
+  const auto margins = entry["greedy_top2_margins"].get<std::vector<double>>();
+  for (size_t i = 0; i < margins.size() && margins[i] > 1e-3; ++i)
+    EXPECT_EQ(j["tokens"][i], entry["greedy_ids"][i]) << "step " << i;
+  // Dumped logits against the reference logits (both <f4, 1-D, format 1.0).
+  auto floats = [](const std::string& npy) {
+    const size_t header_len = size_t(uint8_t(npy[8])) | size_t(uint8_t(npy[9])) << 8;
+    std::vector<float> v((npy.size() - 10 - header_len) / 4);
+    std::memcpy(v.data(), npy.data() + 10 + header_len, v.size() * 4);
+    return v;
+  };
+  const std::vector<float> ours = floats(read_file(logits));
+  const std::vector<float> ref =
+      floats(read_file(dir / "reference" / entry["logits_npy"].get<std::string>()));
+  ASSERT_EQ(ours.size(), ref.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    num += double(ours[i] - ref[i]) * (ours[i] - ref[i]);
+    den += double(ref[i]) * ref[i];
+  }
+  EXPECT_LT(std::sqrt(num / den), 1e-4);
+}
+
+TEST(GenerateCli, ReferenceTextOnly) {
+  check_reference_case("tiny-untied", "text_only", {"--prompt", "Write one line about the sea."});
+}
+
+TEST(GenerateCli, ReferenceOneImage) {
+  const fs::path image =
+      fs::path(QWENVL_FIXTURES_DIR) / "models" / "tiny-tied" / "reference" / "chelsea.png";
+  check_reference_case("tiny-tied", "one_image",
+                       {"--image", image.string(), "--prompt", "What animal is this?"});
+}
+
+}  // namespace

@@ -1,0 +1,163 @@
+// The model against transformers' fp32 reference on the tiny checkpoints (tests/fixtures/models,
+// written by tools/make_reference.py): M-RoPE positions, vision tower output, last-position logits
+// and greedy tokens, on the CPU backend (fp32 activations).
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/qwen2_5_vl.h"
+#include "npy_reader.h"
+#include "runtime/generator.h"
+#include "text/tokenizer.h"
+#include "vision/image.h"
+#include "vision/preprocess.h"
+
+namespace qwenvl {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Relative L2 bounds from docs/FIXTURES.md: fp32 against fp32.
+constexpr double kLogitsTolerance = 1e-4;
+constexpr double kVisionTolerance = 1e-4;
+// Greedy tokens must agree wherever the reference's top-2 margin exceeds this.
+constexpr double kTieMargin = 1e-3;
+
+double rel_l2(const std::vector<float>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+std::vector<float> to_host(Backend& backend, const Tensor& t) {
+  Tensor host = Tensor::empty(t.shape(), DType::F32);
+  backend.copy_to_host(t, host);
+  backend.synchronize();
+  return {host.data<float>(), host.data<float>() + host.numel()};
+}
+
+struct Case {
+  std::string model;
+  nlohmann::json entry;
+};
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (const char* model : {"tiny-tied", "tiny-untied"}) {
+    fs::path file = fs::path(QWENVL_FIXTURES_DIR) / "models" / model / "reference" / "cases.json";
+    if (!fs::exists(file)) continue;
+    for (const auto& entry : nlohmann::json::parse(std::ifstream(file)))
+      cases.push_back({model, entry});
+  }
+  return cases;
+}
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << "/" << c.entry["name"].get<std::string>();
+}
+
+class ReferenceFixture : public testing::TestWithParam<Case> {};
+
+TEST_P(ReferenceFixture, MatchesTransformers) {
+  const Case& c = GetParam();
+  const fs::path model_dir = fs::path(QWENVL_FIXTURES_DIR) / "models" / c.model;
+  const fs::path ref = model_dir / "reference";
+  const nlohmann::json& e = c.entry;
+  const ModelConfig config = load_model_config(model_dir.string());
+  const Checkpoint checkpoint = Checkpoint::open(model_dir.string(), config);
+  const std::vector<int32_t> ids = e["input_ids"].get<std::vector<int32_t>>();
+
+  // Images through our preprocessing, grids as the processor found them.
+  PreprocessConfig pre = load_preprocess_config(model_dir.string());
+  pre.min_pixels = e["min_pixels"];
+  pre.max_pixels = e["max_pixels"];
+  std::vector<ImageInput> images;
+  ModelLimits limits;
+  const auto files = e["images"].get<std::vector<std::string>>();
+  for (size_t i = 0; i < files.size(); ++i) {
+    ImagePatches p = preprocess_image(load_image((ref / files[i]).string()), pre);
+    const auto grid = e["image_grid_thw"][i].get<std::vector<int64_t>>();
+    ASSERT_EQ((std::vector<int64_t>{p.grid_t, p.grid_h, p.grid_w}), grid) << files[i];
+    images.push_back({p.pixel_values, {p.grid_t, p.grid_h, p.grid_w}});
+    limits.max_image_patches = std::max(limits.max_image_patches, p.tokens());
+    limits.max_image_tokens += p.tokens() / 4;
+  }
+
+  // Positions.
+  RopeIndexInputs rope_inputs;
+  for (const auto& image : images) rope_inputs.image_grids.push_back(image.grid);
+  rope_inputs.tokens = {config.image_token_id, config.video_token_id};
+  const MropePositions positions = rope_index(ids, rope_inputs);
+  const test::NpyArray pos_npy =
+      test::read_npy_array((ref / e["position_ids_npy"].get<std::string>()).string());
+  ASSERT_EQ(pos_npy.shape, (std::vector<int64_t>{3, int64_t(ids.size())}));
+  EXPECT_EQ(positions.rows, pos_npy.as_int64());
+  EXPECT_EQ(positions.rope_delta, e["rope_deltas"].get<int64_t>());
+
+  // Vision tower, then the prompt's last logits.
+  auto backend = make_backend("cpu", DType::BF16, 0);
+  ASSERT_EQ(backend->compute_dtype(), DType::F32);
+  const int64_t steps = int64_t(e["greedy_ids"].size());
+  limits.max_context = int64_t(ids.size()) + steps;
+  limits.prefill_chunk = 64;  // several chunks for the longer prompts
+  Qwen25VL model(config, checkpoint, *backend, limits);
+  const size_t mark = backend->workspace_mark();
+  Tensor embeds;
+  if (!images.empty()) {
+    embeds = model.encode_images(images);
+    const test::NpyArray vision =
+        test::read_npy_array((ref / e["vision_npy"].get<std::string>()).string());
+    ASSERT_EQ(vision.shape, (std::vector<int64_t>{embeds.dim(0), embeds.dim(1)}));
+    const double err = rel_l2(to_host(*backend, embeds), vision.as_double());
+    EXPECT_LT(err, kVisionTolerance);
+    std::printf("  %s/%s vision rel L2 %.2e\n", c.model.c_str(),
+                e["name"].get<std::string>().c_str(), err);
+  }
+  model.prefill(ids, positions, images.empty() ? nullptr : &embeds);
+  backend->workspace_release(mark);
+  const test::NpyArray logits =
+      test::read_npy_array((ref / e["logits_npy"].get<std::string>()).string());
+  const double logits_err = rel_l2(to_host(*backend, model.logits()), logits.as_double());
+  EXPECT_LT(logits_err, kLogitsTolerance);
+  std::printf("  %s/%s logits rel L2 %.2e\n", c.model.c_str(), e["name"].get<std::string>().c_str(),
+              logits_err);
+
+  // Greedy generation through the runtime (KV cache, decode positions with rope_delta).
+  const Tokenizer tokenizer = Tokenizer::load((model_dir / "tokenizer.json").string());
+  Generator generator(model, tokenizer);
+  GenerationRequest request;
+  request.prompt_ids = ids;
+  request.images = images;
+  request.max_new_tokens = steps;
+  request.sampling.temperature = 0.0f;
+  request.ignore_eos = true;
+  const GenerationResult result = generator.generate(request, nullptr);
+  const auto expected = e["greedy_ids"].get<std::vector<int32_t>>();
+  const auto margins = e["greedy_top2_margins"].get<std::vector<double>>();
+  ASSERT_EQ(result.tokens.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (margins[i] <= kTieMargin) break;  // a near tie: later tokens may legitimately differ
+    EXPECT_EQ(result.tokens[i], expected[i]) << "greedy step " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, ReferenceFixture, testing::ValuesIn(all_cases()),
+                         [](const testing::TestParamInfo<Case>& info) {
+                           std::string name =
+                               info.param.model + "_" + info.param.entry["name"].get<std::string>();
+                           for (char& ch : name)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace qwenvl
