@@ -12,6 +12,7 @@
 //   token) is read from device tensors, never baked into the launch, so that a decode step can
 //   be captured once as a CUDA graph and replayed.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -75,6 +76,12 @@ class Backend {
   virtual void copy_from_host(const Tensor& host, Tensor& device_dst) = 0;
   virtual void copy_to_host(const Tensor& device_src, Tensor& host_dst) = 0;
   virtual void synchronize() = 0;
+
+  // Runs the ops `enqueue` issues. A backend with graphs (CUDA) records them the first time `key`
+  // is seen and from then on replays the recording without calling `enqueue`: valid because those
+  // ops read everything that varies from device tensors, and the workspace is at the same mark
+  // each time. Host-side bookkeeping therefore never goes inside `enqueue`.
+  virtual void run_captured(int key, const std::function<void()>& enqueue) { enqueue(); }
 
   // ---- ops
   // out[M,N] = x[M,K] · w[N,K]^T (+ bias[N]). out may be f32 even when activations are not

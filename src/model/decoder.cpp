@@ -58,36 +58,44 @@ void Decoder::forward(Backend& backend, KvCache& cache, const std::vector<int32_
                       Tensor& logits) {
   const int64_t n = int64_t(ids.size());
   const int64_t start = cache.length();
-  const int64_t d = config_.hidden_size;
-  const DType dt = backend.compute_dtype();
   QWENVL_CHECK(n > 0 && int64_t(positions.size()) == 3 * n, "positions for ", n, " tokens");
   for (int32_t id : ids)
     if (id < 0 || id >= config_.vocab_size)
       fail("token id ", id, " is outside the vocabulary of ", config_.vocab_size);
   cache.set_length(start + n);  // Error before any work when the context is full
   const size_t mark = backend.workspace_mark();
-  Tensor x = backend.alloc({n, d}, dt);
-  backend.gather_rows(weights_.embed_tokens, upload_indices(backend, ids), x);
-  if (images && !images->chunk_positions.empty()) {
-    const int64_t count = int64_t(images->chunk_positions.size());
-    backend.scatter_rows(images->embeddings->rows(images->first_row, count),
-                         upload_indices(backend, images->chunk_positions), x);
-  }
-
-  const Tensor positions_dev = upload_indices(backend, positions, {3, n});
+  DecoderInputs inputs;
+  inputs.ids = upload_indices(backend, ids);
+  inputs.positions = upload_indices(backend, positions, {3, n});
   std::vector<int32_t> slots(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) slots[size_t(i)] = int32_t(start + i);
-  const Tensor slots_dev = upload_indices(backend, slots);
+  inputs.slots = upload_indices(backend, slots);
   // One segment: the chunk's queries against every cached key, causal from the bottom right
   // (query i sees keys [0, start + i]).
-  const float scale = 1.0f / std::sqrt(float(config_.head_dim));
-  AttentionSegments segments =
-      make_segments(backend, {0, int32_t(n)}, {0, int32_t(start + n)}, true, scale);
-  segments.max_k = int(cache.capacity());
+  inputs.segments = make_segments(backend, {0, int32_t(n)}, {0, int32_t(start + n)}, true,
+                                  1.0f / std::sqrt(float(config_.head_dim)));
+  inputs.segments.max_k = int(cache.capacity());
+  if (images && !images->chunk_positions.empty()) {
+    inputs.image_rows = images->embeddings->rows(
+        images->first_row, int64_t(images->chunk_positions.size()));
+    inputs.image_slots = upload_indices(backend, images->chunk_positions);
+  }
+  run(backend, cache, inputs, logits);
+  backend.workspace_release(mark);
+}
+
+void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Tensor& logits) {
+  const int64_t n = in.ids.dim(0);
+  const int64_t d = config_.hidden_size;
+  const DType dt = backend.compute_dtype();
+  const size_t mark = backend.workspace_mark();
+  Tensor x = backend.alloc({n, d}, dt);
+  backend.gather_rows(weights_.embed_tokens, in.ids, x);
+  if (in.image_slots.defined()) backend.scatter_rows(in.image_rows, in.image_slots, x);
 
   for (size_t l = 0; l < weights_.layers.size(); ++l)
-    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, positions_dev,
-          slots_dev, segments);
+    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, in.positions,
+          in.slots, in.segments);
 
   // Only the last position's logits are needed: final norm and lm_head on one row.
   Tensor last = x.rows(n - 1, 1);

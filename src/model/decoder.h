@@ -38,6 +38,16 @@ struct ChunkImageRows {
   std::vector<int32_t> chunk_positions;
 };
 
+// A chunk's inputs, already on the device, for Decoder::run.
+struct DecoderInputs {
+  Tensor ids;        // I32 [n]
+  Tensor positions;  // I32 [3, n]: M-RoPE t, h, w rows
+  Tensor slots;      // I32 [n]: cache rows the chunk's keys and values go to
+  AttentionSegments segments;  // the chunk's queries against the cache, causal
+  Tensor image_rows;   // image embeddings that replace tokens of the chunk (may be undefined)
+  Tensor image_slots;  // I32: the chunk rows they go to
+};
+
 class Decoder {
  public:
   Decoder(const TextConfig& config, DecoderWeights weights);
@@ -47,6 +57,11 @@ class Decoder {
   // writes the f32 logits of the last token into logits ([vocab], allocated by the caller).
   void forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
                const std::vector<int32_t>& positions, const ChunkImageRows* images, Tensor& logits);
+
+  // Only the device work of a forward pass, reading every varying input from device tensors:
+  // what a decode step captures once as a graph and replays. The caller has advanced the cache
+  // length and uploaded `inputs`.
+  void run(Backend& backend, KvCache& cache, const DecoderInputs& inputs, Tensor& logits);
 
   // Workspace forward() needs for `tokens` tokens at once.
   static size_t workspace_bytes(const TextConfig& config, int64_t tokens, DType dtype);

@@ -1,6 +1,7 @@
 #include "model/qwen2_5_vl.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -13,9 +14,14 @@ KvCacheShape cache_shape(const TextConfig& t, int64_t max_context) {
 }
 
 // Logits, the sampled token and the id history the sampler's repetition penalty reads.
+// Layout of a decode step's inputs in step_inputs_: the token, its three M-RoPE positions, its
+// cache slot, then cu_q {0, 1} and cu_k {0, cache length} of the one attention segment.
+enum StepInput { kToken = 0, kPositions = 1, kSlot = 4, kCuQ = 5, kCuK = 7, kStepInputs = 9 };
+constexpr int kDecodeStepGraph = 1;
+
 size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         size_t(max_context) * sizeof(int32_t) + 3 * 256;
+         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + 4 * 256;
 }
 
 size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint) {
@@ -61,6 +67,7 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Back
   logits_ = backend.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);
   next_token_ = backend.alloc_persistent({1}, DType::I32);
   history_ = backend.alloc_persistent({limits.max_context}, DType::I32);
+  step_inputs_ = backend.alloc_persistent({kStepInputs}, DType::I32);
 }
 
 Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {
@@ -115,9 +122,33 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
 }
 
 void Qwen25VL::decode_step(int32_t token) {
-  const int64_t position = decode_position(cache_.length(), rope_delta_);
-  const std::vector<int32_t> positions(3, int32_t(position));
-  decoder_->forward(backend_, cache_, {token}, positions, nullptr, logits_);
+  if (token < 0 || token >= config_.text.vocab_size)
+    fail("token id ", token, " is outside the vocabulary of ", config_.text.vocab_size);
+  const int64_t slot = cache_.length();
+  const int32_t position = int32_t(decode_position(slot, rope_delta_));
+  cache_.set_length(slot + 1);  // Error before any work when the context is full
+  Tensor host = Tensor::empty({kStepInputs}, DType::I32);
+  int32_t* v = host.data<int32_t>();
+  v[kToken] = token;
+  v[kPositions] = v[kPositions + 1] = v[kPositions + 2] = position;
+  v[kSlot] = int32_t(slot);
+  v[kCuQ] = 0, v[kCuQ + 1] = 1;
+  v[kCuK] = 0, v[kCuK + 1] = int32_t(slot + 1);
+  backend_.copy_from_host(host, step_inputs_);
+
+  DecoderInputs in;
+  in.ids = step_inputs_.rows(kToken, 1);
+  in.positions = step_inputs_.rows(kPositions, 3).view({3, 1});
+  in.slots = step_inputs_.rows(kSlot, 1);
+  in.segments.cu_q = step_inputs_.rows(kCuQ, 2);
+  in.segments.cu_k = step_inputs_.rows(kCuK, 2);
+  in.segments.segments = 1;
+  in.segments.max_q = 1;
+  in.segments.max_k = int(cache_.capacity());  // a launch bound valid for every step
+  in.segments.causal = true;
+  in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
+  backend_.run_captured(kDecodeStepGraph,
+                        [&] { decoder_->run(backend_, cache_, in, logits_); });
 }
 
 }  // namespace qwenvl

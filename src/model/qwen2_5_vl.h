@@ -58,7 +58,8 @@ class Qwen25VL {
   void prefill(const std::vector<int32_t>& ids, const MropePositions& positions,
                const Tensor* image_embeds);
   // Appends one token at the next cache position (its M-RoPE position continues with the
-  // prompt's rope_delta).
+  // prompt's rope_delta). One small host-to-device copy of the step's inputs, then the decoder's
+  // device work, captured once and replayed (Backend::run_captured).
   void decode_step(int32_t token);
 
   Tensor& logits() { return logits_; }          // f32 [vocab] of the last token run
@@ -77,6 +78,7 @@ class Qwen25VL {
   std::optional<Decoder> decoder_;
   KvCache cache_;
   Tensor logits_, next_token_, history_;
+  Tensor step_inputs_;  // I32, a decode step's device inputs (see decode_step)
   int64_t rope_delta_ = 0;
 };
 

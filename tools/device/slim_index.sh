@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 paths=(tests/fixtures/images tests/fixtures/models tests/fixtures/chat
-       tests/fixtures/tokenizer/corpus.jsonl tests/fixtures/tokenizer/decode.jsonl)
+       tests/fixtures/tokenizer/decode.jsonl)
 exclude=.git/info/exclude
 marker="# slim_index.sh"
 case "${1:-}" in

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Everything qwenvl checks and times on the GPU machine, as stages of one device call:
+#   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
+# Stages: info ops tiny kernels host logits bench3B bench7B cpu
+# Expects the programs built here in .carry/bin and the libraries the GPU machine lacks in
+# .carry/lib (tools/device/prepare_carry.sh). Logs go to $OUT; a summary table is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1
+OUT=${OUT:-/tmp/qwenvl-out}
+mkdir -p "$OUT"
+bin=$PWD/.carry/bin
+summary=()
+
+note() { summary+=("$1"); echo "== $1"; }
+
+run_stage() {
+  local name=$1; shift
+  local start=$SECONDS
+  "$@" >"$OUT/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$OUT/$name.log"
+  note "$name: exit $rc in $((SECONDS - start)) s"
+}
+
+stage_info() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  ldd "$bin/qwenvl" | grep -i "not found" || echo "all libraries found"
+  git rev-parse --short HEAD 2>/dev/null || true
+}
+
+tiny_fixtures() {  # the tiny checkpoints and their fp32 references, regenerated with fixed seeds
+  mkdir -p /tmp/fx && cp -r tests/fixtures/tokenizer /tmp/fx/
+  python3 tools/make_reference.py --out /tmp/fx --only tiny_models,model_refs
+}
+
+stage_tiny() {
+  tiny_fixtures || return 1
+  local rc=0
+  for device in cuda:bf16 cuda:fp16; do
+    echo "---- $device"
+    QWENVL_TEST_DEVICE=$device QWENVL_TEST_FIXTURES=/tmp/fx \
+      "$bin/test_model" --gtest_filter='TinyModels*' || rc=1
+  done
+  return $rc
+}
+
+stage_host() {  # issue 2's speeds on this machine's CPU, beside transformers' in the same call
+  "$bin/bench_tokenizer" --corpus tests/fixtures/tokenizer/corpus.jsonl
+  "$bin/bench_preprocess"
+  mkdir -p /tmp/fx && cp -r tests/fixtures/tokenizer /tmp/fx/ 2>/dev/null
+  RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false python3 tools/make_reference.py --out /tmp/fx \
+    --only tokenizer_bench,image_bench --bench-out "$OUT/reference_bench.json"
+}
+
+for stage in "$@"; do
+  case $stage in
+    info) stage_info ;;
+    ops) run_stage ops "$bin/test_backend" --gtest_filter='Cuda*' ;;
+    tiny) run_stage tiny stage_tiny ;;
+    kernels) run_stage kernels "$bin/bench_cuda_ops" ;;
+    host) run_stage host stage_host ;;
+    logits) run_stage logits python3 tools/check_full_size_logits.py --sizes 3B,7B \
+              --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --out "$OUT/full_logits.json" ;;
+    bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
+              --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
+    cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
+              --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
+    *) note "unknown stage $stage" ;;
+  esac
+done
+printf '%s\n' "${summary[@]}"

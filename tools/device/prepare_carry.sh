@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds qwenvl with CUDA here (build-device/) and fills .carry/ for a device call: the programs
+# in .carry/bin, and in .carry/lib the shared libraries the GPU machine lacks.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH=/usr/local/cuda/bin:$PATH
+cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build-device qwenvl test_backend test_model bench_cuda_ops bench_tokenizer bench_preprocess
+rm -rf .carry && mkdir -p .carry/bin
+cp build-device/qwenvl build-device/tests/test_backend build-device/tests/test_model \
+   build-device/bench_cuda_ops build-device/bench_tokenizer build-device/bench_preprocess .carry/bin/
+tools/device/pack_runtime.sh .carry/bin/qwenvl
+du -sh .carry
