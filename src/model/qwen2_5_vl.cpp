@@ -24,8 +24,8 @@ size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
          size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + 4 * 256;
 }
 
-size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint) {
-  WeightLoader counter(checkpoint, nullptr);
+size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint, DType compute) {
+  WeightLoader counter(checkpoint, nullptr, compute);
   load_vision_weights(config.vision, counter);
   load_decoder_weights(config.text, counter);
   return counter.bytes();
@@ -36,7 +36,7 @@ size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoin
 MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                           const ModelLimits& limits) {
   MemoryPlan p;
-  p.weight_bytes = count_weight_bytes(config, checkpoint);
+  p.weight_bytes = count_weight_bytes(config, checkpoint, compute);
   p.persistent_bytes = cache_shape(config.text, limits.max_context).bytes(compute) +
                        sampling_state_bytes(config.text, limits.max_context);
   // Image embeddings stay in the workspace while the vision tower encodes the next image and
@@ -60,7 +60,7 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Back
     fail("the context limit and prefill chunk must be positive");
   const MemoryPlan p = plan(config, checkpoint, backend.compute_dtype(), limits);
   backend.reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
-  WeightLoader loader(checkpoint, &backend);
+  WeightLoader loader(checkpoint, &backend, backend.compute_dtype());
   vision_.emplace(config.vision, load_vision_weights(config.vision, loader));
   decoder_.emplace(config.text, load_decoder_weights(config.text, loader));
   cache_ = KvCache(backend, cache_shape(config.text, limits.max_context));

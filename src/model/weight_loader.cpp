@@ -3,9 +3,11 @@
 namespace qwenvl {
 
 Tensor WeightLoader::upload(const Tensor& host) {
-  bytes_ += host.nbytes();
+  const bool in_place = compute_ == DType::F32;
+  const DType dtype = in_place ? host.dtype() : compute_;
+  if (!in_place) bytes_ += size_t(host.numel()) * dtype_size(dtype);
   if (!backend_) return host;
-  return backend_->upload_weight(host, host.dtype());
+  return backend_->upload_weight(host, dtype);
 }
 
 Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }

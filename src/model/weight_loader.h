@@ -1,6 +1,9 @@
 #pragma once
-// Takes parameters from a Checkpoint onto a backend in the checkpoint's dtype, by canonical name,
-// and counts the bytes so the model can reserve weight memory before uploading.
+// Takes parameters from a Checkpoint onto a backend by canonical name, and counts the bytes so the
+// model can reserve weight memory before uploading. A backend that computes in f32 (the CPU)
+// reads weights in the checkpoint's dtype where they are mapped: nothing to copy or count. A
+// 16-bit backend (CUDA) holds every weight in its compute dtype: bf16 and fp16 do not mix in one
+// matrix product, and `--dtype fp16` on a bf16 checkpoint converts once at upload.
 #include <string>
 
 #include "backend/backend.h"
@@ -11,8 +14,8 @@ namespace qwenvl {
 class WeightLoader {
  public:
   // backend may be null: then nothing is uploaded and only bytes() is counted (planning pass).
-  WeightLoader(const Checkpoint& checkpoint, Backend* backend)
-      : checkpoint_(checkpoint), backend_(backend) {}
+  WeightLoader(const Checkpoint& checkpoint, Backend* backend, DType compute)
+      : checkpoint_(checkpoint), backend_(backend), compute_(compute) {}
 
   Tensor get(const std::string& name);
   // Rows [begin, begin + count) of a parameter (q, k and v out of the fused vision qkv).
@@ -28,6 +31,7 @@ class WeightLoader {
 
   const Checkpoint& checkpoint_;
   Backend* backend_;
+  DType compute_;
   size_t bytes_ = 0;
 };
 

@@ -1,0 +1,276 @@
+// CudaBackend: device, memory regions, host copies through the pinned staging ring, CUDA graphs.
+// The ops' checks and dispatch live in cuda_ops.cpp.
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_state.h"
+
+namespace qwenvl {
+
+namespace {
+
+constexpr size_t kAlignment = 256;
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt's docs suggest on H100
+constexpr size_t kAttentionScratchBytes = size_t(64) << 20;  // split-K partials
+constexpr int kMaxSampleVocab = 1 << 18;
+constexpr size_t kRopeTableBytes = size_t(64) << 10;
+
+size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+
+void check_host(const Tensor& t, const char* op) {
+  if (t.device() != Device::CPU) fail("CUDA ", op, " expects a host tensor, got a device one");
+}
+
+void check_device(const Tensor& t, const char* op) {
+  if (t.device() != Device::CUDA) fail("CUDA ", op, " expects a CUDA tensor, got a host one");
+}
+
+bool convertible(DType from, DType to) {
+  return from == to || (is_float(from) && is_float(to));
+}
+
+}  // namespace
+
+void* DeviceRegion::take(size_t bytes, const char* for_what) {
+  size_t begin = align_up(used);
+  if (begin + bytes > capacity)
+    fail("the CUDA ", what, " of ", capacity, " bytes is exhausted: ", used, " are in use and ",
+         for_what, " needs ", bytes, " more; reserve a larger ", what);
+  used = begin + bytes;
+  peak = std::max(peak, used);
+  return base + begin;
+}
+
+int StagingRing::acquire() {
+  int slot = next;
+  next = (next + 1) % kSlots;
+  CUDA_CHECK(cudaEventSynchronize(done[slot]));
+  return slot;
+}
+
+CudaState::~CudaState() {
+  for (auto& [key, exec] : graphs) cudaGraphExecDestroy(exec);
+  linear.reset();
+  release_memory();
+  for (cudaEvent_t e : staging.done)
+    if (e) cudaEventDestroy(e);
+  if (staging.host) cudaFreeHost(staging.host);
+  if (stream) cudaStreamDestroy(stream);
+}
+
+void CudaState::release_memory() {
+  for (DeviceRegion* r : {&weights, &persistent, &workspace, &internal}) {
+    if (r->base) cudaFree(r->base);
+    r->base = nullptr;
+    r->capacity = r->used = r->peak = 0;
+  }
+  rope_tables.clear();
+  reserved = false;
+}
+
+bool cuda_device_available() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(DType dtype) {
+  return std::make_unique<CudaBackend>(dtype);
+}
+
+CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<CudaState>()) {
+  if (dtype != DType::BF16 && dtype != DType::F16)
+    fail("the CUDA backend computes in bf16 or f16, not ", dtype_name(dtype));
+  if (!cuda_device_available())
+    fail("no CUDA device is available (check the driver with nvidia-smi, or use --device cpu)");
+  CudaState& s = *state_;
+  CUDA_CHECK(cudaGetDevice(&s.device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&s.multiprocessors, cudaDevAttrMultiProcessorCount, s.device));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaMallocHost(&s.staging.host, StagingRing::kSlots * StagingRing::kSlotBytes));
+  for (cudaEvent_t& e : s.staging.done) {
+    CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(e, s.stream));
+  }
+}
+
+CudaBackend::~CudaBackend() {
+  if (state_ && state_->stream) cudaStreamSynchronize(state_->stream);
+}
+
+std::string CudaBackend::name() const { return cat("cuda-", dtype_name(dtype_)); }
+
+void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t workspace_bytes) {
+  CudaState& s = *state_;
+  CUDA_CHECK(cudaStreamSynchronize(s.stream));
+  s.linear.reset();
+  for (auto& [key, exec] : s.graphs) cudaGraphExecDestroy(exec);
+  s.graphs.clear();
+  s.release_memory();
+  size_t staging_twin = StagingRing::kSlots * StagingRing::kSlotBytes;
+  s.attention_scratch_bytes = kAttentionScratchBytes;
+  s.sample_scratch_bytes = cuda::sample_scratch_bytes(kMaxSampleVocab);
+  size_t internal = align_up(kCublasWorkspaceBytes) + align_up(staging_twin) +
+                    align_up(s.attention_scratch_bytes) + align_up(s.sample_scratch_bytes) +
+                    kRopeTableBytes;
+  for (auto [region, bytes] :
+       {std::pair{&s.weights, weight_bytes}, std::pair{&s.persistent, persistent_bytes},
+        std::pair{&s.workspace, workspace_bytes}, std::pair{&s.internal, internal}}) {
+    if (bytes == 0) continue;
+    cudaError_t status = cudaMalloc(&region->base, bytes);
+    if (status != cudaSuccess) {
+      cudaGetLastError();
+      s.release_memory();
+      fail("could not reserve ", bytes, " bytes of GPU memory for the CUDA ", region->what, " (",
+           cudaGetErrorString(status), "); lower the memory budget");
+    }
+    region->capacity = bytes;
+  }
+  s.cublas_workspace = static_cast<char*>(s.internal.take(kCublasWorkspaceBytes, "cuBLASLt"));
+  s.cublas_workspace_bytes = kCublasWorkspaceBytes;
+  s.staging.device = static_cast<char*>(s.internal.take(staging_twin, "staging"));
+  s.attention_scratch =
+      static_cast<char*>(s.internal.take(s.attention_scratch_bytes, "attention partials"));
+  s.sample_scratch = static_cast<char*>(s.internal.take(s.sample_scratch_bytes, "sampling"));
+  // The sampler's per-id marks start (and are left) zero.
+  CUDA_CHECK(cudaMemsetAsync(s.sample_scratch, 0, s.sample_scratch_bytes, s.stream));
+  s.linear = std::make_unique<LinearPlanner>(s.cublas_workspace, s.cublas_workspace_bytes);
+  s.reserved = true;
+}
+
+static Tensor take_tensor(CudaState& s, DeviceRegion& region, const Shape& shape, DType dtype) {
+  if (!s.reserved) fail("the CUDA backend has no memory yet: call reserve() first");
+  size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
+  void* p = region.take(bytes, cat("a ", shape.str(), " ", dtype_name(dtype), " tensor").c_str());
+  return Tensor(p, dtype, shape, Device::CUDA);
+}
+
+Tensor CudaBackend::alloc_persistent(const Shape& shape, DType dtype) {
+  return take_tensor(*state_, state_->persistent, shape, dtype);
+}
+
+Tensor CudaBackend::alloc(const Shape& shape, DType dtype) {
+  return take_tensor(*state_, state_->workspace, shape, dtype);
+}
+
+size_t CudaBackend::workspace_mark() const { return state_->workspace.used; }
+
+void CudaBackend::workspace_release(size_t mark) {
+  QWENVL_CHECK(mark <= state_->workspace.used, "workspace mark ", mark, " is above the ",
+               state_->workspace.used, " bytes in use");
+  state_->workspace.used = mark;
+}
+
+size_t CudaBackend::peak_bytes() const {
+  const CudaState& s = *state_;
+  return s.weights.capacity + s.persistent.capacity + s.workspace.capacity + s.internal.capacity;
+}
+
+// Host -> device through the staging ring: chunks are memcpy'd into a pinned slot, copied by the
+// DMA engine (to the destination, or to the slot's device twin followed by a conversion kernel),
+// and the slot is reused once the event recorded after its last reader has completed.
+static void upload(CudaState& s, const void* host, DType host_dtype, void* device,
+                   DType device_dtype, int64_t n) {
+  size_t in_size = dtype_size(host_dtype), out_size = dtype_size(device_dtype);
+  int64_t per_chunk = int64_t(StagingRing::kSlotBytes / std::max(in_size, out_size));
+  for (int64_t begin = 0; begin < n; begin += per_chunk) {
+    int64_t count = std::min(per_chunk, n - begin);
+    int slot = s.staging.acquire();
+    char* pinned = s.staging.host + size_t(slot) * StagingRing::kSlotBytes;
+    char* twin = s.staging.device + size_t(slot) * StagingRing::kSlotBytes;
+    std::memcpy(pinned, static_cast<const char*>(host) + begin * in_size, count * in_size);
+    char* dst = static_cast<char*>(device) + begin * out_size;
+    if (host_dtype == device_dtype) {
+      CUDA_CHECK(cudaMemcpyAsync(dst, pinned, count * in_size, cudaMemcpyHostToDevice, s.stream));
+    } else {
+      CUDA_CHECK(cudaMemcpyAsync(twin, pinned, count * in_size, cudaMemcpyHostToDevice, s.stream));
+      cuda::convert(twin, host_dtype, dst, device_dtype, count, s.stream);
+    }
+    CUDA_CHECK(cudaEventRecord(s.staging.done[slot], s.stream));
+  }
+}
+
+Tensor CudaBackend::upload_weight(const Tensor& host, DType dtype) {
+  check_host(host, "upload_weight");
+  if (!convertible(host.dtype(), dtype))
+    fail("cannot upload a ", dtype_name(host.dtype()), " weight as ", dtype_name(dtype));
+  Tensor out = take_tensor(*state_, state_->weights, host.shape(), dtype);
+  upload(*state_, host.data(), host.dtype(), out.data(), dtype, host.numel());
+  return out;
+}
+
+void CudaBackend::copy_from_host(const Tensor& host, Tensor& device_dst) {
+  check_host(host, "copy_from_host");
+  check_device(device_dst, "copy_from_host");
+  if (host.numel() != device_dst.numel())
+    fail("copy_from_host of ", host.shape().str(), " into ", device_dst.shape().str(),
+         ": element counts differ");
+  if (!convertible(host.dtype(), device_dst.dtype()))
+    fail("copy_from_host cannot convert ", dtype_name(host.dtype()), " to ",
+         dtype_name(device_dst.dtype()));
+  upload(*state_, host.data(), host.dtype(), device_dst.data(), device_dst.dtype(), host.numel());
+}
+
+void CudaBackend::copy_to_host(const Tensor& device_src, Tensor& host_dst) {
+  check_device(device_src, "copy_to_host");
+  check_host(host_dst, "copy_to_host");
+  if (host_dst.numel() != device_src.numel())
+    fail("copy_to_host of ", device_src.shape().str(), " into ", host_dst.shape().str(),
+         ": element counts differ");
+  if (!convertible(device_src.dtype(), host_dst.dtype()))
+    fail("copy_to_host cannot convert ", dtype_name(device_src.dtype()), " to ",
+         dtype_name(host_dst.dtype()));
+  CudaState& s = *state_;
+  DType from = device_src.dtype(), to = host_dst.dtype();
+  size_t in_size = dtype_size(from), out_size = dtype_size(to);
+  int64_t n = device_src.numel();
+  int64_t per_chunk = int64_t(StagingRing::kSlotBytes / std::max(in_size, out_size));
+  for (int64_t begin = 0; begin < n; begin += per_chunk) {
+    int64_t count = std::min(per_chunk, n - begin);
+    int slot = s.staging.acquire();
+    char* pinned = s.staging.host + size_t(slot) * StagingRing::kSlotBytes;
+    char* twin = s.staging.device + size_t(slot) * StagingRing::kSlotBytes;
+    const char* src = static_cast<const char*>(device_src.data()) + begin * in_size;
+    if (from != to) {
+      cuda::convert(src, from, twin, to, count, s.stream);
+      src = twin;
+    }
+    CUDA_CHECK(cudaMemcpyAsync(pinned, src, count * out_size, cudaMemcpyDeviceToHost, s.stream));
+    CUDA_CHECK(cudaEventRecord(s.staging.done[slot], s.stream));
+    CUDA_CHECK(cudaEventSynchronize(s.staging.done[slot]));
+    std::memcpy(static_cast<char*>(host_dst.data()) + begin * out_size, pinned, count * out_size);
+  }
+}
+
+void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(state_->stream)); }
+
+void CudaBackend::run_captured(int key, const std::function<void()>& enqueue) {
+  CudaState& s = *state_;
+  auto found = s.graphs.find(key);
+  if (found == s.graphs.end()) {
+    cudaGraph_t graph = nullptr;
+    // Relaxed: a first-seen rope table may be uploaded with a synchronous copy mid-capture.
+    CUDA_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeRelaxed));
+    try {
+      enqueue();
+    } catch (...) {
+      cudaStreamEndCapture(s.stream, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
+    }
+    CUDA_CHECK(cudaStreamEndCapture(s.stream, &graph));
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    CUDA_CHECK(status);
+    found = s.graphs.emplace(key, exec).first;
+  }
+  CUDA_CHECK(cudaGraphLaunch(found->second, s.stream));
+}
+
+void CudaBackend::set_prefer_gemv(bool prefer) { state_->prefer_gemv = prefer; }
+
+}  // namespace qwenvl

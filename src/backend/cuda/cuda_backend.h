@@ -1,0 +1,81 @@
+#pragma once
+// The CUDA backend: bf16 or fp16 activations with fp32 accumulation, cuBLASLt for matrix
+// products (our own GEMV for decode-sized batches), our own flash attention and fused kernels,
+// CUDA graphs for the decode step. This header stays free of CUDA includes so that model and
+// runtime code can name the backend without the toolkit's headers; the device state lives in
+// CudaState (cuda_state.h).
+//
+// Files, one family each: cuda_backend.cpp (memory, copies, graphs), cuda_ops.cpp (op checks and
+// dispatch), cuda_linear.cpp (cuBLASLt), cuda_gemv.cu, cuda_norm.cu, cuda_elementwise.cu,
+// cuda_rope.cu, cuda_rows.cu, cuda_convert.cu, cuda_sample.cu, cuda_flash_attention.cu (prefill,
+// windows), cuda_decode_attention.cu (split-K for one query per segment).
+//
+// fp16 and overflow: the last vision blocks' MLP can exceed fp16's range. Every kernel of ours
+// that writes f16 saturates to +-65504 (as transformers clamps hidden states in fp16 models such
+// as T5) instead of producing inf; cuBLASLt's f16 outputs are not clamped, so a caller that
+// expects large products (the vision MLP's down projection) asks linear for an f32 output and
+// adds it with add()/add_rms_norm(), which accept an f32 delta.
+#include <functional>
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace qwenvl {
+
+struct CudaState;
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(DType dtype);  // dtype: BF16 or F16; throws Error without a GPU
+  ~CudaBackend() override;
+  std::string name() const override;
+  Device device() const override { return Device::CUDA; }
+  DType compute_dtype() const override { return dtype_; }
+
+  void reserve(size_t weight_bytes, size_t persistent_bytes, size_t workspace_bytes) override;
+  Tensor upload_weight(const Tensor& host, DType dtype) override;
+  Tensor alloc_persistent(const Shape& shape, DType dtype) override;
+  Tensor alloc(const Shape& shape, DType dtype) override;
+  size_t workspace_mark() const override;
+  void workspace_release(size_t mark) override;
+  size_t peak_bytes() const override;
+
+  void copy_from_host(const Tensor& host, Tensor& device_dst) override;
+  // Returns once host_dst holds the data (it synchronizes the stream).
+  void copy_to_host(const Tensor& device_src, Tensor& host_dst) override;
+  void synchronize() override;
+
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
+  void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
+                    Tensor& out) override;
+  void add(Tensor& a, const Tensor& b) override;
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void gelu(Tensor& x) override;
+  void rope(Tensor& x, const Tensor& positions, const RopeSpec& spec) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                 const AttentionSegments& segments, Tensor& out) override;
+  void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;
+  void scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) override;
+  // `uniform` and `params` are launch arguments: keep sample outside run_captured.
+  void sample(Tensor& logits, const Tensor& history, const SamplingParams& params, float uniform,
+              Tensor& next_token) override;
+
+  // Captures the ops `enqueue` issues into a CUDA graph the first time `key` is seen and replays
+  // that graph on every later call (enqueue is then not called). Everything that varies between
+  // replays must be read from device tensors; enqueue must not copy from or to the host, nor
+  // call sample (its settings are launch arguments). reserve() drops the recorded graphs.
+  void run_captured(int key, const std::function<void()>& enqueue) override;
+
+  // For benchmarks and tests: decode-sized linear through cuBLASLt even where the GEMV applies.
+  void set_prefer_gemv(bool prefer);
+
+ private:
+  DType dtype_;
+  std::unique_ptr<CudaState> state_;
+};
+
+std::unique_ptr<Backend> make_cuda_backend(DType dtype);
+bool cuda_device_available();
+
+}  // namespace qwenvl

@@ -1,0 +1,91 @@
+#pragma once
+// Host-side launchers of our kernels, one family per .cu file. Pointers are device pointers;
+// `dtype` arguments say how the memory behind them is typed. Launchers check the launch and
+// never synchronize. Shapes are validated by the caller (cuda_ops.cpp).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace qwenvl::cuda {
+
+// cuda_convert.cu: dst[i] = src[i] across f32 / f16 / bf16 (or a plain copy of equal dtypes).
+void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n,
+             cudaStream_t stream);
+// Fills n elements of dst with a quiet NaN (tests poison outputs with it).
+void fill_nan(void* dst, DType dtype, int64_t n, cudaStream_t stream);
+
+// cuda_norm.cu. x, out, residual: `dtype` (bf16/f16); delta: dtype or f32; w: any float dtype.
+void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t rows, int cols,
+              float eps, DType dtype, cudaStream_t stream);
+void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const void* w,
+                  DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
+                  cudaStream_t stream);
+
+// cuda_elementwise.cu. a, gate, up, out, x: `dtype`; b: dtype or f32.
+void add(void* a, const void* b, DType b_dtype, int64_t n, DType dtype, cudaStream_t stream);
+void silu_mul(const void* gate, const void* up, void* out, int64_t n, DType dtype,
+              cudaStream_t stream);
+void gelu(void* x, int64_t n, DType dtype, cudaStream_t stream);
+// out[i] += bias[i % n_cols], for linear when cuBLASLt cannot fuse the bias.
+void add_bias(void* out, DType out_dtype, const void* bias, DType bias_dtype, int64_t rows,
+              int64_t cols, cudaStream_t stream);
+
+// cuda_rope.cu. x [tokens, heads, head_dim] of `dtype`; positions I32 [rows, tokens];
+// pos_row / inv_freq: head_dim/2 entries on the device.
+void rope(void* x, DType dtype, int64_t tokens, int heads, int head_dim, const int32_t* positions,
+          const int32_t* pos_row, const float* inv_freq, cudaStream_t stream);
+
+// cuda_rows.cu. Rows of row_elems elements; conversion between float dtypes, plain copy else.
+void gather_rows(const void* src, DType src_dtype, int64_t src_rows, const int32_t* indices,
+                 int64_t count, int64_t row_elems, void* out, DType out_dtype, cudaStream_t stream);
+void scatter_rows(const void* src, DType src_dtype, const int32_t* indices, int64_t count,
+                  int64_t row_elems, void* dst, DType dst_dtype, int64_t dst_rows,
+                  cudaStream_t stream);
+
+// cuda_gemv.cu: out[M,N] = x[M,K] · w[N,K]^T (+ bias) for M <= kGemvMaxRows, K % 8 == 0, x and w
+// of `dtype`, pointers 16-byte aligned. out: dtype or f32; bias: any float dtype or null.
+constexpr int kGemvMaxRows = 8;
+void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
+          DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream);
+
+// cuda_flash_attention.cu / cuda_decode_attention.cu.
+struct AttentionArgs {
+  const void* q = nullptr;  // [nq, heads_q, head_dim]
+  const void* k = nullptr;  // [nk, heads_kv, head_dim]
+  const void* v = nullptr;
+  void* out = nullptr;  // [nq, heads_q, head_dim]
+  const int32_t* cu_q = nullptr;
+  const int32_t* cu_k = nullptr;
+  int segments = 0, max_q = 0, max_k = 0;
+  int heads_q = 0, heads_kv = 0, head_dim = 0;
+  bool causal = false;
+  float scale = 1.0f;
+  DType dtype = DType::BF16;
+};
+bool flash_attention_supports(int head_dim);
+void flash_attention(const AttentionArgs& args, cudaStream_t stream);
+
+// Split-K decode: every segment has at most one query. Partials go to `scratch`.
+constexpr int kDecodeMaxGroup = 8;  // query heads per kv head handled by one block
+bool decode_attention_supports(const AttentionArgs& args);
+size_t decode_attention_scratch_bytes(const AttentionArgs& args, int multiprocessors);
+void decode_attention(const AttentionArgs& args, void* scratch, int multiprocessors,
+                      cudaStream_t stream);
+
+// cuda_sample.cu: see sample_kernel's comment for the exact rule.
+struct SampleArgs {
+  float* logits = nullptr;  // [vocab], modified in place
+  int vocab = 0;
+  const int32_t* history = nullptr;
+  int history_len = 0;
+  float temperature = 1.0f, top_p = 1.0f, min_p = 0.0f, repetition_penalty = 1.0f;
+  int top_k = 0;
+  float uniform = 0.0f;
+  int32_t* next_token = nullptr;
+};
+size_t sample_scratch_bytes(int vocab);
+void sample(const SampleArgs& args, void* scratch, cudaStream_t stream);
+
+}  // namespace qwenvl::cuda

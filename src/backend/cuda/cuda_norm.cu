@@ -1,0 +1,142 @@
+// RMS norm and the decoder's fused residual-add + RMS norm: one block per row, statistics in
+// fp32. Mirrors transformers' Qwen2RMSNorm: x * rsqrt(mean(x^2) + eps) is rounded to the
+// activation dtype before the multiplication by the weight, which rounds again.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_dispatch.cuh"
+#include "backend/cuda/cuda_kernels.h"
+
+namespace qwenvl::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+template <typename T, typename W>
+__device__ __forceinline__ T normalize(float x, float inv_rms, W w) {
+  float n = to_float(from_float<T>(x * inv_rms));
+  return from_float<T>(to_float(w) * n);
+}
+
+// `vector`: cols % 8 == 0 and the row pointers are 16-byte aligned.
+template <typename T, typename W>
+__global__ void rms_norm_kernel(const T* x, const W* w, T* out, int cols, float eps, bool vector) {
+  __shared__ float partial[32];
+  const T* row = x + blockIdx.x * int64_t(cols);
+  T* out_row = out + blockIdx.x * int64_t(cols);
+  float sum = 0.0f;
+  if (vector) {
+    for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Vec<T> v = load16(row + c);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) sum += to_float(v.v[j]) * to_float(v.v[j]);
+    }
+  } else {
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += to_float(row[c]) * to_float(row[c]);
+  }
+  float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
+  if (vector) {
+    for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Vec<T> v = load16(row + c), o;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) o.v[j] = normalize<T>(to_float(v.v[j]), inv_rms, w[c + j]);
+      store16(out_row + c, o);
+    }
+  } else {
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+      out_row[c] = normalize<T>(to_float(row[c]), inv_rms, w[c]);
+  }
+}
+
+// residual = round(residual + delta) (torch adds in the activation dtype), then its RMS norm.
+// Each thread re-reads only the residual elements it wrote itself, so no barrier is needed
+// between the two passes.
+template <typename T, typename D, typename W>
+__global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* out, int cols,
+                                    float eps, bool vector) {
+  __shared__ float partial[32];
+  T* row = residual + blockIdx.x * int64_t(cols);
+  const D* delta_row = delta + blockIdx.x * int64_t(cols);
+  T* out_row = out + blockIdx.x * int64_t(cols);
+  float sum = 0.0f;
+  if (vector) {
+    for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Vec<T> r = load16(row + c);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        r.v[j] = from_float<T>(to_float(r.v[j]) + to_float(delta_row[c + j]));
+        float f = to_float(r.v[j]);
+        sum += f * f;
+      }
+      store16(row + c, r);
+    }
+  } else {
+    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+      T r = from_float<T>(to_float(row[c]) + to_float(delta_row[c]));
+      row[c] = r;
+      sum += to_float(r) * to_float(r);
+    }
+  }
+  float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
+  if (vector) {
+    for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Vec<T> r = load16(row + c), o;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) o.v[j] = normalize<T>(to_float(r.v[j]), inv_rms, w[c + j]);
+      store16(out_row + c, o);
+    }
+  } else {
+    for (int c = threadIdx.x; c < cols; c += blockDim.x)
+      out_row[c] = normalize<T>(to_float(row[c]), inv_rms, w[c]);
+  }
+}
+
+bool vector_ok(int cols, std::initializer_list<const void*> pointers) {
+  if (cols % 8) return false;
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16) return false;
+  return true;
+}
+
+}  // namespace
+
+void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t rows, int cols,
+              float eps, DType dtype, cudaStream_t stream) {
+  if (rows == 0) return;
+  bool vector = vector_ok(cols, {x, out});
+  with_half(dtype, [&](auto t) {
+    with_float(w_dtype, [&](auto wt) {
+      using T = decltype(t);
+      using W = decltype(wt);
+      rms_norm_kernel<T, W><<<unsigned(rows), kThreads, 0, stream>>>(
+          static_cast<const T*>(x), static_cast<const W*>(w), static_cast<T*>(out), cols, eps,
+          vector);
+    });
+  });
+  CUDA_CHECK_LAUNCH();
+}
+
+void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const void* w,
+                  DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
+                  cudaStream_t stream) {
+  if (rows == 0) return;
+  bool vector = vector_ok(cols, {residual, out});
+  with_half(dtype, [&](auto t) {
+    with_float(w_dtype, [&](auto wt) {
+      using T = decltype(t);
+      using W = decltype(wt);
+      auto launch = [&](auto dt) {
+        using D = decltype(dt);
+        add_rms_norm_kernel<T, D, W><<<unsigned(rows), kThreads, 0, stream>>>(
+            static_cast<T*>(residual), static_cast<const D*>(delta), static_cast<const W*>(w),
+            static_cast<T*>(out), cols, eps, vector);
+      };
+      if (delta_dtype == DType::F32)
+        launch(float{});
+      else
+        launch(T{});
+    });
+  });
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace qwenvl::cuda

@@ -1,0 +1,293 @@
+// CudaBackend's ops: shape and dtype checks (one sentence per failure), then one launch each.
+#include <algorithm>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_state.h"
+
+namespace qwenvl {
+
+namespace {
+
+void on_device(const Tensor& t, const char* op, const char* what) {
+  if (t.device() != Device::CUDA || (!t.data() && t.numel() > 0))
+    fail("CUDA ", op, ": ", what, " must be a tensor on the GPU");
+}
+
+void has_dtype(const Tensor& t, DType dtype, const char* op, const char* what) {
+  if (t.dtype() != dtype)
+    fail("CUDA ", op, ": ", what, " is ", dtype_name(t.dtype()), " but must be ",
+         dtype_name(dtype));
+}
+
+void float_dtype(const Tensor& t, const char* op, const char* what) {
+  if (!is_float(t.dtype()))
+    fail("CUDA ", op, ": ", what, " must be a float tensor, not ", dtype_name(t.dtype()));
+}
+
+void same_numel(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.numel() != b.numel())
+    fail("CUDA ", op, ": shapes ", a.shape().str(), " and ", b.shape().str(), " differ in size");
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+using Named = std::pair<const Tensor*, const char*>;
+
+}  // namespace
+
+void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  on_device(x, "linear", "x");
+  on_device(w, "linear", "the weight");
+  on_device(out, "linear", "out");
+  has_dtype(x, dtype_, "linear", "x");
+  // cuBLASLt multiplies equal input types: linear weights are uploaded in the compute dtype.
+  has_dtype(w, dtype_, "linear", "the weight");
+  if (out.dtype() != dtype_ && out.dtype() != DType::F32)
+    fail("CUDA linear: out must be ", dtype_name(dtype_), " or f32, not ",
+         dtype_name(out.dtype()));
+  if (w.rank() != 2) fail("CUDA linear: the weight must be [N, K], got ", w.shape().str());
+  int64_t n = w.dim(0), k = w.dim(1);
+  if (x.rank() < 1 || x.dim(-1) != k)
+    fail("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
+  int64_t m = x.numel() / k;
+  if (out.dim(-1) != n || out.numel() != m * n)
+    fail("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
+  if (bias) {
+    on_device(*bias, "linear", "the bias");
+    float_dtype(*bias, "linear", "the bias");
+    if (bias->numel() != n) fail("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
+  }
+  if (m == 0) return;
+  CudaState& s = *state_;
+  const void* bias_data = bias ? bias->data() : nullptr;
+  DType bias_dtype = bias ? bias->dtype() : DType::F32;
+  if (s.prefer_gemv && m <= cuda::kGemvMaxRows && k % 8 == 0 && aligned16(x.data()) &&
+      aligned16(w.data())) {
+    cuda::gemv(x.data(), w.data(), bias_data, bias_dtype, out.data(), out.dtype(), int(m), int(n),
+               int(k), dtype_, s.stream);
+    return;
+  }
+  if (s.linear->run(x.data(), w.data(), bias_data, bias_dtype, out.data(), out.dtype(), m, n, k,
+                    dtype_, s.stream))
+    return;
+  s.linear->run(x.data(), w.data(), nullptr, bias_dtype, out.data(), out.dtype(), m, n, k, dtype_,
+                s.stream);
+  cuda::add_bias(out.data(), out.dtype(), bias_data, bias_dtype, m, n, s.stream);
+}
+
+void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
+  for (auto [t, what] : {Named{&x, "x"}, Named{&w, "the weight"}, Named{&out, "out"}})
+    on_device(*t, "rms_norm", what);
+  has_dtype(x, dtype_, "rms_norm", "x");
+  has_dtype(out, dtype_, "rms_norm", "out");
+  float_dtype(w, "rms_norm", "the weight");
+  int64_t cols = w.numel();
+  if (x.dim(-1) != cols) fail("CUDA rms_norm: x ", x.shape().str(), " vs weight of ", cols);
+  same_numel(x, out, "rms_norm");
+  cuda::rms_norm(x.data(), w.data(), w.dtype(), out.data(), x.numel() / cols, int(cols), eps,
+                 dtype_, state_->stream);
+}
+
+void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
+                               Tensor& out) {
+  for (auto [t, what] : {Named{&residual, "the residual"}, Named{&delta, "delta"},
+                         Named{&w, "the weight"}, Named{&out, "out"}})
+    on_device(*t, "add_rms_norm", what);
+  has_dtype(residual, dtype_, "add_rms_norm", "the residual");
+  has_dtype(out, dtype_, "add_rms_norm", "out");
+  if (delta.dtype() != dtype_) has_dtype(delta, DType::F32, "add_rms_norm", "delta");
+  float_dtype(w, "add_rms_norm", "the weight");
+  int64_t cols = w.numel();
+  if (residual.dim(-1) != cols)
+    fail("CUDA add_rms_norm: residual ", residual.shape().str(), " vs weight of ", cols);
+  same_numel(residual, delta, "add_rms_norm");
+  same_numel(residual, out, "add_rms_norm");
+  cuda::add_rms_norm(residual.data(), delta.data(), delta.dtype(), w.data(), w.dtype(), out.data(),
+                     residual.numel() / cols, int(cols), eps, dtype_, state_->stream);
+}
+
+void CudaBackend::add(Tensor& a, const Tensor& b) {
+  on_device(a, "add", "a");
+  on_device(b, "add", "b");
+  has_dtype(a, dtype_, "add", "a");
+  if (b.dtype() != dtype_) has_dtype(b, DType::F32, "add", "b");
+  same_numel(a, b, "add");
+  cuda::add(a.data(), b.data(), b.dtype(), a.numel(), dtype_, state_->stream);
+}
+
+void CudaBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  for (auto [t, what] : {Named{&gate, "gate"}, Named{&up, "up"}, Named{&out, "out"}}) {
+    on_device(*t, "silu_mul", what);
+    has_dtype(*t, dtype_, "silu_mul", what);
+  }
+  same_numel(gate, up, "silu_mul");
+  same_numel(gate, out, "silu_mul");
+  cuda::silu_mul(gate.data(), up.data(), out.data(), gate.numel(), dtype_, state_->stream);
+}
+
+void CudaBackend::gelu(Tensor& x) {
+  on_device(x, "gelu", "x");
+  has_dtype(x, dtype_, "gelu", "x");
+  cuda::gelu(x.data(), x.numel(), dtype_, state_->stream);
+}
+
+void CudaBackend::rope(Tensor& x, const Tensor& positions, const RopeSpec& spec) {
+  on_device(x, "rope", "x");
+  on_device(positions, "rope", "positions");
+  has_dtype(x, dtype_, "rope", "x");
+  has_dtype(positions, DType::I32, "rope", "positions");
+  int half = spec.head_dim / 2;
+  if (spec.head_dim <= 0 || spec.head_dim % 2 || int(spec.pos_row.size()) != half ||
+      int(spec.inv_freq.size()) != half)
+    fail("CUDA rope: the spec needs an even head_dim and head_dim/2 pos_row and inv_freq entries");
+  if (x.rank() != 3 || x.dim(2) != spec.head_dim)
+    fail("CUDA rope: x must be [tokens, heads, ", spec.head_dim, "], got ", x.shape().str());
+  if (positions.rank() != 2 || positions.dim(1) != x.dim(0))
+    fail("CUDA rope: positions must be [rows, ", x.dim(0), "], got ", positions.shape().str());
+  for (int32_t row : spec.pos_row)
+    if (row < 0 || row >= positions.dim(0))
+      fail("CUDA rope: pos_row entry ", row, " is outside positions' ", positions.dim(0), " rows");
+  CudaState& s = *state_;
+  // Tables are uploaded once per distinct spec (a model has two: vision and text).
+  const RopeTable* table = nullptr;
+  for (const RopeTable& t : s.rope_tables)
+    if (t.head_dim == spec.head_dim && t.pos_row == spec.pos_row && t.inv_freq == spec.inv_freq)
+      table = &t;
+  if (!table) {
+    RopeTable t{spec.head_dim, spec.pos_row, spec.inv_freq};
+    t.device_pos_row = static_cast<int32_t*>(s.internal.take(half * 4, "a rope table"));
+    t.device_inv_freq = static_cast<float*>(s.internal.take(half * 4, "a rope table"));
+    // Synchronous copies from pageable memory: allowed inside a relaxed graph capture.
+    CUDA_CHECK(cudaMemcpy(t.device_pos_row, t.pos_row.data(), half * 4, cudaMemcpyHostToDevice));
+    CUDA_CHECK(cudaMemcpy(t.device_inv_freq, t.inv_freq.data(), half * 4, cudaMemcpyHostToDevice));
+    s.rope_tables.push_back(std::move(t));
+    table = &s.rope_tables.back();
+  }
+  cuda::rope(x.data(), dtype_, x.dim(0), int(x.dim(1)), spec.head_dim, positions.data<int32_t>(),
+             table->device_pos_row, table->device_inv_freq, s.stream);
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                            const AttentionSegments& segments, Tensor& out) {
+  for (auto [t, what] : {Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"},
+                         Named{&out, "out"}}) {
+    on_device(*t, "attention", what);
+    has_dtype(*t, dtype_, "attention", what);
+    if (t->rank() != 3) fail("CUDA attention: ", what, " must be [tokens, heads, head_dim]");
+  }
+  on_device(segments.cu_q, "attention", "cu_q");
+  on_device(segments.cu_k, "attention", "cu_k");
+  has_dtype(segments.cu_q, DType::I32, "attention", "cu_q");
+  has_dtype(segments.cu_k, DType::I32, "attention", "cu_k");
+  if (segments.cu_q.numel() < segments.segments + 1 ||
+      segments.cu_k.numel() < segments.segments + 1)
+    fail("CUDA attention: cu_q and cu_k need segments + 1 = ", segments.segments + 1, " entries");
+  if (!(q.shape() == out.shape()) || !(k.shape() == v.shape()))
+    fail("CUDA attention: q/out ", q.shape().str(), "/", out.shape().str(), " and k/v ",
+         k.shape().str(), "/", v.shape().str(), " must match in pairs");
+  int d = int(q.dim(2)), hq = int(q.dim(1)), hkv = int(k.dim(1));
+  if (k.dim(2) != d) fail("CUDA attention: q and k head_dim differ");
+  if (hkv <= 0 || hq % hkv) fail("CUDA attention: ", hq, " query heads are not a multiple of ",
+                                 hkv, " kv heads");
+  if (!cuda::flash_attention_supports(d))
+    fail("CUDA attention supports head_dim 64, 80, 96 and 128, not ", d);
+  if (segments.segments == 0 || segments.max_q == 0) return;
+  cuda::AttentionArgs args;
+  args.q = q.data();
+  args.k = k.data();
+  args.v = v.data();
+  args.out = out.data();
+  args.cu_q = segments.cu_q.data<int32_t>();
+  args.cu_k = segments.cu_k.data<int32_t>();
+  args.segments = segments.segments;
+  args.max_q = segments.max_q;
+  args.max_k = segments.max_k;
+  args.heads_q = hq;
+  args.heads_kv = hkv;
+  args.head_dim = d;
+  args.causal = segments.causal;
+  args.scale = segments.scale;
+  args.dtype = dtype_;
+  CudaState& s = *state_;
+  if (cuda::decode_attention_supports(args) &&
+      cuda::decode_attention_scratch_bytes(args, s.multiprocessors) <= s.attention_scratch_bytes) {
+    cuda::decode_attention(args, s.attention_scratch, s.multiprocessors, s.stream);
+    return;
+  }
+  cuda::flash_attention(args, s.stream);
+}
+
+void CudaBackend::gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) {
+  on_device(src, "gather_rows", "src");
+  on_device(indices, "gather_rows", "indices");
+  on_device(out, "gather_rows", "out");
+  has_dtype(indices, DType::I32, "gather_rows", "indices");
+  if (!(src.dtype() == out.dtype() || (is_float(src.dtype()) && is_float(out.dtype()))))
+    fail("CUDA gather_rows cannot convert ", dtype_name(src.dtype()), " rows to ",
+         dtype_name(out.dtype()));
+  if (src.rank() < 1 || src.dim(0) == 0) fail("CUDA gather_rows: src has no rows");
+  int64_t row = src.numel() / src.dim(0), count = indices.numel();
+  if (out.numel() != count * row)
+    fail("CUDA gather_rows: out ", out.shape().str(), " should hold ", count, " rows of ", row);
+  cuda::gather_rows(src.data(), src.dtype(), src.dim(0), indices.data<int32_t>(), count, row,
+                    out.data(), out.dtype(), state_->stream);
+}
+
+void CudaBackend::scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) {
+  on_device(src, "scatter_rows", "src");
+  on_device(indices, "scatter_rows", "indices");
+  on_device(dst, "scatter_rows", "dst");
+  has_dtype(indices, DType::I32, "scatter_rows", "indices");
+  if (!(src.dtype() == dst.dtype() || (is_float(src.dtype()) && is_float(dst.dtype()))))
+    fail("CUDA scatter_rows cannot convert ", dtype_name(src.dtype()), " rows to ",
+         dtype_name(dst.dtype()));
+  if (dst.rank() < 1 || dst.dim(0) == 0) fail("CUDA scatter_rows: dst has no rows");
+  int64_t row = dst.numel() / dst.dim(0), count = indices.numel();
+  if (src.numel() != count * row)
+    fail("CUDA scatter_rows: src ", src.shape().str(), " should hold ", count, " rows of ", row);
+  cuda::scatter_rows(src.data(), src.dtype(), indices.data<int32_t>(), count, row, dst.data(),
+                     dst.dtype(), dst.dim(0), state_->stream);
+}
+
+void CudaBackend::sample(Tensor& logits, const Tensor& history, const SamplingParams& params,
+                         float uniform, Tensor& next_token) {
+  on_device(logits, "sample", "logits");
+  on_device(next_token, "sample", "next_token");
+  has_dtype(logits, DType::F32, "sample", "logits");
+  has_dtype(next_token, DType::I32, "sample", "next_token");
+  if (next_token.numel() != 1) fail("CUDA sample: next_token must hold one id");
+  // The same bounds as the CPU sampler, so both backends refuse the same settings.
+  if (!(params.temperature >= 0)) fail("sampling temperature must be >= 0, got ", params.temperature);
+  if (params.top_k < 0) fail("sampling top_k must be >= 0, got ", params.top_k);
+  if (!(params.top_p >= 0 && params.top_p <= 1))
+    fail("sampling top_p must be in [0, 1], got ", params.top_p);
+  if (!(params.min_p >= 0 && params.min_p <= 1))
+    fail("sampling min_p must be in [0, 1], got ", params.min_p);
+  if (!(params.repetition_penalty > 0))
+    fail("sampling repetition_penalty must be > 0, got ", params.repetition_penalty);
+  int64_t vocab = logits.numel();
+  if (vocab <= 0 || vocab > int64_t(state_->sample_scratch_bytes) ||
+      cuda::sample_scratch_bytes(int(vocab)) > state_->sample_scratch_bytes)
+    fail("CUDA sample: a vocabulary of ", vocab, " logits is larger than the sampler supports");
+  cuda::SampleArgs args;
+  args.logits = logits.data<float>();
+  args.vocab = int(vocab);
+  if (params.repetition_penalty != 1.0f && history.defined() && history.numel() > 0) {
+    on_device(history, "sample", "history");
+    has_dtype(history, DType::I32, "sample", "history");
+    args.history = history.data<int32_t>();
+    args.history_len = int(history.numel());
+  }
+  args.temperature = params.temperature;
+  args.top_k = params.top_k;
+  args.top_p = params.top_p;
+  args.min_p = params.min_p;
+  args.repetition_penalty = params.repetition_penalty;
+  args.uniform = uniform;
+  args.next_token = next_token.data<int32_t>();
+  cuda::sample(args, state_->sample_scratch, state_->stream);
+}
+
+}  // namespace qwenvl

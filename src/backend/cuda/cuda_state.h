@@ -1,0 +1,71 @@
+#pragma once
+// What CudaBackend keeps on the device: the stream, the memory regions, the pinned staging ring,
+// cuBLASLt's handle and plan cache, the uploaded rope tables and the captured graphs.
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "backend/cuda/cuda_linear.h"
+#include "core/dtype.h"
+
+namespace qwenvl {
+
+// A region of device memory handed out front to back (256-byte aligned, as cuBLASLt and 16-byte
+// vector loads want). `base` belongs to CudaState, which frees it.
+struct DeviceRegion {
+  const char* what = "";
+  char* base = nullptr;
+  size_t capacity = 0, used = 0, peak = 0;
+  void* take(size_t bytes, const char* for_what);
+};
+
+// Host memory the DMA engine can read directly, split into slots that are reused once the copy
+// that last read them is complete (an event per slot). Each slot has a twin on the device, where
+// raw chunks land before a conversion kernel writes them to their destination.
+struct StagingRing {
+  static constexpr int kSlots = 4;
+  static constexpr size_t kSlotBytes = size_t(8) << 20;
+  char* host = nullptr;                 // kSlots * kSlotBytes, pinned
+  char* device = nullptr;               // kSlots * kSlotBytes, in the internal region
+  std::array<cudaEvent_t, kSlots> done{};
+  int next = 0;
+  int acquire();  // waits until the slot's previous copy finished
+};
+
+struct RopeTable {
+  int head_dim = 0;
+  std::vector<int32_t> pos_row;
+  std::vector<float> inv_freq;
+  int32_t* device_pos_row = nullptr;
+  float* device_inv_freq = nullptr;
+};
+
+struct CudaState {
+  int device = 0;
+  int multiprocessors = 0;
+  cudaStream_t stream = nullptr;
+  DeviceRegion weights{"weights"}, persistent{"persistent"}, workspace{"workspace"};
+  // Our own scratch: cuBLASLt's workspace, staging twins, attention partials, sampling, rope.
+  DeviceRegion internal{"internal scratch"};
+  char* cublas_workspace = nullptr;
+  size_t cublas_workspace_bytes = 0;
+  char* attention_scratch = nullptr;
+  size_t attention_scratch_bytes = 0;
+  char* sample_scratch = nullptr;
+  size_t sample_scratch_bytes = 0;
+  StagingRing staging;
+  std::unique_ptr<LinearPlanner> linear;
+  bool prefer_gemv = true;
+  std::vector<RopeTable> rope_tables;
+  std::map<int, cudaGraphExec_t> graphs;
+  bool reserved = false;
+
+  ~CudaState();
+  void release_memory();
+};
+
+}  // namespace qwenvl

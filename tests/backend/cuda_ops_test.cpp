@@ -1,0 +1,398 @@
+// Every CudaBackend op against CpuBackend (fp32) on fresh random inputs, in bf16 and fp16.
+// Inputs are rounded to the compute dtype before either backend sees them, so the difference
+// measures only the CUDA op's arithmetic and output rounding. Outputs are poisoned with NaN
+// before each op, so an element the op forgot to write fails the check. Skipped without a GPU.
+#ifdef QWENVL_HAVE_CUDA
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "core/error.h"
+#include "core/half.h"
+
+namespace qwenvl {
+namespace {
+
+float round_to(float v, DType dtype) {
+  if (dtype == DType::BF16) return bf16_to_float(float_to_bf16(v));
+  if (dtype == DType::F16) return fp16_to_float(float_to_fp16(v));
+  return v;
+}
+
+// Relative L2 error; infinite when `got` holds a NaN or inf (an unwritten or overflowed element).
+double rel_l2(const Tensor& got, const Tensor& want) {
+  EXPECT_EQ(got.numel(), want.numel());
+  double diff = 0, norm = 0;
+  const float* g = got.data<float>();
+  const float* w = want.data<float>();
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    if (!std::isfinite(g[i])) return INFINITY;
+    diff += double(g[i] - w[i]) * (g[i] - w[i]);
+    norm += double(w[i]) * w[i];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-30));
+}
+
+class CudaOps : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+    seed_ = std::random_device{}();
+    rng_.seed(seed_);
+    gpu_ = std::make_unique<CudaBackend>(GetParam());
+    gpu_->reserve(size_t(256) << 20, size_t(64) << 20, size_t(1) << 30);
+    cpu_.reserve(0, 0, 0);
+  }
+
+  DType dtype() const { return GetParam(); }
+  double tolerance() const { return dtype() == DType::BF16 ? 2e-2 : 5e-3; }
+
+  // Host f32 values drawn from N(0, scale), representable in the compute dtype.
+  Tensor random(const Shape& shape, float scale = 1.0f) {
+    Tensor t = Tensor::empty(shape, DType::F32);
+    std::normal_distribution<float> normal(0.0f, scale);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = round_to(normal(rng_), dtype());
+    return t;
+  }
+
+  Tensor ints(const std::vector<int32_t>& values) {
+    Tensor t = Tensor::empty({int64_t(values.size())}, DType::I32);
+    std::memcpy(t.data(), values.data(), values.size() * 4);
+    return t;
+  }
+
+  Tensor to_gpu(const Tensor& host, DType dtype) {
+    Tensor t = gpu_->alloc(host.shape(), dtype);
+    gpu_->copy_from_host(host, t);
+    return t;
+  }
+  Tensor to_gpu(const Tensor& host) { return to_gpu(host, host.dtype() == DType::I32 ? DType::I32 : dtype()); }
+
+  Tensor to_host(const Tensor& device) {
+    Tensor t = Tensor::empty(device.shape(), device.dtype() == DType::I32 ? DType::I32 : DType::F32);
+    gpu_->copy_to_host(device, t);
+    return t;
+  }
+
+  Tensor poisoned(const Shape& shape, DType dtype) {
+    Tensor host = Tensor::empty(shape, DType::F32);
+    std::fill_n(host.data<float>(), host.numel(), NAN);
+    return to_gpu(host, dtype);
+  }
+
+  Tensor copy(const Tensor& host) {
+    Tensor t = Tensor::empty(host.shape(), host.dtype());
+    std::memcpy(t.data(), host.data(), host.nbytes());
+    return t;
+  }
+
+  uint32_t seed_ = 0;
+  std::mt19937 rng_;
+  CpuBackend cpu_;
+  std::unique_ptr<CudaBackend> gpu_;
+};
+
+#define TRACE_SEED() SCOPED_TRACE(::testing::Message() << "seed " << seed_)
+
+TEST_P(CudaOps, CopiesRoundTripWithConversion) {
+  TRACE_SEED();
+  Tensor host = random({1000, 37});
+  Tensor back = to_host(to_gpu(host));
+  EXPECT_EQ(std::memcmp(back.data(), host.data(), host.nbytes()), 0);
+  Tensor ids = ints({5, -3, 1 << 30, 0, 77});
+  Tensor ids_back = to_host(to_gpu(ids));
+  EXPECT_EQ(std::memcmp(ids_back.data(), ids.data(), ids.nbytes()), 0);
+  // A bf16 checkpoint tensor uploaded in the compute dtype, larger than one staging slot.
+  Tensor big = Tensor::empty({3 << 20}, DType::BF16);
+  std::vector<float> expected(big.numel());
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t i = 0; i < big.numel(); ++i) {
+    uint16_t bits = float_to_bf16(normal(rng_));
+    big.data<uint16_t>()[i] = bits;
+    expected[i] = round_to(bf16_to_float(bits), dtype());
+  }
+  Tensor weight = gpu_->upload_weight(big, dtype());
+  Tensor weight_back = to_host(weight);
+  EXPECT_EQ(std::memcmp(weight_back.data(), expected.data(), expected.size() * 4), 0);
+  // peak_bytes counts every region reserved, our own scratch included.
+  EXPECT_GT(gpu_->peak_bytes(), (size_t(256) << 20) + (size_t(64) << 20) + (size_t(1) << 30));
+}
+
+TEST_P(CudaOps, LinearMatchesCpu) {
+  TRACE_SEED();
+  struct Case { int64_t m, n, k; bool bias, f32_out, gemv; };
+  for (Case c : {Case{1, 2048, 2048, false, false, true}, Case{1, 2048, 2048, false, false, false},
+                 Case{3, 1000, 520, true, false, true}, Case{3, 1000, 520, true, false, false},
+                 Case{8, 384, 1024, true, true, true}, Case{4, 64, 100, false, false, true},
+                 Case{64, 512, 768, true, false, true}, Case{200, 1280, 1280, true, true, true},
+                 Case{1, 4096, 512, false, true, true}}) {
+    SCOPED_TRACE(::testing::Message() << c.m << "x" << c.n << "x" << c.k << " bias " << c.bias
+                                      << " f32 " << c.f32_out << " gemv " << c.gemv);
+    gpu_->set_prefer_gemv(c.gemv);
+    Tensor x = random({c.m, c.k}), w = random({c.n, c.k}, 0.05f), b = random({c.n});
+    Tensor want = Tensor::empty({c.m, c.n}, DType::F32);
+    cpu_.linear(x, w, c.bias ? &b : nullptr, want);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight(w, dtype()), gb = gpu_->upload_weight(b, dtype());
+    Tensor gx = to_gpu(x);
+    Tensor out = poisoned({c.m, c.n}, c.f32_out ? DType::F32 : dtype());
+    gpu_->linear(gx, gw, c.bias ? &gb : nullptr, out);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    gpu_->workspace_release(mark);
+  }
+  gpu_->set_prefer_gemv(true);
+}
+
+TEST_P(CudaOps, NormsMatchCpu) {
+  TRACE_SEED();
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 2048}, {7, 1280}, {33, 3584}, {5, 100}}) {
+    SCOPED_TRACE(::testing::Message() << rows << "x" << cols);
+    for (DType wdtype : {DType::F32, dtype()}) {
+      Tensor x = random({rows, cols}, 3.0f), w = random({cols}), delta = random({rows, cols});
+      Tensor want = Tensor::empty({rows, cols}, DType::F32);
+      cpu_.rms_norm(x, w, 1e-6f, want);
+      Tensor gw = gpu_->upload_weight(w, wdtype), gx = to_gpu(x);
+      Tensor out = poisoned({rows, cols}, dtype());
+      gpu_->rms_norm(gx, gw, 1e-6f, out);
+      EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+
+      for (bool f32_delta : {false, true}) {
+        Tensor residual = copy(x);
+        Tensor want2 = Tensor::empty({rows, cols}, DType::F32);
+        cpu_.add_rms_norm(residual, delta, w, 1e-6f, want2);
+        Tensor gres = to_gpu(x), gdelta = to_gpu(delta, f32_delta ? DType::F32 : dtype());
+        Tensor out2 = poisoned({rows, cols}, dtype());
+        gpu_->add_rms_norm(gres, gdelta, gw, 1e-6f, out2);
+        EXPECT_LT(rel_l2(to_host(out2), want2), tolerance());
+        EXPECT_LT(rel_l2(to_host(gres), residual), tolerance());
+      }
+    }
+  }
+}
+
+TEST_P(CudaOps, ElementwiseMatchesCpu) {
+  TRACE_SEED();
+  for (int64_t n : {int64_t(4096), int64_t(1000003), int64_t(13)}) {
+    SCOPED_TRACE(n);
+    Tensor a = random({n}), b = random({n}), gate = random({n}, 3.0f), up = random({n});
+    Tensor want_add = copy(a);
+    cpu_.add(want_add, b);
+    Tensor ga = to_gpu(a);
+    gpu_->add(ga, to_gpu(b));
+    EXPECT_LT(rel_l2(to_host(ga), want_add), tolerance());
+
+    Tensor want_silu = Tensor::empty({n}, DType::F32);
+    cpu_.silu_mul(gate, up, want_silu);
+    Tensor out = poisoned({n}, dtype());
+    gpu_->silu_mul(to_gpu(gate), to_gpu(up), out);
+    EXPECT_LT(rel_l2(to_host(out), want_silu), tolerance());
+
+    Tensor want_gelu = copy(gate);
+    cpu_.gelu(want_gelu);
+    Tensor gg = to_gpu(gate);
+    gpu_->gelu(gg);
+    EXPECT_LT(rel_l2(to_host(gg), want_gelu), tolerance());
+  }
+}
+
+TEST_P(CudaOps, FP16Saturates) {
+  if (dtype() != DType::F16) GTEST_SKIP() << "fp16 only";
+  Tensor a = Tensor::empty({8}, DType::F32), b = Tensor::empty({8}, DType::F32);
+  std::fill_n(a.data<float>(), 8, 60000.0f);
+  std::fill_n(b.data<float>(), 8, 60000.0f);
+  Tensor ga = to_gpu(a);
+  gpu_->add(ga, to_gpu(b, DType::F32));
+  Tensor back = to_host(ga);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(back.data<float>()[i], 65504.0f);
+}
+
+TEST_P(CudaOps, RopeMatchesCpu) {
+  TRACE_SEED();
+  // Text M-RoPE (3 position rows, sections 16/24/24 of 64 frequencies) and vision 2-D rope.
+  struct Case { int64_t tokens; int heads, head_dim, rows; int max_pos; };
+  for (Case c : {Case{37, 4, 128, 3, 30000}, Case{300, 16, 80, 2, 120}}) {
+    SCOPED_TRACE(c.head_dim);
+    RopeSpec spec;
+    spec.head_dim = c.head_dim;
+    int half = c.head_dim / 2;
+    for (int j = 0; j < half; ++j) {
+      spec.pos_row.push_back(c.rows == 3 ? (j < 16 ? 0 : j < 40 ? 1 : 2) : (j < half / 2 ? 0 : 1));
+      spec.inv_freq.push_back(std::pow(10000.0f, -2.0f * float(j % (c.rows == 3 ? half : half / 2)) /
+                                                      float(c.rows == 3 ? c.head_dim : half)));
+    }
+    std::vector<int32_t> pos(size_t(c.rows) * c.tokens);
+    std::uniform_int_distribution<int> dist(0, c.max_pos);
+    for (int32_t& p : pos) p = dist(rng_);
+    Tensor positions = ints(pos).view({c.rows, c.tokens});
+    Tensor x = random({c.tokens, c.heads, c.head_dim});
+    Tensor want = copy(x);
+    cpu_.rope(want, positions, spec);
+    Tensor gx = to_gpu(x), gpos = to_gpu(positions);
+    gpu_->rope(gx, gpos, spec);
+    gpu_->rope(gx, gpos, spec);  // twice, the second time from the cached table
+    cpu_.rope(want, positions, spec);
+    EXPECT_LT(rel_l2(to_host(gx), want), tolerance());
+  }
+}
+
+TEST_P(CudaOps, AttentionMatchesCpu) {
+  TRACE_SEED();
+  struct Case {
+    const char* name;
+    std::vector<int> q_lens, k_lens;
+    int hq, hkv, d;
+    bool causal;
+  };
+  std::vector<Case> cases = {
+      {"vision windows", {64, 64, 40, 64, 17, 64, 1, 33}, {64, 64, 40, 64, 17, 64, 1, 33}, 16, 16, 80, false},
+      {"vision full", {700, 300}, {700, 300}, 16, 16, 80, false},
+      {"causal after prefix, GQA", {100, 70, 5}, {300, 70, 131}, 16, 2, 128, true},
+      {"causal prefill 7B", {257}, {257}, 28, 4, 128, true},
+      {"decode split-K", {1, 1, 0, 1}, {8000, 1, 5, 3000}, 28, 4, 128, true},
+      {"decode head_dim 80", {1, 1}, {700, 64}, 16, 16, 80, true},
+      {"decode wide group", {1}, {2000}, 16, 1, 128, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<int32_t> cu_q{0}, cu_k{0};
+    int max_q = 0, max_k = 0;
+    for (size_t s = 0; s < c.q_lens.size(); ++s) {
+      cu_q.push_back(cu_q.back() + c.q_lens[s]);
+      cu_k.push_back(cu_k.back() + c.k_lens[s]);
+      max_q = std::max(max_q, c.q_lens[s]);
+      max_k = std::max(max_k, c.k_lens[s]);
+    }
+    Tensor q = random({cu_q.back(), c.hq, c.d}), k = random({cu_k.back(), c.hkv, c.d}),
+           v = random({cu_k.back(), c.hkv, c.d});
+    AttentionSegments cpu_seg{ints(cu_q), ints(cu_k), int(c.q_lens.size()), max_q, max_k,
+                              c.causal, 1.0f / std::sqrt(float(c.d))};
+    Tensor want = Tensor::empty(q.shape(), DType::F32);
+    cpu_.attention(q, k, v, cpu_seg, want);
+    size_t mark = gpu_->workspace_mark();
+    AttentionSegments gpu_seg = cpu_seg;
+    gpu_seg.cu_q = to_gpu(cpu_seg.cu_q);
+    gpu_seg.cu_k = to_gpu(cpu_seg.cu_k);
+    Tensor out = poisoned(q.shape(), dtype());
+    gpu_->attention(to_gpu(q), to_gpu(k), to_gpu(v), gpu_seg, out);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    gpu_->workspace_release(mark);
+  }
+}
+
+TEST_P(CudaOps, RowsMatchCpu) {
+  TRACE_SEED();
+  // Embedding lookup from a bf16 table into the compute dtype.
+  Tensor table_f = random({1000, 256});
+  Tensor table = Tensor::empty({1000, 256}, DType::BF16);
+  for (int64_t i = 0; i < table.numel(); ++i)
+    table.data<uint16_t>()[i] = float_to_bf16(table_f.data<float>()[i]);
+  std::vector<int32_t> idx(77);
+  std::uniform_int_distribution<int> pick(0, 999);
+  for (int32_t& i : idx) i = pick(rng_);
+  Tensor indices = ints(idx);
+  Tensor want = Tensor::empty({77, 256}, DType::F32);
+  cpu_.gather_rows(table, indices, want);
+  Tensor gtable = gpu_->upload_weight(table, DType::BF16);
+  Tensor out = poisoned({77, 256}, dtype());
+  gpu_->gather_rows(gtable, to_gpu(indices), out);
+  EXPECT_LT(rel_l2(to_host(out), want), dtype() == DType::BF16 ? 1e-7 : 1e-3);
+
+  // Scatter of new rows into a persistent cache, then a same-dtype gather back.
+  std::vector<int32_t> slots(50);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::shuffle(slots.begin(), slots.end(), rng_);
+  slots.resize(20);
+  Tensor rows = random({20, 2, 64}), cache = random({50, 2, 64});
+  Tensor want_cache = copy(cache);
+  cpu_.scatter_rows(rows, ints(slots), want_cache);
+  Tensor gcache = gpu_->alloc_persistent({50, 2, 64}, dtype());
+  gpu_->copy_from_host(cache, gcache);
+  gpu_->scatter_rows(to_gpu(rows), to_gpu(ints(slots)), gcache);
+  EXPECT_EQ(rel_l2(to_host(gcache), want_cache), 0.0);
+  Tensor back = poisoned({20, 2, 64}, dtype());
+  gpu_->gather_rows(gcache, to_gpu(ints(slots)), back);
+  EXPECT_EQ(rel_l2(to_host(back), rows), 0.0);
+}
+
+TEST_P(CudaOps, SamplePicksTheCpuToken) {
+  TRACE_SEED();
+  const int64_t vocab = 151936;
+  std::vector<SamplingParams> settings(7);
+  settings[0].temperature = 0.0f;
+  settings[1].temperature = 0.0f, settings[1].repetition_penalty = 1.3f;
+  settings[2].temperature = 0.7f, settings[2].top_k = 50;
+  settings[3].temperature = 1.0f, settings[3].top_p = 0.9f;
+  settings[4].temperature = 0.8f, settings[4].min_p = 0.05f;
+  settings[5].temperature = 0.6f, settings[5].top_k = 20, settings[5].top_p = 0.8f,
+  settings[5].repetition_penalty = 1.1f;
+  settings[6].temperature = 1.5f;
+  std::vector<int32_t> history(300);
+  std::uniform_int_distribution<int> pick(0, 1999);  // many duplicates
+  for (int32_t& id : history) id = pick(rng_);
+  Tensor ghistory = to_gpu(ints(history));
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  int index = 0;
+  for (const SamplingParams& p : settings) {
+    for (int trial = 0; trial < 8; ++trial) {
+      SCOPED_TRACE(::testing::Message() << "setting " << index << " trial " << trial);
+      Tensor logits = Tensor::empty({vocab}, DType::F32);
+      std::normal_distribution<float> normal(0.0f, 4.0f);
+      for (int64_t i = 0; i < vocab; ++i) logits.data<float>()[i] = normal(rng_);
+      logits.data<float>()[7] = logits.data<float>()[9];  // a tie
+      float u = unit(rng_);
+      Tensor want = ints({-2});
+      Tensor cpu_logits = copy(logits);
+      cpu_.sample(cpu_logits, ints(history), p, u, want);
+      Tensor glogits = to_gpu(logits, DType::F32);
+      Tensor next = to_gpu(ints({-2}));
+      gpu_->sample(glogits, p.repetition_penalty != 1.0f ? ghistory : Tensor(), p, u, next);
+      EXPECT_EQ(to_host(next).data<int32_t>()[0], want.data<int32_t>()[0]);
+    }
+    ++index;
+  }
+}
+
+TEST_P(CudaOps, CapturedGraphReplaysWithNewInputs) {
+  TRACE_SEED();
+  const int64_t n = 512, k = 256;
+  Tensor w = random({n, k}, 0.05f), norm_w = random({k});
+  Tensor gw = gpu_->upload_weight(w, dtype()), gnorm = gpu_->upload_weight(norm_w, dtype());
+  Tensor gx = gpu_->alloc({1, k}, dtype()), normed = gpu_->alloc({1, k}, dtype());
+  Tensor out = gpu_->alloc({1, n}, DType::F32);
+  auto step = [&] {
+    gpu_->rms_norm(gx, gnorm, 1e-6f, normed);
+    gpu_->linear(normed, gw, nullptr, out);
+  };
+  for (int replay = 0; replay < 3; ++replay) {
+    Tensor x = random({1, k});
+    gpu_->copy_from_host(x, gx);
+    gpu_->run_captured(7, step);
+    Tensor normed_cpu = Tensor::empty({1, k}, DType::F32), want = Tensor::empty({1, n}, DType::F32);
+    cpu_.rms_norm(x, norm_w, 1e-6f, normed_cpu);
+    cpu_.linear(normed_cpu, w, nullptr, want);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance()) << "replay " << replay;
+  }
+}
+
+TEST_P(CudaOps, ErrorsAreSentences) {
+  Tensor gx = gpu_->alloc({2, 8}, dtype());
+  Tensor gw = gpu_->alloc({4, 9}, dtype());
+  Tensor out = gpu_->alloc({2, 4}, dtype());
+  EXPECT_THROW(gpu_->linear(gx, gw, nullptr, out), Error);
+  EXPECT_THROW(gpu_->alloc({int64_t(1) << 40}, dtype()), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaOps, ::testing::Values(DType::BF16, DType::F16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+}  // namespace
+}  // namespace qwenvl
+
+#endif  // QWENVL_HAVE_CUDA
