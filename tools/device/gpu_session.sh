@@ -3,9 +3,10 @@
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
 # Stages: info ops tiny kernels host logits bench3B bench7B cpu
 # Expects the programs built here in .carry/bin and the libraries the GPU machine lacks in
-# .carry/lib (tools/device/prepare_carry.sh). Logs go to $OUT; a summary table is printed last.
+# .carry/lib, or both packed in .carrypack/carry.tar.xz (tools/device/prepare_carry.sh). Logs go to $OUT; a summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+[ -f .carrypack/carry.tar.xz ] && [ ! -d .carry/bin ] && tar -xJf .carrypack/carry.tar.xz
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1
 OUT=${OUT:-/tmp/qwenvl-out}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds qwenvl with CUDA here (build-device/) and fills .carry/ for a device call: the programs
-# in .carry/bin, and in .carry/lib the shared libraries the GPU machine lacks.
+# in .carry/bin, and in .carry/lib the shared libraries the GPU machine lacks. The programs hold
+# the CUDA kernels several times over, so the folder travels packed: .carrypack/carry.tar.xz
+# (carry [".carrypack"]; gpu_session.sh unpacks it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -10,4 +12,6 @@ rm -rf .carry && mkdir -p .carry/bin
 cp build-device/qwenvl build-device/tests/test_backend build-device/tests/test_model \
    build-device/bench_cuda_ops build-device/bench_tokenizer build-device/bench_preprocess .carry/bin/
 tools/device/pack_runtime.sh .carry/bin/qwenvl
-du -sh .carry
+strip .carry/bin/*
+mkdir -p .carrypack && tar -cJf .carrypack/carry.tar.xz .carry
+du -sh .carry .carrypack/carry.tar.xz
