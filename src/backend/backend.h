@@ -51,6 +51,8 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;  // 1: off; applied to ids in `history`, as transformers does
 };
 
+constexpr size_t kAllocationAlignment = 256;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -59,6 +61,8 @@ class Backend {
   virtual DType compute_dtype() const = 0;
 
   // ---- memory: three regions, sized once before use so a planner can account for all of it.
+  // Every allocation starts at a multiple of kAllocationAlignment, so a plan adds at most that
+  // much per tensor.
   // weights: uploaded parameters; persistent: KV cache and other state that lives across calls;
   // workspace: activations of one forward pass, a bump allocator reset with workspace_release.
   virtual void reserve(size_t weight_bytes, size_t persistent_bytes, size_t workspace_bytes) = 0;

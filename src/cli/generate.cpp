@@ -172,7 +172,7 @@ int run_generate(int argc, char** argv) {
   limits.max_image_patches = max_patches;
   for (int64_t count : pad_counts) limits.max_image_tokens += count;
   Qwen25VL model(config, checkpoint, *backend, limits);
-  backend->synchronize();
+  model.warm_up();
   const double load_ms = config_ms + ms_since(start);
 
   // ---- generation, streamed.

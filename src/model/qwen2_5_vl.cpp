@@ -21,7 +21,7 @@ constexpr int kDecodeStepGraph = 1;
 
 size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + 4 * 256;
+         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + 4 * kAllocationAlignment;
 }
 
 size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint, DType compute) {
@@ -37,7 +37,9 @@ MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoin
                           const ModelLimits& limits) {
   MemoryPlan p;
   p.weight_bytes = count_weight_bytes(config, checkpoint, compute);
+  // Each layer's keys and values are two allocations, each rounded up to the alignment.
   p.persistent_bytes = cache_shape(config.text, limits.max_context).bytes(compute) +
+                       size_t(2 * config.text.num_hidden_layers) * kAllocationAlignment +
                        sampling_state_bytes(config.text, limits.max_context);
   // Image embeddings stay in the workspace while the vision tower encodes the next image and
   // while the decoder runs its chunks on top of them.
@@ -68,6 +70,31 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Back
   next_token_ = backend.alloc_persistent({1}, DType::I32);
   history_ = backend.alloc_persistent({limits.max_context}, DType::I32);
   step_inputs_ = backend.alloc_persistent({kStepInputs}, DType::I32);
+}
+
+void Qwen25VL::warm_up() {
+  const size_t mark = backend_.workspace_mark();
+  const int64_t unit = config_.vision.spatial_merge_size;
+  const int64_t side = 2 * unit;  // the smallest grid: one merged 2x2 block of merge units
+  if (limits_.max_image_patches >= side * side) {
+    const int64_t patch_dim = int64_t(config_.vision.in_channels) *
+                              config_.vision.temporal_patch_size * config_.vision.patch_size *
+                              config_.vision.patch_size;
+    Tensor pixels = Tensor::empty({side * side, patch_dim}, DType::F32);
+    std::fill(pixels.data<float>(), pixels.data<float>() + pixels.numel(), 0.0f);
+    encode_images({ImageInput{pixels, VisionGrid{1, side, side}}});
+    backend_.workspace_release(mark);
+  }
+  if (limits_.max_context >= 3) {
+    const std::vector<int32_t> ids = {0, 1};
+    RopeIndexInputs text_only;
+    text_only.tokens = {config_.image_token_id, config_.video_token_id};
+    prefill(ids, rope_index(ids, text_only), nullptr);
+    backend_.workspace_release(mark);
+    decode_step(2);
+  }
+  backend_.synchronize();
+  cache_.clear();
 }
 
 Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {

@@ -48,6 +48,12 @@ class Qwen25VL {
   static MemoryPlan plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                          const ModelLimits& limits);
 
+  // Runs every kernel a request will need once, on throwaway inputs (a 4x4-patch image when the
+  // limits allow images, a two-token prompt, one decode step), so that one-time costs (module
+  // loading, matrix-multiply plans, capturing the decode step) are paid at load time rather than
+  // in the first token. Leaves the cache empty and the workspace as it found it.
+  void warm_up();
+
   // [total image tokens, hidden] in the workspace, images concatenated in order (each image is
   // encoded on its own: its attention never crosses into another image, so this equals
   // transformers' batched call).

@@ -5,7 +5,10 @@ namespace qwenvl {
 Tensor WeightLoader::upload(const Tensor& host) {
   const bool in_place = compute_ == DType::F32;
   const DType dtype = in_place ? host.dtype() : compute_;
-  if (!in_place) bytes_ += size_t(host.numel()) * dtype_size(dtype);
+  // Backends align every allocation to at most kAllocationAlignment bytes.
+  if (!in_place)
+    bytes_ += (size_t(host.numel()) * dtype_size(dtype) + kAllocationAlignment - 1) /
+              kAllocationAlignment * kAllocationAlignment;
   if (!backend_) return host;
   return backend_->upload_weight(host, dtype);
 }

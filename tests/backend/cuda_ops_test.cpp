@@ -258,6 +258,9 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
       {"decode split-K", {1, 1, 0, 1}, {8000, 1, 5, 3000}, 28, 4, 128, true},
       {"decode head_dim 80", {1, 1}, {700, 64}, 16, 16, 80, true},
       {"decode wide group", {1}, {2000}, 16, 1, 128, true},
+      {"small heads (tiny test models)", {33, 7}, {40, 7}, 4, 2, 16, true},
+      {"small heads, windows", {64, 20}, {64, 20}, 4, 4, 32, false},
+      {"small heads decode", {1}, {300}, 4, 2, 16, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

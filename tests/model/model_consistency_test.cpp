@@ -134,6 +134,31 @@ TEST(ModelConsistency, DecodeStepEqualsLongerPrefill) {
   EXPECT_LT(rel_l2(host_copy(*backend2, model.logits()), expected), 1e-5);
 }
 
+TEST(ModelConsistency, WarmUpLeavesNoTrace) {
+  // Warm-up runs a throwaway image, prompt and decode step; a request after it must see exactly
+  // what a fresh model sees, decode steps included.
+  const std::vector<ImageInput> images{random_image(4, 6, 5)};
+  const std::vector<int32_t> ids = prompt_with_image(6);
+  std::vector<std::vector<float>> runs;
+  for (bool warm : {false, true}) {
+    auto backend = make_backend("cpu", DType::BF16, 2);
+    ModelLimits limits;
+    limits.max_context = 64;
+    limits.max_image_patches = 24;
+    limits.max_image_tokens = 6;
+    Qwen25VL model(synth().config, synth().checkpoint, *backend, limits);
+    if (warm) model.warm_up();
+    const size_t mark = backend->workspace_mark();
+    Tensor embeds = model.encode_images(images);
+    model.prefill(ids, positions_for(synth().config, ids, images), &embeds);
+    backend->workspace_release(mark);
+    EXPECT_EQ(backend->workspace_mark(), mark);
+    model.decode_step(91);
+    runs.push_back(host_copy(*backend, model.logits()));
+  }
+  EXPECT_LT(rel_l2(runs[1], runs[0]), 1e-6);
+}
+
 TEST(ModelConsistency, ImagesEncodeIndependently) {
   // Each image's attention stays within itself, so batching two images changes nothing.
   auto backend = make_backend("cpu", DType::BF16, 2);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny kernels host logits bench3B bench7B cpu
+# Stages: info ops tiny kernels host logits3B logits7B bench3B bench7B cpu
 # Expects the programs built here in .carry/bin and the libraries the GPU machine lacks in
 # .carry/lib, or both packed in .carrypack/carry.tar.xz (tools/device/prepare_carry.sh). Logs go to $OUT; a summary table is printed last.
 set -uo pipefail
@@ -62,8 +62,9 @@ for stage in "$@"; do
     tiny) run_stage tiny stage_tiny ;;
     kernels) run_stage kernels "$bin/bench_cuda_ops" ;;
     host) run_stage host stage_host ;;
-    logits) run_stage logits python3 tools/check_full_size_logits.py --sizes 3B,7B \
-              --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --out "$OUT/full_logits.json" ;;
+    logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
+              --sizes "${stage#logits}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
+              --out "$OUT/$stage.json" ;;
     bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \

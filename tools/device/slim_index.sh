@@ -9,15 +9,15 @@ cd "$(dirname "$0")/../.."
 paths=(tests/fixtures/images tests/fixtures/models tests/fixtures/chat
        tests/fixtures/tokenizer/decode.jsonl)
 exclude=.git/info/exclude
-marker="# slim_index.sh"
+begin="# slim_index.sh begin" end="# slim_index.sh end"
 case "${1:-}" in
   on)
     git rm -r -q --cached "${paths[@]}"
-    for p in "${paths[@]}"; do echo "/$p $marker" >>"$exclude"; done
+    { echo "$begin"; for p in "${paths[@]}"; do echo "/$p"; done; echo "$end"; } >>"$exclude"
     ;;
   off)
     git reset -q -- "${paths[@]}"
-    sed -i "/$marker/d" "$exclude"
+    sed -i "/^$begin\$/,/^$end\$/d" "$exclude"
     ;;
   *) echo "usage: $0 on|off" >&2; exit 2 ;;
 esac

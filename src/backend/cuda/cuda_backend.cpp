@@ -1,5 +1,6 @@
 // CudaBackend: device, memory regions, host copies through the pinned staging ring, CUDA graphs.
 // The ops' checks and dispatch live in cuda_ops.cpp.
+#include <cstdlib>
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
@@ -13,7 +14,7 @@ namespace qwenvl {
 
 namespace {
 
-constexpr size_t kAlignment = 256;
+constexpr size_t kAlignment = kAllocationAlignment;
 constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt's docs suggest on H100
 constexpr size_t kAttentionScratchBytes = size_t(64) << 20;  // split-K partials
 constexpr int kMaxSampleVocab = 1 << 18;
@@ -72,12 +73,20 @@ void CudaState::release_memory() {
   reserved = false;
 }
 
+namespace {
+// CUDA loads a kernel's module at its first launch by default; a server or a timed first token
+// should not pay that. Must run before the runtime initialises, so both entry points call it.
+void prefer_eager_module_loading() { setenv("CUDA_MODULE_LOADING", "EAGER", /*overwrite=*/0); }
+}  // namespace
+
 bool cuda_device_available() {
+  prefer_eager_module_loading();
   int count = 0;
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
 std::unique_ptr<Backend> make_cuda_backend(DType dtype) {
+  prefer_eager_module_loading();
   return std::make_unique<CudaBackend>(dtype);
 }
 

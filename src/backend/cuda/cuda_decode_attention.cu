@@ -234,8 +234,8 @@ void launch_split(const AttentionArgs& args, const Partials& part, int splits,
 bool decode_attention_supports(const AttentionArgs& args) {
   int group = args.heads_kv > 0 ? args.heads_q / args.heads_kv : 0;
   return args.max_q == 1 && group >= 1 && group <= kDecodeMaxGroup &&
-         (args.head_dim == 64 || args.head_dim == 80 || args.head_dim == 96 ||
-          args.head_dim == 128);
+         (args.head_dim == 16 || args.head_dim == 32 || args.head_dim == 64 ||
+          args.head_dim == 80 || args.head_dim == 96 || args.head_dim == 128);
 }
 
 size_t decode_attention_scratch_bytes(const AttentionArgs& args, int multiprocessors) {
@@ -250,6 +250,8 @@ void decode_attention(const AttentionArgs& args, void* scratch, int multiprocess
   with_half(args.dtype, [&](auto tag) {
     using T = decltype(tag);
     switch (args.head_dim) {
+      case 16: launch_split<T, 16>(args, part, splits, stream); break;  // the tiny test models
+      case 32: launch_split<T, 32>(args, part, splits, stream); break;
       case 64: launch_split<T, 64>(args, part, splits, stream); break;
       case 80: launch_split<T, 80>(args, part, splits, stream); break;
       case 96: launch_split<T, 96>(args, part, splits, stream); break;

@@ -192,7 +192,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   if (hkv <= 0 || hq % hkv) fail("CUDA attention: ", hq, " query heads are not a multiple of ",
                                  hkv, " kv heads");
   if (!cuda::flash_attention_supports(d))
-    fail("CUDA attention supports head_dim 64, 80, 96 and 128, not ", d);
+    fail("CUDA attention supports head_dim 16, 32, 64, 80, 96 and 128, not ", d);
   if (segments.segments == 0 || segments.max_q == 0) return;
   cuda::AttentionArgs args;
   args.q = q.data();
