@@ -144,11 +144,15 @@ def machine_info():
                     break
     except OSError:
         pass
-    try:
-        info["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                                        capture_output=True, text=True).stdout.strip()
-    except Exception:
-        info["commit"] = None
+    # The GPU machine receives a copy of the tree without .git: the commit the programs were
+    # built from travels in QWENVL_COMMIT (tools/device/gpu_session.sh sets it).
+    info["commit"] = os.environ.get("QWENVL_COMMIT")
+    if not info["commit"]:
+        try:
+            info["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                                            capture_output=True, text=True).stdout.strip() or None
+        except Exception:
+            info["commit"] = None
     return info
 
 

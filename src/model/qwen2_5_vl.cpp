@@ -85,13 +85,17 @@ void Qwen25VL::warm_up() {
     encode_images({ImageInput{pixels, VisionGrid{1, side, side}}});
     backend_.workspace_release(mark);
   }
-  if (limits_.max_context >= 3) {
-    const std::vector<int32_t> ids = {0, 1};
+  // 16 tokens: more than a matrix-vector product takes, so the matrix-multiply library is
+  // initialised here too (its first call loads its kernels: ~0.1 s on CUDA).
+  const int64_t warm_tokens = std::min<int64_t>(16, limits_.max_context - 1);
+  if (warm_tokens >= 1) {
+    std::vector<int32_t> ids(static_cast<size_t>(warm_tokens));
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = int32_t(i);
     RopeIndexInputs text_only;
     text_only.tokens = {config_.image_token_id, config_.video_token_id};
     prefill(ids, rope_index(ids, text_only), nullptr);
     backend_.workspace_release(mark);
-    decode_step(2);
+    decode_step(int32_t(warm_tokens));
   }
   backend_.synchronize();
   cache_.clear();

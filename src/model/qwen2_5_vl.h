@@ -49,7 +49,7 @@ class Qwen25VL {
                          const ModelLimits& limits);
 
   // Runs every kernel a request will need once, on throwaway inputs (a 4x4-patch image when the
-  // limits allow images, a two-token prompt, one decode step), so that one-time costs (module
+  // limits allow images, a 16-token prompt, one decode step), so that one-time costs (module
   // loading, matrix-multiply plans, capturing the decode step) are paid at load time rather than
   // in the first token. Leaves the cache empty and the workspace as it found it.
   void warm_up();

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 [ -f .carrypack/carry.tar.xz ] && [ ! -d .carry/bin ] && tar -xJf .carrypack/carry.tar.xz
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1
+[ -f .carry/COMMIT ] && export QWENVL_COMMIT=$(cat .carry/COMMIT)
 OUT=${OUT:-/tmp/qwenvl-out}
 mkdir -p "$OUT"
 bin=$PWD/.carry/bin

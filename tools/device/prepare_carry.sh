@@ -11,6 +11,7 @@ ninja -C build-device qwenvl test_backend test_model bench_cuda_ops bench_tokeni
 rm -rf .carry && mkdir -p .carry/bin
 cp build-device/qwenvl build-device/tests/test_backend build-device/tests/test_model \
    build-device/bench_cuda_ops build-device/bench_tokenizer build-device/bench_preprocess .carry/bin/
+git rev-parse --short HEAD >.carry/COMMIT
 tools/device/pack_runtime.sh .carry/bin/qwenvl
 strip .carry/bin/*
 mkdir -p .carrypack && tar -cJf .carrypack/carry.tar.xz .carry
