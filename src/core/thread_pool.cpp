@@ -83,6 +83,8 @@ ThreadPool& ThreadPool::global() {
   return *pool;
 }
 
-void ThreadPool::set_global_threads(int threads) { global_pool() = std::make_unique<ThreadPool>(threads); }
+void ThreadPool::set_global_threads(int threads) {
+  global_pool() = std::make_unique<ThreadPool>(threads);
+}
 
 }  // namespace qwenvl

@@ -76,8 +76,8 @@ void Decoder::forward(Backend& backend, KvCache& cache, const std::vector<int32_
                                   1.0f / std::sqrt(float(config_.head_dim)));
   inputs.segments.max_k = int(cache.capacity());
   if (images && !images->chunk_positions.empty()) {
-    inputs.image_rows = images->embeddings->rows(
-        images->first_row, int64_t(images->chunk_positions.size()));
+    inputs.image_rows =
+        images->embeddings->rows(images->first_row, int64_t(images->chunk_positions.size()));
     inputs.image_slots = upload_indices(backend, images->chunk_positions);
   }
   run(backend, cache, inputs, logits);

@@ -40,9 +40,9 @@ struct ChunkImageRows {
 
 // A chunk's inputs, already on the device, for Decoder::run.
 struct DecoderInputs {
-  Tensor ids;        // I32 [n]
-  Tensor positions;  // I32 [3, n]: M-RoPE t, h, w rows
-  Tensor slots;      // I32 [n]: cache rows the chunk's keys and values go to
+  Tensor ids;                  // I32 [n]
+  Tensor positions;            // I32 [3, n]: M-RoPE t, h, w rows
+  Tensor slots;                // I32 [n]: cache rows the chunk's keys and values go to
   AttentionSegments segments;  // the chunk's queries against the cache, causal
   Tensor image_rows;   // image embeddings that replace tokens of the chunk (may be undefined)
   Tensor image_slots;  // I32: the chunk rows they go to

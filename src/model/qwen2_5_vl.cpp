@@ -21,7 +21,8 @@ constexpr int kDecodeStepGraph = 1;
 
 size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + 4 * kAllocationAlignment;
+         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) +
+         4 * kAllocationAlignment;
 }
 
 size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint, DType compute) {
@@ -178,8 +179,7 @@ void Qwen25VL::decode_step(int32_t token) {
   in.segments.max_k = int(cache_.capacity());  // a launch bound valid for every step
   in.segments.causal = true;
   in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
-  backend_.run_captured(kDecodeStepGraph,
-                        [&] { decoder_->run(backend_, cache_, in, logits_); });
+  backend_.run_captured(kDecodeStepGraph, [&] { decoder_->run(backend_, cache_, in, logits_); });
 }
 
 }  // namespace qwenvl

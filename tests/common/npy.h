@@ -11,7 +11,7 @@
 namespace qwenvl::test {
 
 struct Npy {
-  std::string descr;           // "<f4", "<i4", "<i8", "|u1"
+  std::string descr;  // "<f4", "<i4", "<i8", "|u1"
   std::vector<int64_t> shape;
   std::vector<char> bytes;
   int64_t numel() const {
@@ -25,17 +25,37 @@ struct Npy {
     std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
     return out;
   }
+  // Any integer array as int64 (position ids).
+  std::vector<int64_t> as_int64() const {
+    std::vector<int64_t> out(static_cast<size_t>(numel()));
+    for (size_t i = 0; i < out.size(); ++i) {
+      const char* p = bytes.data();
+      if (descr == "<i8")
+        out[i] = reinterpret_cast<const int64_t*>(p)[i];
+      else if (descr == "<i4")
+        out[i] = reinterpret_cast<const int32_t*>(p)[i];
+      else
+        throw std::runtime_error("npy: not an integer array: " + descr);
+    }
+    return out;
+  }
   // Any integer or float array as doubles, for comparisons.
   std::vector<double> as_double() const {
     std::vector<double> out(static_cast<size_t>(numel()));
     for (size_t i = 0; i < out.size(); ++i) {
       const char* p = bytes.data();
-      if (descr == "<f4") out[i] = reinterpret_cast<const float*>(p)[i];
-      else if (descr == "<f8") out[i] = reinterpret_cast<const double*>(p)[i];
-      else if (descr == "<i4") out[i] = reinterpret_cast<const int32_t*>(p)[i];
-      else if (descr == "<i8") out[i] = double(reinterpret_cast<const int64_t*>(p)[i]);
-      else if (descr == "|u1") out[i] = reinterpret_cast<const uint8_t*>(p)[i];
-      else throw std::runtime_error("npy: unsupported dtype " + descr);
+      if (descr == "<f4")
+        out[i] = reinterpret_cast<const float*>(p)[i];
+      else if (descr == "<f8")
+        out[i] = reinterpret_cast<const double*>(p)[i];
+      else if (descr == "<i4")
+        out[i] = reinterpret_cast<const int32_t*>(p)[i];
+      else if (descr == "<i8")
+        out[i] = double(reinterpret_cast<const int64_t*>(p)[i]);
+      else if (descr == "|u1")
+        out[i] = reinterpret_cast<const uint8_t*>(p)[i];
+      else
+        throw std::runtime_error("npy: unsupported dtype " + descr);
     }
     return out;
   }
@@ -46,7 +66,8 @@ inline Npy read_npy(const std::string& path) {
   if (!in) throw std::runtime_error("npy: cannot open " + path);
   char magic[8];
   in.read(magic, 8);
-  if (!in || std::memcmp(magic, "\x93NUMPY", 6) != 0) throw std::runtime_error("npy: not an npy file: " + path);
+  if (!in || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    throw std::runtime_error("npy: not an npy file: " + path);
   uint32_t header_len = 0;
   if (magic[6] == 1) {
     uint16_t n;

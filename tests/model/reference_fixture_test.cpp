@@ -13,8 +13,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/npy.h"
 #include "model/qwen2_5_vl.h"
-#include "npy_reader.h"
 #include "runtime/generator.h"
 #include "text/tokenizer.h"
 #include "vision/image.h"
@@ -122,8 +122,8 @@ TEST_P(ReferenceFixture, MatchesTransformers) {
   for (const auto& image : images) rope_inputs.image_grids.push_back(image.grid);
   rope_inputs.tokens = {config.image_token_id, config.video_token_id};
   const MropePositions positions = rope_index(ids, rope_inputs);
-  const test::NpyArray pos_npy =
-      test::read_npy_array((ref / e["position_ids_npy"].get<std::string>()).string());
+  const test::Npy pos_npy =
+      test::read_npy((ref / e["position_ids_npy"].get<std::string>()).string());
   ASSERT_EQ(pos_npy.shape, (std::vector<int64_t>{3, int64_t(ids.size())}));
   EXPECT_EQ(positions.rows, pos_npy.as_int64());
   EXPECT_EQ(positions.rope_delta, e["rope_deltas"].get<int64_t>());
@@ -139,8 +139,7 @@ TEST_P(ReferenceFixture, MatchesTransformers) {
   Tensor embeds;
   if (!images.empty()) {
     embeds = model.encode_images(images);
-    const test::NpyArray vision =
-        test::read_npy_array((ref / e["vision_npy"].get<std::string>()).string());
+    const test::Npy vision = test::read_npy((ref / e["vision_npy"].get<std::string>()).string());
     ASSERT_EQ(vision.shape, (std::vector<int64_t>{embeds.dim(0), embeds.dim(1)}));
     const double err = rel_l2(to_host(*backend, embeds), vision.as_double());
     EXPECT_LT(err, dut.vision_tolerance);
@@ -149,8 +148,7 @@ TEST_P(ReferenceFixture, MatchesTransformers) {
   }
   model.prefill(ids, positions, images.empty() ? nullptr : &embeds);
   backend->workspace_release(mark);
-  const test::NpyArray logits =
-      test::read_npy_array((ref / e["logits_npy"].get<std::string>()).string());
+  const test::Npy logits = test::read_npy((ref / e["logits_npy"].get<std::string>()).string());
   const double logits_err = rel_l2(to_host(*backend, model.logits()), logits.as_double());
   EXPECT_LT(logits_err, dut.logits_tolerance);
   std::printf("  %s/%s logits rel L2 %.2e\n", c.model.c_str(), e["name"].get<std::string>().c_str(),

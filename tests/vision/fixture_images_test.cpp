@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/npy.h"
 #include "core/error.h"
 #include "vision/image.h"
 #include "vision/preprocess.h"
@@ -39,52 +40,6 @@ PreprocessConfig config_for(const json& c) {
 std::string label(const json& c) {
   return c["file"].get<std::string>() + " (min " + c.value("min_pixels", json()).dump() + ", max " +
          c.value("max_pixels", json()).dump() + ")";
-}
-
-// A '<f4' 2-d .npy. (tests/common/npy.h does not compile when included: its as_double() has a
-// most-vexing-parse declaration, `std::vector<double> out(size_t(numel()))`.)
-struct F32Array {
-  std::vector<int64_t> shape;
-  std::vector<float> values;
-};
-
-F32Array read_f32_npy(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path.string());
-  char magic[8];
-  in.read(magic, 8);
-  if (!in || std::memcmp(magic, "\x93NUMPY", 6) != 0)
-    throw std::runtime_error("not npy: " + path.string());
-  uint32_t header_len = 0;
-  if (magic[6] == 1) {
-    uint16_t n = 0;
-    in.read(reinterpret_cast<char*>(&n), 2);
-    header_len = n;
-  } else {
-    in.read(reinterpret_cast<char*>(&header_len), 4);
-  }
-  std::string header(header_len, '\0');
-  in.read(header.data(), header_len);
-  if (header.find("'<f4'") == std::string::npos ||
-      header.find("'fortran_order': False") == std::string::npos)
-    throw std::runtime_error("expected little-endian float32 in C order: " + path.string());
-  F32Array out;
-  std::string shape = header.substr(header.find('(') + 1);
-  shape = shape.substr(0, shape.find(')'));
-  for (size_t pos = 0; pos < shape.size();) {
-    size_t end = shape.find(',', pos);
-    std::string part = shape.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    if (part.find_first_of("0123456789") != std::string::npos)
-      out.shape.push_back(std::stoll(part));
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
-  int64_t n = 1;
-  for (int64_t d : out.shape) n *= d;
-  out.values.resize(size_t(n));
-  in.read(reinterpret_cast<char*>(out.values.data()), std::streamsize(n * sizeof(float)));
-  if (!in) throw std::runtime_error("truncated " + path.string());
-  return out;
 }
 
 TEST(FixtureImages, MatchTransformers) {
@@ -140,7 +95,8 @@ TEST(FixtureImages, MatchTransformers) {
     EXPECT_EQ(patches.grid_t, c["grid_thw"][0].get<int64_t>());
     EXPECT_EQ(patches.grid_h, c["grid_thw"][1].get<int64_t>());
     EXPECT_EQ(patches.grid_w, c["grid_thw"][2].get<int64_t>());
-    F32Array npy = read_f32_npy(kImages / c["pixel_values_npy"].get<std::string>());
+    const test::Npy npy =
+        test::read_npy((kImages / c["pixel_values_npy"].get<std::string>()).string());
     ASSERT_EQ(npy.shape.size(), 2u);
     const int64_t cols = patches.pixel_values.dim(1);
     ASSERT_EQ(npy.shape[1], cols);
@@ -152,7 +108,8 @@ TEST(FixtureImages, MatchTransformers) {
       for (int64_t r = 0; r < npy.shape[0]; ++r) rows.push_back(r);
     }
     ASSERT_EQ(int64_t(rows.size()), npy.shape[0]);
-    const std::vector<float>& want = npy.values;
+    ASSERT_EQ(npy.descr, "<f4");
+    const std::vector<float> want = npy.as<float>();
     const float* got = patches.pixel_values.data<float>();
     double worst = 0;
     int64_t worst_at = -1;
