@@ -1,5 +1,6 @@
 #include "model/vision_tower.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -63,10 +64,12 @@ size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DTyp
   const int64_t patch_dim =
       int64_t(c.in_channels) * c.temporal_patch_size * c.patch_size * c.patch_size;
   const int64_t h = c.hidden_size, vi = c.intermediate_size;
-  // Live at the widest point (a block's MLP): pixels, embedded + reordered x, normed, q, k, v,
-  // attention out, delta, gate, up, act; the merger needs less. Plus index tensors and alignment.
-  const int64_t elements =
-      patches * (patch_dim + 8 * h + 3 * vi) + patches / 4 * c.out_hidden_size * 2;
+  // Live at the widest point of a block, its attention: x, normed, q, k, v, attention out and
+  // delta; the MLP then runs over at most kMlpRows rows at a time (gate and up). Before the
+  // blocks, x plus the pixels and their embedding; after them, the merger's three tensors.
+  const int64_t mlp_rows = std::min<int64_t>(patches, kMlpRows);
+  const int64_t widest = std::max({7 * h, h + patch_dim + h, 3 * h + c.out_hidden_size});
+  const int64_t elements = patches * widest + mlp_rows * 2 * vi;
   return size_t(elements) * dtype_size(dtype) + size_t(patches) * 4 * sizeof(int32_t) +
          (size_t(1) << 20);
 }
@@ -107,12 +110,14 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
 
   // Patch embedding (a Conv3d whose stride equals its kernel: one matrix product per patch),
   // then the rows regrouped window by window.
+  Tensor x = backend.alloc({patches, h}, dt);
+  const size_t before_pixels = backend.workspace_mark();
   Tensor pixels = backend.alloc(pixel_values.shape(), dt);
   backend.copy_from_host(pixel_values, pixels);
   Tensor embedded = backend.alloc({patches, h}, dt);
   backend.linear(pixels, weights_.patch_embed, nullptr, embedded);
-  Tensor x = backend.alloc({patches, h}, dt);
   backend.gather_rows(embedded, order_dev, x);
+  backend.workspace_release(before_pixels);  // pixels and embedding are dead from here on
 
   for (size_t b = 0; b < weights_.blocks.size(); ++b) {
     bool full = false;
@@ -141,8 +146,10 @@ void VisionTower::block(Backend& backend, const VisionBlockWeights& w, Tensor& x
   const DType dt = backend.compute_dtype();
 
   // x = x + proj(attention(rope(q), rope(k), v)) over norm1(x)
+  Tensor delta = backend.alloc({n, h}, dt);
   Tensor normed = backend.alloc({n, h}, dt);
   backend.rms_norm(x, w.norm1, kVisionNormEps, normed);
+  const size_t after_normed = backend.workspace_mark();
   Tensor q = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
   Tensor k = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
   Tensor v = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
@@ -154,17 +161,24 @@ void VisionTower::block(Backend& backend, const VisionBlockWeights& w, Tensor& x
   backend.rope(k, positions, rope_);
   Tensor attended = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
   backend.attention(q, k, v, segments, attended);
-  Tensor delta = backend.alloc({n, h}, dt);
   backend.linear(attended.view({n, h}), w.proj_w, &w.proj_b, delta);
+  backend.workspace_release(after_normed);  // q, k, v and the attention output are dead
 
-  // x = x + down(silu(gate(y)) * up(y)), y = norm2(x)
+  // x = x + down(silu(gate(y)) * up(y)), y = norm2(x); the MLP is per row, so it runs over
+  // bounded row ranges and its 2·intermediate-wide activations never exist for every patch.
   backend.add_rms_norm(x, delta, w.norm2, kVisionNormEps, normed);
-  Tensor gate = backend.alloc({n, vi}, dt);
-  Tensor up = backend.alloc({n, vi}, dt);
-  backend.linear(normed, w.gate_w, &w.gate_b, gate);
-  backend.linear(normed, w.up_w, &w.up_b, up);
-  backend.silu_mul(gate, up, gate);
-  backend.linear(gate, w.down_w, &w.down_b, delta);
+  const int64_t rows = std::min<int64_t>(n, kMlpRows);
+  Tensor gate_all = backend.alloc({rows, vi}, dt);
+  Tensor up_all = backend.alloc({rows, vi}, dt);
+  for (int64_t begin = 0; begin < n; begin += rows) {
+    const int64_t count = std::min(rows, n - begin);
+    Tensor in = normed.rows(begin, count), gate = gate_all.rows(0, count),
+           up = up_all.rows(0, count), out = delta.rows(begin, count);
+    backend.linear(in, w.gate_w, &w.gate_b, gate);
+    backend.linear(in, w.up_w, &w.up_b, up);
+    backend.silu_mul(gate, up, gate);
+    backend.linear(gate, w.down_w, &w.down_b, out);
+  }
   backend.add(x, delta);
   backend.workspace_release(mark);
 }

@@ -29,6 +29,10 @@ struct VisionWeights {
 
 VisionWeights load_vision_weights(const VisionConfig& config, WeightLoader& loader);
 
+// Rows the vision MLP processes at once: bounds its activations (2 × intermediate per row)
+// independently of the image size.
+constexpr int64_t kMlpRows = 4096;
+
 class VisionTower {
  public:
   VisionTower(const VisionConfig& config, VisionWeights weights);

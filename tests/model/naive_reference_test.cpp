@@ -107,6 +107,12 @@ TEST(NaiveReference, ImagesWithWindowsUntied) {
   check_against_naive(false, {random_image(20, 12, 5), random_image(8, 8, 6)});
 }
 
+TEST(NaiveReference, ImageAboveTheMlpChunkTied) {
+  // More patches than kMlpRows: the vision MLP runs in row chunks, the last one partial.
+  static_assert(68 * 68 > kMlpRows);
+  check_against_naive(true, {random_image(68, 68, 13)});
+}
+
 TEST(NaiveReference, WideImageTied) { check_against_naive(true, {random_image(4, 36, 9)}); }
 
 TEST(NaiveReference, TwoFrameVisionInput) {
