@@ -8,35 +8,19 @@
 #include <random>
 
 #include "model/qwen2_5_vl.h"
+#include "model_test_util.h"
 #include "synthetic_checkpoint.h"
 
 namespace qwenvl {
 namespace {
 
+using test::host_copy;
+using test::random_image;
+using test::rel_l2;
+
 using test::kSynthImagePad;
 using test::kSynthVisionEnd;
 using test::kSynthVisionStart;
-
-double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  return std::sqrt(num / std::max(den, 1e-30));
-}
-
-ImageInput random_image(int64_t h, int64_t w, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> pixel(0.0f, 1.0f);
-  ImageInput image;
-  image.grid = {1, h, w};
-  image.pixel_values = Tensor::empty({h * w, 1176}, DType::F32);
-  for (int64_t i = 0; i < image.pixel_values.numel(); ++i)
-    image.pixel_values.data<float>()[i] = pixel(rng);
-  return image;
-}
 
 void check_against_naive(bool tied, const std::vector<ImageInput>& images) {
   const std::string dir =
