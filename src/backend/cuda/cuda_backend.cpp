@@ -211,27 +211,27 @@ Tensor CudaBackend::upload_weight(const Tensor& host, DType dtype) {
   return out;
 }
 
+namespace {
+// The checks both copy directions make on their source and destination.
+void check_copy(const char* what, const Tensor& src, const Tensor& dst) {
+  if (src.numel() != dst.numel())
+    fail(what, " of ", src.shape().str(), " into ", dst.shape().str(), ": element counts differ");
+  if (!convertible(src.dtype(), dst.dtype()))
+    fail(what, " cannot convert ", dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
+}
+}  // namespace
+
 void CudaBackend::copy_from_host(const Tensor& host, Tensor& device_dst) {
   check_host(host, "copy_from_host");
   check_device(device_dst, "copy_from_host");
-  if (host.numel() != device_dst.numel())
-    fail("copy_from_host of ", host.shape().str(), " into ", device_dst.shape().str(),
-         ": element counts differ");
-  if (!convertible(host.dtype(), device_dst.dtype()))
-    fail("copy_from_host cannot convert ", dtype_name(host.dtype()), " to ",
-         dtype_name(device_dst.dtype()));
+  check_copy("copy_from_host", host, device_dst);
   upload(*state_, host.data(), host.dtype(), device_dst.data(), device_dst.dtype(), host.numel());
 }
 
 void CudaBackend::copy_to_host(const Tensor& device_src, Tensor& host_dst) {
   check_device(device_src, "copy_to_host");
   check_host(host_dst, "copy_to_host");
-  if (host_dst.numel() != device_src.numel())
-    fail("copy_to_host of ", device_src.shape().str(), " into ", host_dst.shape().str(),
-         ": element counts differ");
-  if (!convertible(device_src.dtype(), host_dst.dtype()))
-    fail("copy_to_host cannot convert ", dtype_name(device_src.dtype()), " to ",
-         dtype_name(host_dst.dtype()));
+  check_copy("copy_to_host", device_src, host_dst);
   CudaState& s = *state_;
   DType from = device_src.dtype(), to = host_dst.dtype();
   size_t in_size = dtype_size(from), out_size = dtype_size(to);
