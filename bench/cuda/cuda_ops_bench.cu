@@ -125,8 +125,9 @@ int main(int argc, char** argv) {
 
     // ---- linear at decode shapes: bytes of w per call over time, vs the copy bandwidth.
     struct Shape3 { int m, n, k; bool f32; const char* what; };
-    for (Shape3 s : {Shape3{1, 11008, 2048, false, "3B gate/up"}, Shape3{1, 2048, 11008, false, "3B down"},
-                     Shape3{1, 2048, 2048, false, "3B o_proj"}, Shape3{1, 18944, 3584, false, "7B gate/up"},
+    for (Shape3 s : {Shape3{1, 22016, 2048, false, "3B gate_up"}, Shape3{1, 2048, 11008, false, "3B down"},
+                     Shape3{1, 2048, 2048, false, "3B o_proj"}, Shape3{1, 2560, 2048, false, "3B qkv"},
+                     Shape3{1, 37888, 3584, false, "7B gate_up"},
                      Shape3{1, 3584, 18944, false, "7B down"}, Shape3{1, 151936, 2048, true, "3B logits f32"},
                      Shape3{4, 11008, 2048, false, "3B gate/up M=4"}, Shape3{8, 18944, 3584, false, "7B gate/up M=8"}}) {
       if (quick && (s.f32 || s.m > 1)) continue;
@@ -217,12 +218,11 @@ int main(int argc, char** argv) {
       double bytes = double(rows) * cols * 2 * 4;  // read residual, delta; write residual, out
       std::printf("add_rms_norm 4096x3584 %8.1f us %7.0f GB/s  %3.0f%% of copy\n", t * 1e6,
                   bytes / t / 1e9, 100 * bytes / t / copy_bw);
-      Tensor gate = b.alloc({rows, 18944}, dtype), up = b.alloc({rows, 18944}, dtype),
-             act = b.alloc({rows, 18944}, dtype);
-      for (Tensor* tt : {&gate, &up}) b.copy_from_host(random_host(tt->shape(), DType::F32, 1.0f), *tt);
-      t = time_per_call(b, [&](int) { b.silu_mul(gate, up, act); }, 20);
+      Tensor gate_up = b.alloc({rows, 2 * 18944}, dtype), act = b.alloc({rows, 18944}, dtype);
+      b.copy_from_host(random_host(gate_up.shape(), DType::F32, 1.0f), gate_up);
+      t = time_per_call(b, [&](int) { b.swiglu(gate_up, act); }, 20);
       bytes = double(rows) * 18944 * 2 * 3;
-      std::printf("silu_mul 4096x18944    %8.1f us %7.0f GB/s  %3.0f%% of copy\n", t * 1e6,
+      std::printf("swiglu 4096x18944      %8.1f us %7.0f GB/s  %3.0f%% of copy\n", t * 1e6,
                   bytes / t / 1e9, 100 * bytes / t / copy_bw);
     }
   } catch (const std::exception& e) {

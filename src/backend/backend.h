@@ -69,6 +69,11 @@ class Backend {
   // A parameter for use on this device, in `dtype`. May return a view of `host` without copying
   // (the CPU backend keeps memory-mapped weights where they are).
   virtual Tensor upload_weight(const Tensor& host, DType dtype) = 0;
+  // One parameter made of host tensors stacked along their first dimension (equal trailing
+  // dimensions), in `dtype`: fused projections such as q/k/v or gate/up, read by one matrix product
+  // instead of several. A backend that keeps weights where they are (the CPU) copies the parts
+  // into one buffer in their own dtype when `dtype` is f32.
+  virtual Tensor upload_weight_stacked(const std::vector<Tensor>& parts, DType dtype) = 0;
   virtual Tensor alloc_persistent(const Shape& shape, DType dtype) = 0;
   virtual Tensor alloc(const Shape& shape, DType dtype) = 0;  // from the workspace
   virtual size_t workspace_mark() const = 0;
@@ -97,11 +102,17 @@ class Backend {
   virtual void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
                             Tensor& out) = 0;
   virtual void add(Tensor& a, const Tensor& b) = 0;  // a += b
-  // out = silu(gate) * up, elementwise.
-  virtual void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // The SwiGLU of a fused gate/up projection: gate_up [rows, 2f] holds each row's gate values
+  // then its up values; out[r, j] = silu(gate_up[r, j]) * gate_up[r, f + j], out [rows, f].
+  virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
   virtual void gelu(Tensor& x) = 0;  // exact (erf) GELU, in place
-  // Rotates x [tokens, heads, head_dim] in place; positions is I32 [rows, tokens] on device.
-  virtual void rope(Tensor& x, const Tensor& positions, const RopeSpec& spec) = 0;
+  // Attention's rotary step on a fused projection. qkv [tokens, (hq + 2·hkv)·head_dim] holds each
+  // token's hq query heads, then hkv key heads, then hkv value heads. Writes the rotated queries
+  // to q [tokens, hq, head_dim], and the rotated keys and the values to rows slots[i] of k and v
+  // [rows, hkv, head_dim] (the KV cache), or to row i when slots is undefined. positions: I32
+  // [position rows, tokens] on the device (see RopeSpec).
+  virtual void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
+                        const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) = 0;
   // out[nq, heads_q, d] = softmax(q·kᵀ·scale + mask)·v within each segment; grouped-query:
   // heads_q is a multiple of heads_kv, query head h reads kv head h / (heads_q / heads_kv).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -181,6 +181,16 @@ const Tensor& Checkpoint::get(const std::string& canonical_name) const {
   return it->second;
 }
 
+void Checkpoint::release_pages(const Tensor& t) const {
+  const auto* p = static_cast<const uint8_t*>(t.data());
+  const size_t bytes = size_t(t.numel()) * dtype_size(t.dtype());
+  for (const auto& file : mappings_)
+    if (p >= file->data() && p + bytes <= file->data() + file->size()) {
+      MappedFile::release(p, bytes);
+      return;
+    }
+}
+
 const std::string& Checkpoint::file_of(const std::string& canonical_name) const {
   auto it = files_.find(canonical_name);
   if (it == files_.end()) fail("tensor ", canonical_name, " not found in the checkpoint");

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "checkpoint/config.h"
+#include "checkpoint/mapped_file.h"
 #include "core/tensor.h"
 
 namespace qwenvl {
@@ -34,6 +35,9 @@ class Checkpoint {
   bool has(const std::string& canonical_name) const;
   // A CPU tensor viewing the mapped bytes, in the file's dtype (bf16/f16/f32). Error if absent.
   const Tensor& get(const std::string& canonical_name) const;
+  // After a weight's bytes were copied elsewhere (a fused projection stacked on the host), drops
+  // its mapped pages from resident memory. `t` must come from get(); other tensors are ignored.
+  void release_pages(const Tensor& t) const;
   const std::map<std::string, Tensor>& tensors() const { return tensors_; }
   const std::string& file_of(const std::string& canonical_name) const;
   size_t total_bytes() const;
@@ -50,7 +54,7 @@ class Checkpoint {
  private:
   std::map<std::string, Tensor> tensors_;
   std::map<std::string, std::string> files_;
-  std::vector<std::shared_ptr<void>> mappings_;
+  std::vector<std::shared_ptr<MappedFile>> mappings_;
   std::map<DType, size_t> disk_bytes_;
   std::vector<std::string> file_names_;
 };

@@ -19,6 +19,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the whole pages inside [p, p + bytes) from resident memory: the caller copied them and
+  // will not read them again (a later read would page them in from the file again).
+  static void release(const void* p, size_t bytes);
 
  private:
   MappedFile() = default;

@@ -16,15 +16,11 @@ DecoderWeights load_decoder_weights(const TextConfig& c, WeightLoader& loader) {
     DecoderLayerWeights lw;
     lw.input_norm = loader.get(p + "input_layernorm.weight");
     lw.post_attention_norm = loader.get(p + "post_attention_layernorm.weight");
-    lw.q_w = loader.get(p + "self_attn.q_proj.weight");
-    lw.q_b = loader.get(p + "self_attn.q_proj.bias");
-    lw.k_w = loader.get(p + "self_attn.k_proj.weight");
-    lw.k_b = loader.get(p + "self_attn.k_proj.bias");
-    lw.v_w = loader.get(p + "self_attn.v_proj.weight");
-    lw.v_b = loader.get(p + "self_attn.v_proj.bias");
-    lw.o_w = loader.get(p + "self_attn.o_proj.weight");
-    lw.gate_w = loader.get(p + "mlp.gate_proj.weight");
-    lw.up_w = loader.get(p + "mlp.up_proj.weight");
+    const std::string a = p + "self_attn.";
+    lw.qkv_w = loader.stacked({a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"});
+    lw.qkv_b = loader.stacked({a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"});
+    lw.o_w = loader.get(a + "o_proj.weight");
+    lw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
     lw.down_w = loader.get(p + "mlp.down_proj.weight");
     w.layers.push_back(std::move(lw));
   }
@@ -47,8 +43,9 @@ size_t Decoder::workspace_bytes(const TextConfig& c, int64_t tokens, DType dtype
   const int64_t d = c.hidden_size, f = c.intermediate_size;
   const int64_t q = int64_t(c.num_attention_heads) * c.head_dim;
   const int64_t kv = int64_t(c.num_key_value_heads) * c.head_dim;
-  // x, normed, q, k, v, attention out, delta, gate, up; then one row of logits in f32.
-  const int64_t elements = tokens * (3 * d + 2 * q + 2 * kv + 2 * f);
+  // x, normed, qkv, q, attention out, delta, gate/up and their SwiGLU; then one row of logits in
+  // f32.
+  const int64_t elements = tokens * (3 * d + 3 * q + 2 * kv + 3 * f);
   return size_t(elements) * dtype_size(dtype) + size_t(c.vocab_size) * sizeof(float) +
          size_t(tokens) * 8 * sizeof(int32_t) + (size_t(1) << 20);
 }
@@ -90,24 +87,27 @@ void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Ten
   const DType dt = backend.compute_dtype();
   const size_t mark = backend.workspace_mark();
   Tensor x = backend.alloc({n, d}, dt);
+  Tensor delta = backend.alloc({n, d}, dt);
   backend.gather_rows(weights_.embed_tokens, in.ids, x);
   if (in.image_slots.defined()) backend.scatter_rows(in.image_rows, in.image_slots, x);
 
   for (size_t l = 0; l < weights_.layers.size(); ++l)
-    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, in.positions,
-          in.slots, in.segments);
+    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, delta, l == 0,
+          in.positions, in.slots, in.segments);
 
-  // Only the last position's logits are needed: final norm and lm_head on one row.
+  // Only the last position's logits are needed: the last MLP's residual add, the final norm and
+  // lm_head on one row.
   Tensor last = x.rows(n - 1, 1);
   Tensor normed = backend.alloc({1, d}, dt);
-  backend.rms_norm(last, weights_.norm, config_.rms_norm_eps, normed);
+  backend.add_rms_norm(last, delta.rows(n - 1, 1), weights_.norm, config_.rms_norm_eps, normed);
   Tensor logits_row = logits.view({1, int64_t(config_.vocab_size)});
   backend.linear(normed, weights_.lm_head, nullptr, logits_row);
   backend.workspace_release(mark);
 }
 
 void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache,
-                    Tensor& v_cache, Tensor& x, const Tensor& positions, const Tensor& slots,
+                    Tensor& v_cache, Tensor& x, Tensor& delta, bool first,
+                    const Tensor& positions, const Tensor& slots,
                     const AttentionSegments& segments) {
   const size_t mark = backend.workspace_mark();
   const int64_t n = x.dim(0), d = config_.hidden_size, f = config_.intermediate_size;
@@ -115,35 +115,29 @@ void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_ca
   const int64_t hd = config_.head_dim;
   const DType dt = backend.compute_dtype();
 
-  // x = x + o_proj(attention(rope(q), cache ∪ rope(k), cache ∪ v)) over input_layernorm(x)
+  // x = x + o_proj(attention(rope(q), cache ∪ rope(k), cache ∪ v)) over input_layernorm(x),
+  // where x first takes the previous layer's MLP output.
   Tensor normed = backend.alloc({n, d}, dt);
-  backend.rms_norm(x, w.input_norm, config_.rms_norm_eps, normed);
+  if (first)
+    backend.rms_norm(x, w.input_norm, config_.rms_norm_eps, normed);
+  else
+    backend.add_rms_norm(x, delta, w.input_norm, config_.rms_norm_eps, normed);
+  Tensor qkv = backend.alloc({n, (heads + 2 * kv_heads) * hd}, dt);
+  backend.linear(normed, w.qkv_w, &w.qkv_b, qkv);
   Tensor q = backend.alloc({n, heads, hd}, dt);
-  Tensor k = backend.alloc({n, kv_heads, hd}, dt);
-  Tensor v = backend.alloc({n, kv_heads, hd}, dt);
-  Tensor q2 = q.view({n, heads * hd}), k2 = k.view({n, kv_heads * hd}),
-         v2 = v.view({n, kv_heads * hd});
-  backend.linear(normed, w.q_w, &w.q_b, q2);
-  backend.linear(normed, w.k_w, &w.k_b, k2);
-  backend.linear(normed, w.v_w, &w.v_b, v2);
-  backend.rope(q, positions, rope_);
-  backend.rope(k, positions, rope_);
-  backend.scatter_rows(k, slots, k_cache);
-  backend.scatter_rows(v, slots, v_cache);
+  backend.rope_qkv(qkv, positions, rope_, slots, q, k_cache, v_cache);
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   backend.attention(q, k_cache, v_cache, segments, attended);
-  Tensor delta = backend.alloc({n, d}, dt);
   backend.linear(attended.view({n, heads * hd}), w.o_w, nullptr, delta);
 
-  // x = x + down(silu(gate(y)) * up(y)), y = post_attention_layernorm(x)
+  // x = x + down(silu(gate(y)) * up(y)), y = post_attention_layernorm(x); the add of down's
+  // output is left to the next layer (or the final norm).
   backend.add_rms_norm(x, delta, w.post_attention_norm, config_.rms_norm_eps, normed);
-  Tensor gate = backend.alloc({n, f}, dt);
-  Tensor up = backend.alloc({n, f}, dt);
-  backend.linear(normed, w.gate_w, nullptr, gate);
-  backend.linear(normed, w.up_w, nullptr, up);
-  backend.silu_mul(gate, up, gate);
-  backend.linear(gate, w.down_w, nullptr, delta);
-  backend.add(x, delta);
+  Tensor gate_up = backend.alloc({n, 2 * f}, dt);
+  backend.linear(normed, w.gate_up_w, nullptr, gate_up);
+  Tensor hidden = backend.alloc({n, f}, dt);
+  backend.swiglu(gate_up, hidden);
+  backend.linear(hidden, w.down_w, nullptr, delta);
   backend.workspace_release(mark);
 }
 

@@ -14,11 +14,11 @@ namespace qwenvl {
 
 struct DecoderLayerWeights {
   Tensor input_norm, post_attention_norm;  // [hidden]
-  Tensor q_w, q_b;                         // [heads·head_dim, hidden], [heads·head_dim]
-  Tensor k_w, k_b, v_w, v_b;               // [kv_heads·head_dim, hidden], [kv_heads·head_dim]
-  Tensor o_w;                              // [hidden, heads·head_dim], no bias
-  Tensor gate_w, up_w;                     // [intermediate, hidden]
-  Tensor down_w;                           // [hidden, intermediate]
+  // q_proj, k_proj and v_proj stacked: [(heads + 2·kv_heads)·head_dim, hidden] and its bias.
+  Tensor qkv_w, qkv_b;
+  Tensor o_w;        // [hidden, heads·head_dim], no bias
+  Tensor gate_up_w;  // gate_proj then up_proj: [2·intermediate, hidden]
+  Tensor down_w;     // [hidden, intermediate]
 };
 
 struct DecoderWeights {
@@ -69,8 +69,10 @@ class Decoder {
   const TextConfig& config() const { return config_; }
 
  private:
+  // Adds the previous layer's MLP output `delta` to the residual stream x, then runs layer `w`,
+  // leaving its MLP output in delta (the next layer's first step adds it).
   void layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache, Tensor& v_cache,
-             Tensor& x, const Tensor& positions, const Tensor& slots,
+             Tensor& x, Tensor& delta, bool first, const Tensor& positions, const Tensor& slots,
              const AttentionSegments& segments);
 
   TextConfig config_;

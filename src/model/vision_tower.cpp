@@ -23,19 +23,13 @@ VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
     VisionBlockWeights bw;
     bw.norm1 = loader.get(p + "norm1.weight");
     bw.norm2 = loader.get(p + "norm2.weight");
-    // attn.qkv's output is (3, heads, head_dim): its row blocks are q, k and v.
-    bw.q_w = loader.rows(p + "attn.qkv.weight", 0, h);
-    bw.k_w = loader.rows(p + "attn.qkv.weight", h, h);
-    bw.v_w = loader.rows(p + "attn.qkv.weight", 2 * h, h);
-    bw.q_b = loader.rows(p + "attn.qkv.bias", 0, h);
-    bw.k_b = loader.rows(p + "attn.qkv.bias", h, h);
-    bw.v_b = loader.rows(p + "attn.qkv.bias", 2 * h, h);
+    // attn.qkv's output is (3, heads, head_dim): q, k and v heads, as rope_qkv reads them.
+    bw.qkv_w = loader.get(p + "attn.qkv.weight");
+    bw.qkv_b = loader.get(p + "attn.qkv.bias");
     bw.proj_w = loader.get(p + "attn.proj.weight");
     bw.proj_b = loader.get(p + "attn.proj.bias");
-    bw.gate_w = loader.get(p + "mlp.gate_proj.weight");
-    bw.gate_b = loader.get(p + "mlp.gate_proj.bias");
-    bw.up_w = loader.get(p + "mlp.up_proj.weight");
-    bw.up_b = loader.get(p + "mlp.up_proj.bias");
+    bw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+    bw.gate_up_b = loader.stacked({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
     bw.down_w = loader.get(p + "mlp.down_proj.weight");
     bw.down_b = loader.get(p + "mlp.down_proj.bias");
     w.blocks.push_back(std::move(bw));
@@ -64,15 +58,69 @@ size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DTyp
   const int64_t patch_dim =
       int64_t(c.in_channels) * c.temporal_patch_size * c.patch_size * c.patch_size;
   const int64_t h = c.hidden_size, vi = c.intermediate_size;
-  // Live at the widest point of a block, its attention: x, normed, q, k, v, attention out and
-  // delta; the MLP then runs over at most kMlpRows rows at a time (gate and up). Before the
-  // blocks, x plus the pixels and their embedding; after them, the merger's three tensors.
-  const int64_t mlp_rows = std::min<int64_t>(patches, kMlpRows);
-  const int64_t widest = std::max({7 * h, h + patch_dim + h, 3 * h + c.out_hidden_size});
-  const int64_t elements = patches * widest + mlp_rows * 2 * vi;
-  return size_t(elements) * dtype_size(dtype) + size_t(patches) * 4 * sizeof(int32_t) +
+  // Per patch: the residual stream x, plus the full-attention blocks' keys and values; before the
+  // blocks, the pixels and their embedding; after them, the merger's normed input and hidden
+  // layer. Per chunk row (a chunk is at most kChunkRows + one window): normed, qkv, q, k, v,
+  // attention output, delta, gate/up and their SwiGLU. A chunk holds whole windows: at most
+  // kChunkRows patches, or one window when a window alone is larger.
+  const int64_t window_side = c.window_size / c.patch_size;
+  const int64_t chunk_rows =
+      std::min<int64_t>(patches, std::max<int64_t>(kChunkRows, window_side * window_side));
+  const int64_t per_patch = std::max({3 * h, 2 * h + patch_dim, 3 * h + c.out_hidden_size});
+  const int64_t elements = patches * per_patch + chunk_rows * (10 * h + 3 * vi);
+  // Index tensors: window order and its inverse, and per chunk positions and two segment lists.
+  return size_t(elements) * dtype_size(dtype) + size_t(patches) * 8 * sizeof(int32_t) +
          (size_t(1) << 20);
 }
+
+namespace {
+
+// Chunks of at most kChunkRows patches that end on window boundaries (windows never cross
+// frames), each with its positions and attention segments on the device.
+std::vector<VisionChunk> make_chunks(Backend& backend, const WindowIndex& windows,
+                                     const std::vector<int32_t>& frames,
+                                     const std::vector<int32_t>& positions, int64_t patches,
+                                     float scale) {
+  std::vector<VisionChunk> chunks;
+  const std::vector<int32_t>& cu = windows.cu_window_seqlens;
+  size_t w = 0;
+  while (w + 1 < cu.size()) {
+    size_t end = w + 1;
+    while (end + 1 < cu.size() && cu[end + 1] - cu[w] <= kChunkRows) ++end;
+    VisionChunk c;
+    c.begin = cu[w];
+    c.count = cu[end] - cu[w];
+    std::vector<int32_t> local;
+    for (size_t i = w; i <= end; ++i) local.push_back(cu[i] - int32_t(c.begin));
+    c.windows = make_segments(backend, local, local, false, scale);
+    // Full attention: the chunk's rows of each frame against all of that frame's keys.
+    std::vector<int32_t> cu_q{0}, cu_k{0};
+    std::vector<std::pair<int32_t, int32_t>> key_ranges;
+    for (size_t f = 0; f + 1 < frames.size(); ++f) {
+      const int64_t lo = std::max<int64_t>(frames[f], c.begin);
+      const int64_t hi = std::min<int64_t>(frames[f + 1], c.begin + c.count);
+      if (lo >= hi) continue;
+      cu_q.push_back(int32_t(hi - c.begin));
+      key_ranges.push_back({frames[f], frames[f + 1]});
+    }
+    // cu_k lists each segment's key range; consecutive frames are adjacent, so the boundaries
+    // are the frames' own.
+    cu_k = {key_ranges.front().first};
+    for (const auto& range : key_ranges) cu_k.push_back(range.second);
+    c.frames = make_segments(backend, cu_q, cu_k, false, scale);
+    std::vector<int32_t> chunk_positions(size_t(2 * c.count));
+    for (int row = 0; row < 2; ++row)
+      for (int64_t i = 0; i < c.count; ++i)
+        chunk_positions[size_t(row * c.count + i)] =
+            positions[size_t(row * patches + c.begin + i)];
+    c.positions = upload_indices(backend, chunk_positions, {2, c.count});
+    chunks.push_back(std::move(c));
+    w = end;
+  }
+  return chunks;
+}
+
+}  // namespace
 
 void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid,
                          Tensor& out) {
@@ -100,11 +148,8 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
     positions[size_t(patches + i)] = positions_blocked[size_t(patches + patch_order[size_t(i)])];
   }
   const float scale = 1.0f / std::sqrt(float(head_dim_));
-  const AttentionSegments window_segments =
-      make_segments(backend, windows.cu_window_seqlens, windows.cu_window_seqlens, false, scale);
-  const std::vector<int32_t> frames = frame_cu_seqlens(grids);
-  const AttentionSegments frame_segments = make_segments(backend, frames, frames, false, scale);
-  const Tensor positions_dev = upload_indices(backend, positions, {2, patches});
+  const std::vector<VisionChunk> chunks =
+      make_chunks(backend, windows, frame_cu_seqlens(grids), positions, patches, scale);
   const Tensor order_dev = upload_indices(backend, patch_order);
   const Tensor reverse_dev = upload_indices(backend, inverse_permutation(windows.unit_order));
 
@@ -122,7 +167,7 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
   for (size_t b = 0; b < weights_.blocks.size(); ++b) {
     bool full = false;
     for (int index : config_.fullatt_block_indexes) full = full || index == int(b);
-    block(backend, weights_.blocks[b], x, positions_dev, full ? frame_segments : window_segments);
+    block(backend, weights_.blocks[b], full, x, chunks);
   }
 
   // Merger: RMSNorm, then each merged unit's 4 consecutive rows as one row of 4·hidden.
@@ -138,48 +183,73 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
   backend.workspace_release(mark);
 }
 
-void VisionTower::block(Backend& backend, const VisionBlockWeights& w, Tensor& x,
-                        const Tensor& positions, const AttentionSegments& segments) {
-  const size_t mark = backend.workspace_mark();
-  const int64_t n = x.dim(0), h = config_.hidden_size, vi = config_.intermediate_size;
-  const int64_t heads = config_.num_heads;
+Tensor VisionTower::project_qkv(Backend& backend, const VisionBlockWeights& w,
+                                const Tensor& x_rows) {
+  const int64_t n = x_rows.dim(0), h = config_.hidden_size;
   const DType dt = backend.compute_dtype();
+  Tensor normed = backend.alloc({n, h}, dt);
+  backend.rms_norm(x_rows, w.norm1, kVisionNormEps, normed);
+  Tensor qkv = backend.alloc({n, 3 * h}, dt);
+  backend.linear(normed, w.qkv_w, &w.qkv_b, qkv);
+  return qkv;
+}
+
+void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
+                        const std::vector<VisionChunk>& chunks) {
+  if (!full) {
+    for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, nullptr, nullptr);
+    return;
+  }
+  // Full attention reads every patch's keys and values: compute them all first, chunk by chunk,
+  // then run each chunk's queries against them.
+  const size_t mark = backend.workspace_mark();
+  const int64_t n = x.dim(0), heads = config_.num_heads, hd = head_dim_;
+  const DType dt = backend.compute_dtype();
+  Tensor keys = backend.alloc({n, heads, hd}, dt);
+  Tensor values = backend.alloc({n, heads, hd}, dt);
+  for (const VisionChunk& c : chunks) {
+    const size_t chunk_mark = backend.workspace_mark();
+    Tensor qkv = project_qkv(backend, w, x.rows(c.begin, c.count));
+    Tensor q = backend.alloc({c.count, heads, hd}, dt);  // recomputed in chunk_step
+    Tensor k = keys.rows(c.begin, c.count), v = values.rows(c.begin, c.count);
+    backend.rope_qkv(qkv, c.positions, rope_, Tensor(), q, k, v);
+    backend.workspace_release(chunk_mark);
+  }
+  for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, &keys, &values);
+  backend.workspace_release(mark);
+}
+
+void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x,
+                             const VisionChunk& c, const Tensor* keys, const Tensor* values) {
+  const size_t mark = backend.workspace_mark();
+  const int64_t n = c.count, h = config_.hidden_size, vi = config_.intermediate_size;
+  const int64_t heads = config_.num_heads, hd = head_dim_;
+  const DType dt = backend.compute_dtype();
+  Tensor rows = x.rows(c.begin, n);
 
   // x = x + proj(attention(rope(q), rope(k), v)) over norm1(x)
+  Tensor qkv = project_qkv(backend, w, rows);
+  Tensor q = backend.alloc({n, heads, hd}, dt);
+  Tensor k = backend.alloc({n, heads, hd}, dt);
+  Tensor v = backend.alloc({n, heads, hd}, dt);
+  backend.rope_qkv(qkv, c.positions, rope_, Tensor(), q, k, v);
+  Tensor attended = backend.alloc({n, heads, hd}, dt);
+  if (keys)
+    backend.attention(q, *keys, *values, c.frames, attended);
+  else
+    backend.attention(q, k, v, c.windows, attended);
   Tensor delta = backend.alloc({n, h}, dt);
-  Tensor normed = backend.alloc({n, h}, dt);
-  backend.rms_norm(x, w.norm1, kVisionNormEps, normed);
-  const size_t after_normed = backend.workspace_mark();
-  Tensor q = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
-  Tensor k = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
-  Tensor v = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
-  Tensor q2 = q.view({n, h}), k2 = k.view({n, h}), v2 = v.view({n, h});
-  backend.linear(normed, w.q_w, &w.q_b, q2);
-  backend.linear(normed, w.k_w, &w.k_b, k2);
-  backend.linear(normed, w.v_w, &w.v_b, v2);
-  backend.rope(q, positions, rope_);
-  backend.rope(k, positions, rope_);
-  Tensor attended = backend.alloc({n, heads, int64_t(head_dim_)}, dt);
-  backend.attention(q, k, v, segments, attended);
   backend.linear(attended.view({n, h}), w.proj_w, &w.proj_b, delta);
-  backend.workspace_release(after_normed);  // q, k, v and the attention output are dead
 
-  // x = x + down(silu(gate(y)) * up(y)), y = norm2(x); the MLP is per row, so it runs over
-  // bounded row ranges and its 2·intermediate-wide activations never exist for every patch.
-  backend.add_rms_norm(x, delta, w.norm2, kVisionNormEps, normed);
-  const int64_t rows = std::min<int64_t>(n, kMlpRows);
-  Tensor gate_all = backend.alloc({rows, vi}, dt);
-  Tensor up_all = backend.alloc({rows, vi}, dt);
-  for (int64_t begin = 0; begin < n; begin += rows) {
-    const int64_t count = std::min(rows, n - begin);
-    Tensor in = normed.rows(begin, count), gate = gate_all.rows(0, count),
-           up = up_all.rows(0, count), out = delta.rows(begin, count);
-    backend.linear(in, w.gate_w, &w.gate_b, gate);
-    backend.linear(in, w.up_w, &w.up_b, up);
-    backend.silu_mul(gate, up, gate);
-    backend.linear(gate, w.down_w, &w.down_b, out);
-  }
-  backend.add(x, delta);
+  // x = x + down(silu(gate(y)) * up(y)), y = norm2(x)
+  Tensor normed = backend.alloc({n, h}, dt);
+  backend.add_rms_norm(rows, delta, w.norm2, kVisionNormEps, normed);
+  Tensor gate_up = backend.alloc({n, 2 * vi}, dt);
+  backend.linear(normed, w.gate_up_w, &w.gate_up_b, gate_up);
+  Tensor hidden = backend.alloc({n, vi}, dt);
+  backend.swiglu(gate_up, hidden);
+  backend.linear(hidden, w.down_w, &w.down_b, delta);
+  backend.add(rows, delta);
   backend.workspace_release(mark);
 }
 

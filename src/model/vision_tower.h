@@ -12,11 +12,11 @@
 namespace qwenvl {
 
 struct VisionBlockWeights {
-  Tensor norm1, norm2;                  // [hidden]
-  Tensor q_w, k_w, v_w, q_b, k_b, v_b;  // rows of attn.qkv: [hidden, hidden], [hidden]
-  Tensor proj_w, proj_b;                // [hidden, hidden], [hidden]
-  Tensor gate_w, gate_b, up_w, up_b;    // [intermediate, hidden], [intermediate]
-  Tensor down_w, down_b;                // [hidden, intermediate], [hidden]
+  Tensor norm1, norm2;          // [hidden]
+  Tensor qkv_w, qkv_b;          // attn.qkv: [3·hidden, hidden] (q, k, v heads), [3·hidden]
+  Tensor proj_w, proj_b;        // [hidden, hidden], [hidden]
+  Tensor gate_up_w, gate_up_b;  // gate_proj then up_proj: [2·intermediate, hidden], [2·inter.]
+  Tensor down_w, down_b;        // [hidden, intermediate], [hidden]
 };
 
 struct VisionWeights {
@@ -29,9 +29,18 @@ struct VisionWeights {
 
 VisionWeights load_vision_weights(const VisionConfig& config, WeightLoader& loader);
 
-// Rows the vision MLP processes at once: bounds its activations (2 × intermediate per row)
-// independently of the image size.
-constexpr int64_t kMlpRows = 4096;
+// Patches a block processes at once (whole windows, so up to one window less): bounds the
+// activations of attention and MLP independently of the image size. Only the residual stream,
+// and in the full-attention blocks the keys and values, exist for every patch.
+constexpr int64_t kChunkRows = 4096;
+
+// A range of patches (in window order) processed together, with what its attention needs.
+struct VisionChunk {
+  int64_t begin = 0, count = 0;
+  Tensor positions;                    // I32 [2, count]: the chunk's (h, w) rope positions
+  AttentionSegments windows;           // its windows, rows relative to the chunk
+  AttentionSegments frames;            // its rows against all keys of their frames
+};
 
 class VisionTower {
  public:
@@ -47,8 +56,14 @@ class VisionTower {
   static size_t workspace_bytes(const VisionConfig& config, int64_t patches, DType dtype);
 
  private:
-  void block(Backend& backend, const VisionBlockWeights& w, Tensor& x, const Tensor& positions,
-             const AttentionSegments& segments);
+  void block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
+             const std::vector<VisionChunk>& chunks);
+  // The block's attention over one chunk: x rows += proj(attention(...)), then the MLP on them.
+  // `keys`/`values`: every patch's (full attention) or undefined (the chunk's own windows).
+  void chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x, const VisionChunk& c,
+                  const Tensor* keys, const Tensor* values);
+  // rms_norm(x rows) then the fused q/k/v product: [count, 3·hidden].
+  Tensor project_qkv(Backend& backend, const VisionBlockWeights& w, const Tensor& x_rows);
 
   VisionConfig config_;
   VisionWeights weights_;

@@ -5,6 +5,7 @@
 // 16-bit backend (CUDA) holds every weight in its compute dtype: bf16 and fp16 do not mix in one
 // matrix product, and `--dtype fp16` on a bf16 checkpoint converts once at upload.
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "checkpoint/checkpoint.h"
@@ -23,11 +24,14 @@ class WeightLoader {
   // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
   // [hidden, 3·2·14·14] matrix).
   Tensor reshaped(const std::string& name, Shape shape);
+  // Parameters stacked along their first dimension into one (a fused projection: q/k/v, gate/up).
+  Tensor stacked(const std::vector<std::string>& names);
 
   size_t bytes() const { return bytes_; }
 
  private:
   Tensor upload(const Tensor& host);
+  void count(int64_t elements, DType dtype);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;

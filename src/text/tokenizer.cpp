@@ -10,6 +10,7 @@
 #include "text/normalize.h"
 #include "text/pretokenize.h"
 #include "text/tokenizer_impl.h"
+#include "text/unicode_classes.h"
 #include "text/utf8.h"
 
 namespace qwenvl {
@@ -30,6 +31,9 @@ Tokenizer Tokenizer::load(const std::string& tokenizer_json_path) {
   in.seekg(0);
   if (!in.read(text.data(), std::streamsize(text.size())))
     fail("cannot read tokenizer file ", path);
+  // The code-point class table takes ~12 ms to build: pay it while loading, not in the first
+  // encode (which a request's time to first token would otherwise include).
+  unicode::class_table();
   return Tokenizer(parse_tokenizer_json(text, path));
 }
 

@@ -1,4 +1,4 @@
-// The small ops against double-precision references: rms_norm, add_rms_norm, add, silu_mul,
+// The small ops against double-precision references: rms_norm, add_rms_norm, add, swiglu,
 // gelu, rope (plain and M-RoPE sections), gather_rows, scatter_rows.
 #include <cmath>
 
@@ -50,11 +50,21 @@ TEST_F(CpuOpsTest, AddRmsNormUpdatesTheResidualAndNormalisesIt) {
 TEST_F(CpuOpsTest, ElementwiseOpsMatchReference) {
   const int64_t n = 40000 + uniform_int(0, 99);  // above the threading grain, odd
   Tensor a = random({n}, DType::F32, -8, 8), b = random({n}, DType::F32, -8, 8);
-  Tensor out = Tensor::empty({n}, DType::F32);
-  backend_.silu_mul(a, b, out);
   std::vector<double> want(n);
-  for (int64_t i = 0; i < n; ++i) want[i] = get(a, i) / (1 + std::exp(-get(a, i))) * get(b, i);
-  expect_close(out, want, {}, 1e-6, 1e-7, "silu_mul");
+  // swiglu over rows of [gate | up]: a is the gate half and b the up half of each row.
+  const int64_t rows = 40, f = 1000 + uniform_int(0, 9);
+  Tensor gate_up = random({rows, 2 * f}, DType::F32, -8, 8);
+  Tensor swiglu_out = Tensor::empty({rows, f}, DType::F32);
+  backend_.swiglu(gate_up, swiglu_out);
+  std::vector<double> want_swiglu(rows * f);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < f; ++j) {
+      const double g = get(gate_up, r * 2 * f + j), u = get(gate_up, r * 2 * f + f + j);
+      want_swiglu[r * f + j] = g / (1 + std::exp(-g)) * u;
+    }
+  expect_close(swiglu_out, want_swiglu, {}, 1e-6, 1e-7, "swiglu");
+  Tensor narrow = Tensor::empty({rows, f - 1}, DType::F32);
+  EXPECT_THROW(backend_.swiglu(gate_up, narrow), Error);
 
   Tensor g = copy(a);
   backend_.gelu(g);
@@ -70,10 +80,12 @@ TEST_F(CpuOpsTest, ElementwiseOpsMatchReference) {
   EXPECT_THROW(backend_.add(s, short_b), Error);
 }
 
-TEST_F(CpuOpsTest, RopeRotatesHalvesByPositionTimesInvFreq) {
+TEST_F(CpuOpsTest, RopeQkvRotatesQAndKAndPlacesKAndVInTheirSlots) {
   for (bool mrope : {false, true}) {
-    const int d = mrope ? 128 : 80, half = d / 2, tokens = 9, heads = 3;
-    const int rows = mrope ? 3 : 2;
+    SCOPED_TRACE(mrope ? "m-rope" : "vision rope");
+    const int d = mrope ? 128 : 80, half = d / 2, tokens = 9;
+    const int hq = mrope ? 4 : 3, hkv = mrope ? 2 : 3, rows = mrope ? 3 : 2;
+    const int64_t cache_rows = mrope ? 20 : tokens;
     RopeSpec spec;
     spec.head_dim = d;
     for (int j = 0; j < half; ++j) {
@@ -84,21 +96,47 @@ TEST_F(CpuOpsTest, RopeRotatesHalvesByPositionTimesInvFreq) {
     Tensor positions = Tensor::empty({rows, tokens}, DType::I32);
     for (int64_t i = 0; i < positions.numel(); ++i)
       positions.data<int32_t>()[i] = uniform_int(0, 30000);
-    Tensor x = random({tokens, heads, d}, DType::F32, -2, 2), orig = copy(x);
-    backend_.rope(x, positions, spec);
-    std::vector<double> want(x.numel());
-    for (int t = 0; t < tokens; ++t)
-      for (int h = 0; h < heads; ++h)
+    Tensor slots;  // the text model writes into cache rows; the vision tower row by row
+    if (mrope) {
+      slots = Tensor::empty({tokens}, DType::I32);
+      for (int t = 0; t < tokens; ++t) slots.data<int32_t>()[t] = int32_t(cache_rows - 1 - 2 * t);
+    }
+    Tensor qkv = random({tokens, (hq + 2 * hkv) * d}, DType::F32, -2, 2);
+    Tensor q = random({tokens, hq, d}, DType::F32);
+    Tensor k = random({cache_rows, hkv, d}, DType::F32), v = random({cache_rows, hkv, d}, DType::F32);
+    Tensor k_before = copy(k), v_before = copy(v);
+    backend_.rope_qkv(qkv, positions, spec, slots, q, k, v);
+
+    std::vector<double> want_q(q.numel()), want_k(k.numel()), want_v(v.numel());
+    for (int64_t i = 0; i < k.numel(); ++i) want_k[i] = get(k_before, i), want_v[i] = get(v_before, i);
+    for (int t = 0; t < tokens; ++t) {
+      const int64_t row = slots.defined() ? slots.data<int32_t>()[t] : t;
+      const int64_t in = int64_t(t) * (hq + 2 * hkv) * d;
+      for (int h = 0; h < hq + 2 * hkv; ++h)
         for (int j = 0; j < half; ++j) {
           const float angle = float(positions.data<int32_t>()[spec.pos_row[j] * tokens + t]) *
                               spec.inv_freq[j];  // the contract: an fp32 angle
           const double c = std::cos(double(angle)), s = std::sin(double(angle));
-          const int64_t base = (int64_t(t) * heads + h) * d;
-          const double x1 = get(orig, base + j), x2 = get(orig, base + j + half);
+          const double x1 = get(qkv, in + h * d + j), x2 = get(qkv, in + h * d + j + half);
+          if (h >= hq + hkv) {
+            const int64_t base = (row * hkv + h - hq - hkv) * d;
+            want_v[base + j] = x1;
+            want_v[base + j + half] = x2;
+            continue;
+          }
+          std::vector<double>& want = h < hq ? want_q : want_k;
+          const int64_t base = h < hq ? (int64_t(t) * hq + h) * d : (row * hkv + h - hq) * d;
           want[base + j] = x1 * c - x2 * s;
           want[base + j + half] = x2 * c + x1 * s;
         }
-    expect_close(x, want, {}, 0, 2e-6, mrope ? "m-rope" : "rope");
+    }
+    expect_close(q, want_q, {}, 0, 2e-6, "q");
+    expect_close(k, want_k, {}, 0, 2e-6, "k");
+    expect_close(v, want_v, {}, 0, 0, "v");
+    if (mrope) {
+      slots.data<int32_t>()[0] = int32_t(cache_rows);  // outside the cache: refused
+      EXPECT_THROW(backend_.rope_qkv(qkv, positions, spec, slots, q, k, v), Error);
+    }
   }
 }
 

@@ -188,11 +188,16 @@ TEST_P(CudaOps, ElementwiseMatchesCpu) {
     gpu_->add(ga, to_gpu(b));
     EXPECT_LT(rel_l2(to_host(ga), want_add), tolerance());
 
-    Tensor want_silu = Tensor::empty({n}, DType::F32);
-    cpu_.silu_mul(gate, up, want_silu);
-    Tensor out = poisoned({n}, dtype());
-    gpu_->silu_mul(to_gpu(gate), to_gpu(up), out);
-    EXPECT_LT(rel_l2(to_host(out), want_silu), tolerance());
+    // swiglu over [rows, 2f]: f a multiple of 8 (vector path) and not.
+    for (int64_t f : {int64_t(1376), int64_t(13)}) {
+      const int64_t rows = std::max<int64_t>(1, n / (2 * f));
+      Tensor gate_up = random({rows, 2 * f}, 3.0f);
+      Tensor want_swiglu = Tensor::empty({rows, f}, DType::F32);
+      cpu_.swiglu(gate_up, want_swiglu);
+      Tensor out = poisoned({rows, f}, dtype());
+      gpu_->swiglu(to_gpu(gate_up), out);
+      EXPECT_LT(rel_l2(to_host(out), want_swiglu), tolerance());
+    }
 
     Tensor want_gelu = copy(gate);
     cpu_.gelu(want_gelu);
@@ -213,11 +218,12 @@ TEST_P(CudaOps, FP16Saturates) {
   for (int i = 0; i < 8; ++i) EXPECT_EQ(back.data<float>()[i], 65504.0f);
 }
 
-TEST_P(CudaOps, RopeMatchesCpu) {
+TEST_P(CudaOps, RopeQkvMatchesCpu) {
   TRACE_SEED();
-  // Text M-RoPE (3 position rows, sections 16/24/24 of 64 frequencies) and vision 2-D rope.
-  struct Case { int64_t tokens; int heads, head_dim, rows; int max_pos; };
-  for (Case c : {Case{37, 4, 128, 3, 30000}, Case{300, 16, 80, 2, 120}}) {
+  // Text M-RoPE (3 position rows, sections 16/24/24 of 64 frequencies, GQA, keys and values into
+  // cache slots) and the vision tower's 2-D rope (q, k, v heads alike, row by row).
+  struct Case { int64_t tokens; int heads_q, heads_kv, head_dim, rows; int max_pos; int64_t cache; };
+  for (Case c : {Case{37, 4, 2, 128, 3, 30000, 100}, Case{300, 16, 16, 80, 2, 120, 0}}) {
     SCOPED_TRACE(c.head_dim);
     RopeSpec spec;
     spec.head_dim = c.head_dim;
@@ -231,14 +237,29 @@ TEST_P(CudaOps, RopeMatchesCpu) {
     std::uniform_int_distribution<int> dist(0, c.max_pos);
     for (int32_t& p : pos) p = dist(rng_);
     Tensor positions = ints(pos).view({c.rows, c.tokens});
-    Tensor x = random({c.tokens, c.heads, c.head_dim});
-    Tensor want = copy(x);
-    cpu_.rope(want, positions, spec);
-    Tensor gx = to_gpu(x), gpos = to_gpu(positions);
-    gpu_->rope(gx, gpos, spec);
-    gpu_->rope(gx, gpos, spec);  // twice, the second time from the cached table
-    cpu_.rope(want, positions, spec);
-    EXPECT_LT(rel_l2(to_host(gx), want), tolerance());
+    Tensor slots, gslots;
+    const int64_t kv_rows = c.cache ? c.cache : c.tokens;
+    if (c.cache) {
+      std::vector<int32_t> slot(size_t(c.tokens));
+      std::iota(slot.begin(), slot.end(), int32_t(c.cache - c.tokens));
+      std::shuffle(slot.begin(), slot.end(), rng_);
+      slots = ints(slot);
+      gslots = to_gpu(slots, DType::I32);
+    }
+    Tensor qkv = random({c.tokens, (c.heads_q + 2 * c.heads_kv) * c.head_dim});
+    Tensor k_cache = random({kv_rows, c.heads_kv, c.head_dim});
+    Tensor v_cache = random({kv_rows, c.heads_kv, c.head_dim});
+    Tensor want_q = Tensor::empty({c.tokens, c.heads_q, c.head_dim}, DType::F32);
+    Tensor want_k = copy(k_cache), want_v = copy(v_cache);
+    cpu_.rope_qkv(qkv, positions, spec, slots, want_q, want_k, want_v);
+    Tensor gq = poisoned({c.tokens, c.heads_q, c.head_dim}, dtype());
+    Tensor gk = to_gpu(k_cache), gv = to_gpu(v_cache), gqkv = to_gpu(qkv);
+    Tensor gpos = to_gpu(positions, DType::I32);
+    gpu_->rope_qkv(gqkv, gpos, spec, gslots, gq, gk, gv);
+    gpu_->rope_qkv(gqkv, gpos, spec, gslots, gq, gk, gv);  // again, from the cached table
+    EXPECT_LT(rel_l2(to_host(gq), want_q), tolerance());
+    EXPECT_LT(rel_l2(to_host(gk), want_k), tolerance());
+    EXPECT_LT(rel_l2(to_host(gv), want_v), tolerance());
   }
 }
 

@@ -92,8 +92,8 @@ TEST(NaiveReference, ImagesWithWindowsUntied) {
 }
 
 TEST(NaiveReference, ImageAboveTheMlpChunkTied) {
-  // More patches than kMlpRows: the vision MLP runs in row chunks, the last one partial.
-  static_assert(68 * 68 > kMlpRows);
+  // More patches than kChunkRows: the vision blocks run chunk by chunk, the last one partial.
+  static_assert(68 * 68 > kChunkRows);
   check_against_naive(true, {random_image(68, 68, 13)});
 }
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny kernels host logits3B logits7B bench3B bench7B cpu
+# Stages: info ops tiny kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
+#         profile7B cpu
+# (quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
+#  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
+#  checkpoint and the images)
 # Expects the programs built here in .carry/bin and the libraries the GPU machine lacks in
 # .carry/lib, or both packed in .carrypack/carry.tar.xz (tools/device/prepare_carry.sh). Logs go to $OUT; a summary table is printed last.
 set -uo pipefail
@@ -56,6 +60,18 @@ stage_host() {  # issue 2's speeds on this machine's CPU, beside transformers' i
     --only tokenizer_bench,image_bench --bench-out "$OUT/reference_bench.json"
 }
 
+stage_profile() {  # $1: model size
+  local model=/tmp/qwenvl-bench/$1
+  echo "---- 1280x960 image, first token"
+  QWENVL_PROFILE_OPS=1 "$bin/qwenvl" generate --model "$model" --device cuda --json \
+    --image /tmp/qwenvl-bench/images/ttft_1280x960.jpg --prompt "Describe this image." \
+    --max-new-tokens 1 --temperature 0 --ignore-eos 2>&1 | head -n 45
+  echo "---- text, 64 tokens"
+  QWENVL_PROFILE_OPS=1 "$bin/qwenvl" generate --model "$model" --device cuda --json \
+    --prompt "Write a short story about a lighthouse." --max-new-tokens 64 --temperature 0 \
+    --ignore-eos 2>&1 | head -n 30
+}
+
 for stage in "$@"; do
   case $stage in
     info) stage_info ;;
@@ -68,6 +84,10 @@ for stage in "$@"; do
               --out "$OUT/$stage.json" ;;
     bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
+    quick3B|quick7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#quick}" \
+              --engines qwenvl --only ttft,images,decode --qwenvl "$bin/qwenvl" \
+              --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT/quick" ;;
+    profile3B|profile7B) run_stage "$stage" stage_profile "${stage#profile}" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;

@@ -8,7 +8,9 @@
 
 #include "backend/cpu/cpu_checks.h"
 #include "backend/cpu/cpu_convert.h"
+#include "backend/stacked_shape.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace qwenvl {
 
@@ -64,6 +66,25 @@ Tensor CpuBackend::upload_weight(const Tensor& host, DType dtype) {
   convert_elements(host.data(), host.dtype(), converted.data(), dtype, host.numel(),
                    "upload_weight");
   return converted;
+}
+
+Tensor CpuBackend::upload_weight_stacked(const std::vector<Tensor>& parts, DType dtype) {
+  const Shape stacked = stacked_shape(parts, "CPU upload_weight_stacked");
+  Tensor out = take(weights_, stacked, dtype);
+  int64_t offset = 0;
+  for (const Tensor& part : parts) {
+    check_cpu(part, "upload_weight_stacked", "part");
+    char* dst = static_cast<char*>(out.data()) + offset * int64_t(dtype_size(dtype));
+    const char* src = static_cast<const char*>(part.data());
+    const int64_t src_size = int64_t(dtype_size(part.dtype())), dst_size = int64_t(dtype_size(dtype));
+    // Gigabytes at load: copied by every core.
+    ThreadPool::global().parallel_for(part.numel(), 1 << 20, [&](int64_t begin, int64_t end) {
+      convert_elements(src + begin * src_size, part.dtype(), dst + begin * dst_size, dtype,
+                       end - begin, "upload_weight_stacked");
+    });
+    offset += part.numel();
+  }
+  return out;
 }
 
 Tensor CpuBackend::alloc_persistent(const Shape& shape, DType dtype) {

@@ -23,6 +23,7 @@ class CpuBackend : public Backend {
 
   void reserve(size_t weight_bytes, size_t persistent_bytes, size_t workspace_bytes) override;
   Tensor upload_weight(const Tensor& host, DType dtype) override;
+  Tensor upload_weight_stacked(const std::vector<Tensor>& parts, DType dtype) override;
   Tensor alloc_persistent(const Shape& shape, DType dtype) override;
   Tensor alloc(const Shape& shape, DType dtype) override;
   size_t workspace_mark() const override { return workspace_.used; }
@@ -38,9 +39,10 @@ class CpuBackend : public Backend {
   void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
                     Tensor& out) override;
   void add(Tensor& a, const Tensor& b) override;
-  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void swiglu(const Tensor& gate_up, Tensor& out) override;
   void gelu(Tensor& x) override;
-  void rope(Tensor& x, const Tensor& positions, const RopeSpec& spec) override;
+  void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
+                const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                  const AttentionSegments& segments, Tensor& out) override;
   void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;

@@ -1,5 +1,6 @@
-// Elementwise ops in fp32: add, silu_mul (Qwen2MLP's act_fn(gate) * up with act_fn = SiLU) and
+// Elementwise ops in fp32: add, swiglu (Qwen2MLP's act_fn(gate) * up with act_fn = SiLU) and
 // exact GELU (nn.GELU() with approximate='none', the vision merger's activation).
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
@@ -30,18 +31,23 @@ void CpuBackend::add(Tensor& a, const Tensor& b) {
   });
 }
 
-void CpuBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  check_f32(gate, "silu_mul", "gate");
-  check_f32(up, "silu_mul", "up");
-  check_f32(out, "silu_mul", "out");
-  check_same_shape(gate, up, "silu_mul", "gate", "up");
-  check_same_shape(gate, out, "silu_mul", "gate", "out");
-  const float* g = gate.data<float>();
-  const float* u = up.data<float>();
+void CpuBackend::swiglu(const Tensor& gate_up, Tensor& out) {
+  check_f32(gate_up, "swiglu", "gate_up");
+  check_f32(out, "swiglu", "out");
+  const int64_t f = last_dim(out), rows = f ? out.numel() / f : 0;
+  if (last_dim(gate_up) != 2 * f || gate_up.numel() != 2 * out.numel())
+    fail("swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
+         out.shape().str());
+  const float* gu = gate_up.data<float>();
   float* o = out.data<float>();
-  ThreadPool::global().parallel_for(out.numel(), kGrain, [&](int64_t begin, int64_t end) {
-    // silu(x) = x * sigmoid(x) = x / (1 + exp(-x)), as torch's CPU kernel writes it.
-    for (int64_t i = begin; i < end; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(f, 1)),
+                                    [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* g = gu + r * 2 * f;
+      const float* u = g + f;
+      // silu(x) = x * sigmoid(x) = x / (1 + exp(-x)), as torch's CPU kernel writes it.
+      for (int64_t j = 0; j < f; ++j) o[r * f + j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+    }
   });
 }
 

@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_state.h"
+#include "backend/stacked_shape.h"
 
 namespace qwenvl {
 
@@ -108,6 +109,7 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
 
 CudaBackend::~CudaBackend() {
   if (state_ && state_->stream) cudaStreamSynchronize(state_->stream);
+  if (state_) state_->profiler.report();
 }
 
 std::string CudaBackend::name() const { return cat("cuda-", dtype_name(dtype_)); }
@@ -211,6 +213,22 @@ Tensor CudaBackend::upload_weight(const Tensor& host, DType dtype) {
   return out;
 }
 
+Tensor CudaBackend::upload_weight_stacked(const std::vector<Tensor>& parts, DType dtype) {
+  const Shape stacked = stacked_shape(parts, "CUDA upload_weight_stacked");
+  Tensor out = take_tensor(*state_, state_->weights, stacked, dtype);
+  int64_t offset = 0;
+  for (const Tensor& part : parts) {
+    check_host(part, "upload_weight_stacked");
+    if (!convertible(part.dtype(), dtype))
+      fail("cannot upload a ", dtype_name(part.dtype()), " weight as ", dtype_name(dtype));
+    upload(*state_, part.data(), part.dtype(),
+           static_cast<char*>(out.data()) + offset * int64_t(dtype_size(dtype)), dtype,
+           part.numel());
+    offset += part.numel();
+  }
+  return out;
+}
+
 namespace {
 // The checks both copy directions make on their source and destination.
 void check_copy(const char* what, const Tensor& src, const Tensor& dst) {
@@ -258,6 +276,10 @@ void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(state_->strea
 
 void CudaBackend::run_captured(int key, const std::function<void()>& enqueue) {
   CudaState& s = *state_;
+  if (s.profiler.enabled()) {  // events inside a capture would time the capture
+    enqueue();
+    return;
+  }
   auto found = s.graphs.find(key);
   if (found == s.graphs.end()) {
     cudaGraph_t graph = nullptr;

@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 
 namespace qwenvl::cuda {
@@ -56,6 +57,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
   __shared__ float p_s[kDecodeMaxGroup][kTile];
   __shared__ float alpha_s[kDecodeMaxGroup];
 
+  chain_start();
   const int split = blockIdx.x, hkv = blockIdx.y, segment = blockIdx.z;
   const int group = args.heads_q / args.heads_kv;
   const int nq = args.cu_q[segment + 1] - args.cu_q[segment];
@@ -192,25 +194,57 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
   }
 }
 
+// One block per (query head, segment): the slices' maxima and sums are reduced by all threads at
+// once, then kCombineGroups groups of threads each sum a share of the slices' outputs, so no
+// thread walks the splits' partials one dependent load after another.
+constexpr int kCombineThreads = 256;
+constexpr int kCombineGroups = kCombineThreads / 128;  // head_dim <= 128
+
 template <typename T>
-__global__ void decode_combine_kernel(AttentionArgs args, Partials part, int splits) {
-  const int h = blockIdx.x, segment = blockIdx.y, d = threadIdx.x;
+__global__ void __launch_bounds__(kCombineThreads)
+    decode_combine_kernel(AttentionArgs args, Partials part, int splits) {
+  __shared__ float weight_s[kMaxSplits];
+  __shared__ float reduce_s[32];
+  __shared__ float acc_s[kCombineGroups][128];
+  chain_start();
+  const int h = blockIdx.x, segment = blockIdx.y;
   const int nq = args.cu_q[segment + 1] - args.cu_q[segment];
-  if (nq == 0 || d >= args.head_dim) return;
+  if (nq == 0) return;
   const size_t row0 = (size_t(segment) * args.heads_q + h) * splits;
+
+  float local_max = -INFINITY;
+  for (int i = threadIdx.x; i < splits; i += kCombineThreads)
+    local_max = fmaxf(local_max, part.max[row0 + i]);
+  local_max = warp_max(local_max);
+  if (threadIdx.x % 32 == 0) reduce_s[threadIdx.x / 32] = local_max;
+  __syncthreads();
   float global_max = -INFINITY;
-  for (int i = 0; i < splits; ++i) global_max = fmaxf(global_max, part.max[row0 + i]);
-  float base = global_max == -INFINITY ? 0.0f : global_max;
-  float sum = 0.0f, acc = 0.0f;
-  for (int i = 0; i < splits; ++i) {
-    float w = exp2f(part.max[row0 + i] - base);  // 0 for an empty slice
-    sum += part.sum[row0 + i] * w;
-    acc += part.o[(row0 + i) * args.head_dim + d] * w;
+  for (int w = 0; w < kCombineThreads / 32; ++w) global_max = fmaxf(global_max, reduce_s[w]);
+  const float base = global_max == -INFINITY ? 0.0f : global_max;
+  float local_sum = 0.0f;
+  for (int i = threadIdx.x; i < splits; i += kCombineThreads) {
+    const float w = exp2f(part.max[row0 + i] - base);  // 0 for an empty slice
+    weight_s[i] = w;
+    local_sum += part.sum[row0 + i] * w;
   }
-  T* out = static_cast<T*>(args.out);
-  int64_t q_row = args.cu_q[segment];
-  out[(q_row * args.heads_q + h) * int64_t(args.head_dim) + d] =
-      from_float<T>(sum > 0.0f ? acc / sum : 0.0f);
+  const float sum = block_sum(local_sum, reduce_s);  // its barriers also publish weight_s
+
+  const int group = threadIdx.x / 128, d = threadIdx.x % 128;
+  float acc = 0.0f;
+  if (d < args.head_dim) {
+#pragma unroll 8
+    for (int i = group; i < splits; i += kCombineGroups)
+      acc += part.o[(row0 + i) * args.head_dim + d] * weight_s[i];
+  }
+  acc_s[group][d] = acc;
+  __syncthreads();
+  if (group == 0 && d < args.head_dim) {
+    for (int g = 1; g < kCombineGroups; ++g) acc += acc_s[g][d];
+    T* out = static_cast<T*>(args.out);
+    const int64_t q_row = args.cu_q[segment];
+    out[(q_row * args.heads_q + h) * int64_t(args.head_dim) + d] =
+        from_float<T>(sum > 0.0f ? acc / sum : 0.0f);
+  }
 }
 
 template <typename T, int D>
@@ -225,8 +259,7 @@ void launch_split(const AttentionArgs& args, const Partials& part, int splits,
     configured = true;
   }
   dim3 grid(unsigned(splits), unsigned(args.heads_kv), unsigned(args.segments));
-  kernel<<<grid, kThreads, bytes, stream>>>(args, part, splits);
-  CUDA_CHECK_LAUNCH();
+  launch_chained(kernel, grid, kThreads, bytes, stream, args, part, splits);
 }
 
 }  // namespace
@@ -258,10 +291,9 @@ void decode_attention(const AttentionArgs& args, void* scratch, int multiprocess
       case 128: launch_split<T, 128>(args, part, splits, stream); break;
       default: fail("decode attention: unsupported head_dim ", args.head_dim);
     }
-    decode_combine_kernel<T><<<dim3(unsigned(args.heads_q), unsigned(args.segments)), 128, 0,
-                               stream>>>(args, part, splits);
+    launch_chained(decode_combine_kernel<T>, dim3(unsigned(args.heads_q), unsigned(args.segments)),
+                   kCombineThreads, 0, stream, args, part, splits);
   });
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace qwenvl::cuda

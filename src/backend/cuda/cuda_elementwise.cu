@@ -3,6 +3,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace qwenvl::cuda {
 
@@ -37,19 +38,29 @@ __device__ __forceinline__ float silu_times(float g, float u) {
   return s * u;
 }
 
+// Thread t handles output elements [8t, 8t + 8) of `rows` rows of f; gate_up rows are 2f wide.
+// `vector`: f % 8 == 0 and both pointers 16-byte aligned.
 template <typename T>
-__global__ void silu_mul_kernel(const T* gate, const T* up, T* out, int64_t n, bool vector) {
-  int64_t base = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 8;
+__global__ void swiglu_kernel(const T* gate_up, T* out, int64_t rows, int64_t f, bool vector) {
+  chain_start();
+  const int64_t n = rows * f;
+  const int64_t base = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 8;
   if (base >= n) return;
-  if (vector && base + 8 <= n) {
-    Vec<T> g = load16(gate + base), u = load16(up + base), o;
+  if (vector) {
+    const int64_t r = base / f, j = base % f;
+    const T* g = gate_up + r * 2 * f + j;
+    Vec<T> gv = load16(g), uv = load16(g + f), o;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) o.v[j] = from_float<T>(silu_times<T>(to_float(g.v[j]), to_float(u.v[j])));
+    for (int i = 0; i < 8; ++i)
+      o.v[i] = from_float<T>(silu_times<T>(to_float(gv.v[i]), to_float(uv.v[i])));
     store16(out + base, o);
     return;
   }
-  for (int64_t i = base; i < min(n, base + 8); ++i)
-    out[i] = from_float<T>(silu_times<T>(to_float(gate[i]), to_float(up[i])));
+  for (int64_t i = base; i < min(n, base + 8); ++i) {
+    const int64_t r = i / f, j = i % f;
+    const T* g = gate_up + r * 2 * f + j;
+    out[i] = from_float<T>(silu_times<T>(to_float(g[0]), to_float(g[f])));
+  }
 }
 
 __device__ __forceinline__ float gelu_erf(float x) {
@@ -97,16 +108,15 @@ void add(void* a, const void* b, DType b_dtype, int64_t n, DType dtype, cudaStre
   CUDA_CHECK_LAUNCH();
 }
 
-void silu_mul(const void* gate, const void* up, void* out, int64_t n, DType dtype,
-              cudaStream_t stream) {
-  if (n == 0) return;
-  bool vector = aligned16(gate) && aligned16(up) && aligned16(out);
+void swiglu(const void* gate_up, void* out, int64_t rows, int64_t f, DType dtype,
+            cudaStream_t stream) {
+  if (rows * f == 0) return;
+  const bool vector = f % 8 == 0 && aligned16(gate_up) && aligned16(out);
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
-    silu_mul_kernel<T><<<chunk_blocks(n), kThreads, 0, stream>>>(
-        static_cast<const T*>(gate), static_cast<const T*>(up), static_cast<T*>(out), n, vector);
+    launch_chained(swiglu_kernel<T>, chunk_blocks(rows * f), kThreads, 0, stream,
+                   static_cast<const T*>(gate_up), static_cast<T*>(out), rows, f, vector);
   });
-  CUDA_CHECK_LAUNCH();
 }
 
 void gelu(void* x, int64_t n, DType dtype, cudaStream_t stream) {

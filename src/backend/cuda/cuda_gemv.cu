@@ -1,19 +1,29 @@
 // Decode-sized products (M <= 8 rows of x): out[M,N] = x[M,K] · w[N,K]^T (+ bias). Reading w is
-// the whole cost, so the kernel is built to stream it at memory bandwidth: each warp owns
-// kRowsPerWarp rows of w, every lane loads 16 bytes of each row per step (several independent
-// loads in flight), x is read through L1 (it is small and shared by every warp), sums are fp32.
+// the whole cost, so the kernel is built to stream it at memory bandwidth:
+// - a block of kThreads threads owns kRows consecutive rows of w and splits K between its
+//   threads (16 bytes per load, several loads in flight per thread), so even a 2048x2048 matrix
+//   gives a thousand blocks: every SM has many loads outstanding from the first microsecond;
+// - it is a chained launch (cuda_launch.cuh): before waiting for the kernel that writes x, it
+//   asks L2 for the start of its rows, so weight traffic continues across kernel boundaries;
+// - sums are fp32: per thread, then warp shuffles, then one shared-memory step across warps.
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace qwenvl::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kRowsPerWarp = 2;
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kRows = 2;
+// Bytes of each row requested from L2 before the wait: enough to cover a launch gap at full
+// bandwidth across the blocks that are resident early, small enough not to evict the producer's
+// working set.
+constexpr unsigned kPrefetchBytes = 8192;
 
 template <typename T>
 __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
@@ -23,74 +33,88 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
 }
 
 template <typename T, typename O, typename B, int M>
-__global__ void __launch_bounds__(kWarps * 32) gemv_kernel(const T* __restrict__ x,
-                                                           const T* __restrict__ w,
-                                                           const B* __restrict__ bias,
-                                                           O* __restrict__ out, int n, int k) {
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int row0 = (blockIdx.x * kWarps + warp) * kRowsPerWarp;
-  if (row0 >= n) return;
-  const uint4* wrow[kRowsPerWarp];
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
+                                                        const T* __restrict__ w,
+                                                        const B* __restrict__ bias,
+                                                        O* __restrict__ out, int n, int k) {
+  __shared__ float partial[kWarps][M * kRows];
+  const int row0 = blockIdx.x * kRows;
+  const int rows = min(kRows, n - row0);
+  if (threadIdx.x < rows)
+    prefetch_l2(w + int64_t(row0 + threadIdx.x) * k,
+                min(kPrefetchBytes, unsigned(k) * unsigned(sizeof(T))));
+  chain_start();
+
+  const uint4* wrow[kRows];
 #pragma unroll
-  for (int r = 0; r < kRowsPerWarp; ++r)
-    wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(min(row0 + r, n - 1)) * k);
+  for (int r = 0; r < kRows; ++r)
+    wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(row0 + min(r, rows - 1)) * k);
   const uint4* xrow = reinterpret_cast<const uint4*>(x);
-  int chunks = k / 8;
-  float acc[M][kRowsPerWarp];
+  const int chunks = k / 8;
+  float acc[M][kRows];
 #pragma unroll
   for (int m = 0; m < M; ++m)
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) acc[m][r] = 0.0f;
+    for (int r = 0; r < kRows; ++r) acc[m][r] = 0.0f;
 
-#pragma unroll 4
-  for (int c = lane; c < chunks; c += 32) {
-    uint4 wraw[kRowsPerWarp];
+#pragma unroll 2
+  for (int c = threadIdx.x; c < chunks; c += kThreads) {
+    uint4 wraw[kRows];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) wraw[r] = __ldcs(wrow[r] + c);  // streamed once
-    float wf[kRowsPerWarp][8];
+    for (int r = 0; r < kRows; ++r) wraw[r] = __ldcs(wrow[r] + c);  // streamed once
+    float wf[kRows][8];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) unpack8<T>(wraw[r], wf[r]);
+    for (int r = 0; r < kRows; ++r) unpack8<T>(wraw[r], wf[r]);
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       float xf[8];
       unpack8<T>(__ldg(xrow + int64_t(m) * chunks + c), xf);
 #pragma unroll
-      for (int r = 0; r < kRowsPerWarp; ++r)
+      for (int r = 0; r < kRows; ++r)
 #pragma unroll
         for (int j = 0; j < 8; ++j) acc[m][r] = fmaf(xf[j], wf[r][j], acc[m][r]);
     }
   }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 #pragma unroll
   for (int m = 0; m < M; ++m)
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r) {
+    for (int r = 0; r < kRows; ++r) {
       float sum = warp_sum(acc[m][r]);
-      int row = row0 + r;
-      if (lane == m * kRowsPerWarp + r && row < n) {
-        if (bias) sum += to_float(bias[row]);
-        out[int64_t(m) * n + row] = from_float<O>(sum);
-      }
+      if (lane == 0) partial[warp][m * kRows + r] = sum;
     }
+  __syncthreads();
+  if (threadIdx.x < M * kRows) {
+    const int m = threadIdx.x / kRows, r = threadIdx.x % kRows;
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) sum += partial[i][threadIdx.x];
+    const int row = row0 + r;
+    if (r < rows) {
+      if (bias) sum += to_float(bias[row]);
+      out[int64_t(m) * n + row] = from_float<O>(sum);
+    }
+  }
 }
 
 template <typename T, typename O, typename B>
 void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
             cudaStream_t stream) {
-  unsigned blocks = unsigned((n + kWarps * kRowsPerWarp - 1) / (kWarps * kRowsPerWarp));
-  auto args = [&](auto kernel) {
-    kernel<<<blocks, kWarps * 32, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(w),
-                                               static_cast<const B*>(bias), static_cast<O*>(out),
-                                               n, k);
+  const unsigned blocks = unsigned((n + kRows - 1) / kRows);
+  auto run = [&](auto kernel) {
+    launch_chained(kernel, blocks, kThreads, 0, stream, static_cast<const T*>(x),
+                   static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
+                   n, k);
   };
   switch (m) {
-    case 1: args(gemv_kernel<T, O, B, 1>); break;
-    case 2: args(gemv_kernel<T, O, B, 2>); break;
-    case 3: args(gemv_kernel<T, O, B, 3>); break;
-    case 4: args(gemv_kernel<T, O, B, 4>); break;
-    case 5: args(gemv_kernel<T, O, B, 5>); break;
-    case 6: args(gemv_kernel<T, O, B, 6>); break;
-    case 7: args(gemv_kernel<T, O, B, 7>); break;
-    case 8: args(gemv_kernel<T, O, B, 8>); break;
+    case 1: run(gemv_kernel<T, O, B, 1>); break;
+    case 2: run(gemv_kernel<T, O, B, 2>); break;
+    case 3: run(gemv_kernel<T, O, B, 3>); break;
+    case 4: run(gemv_kernel<T, O, B, 4>); break;
+    case 5: run(gemv_kernel<T, O, B, 5>); break;
+    case 6: run(gemv_kernel<T, O, B, 6>); break;
+    case 7: run(gemv_kernel<T, O, B, 7>); break;
+    case 8: run(gemv_kernel<T, O, B, 8>); break;
     default: fail("internal error: gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
 }
@@ -114,7 +138,6 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
     else
       with_out(T{});
   });
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace qwenvl::cuda

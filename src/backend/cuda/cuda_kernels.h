@@ -23,19 +23,31 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
                   DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
                   cudaStream_t stream);
 
-// cuda_elementwise.cu. a, gate, up, out, x: `dtype`; b: dtype or f32.
+// cuda_elementwise.cu. a, gate_up, out, x: `dtype`; b: dtype or f32.
 void add(void* a, const void* b, DType b_dtype, int64_t n, DType dtype, cudaStream_t stream);
-void silu_mul(const void* gate, const void* up, void* out, int64_t n, DType dtype,
-              cudaStream_t stream);
+// out [rows, f] = silu(gate_up[:, :f]) * gate_up[:, f:], gate_up [rows, 2f].
+void swiglu(const void* gate_up, void* out, int64_t rows, int64_t f, DType dtype,
+            cudaStream_t stream);
 void gelu(void* x, int64_t n, DType dtype, cudaStream_t stream);
 // out[i] += bias[i % n_cols], for linear when cuBLASLt cannot fuse the bias.
 void add_bias(void* out, DType out_dtype, const void* bias, DType bias_dtype, int64_t rows,
               int64_t cols, cudaStream_t stream);
 
-// cuda_rope.cu. x [tokens, heads, head_dim] of `dtype`; positions I32 [rows, tokens];
-// pos_row / inv_freq: head_dim/2 entries on the device.
-void rope(void* x, DType dtype, int64_t tokens, int heads, int head_dim, const int32_t* positions,
-          const int32_t* pos_row, const float* inv_freq, cudaStream_t stream);
+// cuda_rope.cu: Backend::rope_qkv. Pointers of `dtype` except the I32 index arrays; pos_row and
+// inv_freq hold head_dim/2 entries on the device; slots may be null (row i for token i).
+struct RopeQkvArgs {
+  const void* qkv = nullptr;
+  void* q = nullptr;
+  void* k = nullptr;
+  void* v = nullptr;
+  const int32_t* slots = nullptr;
+  const int32_t* positions = nullptr;  // [position rows, tokens]
+  const int32_t* pos_row = nullptr;
+  const float* inv_freq = nullptr;
+  int64_t tokens = 0, kv_rows = 0;
+  int heads_q = 0, heads_kv = 0, head_dim = 0;
+};
+void rope_qkv(const RopeQkvArgs& args, DType dtype, cudaStream_t stream);
 
 // cuda_rows.cu. Rows of row_elems elements; conversion between float dtypes, plain copy else.
 void gather_rows(const void* src, DType src_dtype, int64_t src_rows, const int32_t* indices,

@@ -4,6 +4,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace qwenvl::cuda {
 
@@ -21,6 +22,7 @@ __device__ __forceinline__ T normalize(float x, float inv_rms, W w) {
 template <typename T, typename W>
 __global__ void rms_norm_kernel(const T* x, const W* w, T* out, int cols, float eps, bool vector) {
   __shared__ float partial[32];
+  chain_start();
   const T* row = x + blockIdx.x * int64_t(cols);
   T* out_row = out + blockIdx.x * int64_t(cols);
   float sum = 0.0f;
@@ -54,6 +56,7 @@ template <typename T, typename D, typename W>
 __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* out, int cols,
                                     float eps, bool vector) {
   __shared__ float partial[32];
+  chain_start();
   T* row = residual + blockIdx.x * int64_t(cols);
   const D* delta_row = delta + blockIdx.x * int64_t(cols);
   T* out_row = out + blockIdx.x * int64_t(cols);
@@ -107,12 +110,11 @@ void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t ro
     with_float(w_dtype, [&](auto wt) {
       using T = decltype(t);
       using W = decltype(wt);
-      rms_norm_kernel<T, W><<<unsigned(rows), kThreads, 0, stream>>>(
-          static_cast<const T*>(x), static_cast<const W*>(w), static_cast<T*>(out), cols, eps,
-          vector);
+      launch_chained(rms_norm_kernel<T, W>, unsigned(rows), kThreads, 0, stream,
+                     static_cast<const T*>(x), static_cast<const W*>(w), static_cast<T*>(out),
+                     cols, eps, vector);
     });
   });
-  CUDA_CHECK_LAUNCH();
 }
 
 void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const void* w,
@@ -126,9 +128,9 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
       using W = decltype(wt);
       auto launch = [&](auto dt) {
         using D = decltype(dt);
-        add_rms_norm_kernel<T, D, W><<<unsigned(rows), kThreads, 0, stream>>>(
-            static_cast<T*>(residual), static_cast<const D*>(delta), static_cast<const W*>(w),
-            static_cast<T*>(out), cols, eps, vector);
+        launch_chained(add_rms_norm_kernel<T, D, W>, unsigned(rows), kThreads, 0, stream,
+                       static_cast<T*>(residual), static_cast<const D*>(delta),
+                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, vector);
       };
       if (delta_dtype == DType::F32)
         launch(float{});
@@ -136,7 +138,6 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
         launch(T{});
     });
   });
-  CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace qwenvl::cuda

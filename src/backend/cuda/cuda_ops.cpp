@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_state.h"
+#include "backend/rope_qkv_shape.h"
 
 namespace qwenvl {
 
@@ -61,6 +62,7 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
   }
   if (m == 0) return;
   CudaState& s = *state_;
+  ProfileScope scope(s.profiler, s.stream, [&] { return cat("linear ", m, "x", n, "x", k); });
   const void* bias_data = bias ? bias->data() : nullptr;
   DType bias_dtype = bias ? bias->dtype() : DType::F32;
   if (s.prefer_gemv && m <= cuda::kGemvMaxRows && k % 8 == 0 && aligned16(x.data()) &&
@@ -86,6 +88,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
   int64_t cols = w.numel();
   if (x.dim(-1) != cols) fail("CUDA rms_norm: x ", x.shape().str(), " vs weight of ", cols);
   same_numel(x, out, "rms_norm");
+  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("rms_norm ", x.shape().str()); });
   cuda::rms_norm(x.data(), w.data(), w.dtype(), out.data(), x.numel() / cols, int(cols), eps,
                  dtype_, state_->stream);
 }
@@ -104,6 +107,8 @@ void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tens
     fail("CUDA add_rms_norm: residual ", residual.shape().str(), " vs weight of ", cols);
   same_numel(residual, delta, "add_rms_norm");
   same_numel(residual, out, "add_rms_norm");
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("add_rms_norm ", residual.shape().str()); });
   cuda::add_rms_norm(residual.data(), delta.data(), delta.dtype(), w.data(), w.dtype(), out.data(),
                      residual.numel() / cols, int(cols), eps, dtype_, state_->stream);
 }
@@ -114,59 +119,75 @@ void CudaBackend::add(Tensor& a, const Tensor& b) {
   has_dtype(a, dtype_, "add", "a");
   if (b.dtype() != dtype_) has_dtype(b, DType::F32, "add", "b");
   same_numel(a, b, "add");
+  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("add ", a.shape().str()); });
   cuda::add(a.data(), b.data(), b.dtype(), a.numel(), dtype_, state_->stream);
 }
 
-void CudaBackend::silu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
-  for (auto [t, what] : {Named{&gate, "gate"}, Named{&up, "up"}, Named{&out, "out"}}) {
-    on_device(*t, "silu_mul", what);
-    has_dtype(*t, dtype_, "silu_mul", what);
+void CudaBackend::swiglu(const Tensor& gate_up, Tensor& out) {
+  for (auto [t, what] : {Named{&gate_up, "gate_up"}, Named{&out, "out"}}) {
+    on_device(*t, "swiglu", what);
+    has_dtype(*t, dtype_, "swiglu", what);
   }
-  same_numel(gate, up, "silu_mul");
-  same_numel(gate, out, "silu_mul");
-  cuda::silu_mul(gate.data(), up.data(), out.data(), gate.numel(), dtype_, state_->stream);
+  const int64_t f = out.rank() ? out.dim(-1) : 1;
+  if (gate_up.rank() < 1 || gate_up.dim(-1) != 2 * f || gate_up.numel() != 2 * out.numel())
+    fail("CUDA swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
+         out.shape().str());
+  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("swiglu ", out.shape().str()); });
+  cuda::swiglu(gate_up.data(), out.data(), f ? out.numel() / f : 0, f, dtype_, state_->stream);
 }
 
 void CudaBackend::gelu(Tensor& x) {
   on_device(x, "gelu", "x");
   has_dtype(x, dtype_, "gelu", "x");
+  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("gelu ", x.shape().str()); });
   cuda::gelu(x.data(), x.numel(), dtype_, state_->stream);
 }
 
-void CudaBackend::rope(Tensor& x, const Tensor& positions, const RopeSpec& spec) {
-  on_device(x, "rope", "x");
-  on_device(positions, "rope", "positions");
-  has_dtype(x, dtype_, "rope", "x");
-  has_dtype(positions, DType::I32, "rope", "positions");
-  int half = spec.head_dim / 2;
-  if (spec.head_dim <= 0 || spec.head_dim % 2 || int(spec.pos_row.size()) != half ||
-      int(spec.inv_freq.size()) != half)
-    fail("CUDA rope: the spec needs an even head_dim and head_dim/2 pos_row and inv_freq entries");
-  if (x.rank() != 3 || x.dim(2) != spec.head_dim)
-    fail("CUDA rope: x must be [tokens, heads, ", spec.head_dim, "], got ", x.shape().str());
-  if (positions.rank() != 2 || positions.dim(1) != x.dim(0))
-    fail("CUDA rope: positions must be [rows, ", x.dim(0), "], got ", positions.shape().str());
-  for (int32_t row : spec.pos_row)
-    if (row < 0 || row >= positions.dim(0))
-      fail("CUDA rope: pos_row entry ", row, " is outside positions' ", positions.dim(0), " rows");
-  CudaState& s = *state_;
-  // Tables are uploaded once per distinct spec (a model has two: vision and text).
-  const RopeTable* table = nullptr;
+namespace {
+// Rope tables are uploaded once per distinct spec (a model has two: vision and text).
+const RopeTable& rope_table(CudaState& s, const RopeSpec& spec) {
   for (const RopeTable& t : s.rope_tables)
     if (t.head_dim == spec.head_dim && t.pos_row == spec.pos_row && t.inv_freq == spec.inv_freq)
-      table = &t;
-  if (!table) {
-    RopeTable t{spec.head_dim, spec.pos_row, spec.inv_freq};
-    t.device_pos_row = static_cast<int32_t*>(s.internal.take(half * 4, "a rope table"));
-    t.device_inv_freq = static_cast<float*>(s.internal.take(half * 4, "a rope table"));
-    // Synchronous copies from pageable memory: allowed inside a relaxed graph capture.
-    CUDA_CHECK(cudaMemcpy(t.device_pos_row, t.pos_row.data(), half * 4, cudaMemcpyHostToDevice));
-    CUDA_CHECK(cudaMemcpy(t.device_inv_freq, t.inv_freq.data(), half * 4, cudaMemcpyHostToDevice));
-    s.rope_tables.push_back(std::move(t));
-    table = &s.rope_tables.back();
+      return t;
+  const size_t half = size_t(spec.head_dim / 2);
+  RopeTable t{spec.head_dim, spec.pos_row, spec.inv_freq};
+  t.device_pos_row = static_cast<int32_t*>(s.internal.take(half * 4, "a rope table"));
+  t.device_inv_freq = static_cast<float*>(s.internal.take(half * 4, "a rope table"));
+  // Synchronous copies from pageable memory: allowed inside a relaxed graph capture.
+  CUDA_CHECK(cudaMemcpy(t.device_pos_row, t.pos_row.data(), half * 4, cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMemcpy(t.device_inv_freq, t.inv_freq.data(), half * 4, cudaMemcpyHostToDevice));
+  s.rope_tables.push_back(std::move(t));
+  return s.rope_tables.back();
+}
+}  // namespace
+
+void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
+                           const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) {
+  for (auto [t, what] : {Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}}) {
+    on_device(*t, "rope_qkv", what);
+    has_dtype(*t, dtype_, "rope_qkv", what);
   }
-  cuda::rope(x.data(), dtype_, x.dim(0), int(x.dim(1)), spec.head_dim, positions.data<int32_t>(),
-             table->device_pos_row, table->device_inv_freq, s.stream);
+  on_device(positions, "rope_qkv", "positions");
+  if (slots.defined()) on_device(slots, "rope_qkv", "slots");
+  const RopeQkvShape shape = check_rope_qkv(qkv, positions, spec, slots, q, k, v, "CUDA rope_qkv");
+  CudaState& s = *state_;
+  const RopeTable& table = rope_table(s, spec);
+  ProfileScope scope(s.profiler, s.stream, [&] { return cat("rope_qkv ", qkv.shape().str()); });
+  cuda::RopeQkvArgs args;
+  args.qkv = qkv.data();
+  args.q = q.data();
+  args.k = k.data();
+  args.v = v.data();
+  args.slots = slots.defined() ? slots.data<int32_t>() : nullptr;
+  args.positions = positions.data<int32_t>();
+  args.pos_row = table.device_pos_row;
+  args.inv_freq = table.device_inv_freq;
+  args.tokens = shape.tokens;
+  args.kv_rows = shape.kv_rows;
+  args.heads_q = shape.heads_q;
+  args.heads_kv = shape.heads_kv;
+  args.head_dim = shape.head_dim;
+  cuda::rope_qkv(args, dtype_, s.stream);
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -211,6 +232,10 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   args.scale = segments.scale;
   args.dtype = dtype_;
   CudaState& s = *state_;
+  ProfileScope scope(s.profiler, s.stream, [&] {
+    return cat("attention ", segments.causal ? "causal" : "full", " q", q.shape().str(), " k",
+               k.shape().str(), " segments ", segments.segments);
+  });
   if (cuda::decode_attention_supports(args) &&
       cuda::decode_attention_scratch_bytes(args, s.multiprocessors) <= s.attention_scratch_bytes) {
     cuda::decode_attention(args, s.attention_scratch, s.multiprocessors, s.stream);
@@ -231,6 +256,8 @@ void CudaBackend::gather_rows(const Tensor& src, const Tensor& indices, Tensor& 
   int64_t row = src.numel() / src.dim(0), count = indices.numel();
   if (out.numel() != count * row)
     fail("CUDA gather_rows: out ", out.shape().str(), " should hold ", count, " rows of ", row);
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("gather_rows ", out.shape().str()); });
   cuda::gather_rows(src.data(), src.dtype(), src.dim(0), indices.data<int32_t>(), count, row,
                     out.data(), out.dtype(), state_->stream);
 }
@@ -247,6 +274,8 @@ void CudaBackend::scatter_rows(const Tensor& src, const Tensor& indices, Tensor&
   int64_t row = dst.numel() / dst.dim(0), count = indices.numel();
   if (src.numel() != count * row)
     fail("CUDA scatter_rows: src ", src.shape().str(), " should hold ", count, " rows of ", row);
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("scatter_rows ", src.shape().str()); });
   cuda::scatter_rows(src.data(), src.dtype(), indices.data<int32_t>(), count, row, dst.data(),
                      dst.dtype(), dst.dim(0), state_->stream);
 }
@@ -287,6 +316,7 @@ void CudaBackend::sample(Tensor& logits, const Tensor& history, const SamplingPa
   args.repetition_penalty = params.repetition_penalty;
   args.uniform = uniform;
   args.next_token = next_token.data<int32_t>();
+  ProfileScope scope(state_->profiler, state_->stream, [] { return std::string("sample"); });
   cuda::sample(args, state_->sample_scratch, state_->stream);
 }
 

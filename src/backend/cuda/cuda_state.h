@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_linear.h"
+#include "backend/cuda/cuda_profile.h"
 #include "core/dtype.h"
 
 namespace qwenvl {
@@ -62,6 +63,7 @@ struct CudaState {
   bool prefer_gemv = true;
   std::vector<RopeTable> rope_tables;
   std::map<int, cudaGraphExec_t> graphs;
+  OpProfiler profiler;  // off unless QWENVL_PROFILE_OPS is set
   bool reserved = false;
 
   ~CudaState();
