@@ -152,14 +152,21 @@ int main(int argc, char** argv) {
 
     // ---- linear at prefill shapes: TFLOP/s.
     if (!quick)
+    // (f32 = "with a bias" here: the vision tower's products carry one.)
     for (Shape3 s : {Shape3{4096, 11008, 2048, false, "3B gate/up"}, Shape3{4096, 18944, 3584, false, "7B gate/up"},
-                     Shape3{4096, 3584, 18944, false, "7B down"}, Shape3{8192, 8192, 8192, false, "square"}}) {
+                     Shape3{4096, 3584, 18944, false, "7B down"}, Shape3{8192, 8192, 8192, false, "square"},
+                     Shape3{1024, 2560, 2048, true, "3B qkv"}, Shape3{1024, 2048, 2048, false, "3B o_proj"},
+                     Shape3{1024, 22016, 2048, false, "3B gate_up"}, Shape3{1024, 2048, 11008, false, "3B down"},
+                     Shape3{4064, 3840, 1280, true, "vision qkv"}, Shape3{4064, 1280, 1280, true, "vision proj"},
+                     Shape3{4064, 6840, 1280, true, "vision gate_up"}, Shape3{4064, 1280, 3420, true, "vision down"},
+                     Shape3{4096, 1280, 3420, true, "vision down 4096"}, Shape3{4064, 1280, 3420, false, "vision down nb"}}) {
       size_t mark = b.workspace_mark();
       Tensor w = b.upload_weight(random_host({s.n, s.k}, dtype, 0.02f), dtype);
+      Tensor bias = b.upload_weight(random_host({s.n}, dtype, 0.02f), dtype);
       Tensor x = b.alloc({s.m, s.k}, dtype);
       b.copy_from_host(random_host({s.m, s.k}, DType::F32, 1.0f), x);
       Tensor out = b.alloc({s.m, s.n}, dtype);
-      double t = time_per_call(b, [&](int) { b.linear(x, w, nullptr, out); }, 5);
+      double t = time_per_call(b, [&](int) { b.linear(x, w, s.f32 ? &bias : nullptr, out); }, 5);
       std::printf("linear %-16s M=%d N=%-6d K=%-6d cublasLt %8.1f us %7.1f TFLOP/s\n", s.what, s.m, s.n,
                   s.k, t * 1e6, 2.0 * s.m * s.n * s.k / t / 1e12);
       b.workspace_release(mark);

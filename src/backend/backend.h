@@ -105,6 +105,11 @@ class Backend {
   // The SwiGLU of a fused gate/up projection: gate_up [rows, 2f] holds each row's gate values
   // then its up values; out[r, j] = silu(gate_up[r, j]) * gate_up[r, f + j], out [rows, f].
   virtual void swiglu(const Tensor& gate_up, Tensor& out) = 0;
+  // The SwiGLU MLP's first half: out [M, f] = swiglu(x · w_gate_upᵀ (+ bias)), w_gate_up [2f, K]
+  // stacked gate then up. gate_up [M, 2f] holds the product on the way; a backend that fuses the
+  // activation into the product (the CUDA decode path) leaves it unwritten.
+  virtual void linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
+                             Tensor& gate_up, Tensor& out) = 0;
   virtual void gelu(Tensor& x) = 0;  // exact (erf) GELU, in place
   // Attention's rotary step on a fused projection. qkv [tokens, (hq + 2·hkv)·head_dim] holds each
   // token's hq query heads, then hkv key heads, then hkv value heads. Writes the rotated queries

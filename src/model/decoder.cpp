@@ -134,9 +134,8 @@ void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_ca
   // output is left to the next layer (or the final norm).
   backend.add_rms_norm(x, delta, w.post_attention_norm, config_.rms_norm_eps, normed);
   Tensor gate_up = backend.alloc({n, 2 * f}, dt);
-  backend.linear(normed, w.gate_up_w, nullptr, gate_up);
   Tensor hidden = backend.alloc({n, f}, dt);
-  backend.swiglu(gate_up, hidden);
+  backend.linear_swiglu(normed, w.gate_up_w, nullptr, gate_up, hidden);
   backend.linear(hidden, w.down_w, nullptr, delta);
   backend.workspace_release(mark);
 }

@@ -150,6 +150,41 @@ TEST_P(CudaOps, LinearMatchesCpu) {
   gpu_->set_prefer_gemv(true);
 }
 
+// The MLP's fused first half: stacked [gate; up] weights uploaded in two parts, the decode path
+// (activation inside the matrix-vector product) and the cuBLASLt path (product, then swiglu).
+TEST_P(CudaOps, LinearSwigluMatchesCpu) {
+  TRACE_SEED();
+  struct Case { int64_t m, f, k; bool bias, gemv; };
+  for (Case c : {Case{1, 1376, 2048, false, true}, Case{3, 300, 520, true, true},
+                 Case{8, 64, 1024, true, true}, Case{1, 1376, 2048, false, false},
+                 Case{40, 300, 512, true, true}}) {
+    SCOPED_TRACE(::testing::Message() << c.m << "x" << c.f << "x" << c.k << " bias " << c.bias
+                                      << " gemv " << c.gemv);
+    gpu_->set_prefer_gemv(c.gemv);
+    Tensor x = random({c.m, c.k}), gate = random({c.f, c.k}, 0.05f), up = random({c.f, c.k}, 0.05f);
+    Tensor gate_b = random({c.f}), up_b = random({c.f});
+    Tensor w = Tensor::empty({2 * c.f, c.k}, DType::F32), b = Tensor::empty({2 * c.f}, DType::F32);
+    std::memcpy(w.data(), gate.data(), size_t(gate.numel()) * 4);
+    std::memcpy(w.data<float>() + gate.numel(), up.data(), size_t(up.numel()) * 4);
+    std::memcpy(b.data(), gate_b.data(), size_t(c.f) * 4);
+    std::memcpy(b.data<float>() + c.f, up_b.data(), size_t(c.f) * 4);
+    Tensor scratch = Tensor::empty({c.m, 2 * c.f}, DType::F32);
+    Tensor want = Tensor::empty({c.m, c.f}, DType::F32);
+    cpu_.linear_swiglu(x, w, c.bias ? &b : nullptr, scratch, want);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight_stacked({gate, up}, dtype());
+    Tensor gb = gpu_->upload_weight_stacked({gate_b, up_b}, dtype());
+    Tensor gscratch = gpu_->alloc({c.m, 2 * c.f}, dtype());
+    Tensor out = poisoned({c.m, c.f}, dtype());
+    gpu_->linear_swiglu(to_gpu(x), gw, c.bias ? &gb : nullptr, gscratch, out);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    gpu_->workspace_release(mark);
+  }
+  gpu_->set_prefer_gemv(true);
+  Tensor a = random({4, 8}), b = random({3, 9});
+  EXPECT_THROW(gpu_->upload_weight_stacked({a, b}, dtype()), Error);
+}
+
 TEST_P(CudaOps, NormsMatchCpu) {
   TRACE_SEED();
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 2048}, {7, 1280}, {33, 3584}, {5, 100}}) {

@@ -72,6 +72,23 @@ stage_profile() {  # $1: model size
     --ignore-eos 2>&1 | head -n 30
 }
 
+stage_ncu() {  # $1: model size. Each kernel's own GPU time (no launch gaps, no overlap), as CSV.
+  local model=/tmp/qwenvl-bench/$1 ncu_bin
+  ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -n1)
+  [ -n "$ncu_bin" ] || { echo "no ncu here"; return 1; }
+  "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv --page raw \
+    "$bin/qwenvl" generate --model "$model" --device cuda --json \
+    --image /tmp/qwenvl-bench/images/ttft_1280x960.jpg --prompt "Describe this image." \
+    --max-new-tokens 1 --temperature 0 --ignore-eos >"$OUT/ncu_image_$1.csv" 2>"$OUT/ncu_image_$1.err"
+  echo "image: rc $? $(wc -l <"$OUT/ncu_image_$1.csv") lines"
+  "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv --page raw \
+    "$bin/qwenvl" generate --model "$model" --device cuda --json \
+    --prompt "Write a short story about a lighthouse." --max-new-tokens 4 --temperature 0 \
+    --ignore-eos >"$OUT/ncu_decode_$1.csv" 2>"$OUT/ncu_decode_$1.err"
+  echo "decode: rc $? $(wc -l <"$OUT/ncu_decode_$1.csv") lines"
+  tail -n 3 "$OUT/ncu_image_$1.err"
+}
+
 for stage in "$@"; do
   case $stage in
     info) stage_info ;;
@@ -88,6 +105,7 @@ for stage in "$@"; do
               --engines qwenvl --only ttft,images,decode --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT/quick" ;;
     profile3B|profile7B) run_stage "$stage" stage_profile "${stage#profile}" ;;
+    ncu3B|ncu7B) run_stage "$stage" stage_ncu "${stage#ncu}" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;

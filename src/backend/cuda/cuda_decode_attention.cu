@@ -27,11 +27,15 @@ constexpr float kLog2e = 1.4426950408889634f;
 template <int D>
 constexpr int kStride = D + 8;  // 16-byte padding, as in the flash kernel
 
+// A slice of fewer tiles costs more in its fixed start (q, first tile's latency) and in the
+// combine than it saves; short contexts take one slice, and then no combine kernel runs at all.
+constexpr int kMinTilesPerSplit = 4;
+
 int split_count(const AttentionArgs& args, int multiprocessors) {
   int tiles = std::max(1, (args.max_k + kTile - 1) / kTile);
   int wanted = (2 * multiprocessors + args.heads_kv * args.segments - 1) /
                (args.heads_kv * args.segments);
-  return std::clamp(wanted, 1, std::min(tiles, kMaxSplits));
+  return std::clamp(wanted, 1, std::min(std::max(1, tiles / kMinTilesPerSplit), kMaxSplits));
 }
 
 struct Partials {
@@ -176,6 +180,23 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
     __syncthreads();
   }
 
+  if (splits == 1) {  // the only slice: normalise and write the output itself
+    __shared__ float sum_s[kDecodeMaxGroup];
+    if (lane == 0)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        if (warp + 4 * j < group) sum_s[warp + 4 * j] = run_sum[j];
+    __syncthreads();
+    if (threadIdx.x < D) {
+      T* out = static_cast<T*>(args.out);
+#pragma unroll
+      for (int gi = 0; gi < kDecodeMaxGroup; ++gi)
+        if (gi < group)
+          out[(q_row * args.heads_q + hkv * group + gi) * int64_t(D) + threadIdx.x] =
+              from_float<T>(sum_s[gi] > 0.0f ? o[gi] / sum_s[gi] : 0.0f);
+    }
+    return;
+  }
   const size_t row0 = (size_t(segment) * args.heads_q + hkv * group) * splits + split;
   if (threadIdx.x < D) {
 #pragma unroll
@@ -291,8 +312,10 @@ void decode_attention(const AttentionArgs& args, void* scratch, int multiprocess
       case 128: launch_split<T, 128>(args, part, splits, stream); break;
       default: fail("decode attention: unsupported head_dim ", args.head_dim);
     }
-    launch_chained(decode_combine_kernel<T>, dim3(unsigned(args.heads_q), unsigned(args.segments)),
-                   kCombineThreads, 0, stream, args, part, splits);
+    if (splits > 1)
+      launch_chained(decode_combine_kernel<T>,
+                     dim3(unsigned(args.heads_q), unsigned(args.segments)), kCombineThreads, 0,
+                     stream, args, part, splits);
   });
 }
 

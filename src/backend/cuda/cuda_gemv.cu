@@ -6,6 +6,9 @@
 // - it is a chained launch (cuda_launch.cuh): before waiting for the kernel that writes x, it
 //   asks L2 for the start of its rows, so weight traffic continues across kernel boundaries;
 // - sums are fp32: per thread, then warp shuffles, then one shared-memory step across warps.
+// The SwiGLU variant reads a stacked [gate; up] weight: a block's two rows are gate row i and up
+// row i, and it writes silu(gate) * up, rounded as torch rounds each of those ops, so the MLP's
+// activation never makes a trip through memory.
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -32,23 +35,31 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
   for (int j = 0; j < 8; ++j) out[j] = to_float(v[j]);
 }
 
-template <typename T, typename O, typename B, int M>
+template <typename T>
+__device__ __forceinline__ float silu_times(float gate, float up) {
+  const float g = to_float(from_float<T>(gate)), u = to_float(from_float<T>(up));
+  return to_float(from_float<T>(g / (1.0f + expf(-g)))) * u;
+}
+
+// n: rows of w (plain) or outputs (SwiGLU, w has 2n rows).
+template <typename T, typename O, typename B, int M, bool Swiglu>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
                                                         const T* __restrict__ w,
                                                         const B* __restrict__ bias,
                                                         O* __restrict__ out, int n, int k) {
+  static_assert(!Swiglu || kRows == 2, "the SwiGLU variant pairs a gate row with an up row");
   __shared__ float partial[kWarps][M * kRows];
-  const int row0 = blockIdx.x * kRows;
-  const int rows = min(kRows, n - row0);
+  const int row0 = Swiglu ? blockIdx.x : blockIdx.x * kRows;
+  const int rows = Swiglu ? kRows : min(kRows, n - row0);
+  auto row_of = [&](int r) { return Swiglu ? row0 + r * n : row0 + min(r, rows - 1); };
   if (threadIdx.x < rows)
-    prefetch_l2(w + int64_t(row0 + threadIdx.x) * k,
+    prefetch_l2(w + int64_t(row_of(threadIdx.x)) * k,
                 min(kPrefetchBytes, unsigned(k) * unsigned(sizeof(T))));
   chain_start();
 
   const uint4* wrow[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r)
-    wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(row0 + min(r, rows - 1)) * k);
+  for (int r = 0; r < kRows; ++r) wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(row_of(r)) * k);
   const uint4* xrow = reinterpret_cast<const uint4*>(x);
   const int chunks = k / 8;
   float acc[M][kRows];
@@ -84,6 +95,17 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
       if (lane == 0) partial[warp][m * kRows + r] = sum;
     }
   __syncthreads();
+  if constexpr (Swiglu) {
+    if (threadIdx.x < M) {
+      const int m = threadIdx.x;
+      float gate = 0.0f, up = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kWarps; ++i) gate += partial[i][m * kRows], up += partial[i][m * kRows + 1];
+      if (bias) gate += to_float(bias[row0]), up += to_float(bias[row0 + n]);
+      out[int64_t(m) * n + row0] = from_float<O>(silu_times<O>(gate, up));
+    }
+    return;
+  }
   if (threadIdx.x < M * kRows) {
     const int m = threadIdx.x / kRows, r = threadIdx.x % kRows;
     float sum = 0.0f;
@@ -97,26 +119,38 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
   }
 }
 
-template <typename T, typename O, typename B>
+template <typename T, typename O, typename B, bool Swiglu>
 void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
             cudaStream_t stream) {
-  const unsigned blocks = unsigned((n + kRows - 1) / kRows);
+  const unsigned blocks = Swiglu ? unsigned(n) : unsigned((n + kRows - 1) / kRows);
   auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, kThreads, 0, stream, static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
                    n, k);
   };
   switch (m) {
-    case 1: run(gemv_kernel<T, O, B, 1>); break;
-    case 2: run(gemv_kernel<T, O, B, 2>); break;
-    case 3: run(gemv_kernel<T, O, B, 3>); break;
-    case 4: run(gemv_kernel<T, O, B, 4>); break;
-    case 5: run(gemv_kernel<T, O, B, 5>); break;
-    case 6: run(gemv_kernel<T, O, B, 6>); break;
-    case 7: run(gemv_kernel<T, O, B, 7>); break;
-    case 8: run(gemv_kernel<T, O, B, 8>); break;
+    case 1: run(gemv_kernel<T, O, B, 1, Swiglu>); break;
+    case 2: run(gemv_kernel<T, O, B, 2, Swiglu>); break;
+    case 3: run(gemv_kernel<T, O, B, 3, Swiglu>); break;
+    case 4: run(gemv_kernel<T, O, B, 4, Swiglu>); break;
+    case 5: run(gemv_kernel<T, O, B, 5, Swiglu>); break;
+    case 6: run(gemv_kernel<T, O, B, 6, Swiglu>); break;
+    case 7: run(gemv_kernel<T, O, B, 7, Swiglu>); break;
+    case 8: run(gemv_kernel<T, O, B, 8, Swiglu>); break;
     default: fail("internal error: gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
+}
+
+template <bool Swiglu>
+void dispatch(const void* x, const void* w, const void* bias, DType bias_dtype, void* out, int m,
+              int n, int k, DType dtype, cudaStream_t stream) {
+  with_half(dtype, [&](auto t) {
+    using T = decltype(t);
+    with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
+      using B = decltype(b);
+      launch<T, T, B, Swiglu>(x, w, bias, out, m, n, k, stream);
+    });
+  });
 }
 
 }  // namespace
@@ -124,20 +158,20 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
 void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
           DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream) {
   if (n == 0) return;
+  if (out_dtype != DType::F32) return dispatch<false>(x, w, bias, bias_dtype, out, m, n, k, dtype, stream);
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
-    auto with_out = [&](auto o) {
-      using O = decltype(o);
-      with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
-        using B = decltype(b);
-        launch<T, O, B>(x, w, bias, out, m, n, k, stream);
-      });
-    };
-    if (out_dtype == DType::F32)
-      with_out(float{});
-    else
-      with_out(T{});
+    with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
+      using B = decltype(b);
+      launch<T, float, B, false>(x, w, bias, out, m, n, k, stream);
+    });
   });
+}
+
+void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
+                 int m, int f, int k, DType dtype, cudaStream_t stream) {
+  if (f == 0) return;
+  dispatch<true>(x, w, bias, bias_dtype, out, m, f, k, dtype, stream);
 }
 
 }  // namespace qwenvl::cuda

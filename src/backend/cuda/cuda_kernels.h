@@ -61,6 +61,9 @@ void scatter_rows(const void* src, DType src_dtype, const int32_t* indices, int6
 constexpr int kGemvMaxRows = 8;
 void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
           DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream);
+// out[M,f] = silu(x·w[:f]ᵀ + bias[:f]) * (x·w[f:]ᵀ + bias[f:]) for w [2f, K]; out of `dtype`.
+void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
+                 int m, int f, int k, DType dtype, cudaStream_t stream);
 
 // cuda_flash_attention.cu / cuda_decode_attention.cu.
 struct AttentionArgs {

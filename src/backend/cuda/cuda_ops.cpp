@@ -136,6 +136,35 @@ void CudaBackend::swiglu(const Tensor& gate_up, Tensor& out) {
   cuda::swiglu(gate_up.data(), out.data(), f ? out.numel() / f : 0, f, dtype_, state_->stream);
 }
 
+void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
+                                Tensor& gate_up, Tensor& out) {
+  on_device(out, "linear_swiglu", "out");
+  has_dtype(out, dtype_, "linear_swiglu", "out");
+  const int64_t f = out.rank() ? out.dim(-1) : 1, k = w_gate_up.rank() == 2 ? w_gate_up.dim(1) : 0;
+  const int64_t m = f ? out.numel() / f : 0;
+  CudaState& s = *state_;
+  const bool fused = s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows && k % 8 == 0 &&
+                     w_gate_up.dim(0) == 2 * f && x.numel() == m * k && x.dtype() == dtype_ &&
+                     w_gate_up.dtype() == dtype_ && aligned16(x.data()) &&
+                     aligned16(w_gate_up.data()) && (!bias || bias->numel() == 2 * f);
+  if (!fused) {  // the product through linear (cuBLASLt), then the activation
+    linear(x, w_gate_up, bias, gate_up);
+    swiglu(gate_up, out);
+    return;
+  }
+  on_device(x, "linear_swiglu", "x");
+  on_device(w_gate_up, "linear_swiglu", "the weight");
+  if (bias) {
+    on_device(*bias, "linear_swiglu", "the bias");
+    float_dtype(*bias, "linear_swiglu", "the bias");
+  }
+  ProfileScope scope(s.profiler, s.stream,
+                     [&] { return cat("linear_swiglu ", m, "x", 2 * f, "x", k); });
+  cuda::gemv_swiglu(x.data(), w_gate_up.data(), bias ? bias->data() : nullptr,
+                    bias ? bias->dtype() : DType::F32, out.data(), int(m), int(f), int(k), dtype_,
+                    s.stream);
+}
+
 void CudaBackend::gelu(Tensor& x) {
   on_device(x, "gelu", "x");
   has_dtype(x, dtype_, "gelu", "x");
