@@ -58,17 +58,28 @@ size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DTyp
   const int64_t patch_dim =
       int64_t(c.in_channels) * c.temporal_patch_size * c.patch_size * c.patch_size;
   const int64_t h = c.hidden_size, vi = c.intermediate_size;
-  // Per patch: the residual stream x, plus the full-attention blocks' keys and values; before the
-  // blocks, the pixels and their embedding; after them, the merger's normed input and hidden
-  // layer. Per chunk row (a chunk is at most kChunkRows + one window): normed, qkv, q, k, v,
-  // attention output, delta, gate/up and their SwiGLU. A chunk holds whole windows: at most
-  // kChunkRows patches, or one window when a window alone is larger.
+  const int64_t unit = int64_t(c.spatial_merge_size) * c.spatial_merge_size;
+  // A block chunk holds whole windows: at most kChunkRows patches, or one window when a window
+  // alone is larger. The patch embedding takes the processor's rows kChunkRows at a time.
   const int64_t window_side = c.window_size / c.patch_size;
   const int64_t chunk_rows =
       std::min<int64_t>(patches, std::max<int64_t>(kChunkRows, window_side * window_side));
-  const int64_t per_patch = std::max({3 * h, 2 * h + patch_dim, 3 * h + c.out_hidden_size});
-  const int64_t elements = patches * per_patch + chunk_rows * (10 * h + 3 * vi);
-  // Index tensors: window order and its inverse, and per chunk positions and two segment lists.
+  const int64_t embed_rows = std::min<int64_t>(patches, kChunkRows);
+  // The residual stream x exists for every patch from start to end; each phase adds its own.
+  // Patch embedding: a chunk of pixels and their embedding.
+  const int64_t embedding = embed_rows * (patch_dim + h);
+  // Blocks: the full-attention blocks' keys and values for every patch, and per chunk row
+  // normed, qkv, q, k, v, attention output, delta, normed, gate/up and their SwiGLU (computing the
+  // keys and values takes less: normed, qkv and q).
+  const int64_t key_values = c.fullatt_block_indexes.empty() ? 0 : 2 * h * patches;
+  const int64_t blocks = key_values + chunk_rows * (10 * h + 3 * vi);
+  // Merger: a chunk's normed rows, its hidden layer (4·hidden per merged unit) and its output.
+  const int64_t merger = chunk_rows * 2 * h + chunk_rows / unit * c.out_hidden_size;
+  const int64_t elements = patches * h + std::max({embedding, blocks, merger});
+  // Index tensors, fewer than 8 I32 per patch: the patches' window positions (1), the units'
+  // order (1/4), per chunk rope positions (2) and window and frame boundaries (at most one per
+  // merged unit and frame of 4+ patches, twice each, plus a few per chunk of thousands of rows).
+  // The MiB covers every allocation's alignment.
   return size_t(elements) * dtype_size(dtype) + size_t(patches) * 8 * sizeof(int32_t) +
          (size_t(1) << 20);
 }
@@ -150,19 +161,28 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
   const float scale = 1.0f / std::sqrt(float(head_dim_));
   const std::vector<VisionChunk> chunks =
       make_chunks(backend, windows, frame_cu_seqlens(grids), positions, patches, scale);
-  const Tensor order_dev = upload_indices(backend, patch_order);
-  const Tensor reverse_dev = upload_indices(backend, inverse_permutation(windows.unit_order));
+  // Where each patch and merged unit goes: the window-order row of processor patch p, and the
+  // processor-order unit of window-order unit u (windows.unit_order).
+  const Tensor patch_rows_dev = upload_indices(backend, inverse_permutation(patch_order));
+  const Tensor unit_order_dev = upload_indices(backend, windows.unit_order);
 
   // Patch embedding (a Conv3d whose stride equals its kernel: one matrix product per patch),
-  // then the rows regrouped window by window.
+  // kChunkRows of the processor's patches at a time, each row placed at its window position.
   Tensor x = backend.alloc({patches, h}, dt);
-  const size_t before_pixels = backend.workspace_mark();
-  Tensor pixels = backend.alloc(pixel_values.shape(), dt);
-  backend.copy_from_host(pixel_values, pixels);
-  Tensor embedded = backend.alloc({patches, h}, dt);
-  backend.linear(pixels, weights_.patch_embed, nullptr, embedded);
-  backend.gather_rows(embedded, order_dev, x);
-  backend.workspace_release(before_pixels);  // pixels and embedding are dead from here on
+  {
+    const size_t before_embedding = backend.workspace_mark();
+    const int64_t rows = std::min<int64_t>(patches, kChunkRows);
+    Tensor pixels = backend.alloc({rows, pixel_values.dim(1)}, dt);
+    Tensor embedded = backend.alloc({rows, h}, dt);
+    for (int64_t begin = 0; begin < patches; begin += rows) {
+      const int64_t count = std::min(rows, patches - begin);
+      Tensor chunk_pixels = pixels.rows(0, count), chunk_embedded = embedded.rows(0, count);
+      backend.copy_from_host(pixel_values.rows(begin, count), chunk_pixels);
+      backend.linear(chunk_pixels, weights_.patch_embed, nullptr, chunk_embedded);
+      backend.scatter_rows(chunk_embedded, patch_rows_dev.rows(begin, count), x);
+    }
+    backend.workspace_release(before_embedding);
+  }
 
   for (size_t b = 0; b < weights_.blocks.size(); ++b) {
     bool full = false;
@@ -170,16 +190,25 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
     block(backend, weights_.blocks[b], full, x, chunks);
   }
 
-  // Merger: RMSNorm, then each merged unit's 4 consecutive rows as one row of 4·hidden.
-  Tensor normed = backend.alloc({patches, h}, dt);
-  backend.rms_norm(x, weights_.merger_norm, kVisionNormEps, normed);
-  Tensor grouped = normed.view({patches / unit, h * unit});
-  Tensor hidden = backend.alloc({patches / unit, h * unit}, dt);
-  backend.linear(grouped, weights_.merger_fc1, &weights_.merger_fc1_b, hidden);
-  backend.gelu(hidden);
-  Tensor merged = backend.alloc({patches / unit, int64_t(config_.out_hidden_size)}, dt);
-  backend.linear(hidden, weights_.merger_fc2, &weights_.merger_fc2_b, merged);
-  backend.gather_rows(merged, reverse_dev, out);  // back to the processor's order
+  // Merger, chunk by chunk (whole windows are whole merged units): RMSNorm, then each merged
+  // unit's 4 consecutive rows as one row of 4·hidden through the MLP, and the merged rows back to
+  // the processor's order.
+  for (const VisionChunk& c : chunks) {
+    QWENVL_CHECK(c.begin % unit == 0 && c.count % unit == 0, "vision chunk [", c.begin, ", +",
+                 c.count, ") is not made of whole merged units");
+    const size_t chunk_mark = backend.workspace_mark();
+    const int64_t units = c.count / unit;
+    Tensor normed = backend.alloc({c.count, h}, dt);
+    backend.rms_norm(x.rows(c.begin, c.count), weights_.merger_norm, kVisionNormEps, normed);
+    Tensor hidden = backend.alloc({units, h * unit}, dt);
+    backend.linear(normed.view({units, h * unit}), weights_.merger_fc1, &weights_.merger_fc1_b,
+                   hidden);
+    backend.gelu(hidden);
+    Tensor merged = backend.alloc({units, int64_t(config_.out_hidden_size)}, dt);
+    backend.linear(hidden, weights_.merger_fc2, &weights_.merger_fc2_b, merged);
+    backend.scatter_rows(merged, unit_order_dev.rows(c.begin / unit, units), out);
+    backend.workspace_release(chunk_mark);
+  }
   backend.workspace_release(mark);
 }
 
