@@ -150,6 +150,29 @@ int main(int argc, char** argv) {
       b.workspace_release(mark);
     }
 
+    // ---- what a product of a shape not seen before costs on the host (cuBLASLt plan: heuristic
+    // query, first launch), against the same call again: prompts of new lengths pay it.
+    if (!quick) {
+      size_t mark = b.workspace_mark();
+      Tensor w = b.upload_weight(random_host({2560, 2048}, dtype, 0.02f), dtype);
+      Tensor x = b.alloc({1600, 2048}, dtype), out = b.alloc({1600, 2560}, dtype);
+      for (int m : {777, 778, 1555}) {
+        Tensor xm = x.rows(0, m), om = out.rows(0, m);
+        b.synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        b.linear(xm, w, nullptr, om);
+        b.synchronize();
+        auto t1 = std::chrono::steady_clock::now();
+        b.linear(xm, w, nullptr, om);
+        b.synchronize();
+        auto t2 = std::chrono::steady_clock::now();
+        std::printf("linear new shape M=%d N=2560 K=2048: first call %.3f ms, second %.3f ms\n", m,
+                    std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                    std::chrono::duration<double, std::milli>(t2 - t1).count());
+      }
+      b.workspace_release(mark);
+    }
+
     // ---- linear at prefill shapes: TFLOP/s.
     if (!quick)
     // (f32 = "with a bias" here: the vision tower's products carry one.)

@@ -28,9 +28,12 @@ VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
     bw.qkv_b = loader.get(p + "attn.qkv.bias");
     bw.proj_w = loader.get(p + "attn.proj.weight");
     bw.proj_b = loader.get(p + "attn.proj.bias");
-    bw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
-    bw.gate_up_b = loader.stacked({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
-    bw.down_w = loader.get(p + "mlp.down_proj.weight");
+    // The MLP's width padded with zero rows/columns (see vision_mlp_width).
+    bw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"},
+                                  kMlpWidthMultiple);
+    bw.gate_up_b =
+        loader.stacked({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, kMlpWidthMultiple);
+    bw.down_w = loader.padded_columns(p + "mlp.down_proj.weight", kMlpWidthMultiple);
     bw.down_b = loader.get(p + "mlp.down_proj.bias");
     w.blocks.push_back(std::move(bw));
   }
@@ -57,7 +60,7 @@ VisionTower::VisionTower(const VisionConfig& config, VisionWeights weights)
 size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DType dtype) {
   const int64_t patch_dim =
       int64_t(c.in_channels) * c.temporal_patch_size * c.patch_size * c.patch_size;
-  const int64_t h = c.hidden_size, vi = c.intermediate_size;
+  const int64_t h = c.hidden_size, vi = vision_mlp_width(c);
   const int64_t unit = int64_t(c.spatial_merge_size) * c.spatial_merge_size;
   // A block chunk holds whole windows: at most kChunkRows patches, or one window when a window
   // alone is larger. The patch embedding takes the processor's rows kChunkRows at a time.
@@ -251,7 +254,7 @@ void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full
 void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x,
                              const VisionChunk& c, const Tensor* keys, const Tensor* values) {
   const size_t mark = backend.workspace_mark();
-  const int64_t n = c.count, h = config_.hidden_size, vi = config_.intermediate_size;
+  const int64_t n = c.count, h = config_.hidden_size, vi = vision_mlp_width(config_);
   const int64_t heads = config_.num_heads, hd = head_dim_;
   const DType dt = backend.compute_dtype();
   Tensor rows = x.rows(c.begin, n);

@@ -24,8 +24,11 @@ class WeightLoader {
   // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
   // [hidden, 3·2·14·14] matrix).
   Tensor reshaped(const std::string& name, Shape shape);
-  // Parameters stacked along their first dimension into one (a fused projection: q/k/v, gate/up).
-  Tensor stacked(const std::vector<std::string>& names);
+  // Parameters stacked along their first dimension into one (a fused projection: q/k/v, gate/up),
+  // each part followed by zero rows up to a multiple of `row_multiple` rows.
+  Tensor stacked(const std::vector<std::string>& names, int64_t row_multiple = 1);
+  // A matrix with zero columns appended up to a multiple of `multiple` columns.
+  Tensor padded_columns(const std::string& name, int64_t multiple);
 
   size_t bytes() const { return bytes_; }
 

@@ -52,7 +52,7 @@ Tensor random_linear(int64_t out, int64_t in, std::mt19937& rng) {
 }
 
 VisionWeights random_weights(const VisionConfig& c, std::mt19937& rng) {
-  const int64_t h = c.hidden_size, vi = c.intermediate_size, merged = 4 * h;
+  const int64_t h = c.hidden_size, vi = vision_mlp_width(c), merged = 4 * h;
   const int64_t patch_dim =
       int64_t(c.in_channels) * c.temporal_patch_size * c.patch_size * c.patch_size;
   VisionWeights w;

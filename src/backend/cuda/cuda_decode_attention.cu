@@ -27,15 +27,14 @@ constexpr float kLog2e = 1.4426950408889634f;
 template <int D>
 constexpr int kStride = D + 8;  // 16-byte padding, as in the flash kernel
 
-// A slice of fewer tiles costs more in its fixed start (q, first tile's latency) and in the
-// combine than it saves; short contexts take one slice, and then no combine kernel runs at all.
-constexpr int kMinTilesPerSplit = 4;
-
+// A block's work on one tile is a long serial chain (G heads x 64 keys per thread), so slices
+// are as short as the grid allows: one tile each up to two blocks per multiprocessor. A context
+// of one tile takes one slice, and then no combine kernel runs at all.
 int split_count(const AttentionArgs& args, int multiprocessors) {
   int tiles = std::max(1, (args.max_k + kTile - 1) / kTile);
   int wanted = (2 * multiprocessors + args.heads_kv * args.segments - 1) /
                (args.heads_kv * args.segments);
-  return std::clamp(wanted, 1, std::min(std::max(1, tiles / kMinTilesPerSplit), kMaxSplits));
+  return std::clamp(wanted, 1, std::min(tiles, kMaxSplits));
 }
 
 struct Partials {

@@ -66,12 +66,44 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, uint64_t(k), uint64_t(m), k));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, uint64_t(n), uint64_t(m), n));
 
+  // The bucket's answer first; the caller falls back to this shape's own (see run()).
+  Key bucket = key;
+  std::get<0>(bucket) = m <= 16 ? 16 : int64_t(1) << (64 - __builtin_clzll(uint64_t(m - 1)));
+  auto found_bucket = bucket_algos_.find(bucket);
+  if (found_bucket == bucket_algos_.end()) {
+    Plan probe;  // layouts for the bucket's m, for the query only
+    probe.desc = plan.desc;
+    const uint64_t bm = uint64_t(std::get<0>(bucket));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), k));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), bm, k));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), bm, n));
+    cublasLtMatmulAlgo_t algo{};
+    const bool ok = heuristic(bucket, probe, algo);
+    cublasLtMatrixLayoutDestroy(probe.a);
+    cublasLtMatrixLayoutDestroy(probe.b);
+    cublasLtMatrixLayoutDestroy(probe.c);
+    found_bucket = bucket_algos_.emplace(bucket, std::pair{ok, algo}).first;
+  }
+  plan.usable = found_bucket->second.first;
+  plan.algo = found_bucket->second.second;
+  plan.from_bucket = true;
+  if (!plan.usable) {
+    plan.from_bucket = false;
+    plan.usable = heuristic(key, plan, plan.algo);
+  }
+  if (!plan.usable && bias_dtype < 0)
+    fail("cuBLASLt has no algorithm for a ", m, "x", n, "x", k, " ", dtype_name(DType(in_dtype)),
+         " product with ", dtype_name(DType(out_dtype)), " output");
+  return plan;
+}
+
+bool LinearPlanner::heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo) {
   cublasLtMatmulPreference_t preference = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
       preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
       sizeof(workspace_bytes_)));
-  uint32_t align_bytes = uint32_t(align);
+  uint32_t align_bytes = uint32_t(std::get<6>(key));
   for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
                          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
@@ -83,14 +115,16 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
       handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 1, &result, &found_count);
   cublasLtMatmulPreferenceDestroy(preference);
-  if (status == CUBLAS_STATUS_SUCCESS && found_count > 0) {
-    plan.algo = result.algo;
-    plan.usable = true;
-  } else if (bias_dtype < 0) {
-    fail("cuBLASLt has no algorithm for a ", m, "x", n, "x", k, " ", dtype_name(DType(in_dtype)),
-         " product with ", dtype_name(DType(out_dtype)), " output (status ", int(status), ")");
-  }
-  return plan;
+  if (status != CUBLAS_STATUS_SUCCESS || found_count == 0) return false;
+  algo = result.algo;
+  return true;
+}
+
+cublasStatus_t LinearPlanner::launch(const Plan& plan, const void* x, const void* w, void* out,
+                                     cudaStream_t stream) {
+  const float alpha = 1.0f, beta = 0.0f;
+  return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.c, out,
+                        plan.c, &plan.algo, workspace_, workspace_bytes_, stream);
 }
 
 bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bias_dtype,
@@ -104,10 +138,16 @@ bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bi
   if (bias)
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                 &bias, sizeof(bias)));
-  const float alpha = 1.0f, beta = 0.0f;
-  CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out,
-                              plan.c, out, plan.c, &plan.algo, workspace_, workspace_bytes_,
-                              stream));
+  cublasStatus_t status = launch(plan, x, w, out, stream);
+  if (status != CUBLAS_STATUS_SUCCESS && plan.from_bucket) {
+    // The bucket's algorithm does not serve this m: this shape asks for its own, once.
+    cudaGetLastError();
+    plan.from_bucket = false;
+    plan.usable = heuristic(key, plan, plan.algo);
+    if (!plan.usable) return false;
+    status = launch(plan, x, w, out, stream);
+  }
+  CUBLAS_CHECK(status);
   return true;
 }
 

@@ -3,7 +3,10 @@
 // fp32 compute, out bf16/f16/f32. Row-major out is column-major out^T, so we ask cuBLASLt for
 // out^T[N,M] = w^T(op T of the column-major [K,N] view of w) · x^T (the column-major [K,M] view
 // of x). The bias then runs along cuBLASLt's rows, which is what CUBLASLT_EPILOGUE_BIAS adds.
-// A plan (descriptors + the heuristic's best algorithm) is built once per shape and reused.
+// A plan (descriptors + an algorithm) is built once per shape and reused. The heuristic query is
+// the slow part of a plan (host time, paid again by every prompt of a new length), so its answer
+// is shared by all M in a power-of-two bucket: it is asked once for the bucket's largest M, and a
+// shape whose M the answer does not serve (cuBLASLt refuses the call) asks for its own.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -33,15 +36,21 @@ class LinearPlanner {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
     bool usable = false;
+    bool from_bucket = false;  // algo is the bucket's answer, not yet seen to run for this shape
   };
   // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment.
   using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int>;
   Plan& plan_for(const Key& key);
+  // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
+  bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);
+  cublasStatus_t launch(const Plan& plan, const void* x, const void* w, void* out,
+                        cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_;
   size_t workspace_bytes_;
   std::map<Key, Plan> plans_;
+  std::map<Key, std::pair<bool, cublasLtMatmulAlgo_t>> bucket_algos_;  // key with m = bucket
 };
 
 }  // namespace qwenvl
