@@ -92,6 +92,11 @@ class Backend {
   // each time. Host-side bookkeeping therefore never goes inside `enqueue`.
   virtual void run_captured(int key, const std::function<void()>& enqueue) { enqueue(); }
 
+  // Prepares products with weight `w` (and a bias or not) for every M up to max_rows, so that
+  // the first request of a new length does not pay for it (CUDA: cuBLASLt's algorithm choice,
+  // ~3 ms per new shape). Called at warm-up; a backend with nothing to prepare ignores it.
+  virtual void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {}
+
   // ---- ops
   // out[M,N] = x[M,K] · w[N,K]^T (+ bias[N]). out may be f32 even when activations are not
   // (logits). x and out are compute_dtype (or f32 for out).

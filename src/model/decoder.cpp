@@ -50,6 +50,15 @@ size_t Decoder::workspace_bytes(const TextConfig& c, int64_t tokens, DType dtype
          size_t(tokens) * 8 * sizeof(int32_t) + (size_t(1) << 20);
 }
 
+void Decoder::prepare(Backend& backend, int64_t max_tokens) const {
+  if (weights_.layers.empty()) return;
+  const DType dt = backend.compute_dtype();
+  const DecoderLayerWeights& l = weights_.layers.front();  // every layer has the same shapes
+  backend.prepare_linear(l.qkv_w, true, dt, max_tokens);
+  for (const Tensor* w : {&l.o_w, &l.gate_up_w, &l.down_w})
+    backend.prepare_linear(*w, false, dt, max_tokens);
+}
+
 void Decoder::forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
                       const std::vector<int32_t>& positions, const ChunkImageRows* images,
                       Tensor& logits) {

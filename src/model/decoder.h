@@ -63,6 +63,9 @@ class Decoder {
   // length and uploaded `inputs`.
   void run(Backend& backend, KvCache& cache, const DecoderInputs& inputs, Tensor& logits);
 
+  // Lets the backend prepare the matrix products of chunks of up to max_tokens tokens.
+  void prepare(Backend& backend, int64_t max_tokens) const;
+
   // Workspace forward() needs for `tokens` tokens at once.
   static size_t workspace_bytes(const TextConfig& config, int64_t tokens, DType dtype);
 

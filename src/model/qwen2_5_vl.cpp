@@ -74,6 +74,8 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Back
 }
 
 void Qwen25VL::warm_up() {
+  vision_->prepare(backend_, limits_.max_image_patches);
+  decoder_->prepare(backend_, std::min(limits_.prefill_chunk, limits_.max_context));
   const size_t mark = backend_.workspace_mark();
   const int64_t unit = config_.vision.spatial_merge_size;
   const int64_t side = 2 * unit;  // the smallest grid: one merged 2x2 block of merge units

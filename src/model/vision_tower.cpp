@@ -215,6 +215,19 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
   backend.workspace_release(mark);
 }
 
+void VisionTower::prepare(Backend& backend, int64_t max_patches) const {
+  if (weights_.blocks.empty() || max_patches <= 0) return;
+  const int64_t rows = std::min(max_patches, kChunkRows);  // every product runs chunk by chunk
+  const int64_t units = config_.spatial_merge_size * config_.spatial_merge_size;
+  const DType dt = backend.compute_dtype();
+  const VisionBlockWeights& b = weights_.blocks.front();  // every block has the same shapes
+  backend.prepare_linear(weights_.patch_embed, false, dt, rows);
+  for (const Tensor* w : {&b.qkv_w, &b.proj_w, &b.gate_up_w, &b.down_w})
+    backend.prepare_linear(*w, true, dt, rows);
+  for (const Tensor* w : {&weights_.merger_fc1, &weights_.merger_fc2})
+    backend.prepare_linear(*w, true, dt, rows / units);
+}
+
 Tensor VisionTower::project_qkv(Backend& backend, const VisionBlockWeights& w,
                                 const Tensor& x_rows) {
   const int64_t n = x_rows.dim(0), h = config_.hidden_size;

@@ -62,6 +62,9 @@ class VisionTower {
   // the workspace and are released before returning.
   void encode(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid, Tensor& out);
 
+  // Lets the backend prepare the matrix products of images of up to max_patches patches.
+  void prepare(Backend& backend, int64_t max_patches) const;
+
   // Workspace encode() needs for a grid of `patches` patches, in bytes of `dtype` activations.
   static size_t workspace_bytes(const VisionConfig& config, int64_t patches, DType dtype);
 

@@ -46,6 +46,7 @@ class CudaBackend : public Backend {
   void copy_to_host(const Tensor& device_src, Tensor& host_dst) override;
   void synchronize() override;
 
+  void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,

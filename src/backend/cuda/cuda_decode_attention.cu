@@ -30,10 +30,18 @@ constexpr int kStride = D + 8;  // 16-byte padding, as in the flash kernel
 // A block's work on one tile is a long serial chain (G heads x 64 keys per thread), so slices
 // are as short as the grid allows: one tile each up to two blocks per multiprocessor. A context
 // of one tile takes one slice, and then no combine kernel runs at all.
+// Query heads one block serves (of the heads_q / heads_kv that share a kv head): each thread's
+// score and P·V loops run over them one after the other, so fewer heads per block means a
+// shorter chain; the blocks of one kv head read the same keys, mostly from L2.
+constexpr int kHeadsPerBlock = 2;
+int head_groups(const AttentionArgs& args) {
+  return (args.heads_q / args.heads_kv + kHeadsPerBlock - 1) / kHeadsPerBlock;
+}
+
 int split_count(const AttentionArgs& args, int multiprocessors) {
   int tiles = std::max(1, (args.max_k + kTile - 1) / kTile);
-  int wanted = (2 * multiprocessors + args.heads_kv * args.segments - 1) /
-               (args.heads_kv * args.segments);
+  int blocks_per_split = args.heads_kv * head_groups(args) * args.segments;
+  int wanted = (2 * multiprocessors + blocks_per_split - 1) / blocks_per_split;
   return std::clamp(wanted, 1, std::min(tiles, kMaxSplits));
 }
 
@@ -49,20 +57,25 @@ Partials partials_in(void* scratch, const AttentionArgs& args, int splits) {
   return {base, base + rows * args.head_dim, base + rows * args.head_dim + rows};
 }
 
-template <typename T, int D>
+template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs args, Partials part,
                                                                 int splits) {
   // K and V tiles, two stages each (dynamic: 70 KB for head_dim 128).
   extern __shared__ __align__(16) unsigned char shared_raw[];
   auto k_tiles = reinterpret_cast<T(*)[kTile * kStride<D>]>(shared_raw);
   auto v_tiles = k_tiles + 2;
-  __shared__ float q_s[kDecodeMaxGroup][D];
-  __shared__ float p_s[kDecodeMaxGroup][kTile];
-  __shared__ float alpha_s[kDecodeMaxGroup];
+  __shared__ float q_s[G][D];
+  __shared__ float p_s[G][kTile];
+  __shared__ float alpha_s[G];
 
   chain_start();
-  const int split = blockIdx.x, hkv = blockIdx.y, segment = blockIdx.z;
-  const int group = args.heads_q / args.heads_kv;
+  const int split = blockIdx.x, segment = blockIdx.z;
+  // Block y serves query heads [head0, head0 + group) of kv head hkv: at most G of the kv head's
+  // heads_q / heads_kv, so that each thread's serial work stays short.
+  const int kv_group = args.heads_q / args.heads_kv, head_groups = (kv_group + G - 1) / G;
+  const int hkv = blockIdx.y / head_groups, sub = blockIdx.y % head_groups;
+  const int head0 = hkv * kv_group + sub * G;
+  const int group = min(G, kv_group - sub * G);
   const int nq = args.cu_q[segment + 1] - args.cu_q[segment];
   if (nq == 0) return;  // nothing to attend; combine skips the segment too
   const int64_t q_row = args.cu_q[segment], k_start = args.cu_k[segment];
@@ -78,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
   const float scale_log2 = args.scale * kLog2e;
   for (int i = threadIdx.x; i < group * D; i += kThreads) {
     int gi = i / D, d = i % D;
-    q_s[gi][d] = to_float(q[(q_row * args.heads_q + hkv * group + gi) * int64_t(D) + d]) * scale_log2;
+    q_s[gi][d] = to_float(q[(q_row * args.heads_q + head0 + gi) * int64_t(D) + d]) * scale_log2;
   }
 
   auto load = [&](int tile, int stage) {
@@ -97,9 +110,9 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
   // Warp w keeps the running max / sum of heads w and w + 4.
   float run_max[2] = {-INFINITY, -INFINITY}, run_sum[2] = {0.0f, 0.0f};
   // Thread d accumulates output dimension d of every head.
-  float o[kDecodeMaxGroup];
+  float o[G];
 #pragma unroll
-  for (int gi = 0; gi < kDecodeMaxGroup; ++gi) o[gi] = 0.0f;
+  for (int gi = 0; gi < G; ++gi) o[gi] = 0.0f;
 
   if (tiles > 0) load(0, 0);
   cp_async_commit();
@@ -119,9 +132,9 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
     {
       const int r = threadIdx.x / 2, half = threadIdx.x % 2;
       constexpr int kHalf = D / 2;
-      float dot[kDecodeMaxGroup];
+      float dot[G];
 #pragma unroll
-      for (int gi = 0; gi < kDecodeMaxGroup; ++gi) dot[gi] = 0.0f;
+      for (int gi = 0; gi < G; ++gi) dot[gi] = 0.0f;
       const T* krow = &k_tiles[stage][r * kStride<D> + half * kHalf];
 #pragma unroll
       for (int d = 0; d < kHalf; d += 8) {
@@ -130,13 +143,13 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
         for (int j = 0; j < 8; ++j) {
           float kf = to_float(kv.v[j]);
 #pragma unroll
-          for (int gi = 0; gi < kDecodeMaxGroup; ++gi)
+          for (int gi = 0; gi < G; ++gi)
             if (gi < group) dot[gi] += kf * q_s[gi][half * kHalf + d + j];
         }
       }
       bool valid = key0 + r < key_end;
 #pragma unroll
-      for (int gi = 0; gi < kDecodeMaxGroup; ++gi) {
+      for (int gi = 0; gi < G; ++gi) {
         float total = dot[gi] + __shfl_xor_sync(0xffffffffu, dot[gi], 1);
         if (half == 0 && gi < group) p_s[gi][r] = valid ? total : -INFINITY;
       }
@@ -167,12 +180,12 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
     if (threadIdx.x < D) {
       const int d = threadIdx.x;
 #pragma unroll
-      for (int gi = 0; gi < kDecodeMaxGroup; ++gi)
+      for (int gi = 0; gi < G; ++gi)
         if (gi < group) o[gi] *= alpha_s[gi];
       for (int r = 0; r < kTile; ++r) {
         float value = to_float(v_tiles[stage][r * kStride<D> + d]);
 #pragma unroll
-        for (int gi = 0; gi < kDecodeMaxGroup; ++gi)
+        for (int gi = 0; gi < G; ++gi)
           if (gi < group) o[gi] += p_s[gi][r] * value;
       }
     }
@@ -180,7 +193,7 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
   }
 
   if (splits == 1) {  // the only slice: normalise and write the output itself
-    __shared__ float sum_s[kDecodeMaxGroup];
+    __shared__ float sum_s[G];
     if (lane == 0)
 #pragma unroll
       for (int j = 0; j < 2; ++j)
@@ -189,17 +202,17 @@ __global__ void __launch_bounds__(kThreads) decode_split_kernel(AttentionArgs ar
     if (threadIdx.x < D) {
       T* out = static_cast<T*>(args.out);
 #pragma unroll
-      for (int gi = 0; gi < kDecodeMaxGroup; ++gi)
+      for (int gi = 0; gi < G; ++gi)
         if (gi < group)
-          out[(q_row * args.heads_q + hkv * group + gi) * int64_t(D) + threadIdx.x] =
+          out[(q_row * args.heads_q + head0 + gi) * int64_t(D) + threadIdx.x] =
               from_float<T>(sum_s[gi] > 0.0f ? o[gi] / sum_s[gi] : 0.0f);
     }
     return;
   }
-  const size_t row0 = (size_t(segment) * args.heads_q + hkv * group) * splits + split;
+  const size_t row0 = (size_t(segment) * args.heads_q + head0) * splits + split;
   if (threadIdx.x < D) {
 #pragma unroll
-    for (int gi = 0; gi < kDecodeMaxGroup; ++gi)
+    for (int gi = 0; gi < G; ++gi)
       if (gi < group) part.o[(row0 + size_t(gi) * splits) * D + threadIdx.x] = o[gi];
   }
   if (lane == 0) {
@@ -270,7 +283,7 @@ __global__ void __launch_bounds__(kCombineThreads)
 template <typename T, int D>
 void launch_split(const AttentionArgs& args, const Partials& part, int splits,
                   cudaStream_t stream) {
-  auto kernel = decode_split_kernel<T, D>;
+  auto kernel = decode_split_kernel<T, D, kHeadsPerBlock>;
   constexpr size_t bytes = size_t(4) * kTile * kStride<D> * sizeof(T);
   static bool configured = false;
   if (!configured) {
@@ -278,7 +291,8 @@ void launch_split(const AttentionArgs& args, const Partials& part, int splits,
                                     int(bytes)));
     configured = true;
   }
-  dim3 grid(unsigned(splits), unsigned(args.heads_kv), unsigned(args.segments));
+  dim3 grid(unsigned(splits), unsigned(args.heads_kv * head_groups(args)),
+            unsigned(args.segments));
   launch_chained(kernel, grid, kThreads, bytes, stream, args, part, splits);
 }
 

@@ -38,6 +38,17 @@ using Named = std::pair<const Tensor*, const char*>;
 
 }  // namespace
 
+void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {
+  on_device(w, "prepare_linear", "the weight");
+  if (w.rank() != 2) fail("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
+  CudaState& s = *state_;
+  // Products of up to kGemvMaxRows rows take the GEMV, which needs no plan. Workspace tensors and
+  // their row views are 16-byte aligned (K is a multiple of 8 for every Qwen2.5-VL product).
+  const int alignment = w.dim(1) % 8 == 0 && aligned16(w.data()) ? 16 : 2;
+  s.linear->prepare(w.dim(0), w.dim(1), dtype_, out_dtype, bias ? dtype_ : DType::F32, bias,
+                    alignment, s.prefer_gemv ? cuda::kGemvMaxRows + 1 : 1, max_rows);
+}
+
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   on_device(x, "linear", "x");
   on_device(w, "linear", "the weight");
