@@ -205,6 +205,8 @@ int run_generate(int argc, char** argv) {
           {"preprocess_ms", preprocess_ms},
           {"vision_ms", result.timings.vision_ms},
           {"prefill_ms", result.timings.prefill_ms},
+          {"vision_enqueue_ms", result.timings.vision_enqueue_ms},
+          {"prefill_enqueue_ms", result.timings.prefill_enqueue_ms},
           {"decode_ms", result.timings.decode_ms},
           {"decode_tokens_per_s", result.timings.decode_tokens_per_s}}},
         {"peak_memory_bytes", peak},

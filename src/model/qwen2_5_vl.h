@@ -24,7 +24,7 @@ namespace qwenvl {
 
 struct ModelLimits {
   int64_t max_context = 32768;    // tokens of prompt + generation
-  int64_t prefill_chunk = 1024;   // tokens per prefill pass (bounds the workspace)
+  int64_t prefill_chunk = 2048;   // tokens per prefill pass (bounds the workspace)
   int64_t max_image_patches = 0;  // patches of the largest single image (0: no images)
   int64_t max_image_tokens = 0;   // merged tokens of all images of one request
 };

@@ -54,6 +54,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   Tensor image_embeds;
   if (!request.images.empty()) {
     image_embeds = model_.encode_images(request.images);
+    result.timings.vision_enqueue_ms = ms_since(start);
     backend.synchronize();
   }
   result.timings.vision_ms = ms_since(start);
@@ -61,6 +62,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   start = Clock::now();
   model_.prefill(request.prompt_ids, result.positions,
                  request.images.empty() ? nullptr : &image_embeds);
+  result.timings.prefill_enqueue_ms = ms_since(start);
   backend.synchronize();
   result.timings.prefill_ms = ms_since(start);
   backend.workspace_release(mark);

@@ -26,6 +26,9 @@ struct GenerationRequest {
 
 struct GenerationTimings {
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
+  // The host's share: time until the vision tower's / prefill's work was queued (a figure close
+  // to the whole says the GPU waited on the host).
+  double vision_enqueue_ms = 0, prefill_enqueue_ms = 0;
   // Tokens produced by decode steps (all but the first, which comes from the prefill) per second.
   double decode_tokens_per_s = 0;
 };

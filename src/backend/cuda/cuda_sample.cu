@@ -84,10 +84,31 @@ __global__ void argmax_kernel(const float* logits, int vocab, int32_t* next_toke
   __shared__ int best_index[32];
   float value = -INFINITY;
   int index = vocab;  // "none yet": larger than every real index
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    float s = logits[i];
+  auto consider = [&](float s, int i) {
     if (s > value || (index == vocab && s == s)) value = s, index = i;
+  };
+  // 16-byte loads, kUnroll of them in flight per thread: one block reads 150k logits in a few
+  // round trips instead of one dependent load after another. Each thread visits its ids in
+  // increasing order, so a strict > keeps the lowest id among its equal maxima.
+  constexpr int kUnroll = 4;
+  const bool aligned = reinterpret_cast<uintptr_t>(logits) % 16 == 0;
+  const int vectors = aligned ? vocab / 4 : 0;
+  const float4* v4 = reinterpret_cast<const float4*>(logits);
+  for (int base = threadIdx.x; base < vectors; base += kUnroll * blockDim.x) {
+    float4 chunk[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = base + u * blockDim.x;
+      chunk[u] = c < vectors ? v4[c] : make_float4(NAN, NAN, NAN, NAN);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = 4 * (base + u * blockDim.x);
+      consider(chunk[u].x, i), consider(chunk[u].y, i + 1);
+      consider(chunk[u].z, i + 2), consider(chunk[u].w, i + 3);
+    }
   }
+  for (int i = 4 * vectors + threadIdx.x; i < vocab; i += blockDim.x) consider(logits[i], i);
   for (int o = 16; o > 0; o >>= 1) {
     float v2 = __shfl_xor_sync(0xffffffffu, value, o);
     int i2 = __shfl_xor_sync(0xffffffffu, index, o);
