@@ -173,6 +173,33 @@ int main(int argc, char** argv) {
       b.workspace_release(mark);
     }
 
+    // ---- host time per call (enqueue only, 200 calls): what a prompt's ops cost the CPU when the
+    // GPU is faster than the host can feed it (short prompts).
+    if (!quick) {
+      size_t mark = b.workspace_mark();
+      Tensor w = b.upload_weight(random_host({2560, 2048}, dtype, 0.02f), dtype);
+      Tensor bias = b.upload_weight(random_host({2560}, dtype, 0.02f), dtype);
+      Tensor x = b.alloc({28, 2048}, dtype), out = b.alloc({28, 2560}, dtype);
+      Tensor nw = b.upload_weight(random_host({2048}, dtype, 1.0f), dtype), normed = b.alloc({28, 2048}, dtype);
+      auto host_us = [&](const char* what, const std::function<void()>& op) {
+        op();
+        b.synchronize();
+        auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < 200; ++i) op();
+        auto t1 = std::chrono::steady_clock::now();
+        b.synchronize();
+        std::printf("host per call %-28s %7.1f us\n", what,
+                    std::chrono::duration<double, std::micro>(t1 - t0).count() / 200);
+      };
+      host_us("linear 28x2560x2048", [&] { b.linear(x, w, nullptr, out); });
+      host_us("linear 28x2560x2048 + bias", [&] { b.linear(x, w, &bias, out); });
+      Tensor x1 = x.rows(0, 1), o1 = out.rows(0, 1);
+      host_us("linear 1x2560x2048 (gemv)", [&] { b.linear(x1, w, nullptr, o1); });
+      host_us("rms_norm 28x2048", [&] { b.rms_norm(x, nw, 1e-6f, normed); });
+      host_us("alloc + release", [&] { size_t m2 = b.workspace_mark(); b.alloc({28, 2048}, dtype); b.workspace_release(m2); });
+      b.workspace_release(mark);
+    }
+
     // ---- linear at prefill shapes: TFLOP/s.
     if (!quick)
     // (f32 = "with a bias" here: the vision tower's products carry one.)

@@ -37,6 +37,7 @@ LinearPlanner::~LinearPlanner() {
     if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
     if (plan.c) cublasLtMatrixLayoutDestroy(plan.c);
     if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
+    for (auto& [bias, desc] : plan.bias_descs) cublasLtMatmulDescDestroy(desc);
   }
   if (handle_) cublasLtDestroy(handle_);
 }
@@ -120,11 +121,33 @@ bool LinearPlanner::heuristic(const Key& key, const Plan& plan, cublasLtMatmulAl
   return true;
 }
 
-cublasStatus_t LinearPlanner::launch(const Plan& plan, const void* x, const void* w, void* out,
-                                     cudaStream_t stream) {
+cublasStatus_t LinearPlanner::launch(const Plan& plan, cublasLtMatmulDesc_t desc, const void* x,
+                                     const void* w, void* out, cudaStream_t stream) {
   const float alpha = 1.0f, beta = 0.0f;
-  return cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.c, out,
+  return cublasLtMatmul(handle_, desc, &alpha, w, plan.a, x, plan.b, &beta, out, plan.c, out,
                         plan.c, &plan.algo, workspace_, workspace_bytes_, stream);
+}
+
+cublasLtMatmulDesc_t LinearPlanner::desc_with_bias(Plan& plan, const Key& key, const void* bias) {
+  auto found = plan.bias_descs.find(bias);
+  if (found != plan.bias_descs.end()) return found->second;
+  cublasLtMatmulDesc_t desc = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  cudaDataType_t bias_type = cuda_type(DType(std::get<5>(key)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
+                                              sizeof(transa)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
+                                              sizeof(transb)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                              sizeof(epilogue)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                              &bias_type, sizeof(bias_type)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                              sizeof(bias)));
+  plan.bias_descs.emplace(bias, desc);
+  return desc;
 }
 
 void LinearPlanner::prepare(int64_t n, int64_t k, DType dtype, DType out_dtype, DType bias_dtype,
@@ -147,17 +170,15 @@ bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bi
   Key key{m, n, k, int(dtype), int(out_dtype), bias ? int(bias_dtype) : -1, align};
   Plan& plan = plan_for(key);
   if (!plan.usable) return false;
-  if (bias)
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                &bias, sizeof(bias)));
-  cublasStatus_t status = launch(plan, x, w, out, stream);
+  const cublasLtMatmulDesc_t desc = bias ? desc_with_bias(plan, key, bias) : plan.desc;
+  cublasStatus_t status = launch(plan, desc, x, w, out, stream);
   if (status != CUBLAS_STATUS_SUCCESS && plan.from_bucket) {
     // The bucket's algorithm does not serve this m: this shape asks for its own, once.
     cudaGetLastError();
     plan.from_bucket = false;
     plan.usable = heuristic(key, plan, plan.algo);
     if (!plan.usable) return false;
-    status = launch(plan, x, w, out, stream);
+    status = launch(plan, desc, x, w, out, stream);
   }
   CUBLAS_CHECK(status);
   return true;

@@ -40,14 +40,18 @@ class LinearPlanner {
     cublasLtMatmulAlgo_t algo{};
     bool usable = false;
     bool from_bucket = false;  // algo is the bucket's answer, not yet seen to run for this shape
+    // Copies of desc with a bias pointer set, one per bias (per layer): setting the pointer on
+    // one shared descriptor before every call would make cuBLASLt re-examine it each time.
+    std::map<const void*, cublasLtMatmulDesc_t> bias_descs;
   };
   // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment.
   using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int>;
   Plan& plan_for(const Key& key);
   // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
   bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);
-  cublasStatus_t launch(const Plan& plan, const void* x, const void* w, void* out,
-                        cudaStream_t stream);
+  cublasStatus_t launch(const Plan& plan, cublasLtMatmulDesc_t desc, const void* x,
+                        const void* w, void* out, cudaStream_t stream);
+  cublasLtMatmulDesc_t desc_with_bias(Plan& plan, const Key& key, const void* bias);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_;
