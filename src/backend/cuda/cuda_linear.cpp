@@ -150,18 +150,6 @@ cublasLtMatmulDesc_t LinearPlanner::desc_with_bias(Plan& plan, const Key& key, c
   return desc;
 }
 
-void LinearPlanner::prepare(int64_t n, int64_t k, DType dtype, DType out_dtype, DType bias_dtype,
-                            bool bias, int alignment, int64_t min_m, int64_t max_m) {
-  // A plan for each bucket's largest M creates the bucket's answer.
-  for (int64_t m = std::max<int64_t>(min_m, 16); ; m *= 2) {
-    const int64_t bucket_m = int64_t(1) << (64 - __builtin_clzll(uint64_t(m - 1)));
-    plan_for(Key{bucket_m, n, k, int(dtype), int(out_dtype), bias ? int(bias_dtype) : -1,
-                 alignment});
-    if (bucket_m >= max_m) break;
-    m = bucket_m;
-  }
-}
-
 bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bias_dtype,
                         void* out, DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype,
                         cudaStream_t stream) {

@@ -29,9 +29,6 @@ class LinearPlanner {
   // adds the bias itself); throws Error for any other failure.
   bool run(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
            DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype, cudaStream_t stream);
-  // Asks the heuristic now for every M bucket from min_m to max_m (see above).
-  void prepare(int64_t n, int64_t k, DType dtype, DType out_dtype, DType bias_dtype, bool bias,
-               int alignment, int64_t min_m, int64_t max_m);
 
  private:
   struct Plan {

@@ -42,11 +42,27 @@ void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, in
   on_device(w, "prepare_linear", "the weight");
   if (w.rank() != 2) fail("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
   CudaState& s = *state_;
-  // Products of up to kGemvMaxRows rows take the GEMV, which needs no plan. Workspace tensors and
-  // their row views are 16-byte aligned (K is a multiple of 8 for every Qwen2.5-VL product).
-  const int alignment = w.dim(1) % 8 == 0 && aligned16(w.data()) ? 16 : 2;
-  s.linear->prepare(w.dim(0), w.dim(1), dtype_, out_dtype, bias ? dtype_ : DType::F32, bias,
-                    alignment, s.prefer_gemv ? cuda::kGemvMaxRows + 1 : 1, max_rows);
+  const int64_t n = w.dim(0), k = w.dim(1);
+  // One product per power-of-two bucket of M (products of up to kGemvMaxRows rows take the GEMV,
+  // which needs no plan): it makes the bucket's plan and runs its kernel once, whose first launch
+  // costs milliseconds of module loading that a request would otherwise wait for. Inputs are
+  // whatever the workspace holds; the output is thrown away. A bucket the workspace cannot hold
+  // is left to the first request that needs it.
+  int64_t m = s.prefer_gemv ? cuda::kGemvMaxRows + 1 : 1;
+  while (true) {
+    const int64_t bucket = m <= 16 ? 16 : int64_t(1) << (64 - __builtin_clzll(uint64_t(m - 1)));
+    const int64_t rows = std::min(bucket, max_rows);
+    const size_t bytes = size_t(rows) * size_t(k + n) * dtype_size(dtype_) + size_t(n) * 4 +
+                         4 * kAllocationAlignment;
+    if (s.workspace.capacity - s.workspace.used < bytes) break;
+    const size_t mark = workspace_mark();
+    Tensor x = alloc({rows, k}, dtype_), out = alloc({rows, n}, out_dtype);
+    Tensor b = bias ? alloc({n}, dtype_) : Tensor();
+    linear(x, w, bias ? &b : nullptr, out);
+    workspace_release(mark);
+    if (bucket >= max_rows) break;
+    m = bucket + 1;
+  }
 }
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
