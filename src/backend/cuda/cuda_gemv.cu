@@ -22,7 +22,10 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kRows = 2;
+// Rows of w per block: every block reads all of x (from L2), so x's traffic is 1/kRows of the
+// weights'; 4 keeps it small while a 2048-row matrix still gives 512 blocks.
+constexpr int kRows = 4;
+constexpr int kPairs = kRows / 2;  // SwiGLU: gate rows, then as many up rows
 // Bytes of each row requested from L2 before the wait: enough to cover a launch gap at full
 // bandwidth across the blocks that are resident early, small enough not to evict the producer's
 // working set.
@@ -47,12 +50,16 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
                                                         const T* __restrict__ w,
                                                         const B* __restrict__ bias,
                                                         O* __restrict__ out, int n, int k) {
-  static_assert(!Swiglu || kRows == 2, "the SwiGLU variant pairs a gate row with an up row");
   __shared__ float partial[kWarps][M * kRows];
-  const int row0 = Swiglu ? blockIdx.x : blockIdx.x * kRows;
-  const int rows = Swiglu ? kRows : min(kRows, n - row0);
-  auto row_of = [&](int r) { return Swiglu ? row0 + r * n : row0 + min(r, rows - 1); };
-  if (threadIdx.x < rows)
+  // Plain: rows row0 + r. SwiGLU: outputs row0 + p for p < kPairs, from gate row row0 + p and up
+  // row n + row0 + p. Rows past the end repeat the last one (computed, never written).
+  const int row0 = blockIdx.x * (Swiglu ? kPairs : kRows);
+  const int rows = min(Swiglu ? kPairs : kRows, n - row0);
+  auto row_of = [&](int r) {
+    if (!Swiglu) return row0 + min(r, rows - 1);
+    return (r < kPairs ? 0 : n) + row0 + min(r % kPairs, rows - 1);
+  };
+  if (threadIdx.x < kRows)
     prefetch_l2(w + int64_t(row_of(threadIdx.x)) * k,
                 min(kPrefetchBytes, unsigned(k) * unsigned(sizeof(T))));
   chain_start();
@@ -96,13 +103,17 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
     }
   __syncthreads();
   if constexpr (Swiglu) {
-    if (threadIdx.x < M) {
-      const int m = threadIdx.x;
+    if (threadIdx.x < M * kPairs) {
+      const int m = threadIdx.x / kPairs, p = threadIdx.x % kPairs;
       float gate = 0.0f, up = 0.0f;
 #pragma unroll
-      for (int i = 0; i < kWarps; ++i) gate += partial[i][m * kRows], up += partial[i][m * kRows + 1];
-      if (bias) gate += to_float(bias[row0]), up += to_float(bias[row0 + n]);
-      out[int64_t(m) * n + row0] = from_float<O>(silu_times<O>(gate, up));
+      for (int i = 0; i < kWarps; ++i)
+        gate += partial[i][m * kRows + p], up += partial[i][m * kRows + kPairs + p];
+      const int row = row0 + p;
+      if (p < rows) {
+        if (bias) gate += to_float(bias[row]), up += to_float(bias[row + n]);
+        out[int64_t(m) * n + row] = from_float<O>(silu_times<O>(gate, up));
+      }
     }
     return;
   }
@@ -122,7 +133,8 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
 template <typename T, typename O, typename B, bool Swiglu>
 void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
             cudaStream_t stream) {
-  const unsigned blocks = Swiglu ? unsigned(n) : unsigned((n + kRows - 1) / kRows);
+  const int per_block = Swiglu ? kPairs : kRows;
+  const unsigned blocks = unsigned((n + per_block - 1) / per_block);
   auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, kThreads, 0, stream, static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),

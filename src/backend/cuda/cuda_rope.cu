@@ -14,24 +14,29 @@ namespace qwenvl::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kMaxHalf = 256;  // head_dim <= 512
 
-// One thread per (token, head, j < d/2) over the hq + 2·hkv heads of each token.
+// One block per token: the token's angles are computed once (head_dim/2 sincosf, shared by all
+// of its heads), then the block's threads walk (head, j) pairs with j fastest, so neighbouring
+// threads touch neighbouring elements.
 template <typename T>
-__global__ void rope_qkv_kernel(RopeQkvArgs a) {
+__global__ void __launch_bounds__(kThreads) rope_qkv_kernel(RopeQkvArgs a) {
+  __shared__ float cos_s[kMaxHalf], sin_s[kMaxHalf];
   chain_start();
   const int half = a.head_dim / 2;
   const int heads = a.heads_q + 2 * a.heads_kv;
-  const int64_t total = a.tokens * heads * half;
-  const T* qkv = static_cast<const T*>(a.qkv);
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int j = int(i % half);
-    const int64_t token_head = i / half;
-    const int head = int(token_head % heads);
-    const int64_t token = token_head / heads;
-    const T* src = qkv + token_head * a.head_dim;
-    const int64_t row = a.slots ? a.slots[token] : token;
-    if (row < 0 || row >= a.kv_rows) continue;  // the host checked slots; never write outside
+  const int64_t token = blockIdx.x;
+  const int64_t row = a.slots ? a.slots[token] : token;
+  if (row < 0 || row >= a.kv_rows) return;  // the host checked slots; never write outside
+  for (int j = threadIdx.x; j < half; j += kThreads) {
+    const float angle = float(a.positions[a.pos_row[j] * a.tokens + token]) * a.inv_freq[j];
+    sincosf(angle, &sin_s[j], &cos_s[j]);
+  }
+  __syncthreads();
+  const T* src_row = static_cast<const T*>(a.qkv) + token * heads * int64_t(a.head_dim);
+  for (int i = threadIdx.x; i < heads * half; i += kThreads) {
+    const int head = i / half, j = i % half;
+    const T* src = src_row + head * a.head_dim;
     if (head >= a.heads_q + a.heads_kv) {  // a value head: moved as it is
       T* dst = static_cast<T*>(a.v) +
                (row * a.heads_kv + (head - a.heads_q - a.heads_kv)) * int64_t(a.head_dim);
@@ -39,9 +44,7 @@ __global__ void rope_qkv_kernel(RopeQkvArgs a) {
       dst[j + half] = src[j + half];
       continue;
     }
-    const float angle = float(a.positions[a.pos_row[j] * a.tokens + token]) * a.inv_freq[j];
-    float s, c;
-    sincosf(angle, &s, &c);
+    const float c = cos_s[j], s = sin_s[j];
     const float x1 = to_float(src[j]), x2 = to_float(src[j + half]);
     T* dst = head < a.heads_q
                  ? static_cast<T*>(a.q) + (token * a.heads_q + head) * int64_t(a.head_dim)
@@ -54,12 +57,12 @@ __global__ void rope_qkv_kernel(RopeQkvArgs a) {
 }  // namespace
 
 void rope_qkv(const RopeQkvArgs& args, DType dtype, cudaStream_t stream) {
-  const int64_t total = args.tokens * (args.heads_q + 2 * args.heads_kv) * (args.head_dim / 2);
-  if (total == 0) return;
-  const unsigned blocks = unsigned(std::min<int64_t>(blocks_for(total, kThreads), 1 << 20));
+  if (args.tokens == 0) return;
+  if (args.head_dim / 2 > kMaxHalf)
+    fail("CUDA rope_qkv supports head_dim up to ", 2 * kMaxHalf, ", not ", args.head_dim);
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
-    launch_chained(rope_qkv_kernel<T>, blocks, kThreads, 0, stream, args);
+    launch_chained(rope_qkv_kernel<T>, unsigned(args.tokens), kThreads, 0, stream, args);
   });
 }
 
