@@ -123,6 +123,12 @@ class Backend {
   // [position rows, tokens] on the device (see RopeSpec).
   virtual void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
                         const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) = 0;
+  // Attention's input in one op: qkv = x · w_qkvᵀ + b_qkv, then rope_qkv. qkv holds the product
+  // on the way; a backend that rotates inside the product (the CUDA decode path) leaves it
+  // unwritten.
+  virtual void linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
+                               const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
+                               Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) = 0;
   // out[nq, heads_q, d] = softmax(q·kᵀ·scale + mask)·v within each segment; grouped-query:
   // heads_q is a multiple of heads_kv, query head h reads kv head h / (heads_q / heads_kv).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -132,9 +132,9 @@ void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_ca
   else
     backend.add_rms_norm(x, delta, w.input_norm, config_.rms_norm_eps, normed);
   Tensor qkv = backend.alloc({n, (heads + 2 * kv_heads) * hd}, dt);
-  backend.linear(normed, w.qkv_w, &w.qkv_b, qkv);
   Tensor q = backend.alloc({n, heads, hd}, dt);
-  backend.rope_qkv(qkv, positions, rope_, slots, q, k_cache, v_cache);
+  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, positions, rope_, slots, qkv, q, k_cache,
+                          v_cache);
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   backend.attention(q, k_cache, v_cache, segments, attended);
   backend.linear(attended.view({n, heads * hd}), w.o_w, nullptr, delta);

@@ -298,6 +298,47 @@ TEST_P(CudaOps, RopeQkvMatchesCpu) {
   }
 }
 
+// The decoder's fused input projection: the decode path (rotation inside the matrix-vector
+// product, keys and values straight into cache slots) and the prefill path (product, then
+// rope_qkv), against the CPU's linear + rope_qkv.
+TEST_P(CudaOps, LinearRopeQkvMatchesCpu) {
+  TRACE_SEED();
+  const int hq = 4, hkv = 2, d = 128, half = d / 2;
+  const int64_t hidden = 512, cache = 40, width = (hq + 2 * hkv) * d;
+  RopeSpec spec;
+  spec.head_dim = d;
+  for (int j = 0; j < half; ++j) {
+    spec.pos_row.push_back(j < 16 ? 0 : j < 40 ? 1 : 2);
+    spec.inv_freq.push_back(std::pow(1000000.0f, -2.0f * float(j) / float(d)));
+  }
+  for (int64_t m : {int64_t(1), int64_t(3), int64_t(20)}) {
+    SCOPED_TRACE(m);
+    std::vector<int32_t> pos(static_cast<size_t>(3 * m)), slot(static_cast<size_t>(m));
+    std::uniform_int_distribution<int> dist(0, 30000);
+    for (int32_t& p : pos) p = dist(rng_);
+    std::iota(slot.begin(), slot.end(), int32_t(cache - m));
+    std::shuffle(slot.begin(), slot.end(), rng_);
+    Tensor positions = ints(pos).view({3, m}), slots = ints(slot);
+    Tensor x = random({m, hidden}), w = random({width, hidden}, 0.05f), b = random({width});
+    Tensor k_cache = random({cache, hkv, d}), v_cache = random({cache, hkv, d});
+    Tensor qkv = Tensor::empty({m, width}, DType::F32);
+    Tensor want_q = Tensor::empty({m, hq, d}, DType::F32);
+    Tensor want_k = copy(k_cache), want_v = copy(v_cache);
+    cpu_.linear_rope_qkv(x, w, b, positions, spec, slots, qkv, want_q, want_k, want_v);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight(w, dtype()), gb = gpu_->upload_weight(b, dtype());
+    Tensor gqkv = gpu_->alloc({m, width}, dtype());
+    Tensor gq = poisoned({m, hq, d}, dtype());
+    Tensor gk = to_gpu(k_cache), gv = to_gpu(v_cache);
+    gpu_->linear_rope_qkv(to_gpu(x), gw, gb, to_gpu(positions, DType::I32), spec,
+                          to_gpu(slots, DType::I32), gqkv, gq, gk, gv);
+    EXPECT_LT(rel_l2(to_host(gq), want_q), tolerance());
+    EXPECT_LT(rel_l2(to_host(gk), want_k), tolerance());
+    EXPECT_LT(rel_l2(to_host(gv), want_v), tolerance());
+    gpu_->workspace_release(mark);
+  }
+}
+
 TEST_P(CudaOps, AttentionMatchesCpu) {
   TRACE_SEED();
   struct Case {

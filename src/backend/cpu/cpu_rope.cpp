@@ -69,4 +69,12 @@ void CpuBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rope
   });
 }
 
+void CpuBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
+                                 const Tensor& positions, const RopeSpec& spec,
+                                 const Tensor& slots, Tensor& qkv, Tensor& q, Tensor& k,
+                                 Tensor& v) {
+  linear(x, w_qkv, &b_qkv, qkv);
+  rope_qkv(qkv, positions, spec, slots, q, k, v);
+}
+
 }  // namespace qwenvl

@@ -58,6 +58,9 @@ class CudaBackend : public Backend {
   void gelu(Tensor& x) override;
   void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
                 const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) override;
+  void linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
+                       const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
+                       Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                  const AttentionSegments& segments, Tensor& out) override;
   void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;

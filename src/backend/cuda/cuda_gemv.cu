@@ -1,14 +1,16 @@
 // Decode-sized products (M <= 8 rows of x): out[M,N] = x[M,K] · w[N,K]^T (+ bias). Reading w is
 // the whole cost, so the kernel is built to stream it at memory bandwidth:
-// - a block of kThreads threads owns kRows consecutive rows of w and splits K between its
-//   threads (16 bytes per load, several loads in flight per thread), so even a 2048x2048 matrix
-//   gives a thousand blocks: every SM has many loads outstanding from the first microsecond;
+// - a block of kThreads threads owns two rows of w and splits K between its threads (16 bytes
+//   per load, several loads in flight per thread), so even a 2048x2048 matrix gives a thousand
+//   blocks: every SM has many loads outstanding from the first microsecond;
 // - it is a chained launch (cuda_launch.cuh): before waiting for the kernel that writes x, it
 //   asks L2 for the start of its rows, so weight traffic continues across kernel boundaries;
 // - sums are fp32: per thread, then warp shuffles, then one shared-memory step across warps.
-// The SwiGLU variant reads a stacked [gate; up] weight: a block's two rows are gate row i and up
-// row i, and it writes silu(gate) * up, rounded as torch rounds each of those ops, so the MLP's
-// activation never makes a trip through memory.
+// Two epilogues spare the decode step a kernel each, rounding as torch rounds every op:
+// - SwiGLU, for a stacked [gate; up] weight: the block's rows are gate row i and up row i, and it
+//   writes silu(gate) * up;
+// - rotary, for the stacked q/k/v projection: the block's rows are the pair (j, j + d/2) of one
+//   head, which it rotates (q, k) and writes to q or to the key/value cache rows (see rope_qkv).
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -22,14 +24,13 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-// Rows of w per block: every block reads all of x (from L2), so x's traffic is 1/kRows of the
-// weights'; 4 keeps it small while a 2048-row matrix still gives 512 blocks.
-constexpr int kRows = 4;
-constexpr int kPairs = kRows / 2;  // SwiGLU: gate rows, then as many up rows
+constexpr int kRows = 2;
 // Bytes of each row requested from L2 before the wait: enough to cover a launch gap at full
 // bandwidth across the blocks that are resident early, small enough not to evict the producer's
 // working set.
 constexpr unsigned kPrefetchBytes = 8192;
+
+enum class Epilogue { kPlain, kSwiglu, kRope };
 
 template <typename T>
 __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
@@ -44,29 +45,61 @@ __device__ __forceinline__ float silu_times(float gate, float up) {
   return to_float(from_float<T>(g / (1.0f + expf(-g)))) * u;
 }
 
-// n: rows of w (plain) or outputs (SwiGLU, w has 2n rows).
-template <typename T, typename O, typename B, int M, bool Swiglu>
+// Rows of w the block's two rows are (r = 0, 1). Plain: 2b, 2b + 1 (the last one repeated past
+// the end: computed, never written). SwiGLU (n outputs, w has 2n rows): b and n + b. Rotary: the
+// pair (j, j + d/2) of head b / (d/2).
+template <Epilogue E>
+__device__ __forceinline__ int row_of(int r, int n, int half) {
+  const int b = blockIdx.x;
+  if constexpr (E == Epilogue::kSwiglu) return b + r * n;
+  if constexpr (E == Epilogue::kRope) return (b / half) * 2 * half + b % half + r * half;
+  return min(2 * b + r, n - 1);
+}
+
+// The rotary epilogue for token m: (x1, x2) = the pair's sums with bias, rounded as the product's
+// output would be.
+template <typename T>
+__device__ __forceinline__ void rope_store(const RopeQkvArgs& a, int m, float x1, float x2) {
+  const int half = a.head_dim / 2, b = blockIdx.x;
+  const int head = b / half, j = b % half;
+  const int64_t row = a.slots ? a.slots[m] : m;
+  if (row < 0 || row >= a.kv_rows) return;  // the host checked slots; never write outside
+  x1 = to_float(from_float<T>(x1)), x2 = to_float(from_float<T>(x2));
+  if (head >= a.heads_q + a.heads_kv) {  // a value head: stored as it is
+    T* dst = static_cast<T*>(a.v) +
+             (row * a.heads_kv + head - a.heads_q - a.heads_kv) * int64_t(a.head_dim);
+    dst[j] = from_float<T>(x1);
+    dst[j + half] = from_float<T>(x2);
+    return;
+  }
+  const float angle = float(a.positions[a.pos_row[j] * a.tokens + m]) * a.inv_freq[j];
+  float s, c;
+  sincosf(angle, &s, &c);
+  T* dst = head < a.heads_q
+               ? static_cast<T*>(a.q) + (int64_t(m) * a.heads_q + head) * a.head_dim
+               : static_cast<T*>(a.k) + (row * a.heads_kv + head - a.heads_q) * a.head_dim;
+  dst[j] = from_float<T>(x1 * c - x2 * s);
+  dst[j + half] = from_float<T>(x2 * c + x1 * s);
+}
+
+// n: rows of w (plain, rotary) or outputs (SwiGLU, w has 2n rows).
+template <typename T, typename O, typename B, int M, Epilogue E>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
                                                         const T* __restrict__ w,
                                                         const B* __restrict__ bias,
-                                                        O* __restrict__ out, int n, int k) {
+                                                        O* __restrict__ out, int n, int k,
+                                                        RopeQkvArgs rope) {
   __shared__ float partial[kWarps][M * kRows];
-  // Plain: rows row0 + r. SwiGLU: outputs row0 + p for p < kPairs, from gate row row0 + p and up
-  // row n + row0 + p. Rows past the end repeat the last one (computed, never written).
-  const int row0 = blockIdx.x * (Swiglu ? kPairs : kRows);
-  const int rows = min(Swiglu ? kPairs : kRows, n - row0);
-  auto row_of = [&](int r) {
-    if (!Swiglu) return row0 + min(r, rows - 1);
-    return (r < kPairs ? 0 : n) + row0 + min(r % kPairs, rows - 1);
-  };
+  const int half = rope.head_dim / 2;
   if (threadIdx.x < kRows)
-    prefetch_l2(w + int64_t(row_of(threadIdx.x)) * k,
+    prefetch_l2(w + int64_t(row_of<E>(threadIdx.x, n, half)) * k,
                 min(kPrefetchBytes, unsigned(k) * unsigned(sizeof(T))));
   chain_start();
 
   const uint4* wrow[kRows];
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(row_of(r)) * k);
+  for (int r = 0; r < kRows; ++r)
+    wrow[r] = reinterpret_cast<const uint4*>(w + int64_t(row_of<E>(r, n, half)) * k);
   const uint4* xrow = reinterpret_cast<const uint4*>(x);
   const int chunks = k / 8;
   float acc[M][kRows];
@@ -102,65 +135,60 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
       if (lane == 0) partial[warp][m * kRows + r] = sum;
     }
   __syncthreads();
-  if constexpr (Swiglu) {
-    if (threadIdx.x < M * kPairs) {
-      const int m = threadIdx.x / kPairs, p = threadIdx.x % kPairs;
-      float gate = 0.0f, up = 0.0f;
+  if (threadIdx.x >= M) return;
+  const int m = threadIdx.x;
+  float sum[kRows];
 #pragma unroll
-      for (int i = 0; i < kWarps; ++i)
-        gate += partial[i][m * kRows + p], up += partial[i][m * kRows + kPairs + p];
-      const int row = row0 + p;
-      if (p < rows) {
-        if (bias) gate += to_float(bias[row]), up += to_float(bias[row + n]);
-        out[int64_t(m) * n + row] = from_float<O>(silu_times<O>(gate, up));
-      }
-    }
-    return;
+  for (int r = 0; r < kRows; ++r) {
+    sum[r] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) sum[r] += partial[i][m * kRows + r];
+    if (bias) sum[r] += to_float(bias[row_of<E>(r, n, half)]);
   }
-  if (threadIdx.x < M * kRows) {
-    const int m = threadIdx.x / kRows, r = threadIdx.x % kRows;
-    float sum = 0.0f;
+  if constexpr (E == Epilogue::kSwiglu) {
+    out[int64_t(m) * n + blockIdx.x] = from_float<O>(silu_times<O>(sum[0], sum[1]));
+  } else if constexpr (E == Epilogue::kRope) {
+    rope_store<T>(rope, m, sum[0], sum[1]);
+  } else {
 #pragma unroll
-    for (int i = 0; i < kWarps; ++i) sum += partial[i][threadIdx.x];
-    const int row = row0 + r;
-    if (r < rows) {
-      if (bias) sum += to_float(bias[row]);
-      out[int64_t(m) * n + row] = from_float<O>(sum);
-    }
+    for (int r = 0; r < kRows; ++r)
+      if (2 * blockIdx.x + r < n) out[int64_t(m) * n + 2 * blockIdx.x + r] = from_float<O>(sum[r]);
   }
 }
 
-template <typename T, typename O, typename B, bool Swiglu>
+template <typename T, typename O, typename B, Epilogue E>
 void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
-            cudaStream_t stream) {
-  const int per_block = Swiglu ? kPairs : kRows;
-  const unsigned blocks = unsigned((n + per_block - 1) / per_block);
+            const RopeQkvArgs& rope, cudaStream_t stream) {
+  const unsigned blocks = E == Epilogue::kPlain ? unsigned((n + 1) / 2)
+                          : E == Epilogue::kSwiglu ? unsigned(n)
+                                                   : unsigned(n / 2);
   auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, kThreads, 0, stream, static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
-                   n, k);
+                   n, k, rope);
   };
   switch (m) {
-    case 1: run(gemv_kernel<T, O, B, 1, Swiglu>); break;
-    case 2: run(gemv_kernel<T, O, B, 2, Swiglu>); break;
-    case 3: run(gemv_kernel<T, O, B, 3, Swiglu>); break;
-    case 4: run(gemv_kernel<T, O, B, 4, Swiglu>); break;
-    case 5: run(gemv_kernel<T, O, B, 5, Swiglu>); break;
-    case 6: run(gemv_kernel<T, O, B, 6, Swiglu>); break;
-    case 7: run(gemv_kernel<T, O, B, 7, Swiglu>); break;
-    case 8: run(gemv_kernel<T, O, B, 8, Swiglu>); break;
+    case 1: run(gemv_kernel<T, O, B, 1, E>); break;
+    case 2: run(gemv_kernel<T, O, B, 2, E>); break;
+    case 3: run(gemv_kernel<T, O, B, 3, E>); break;
+    case 4: run(gemv_kernel<T, O, B, 4, E>); break;
+    case 5: run(gemv_kernel<T, O, B, 5, E>); break;
+    case 6: run(gemv_kernel<T, O, B, 6, E>); break;
+    case 7: run(gemv_kernel<T, O, B, 7, E>); break;
+    case 8: run(gemv_kernel<T, O, B, 8, E>); break;
     default: fail("internal error: gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
 }
 
-template <bool Swiglu>
+// Activations and outputs in the compute dtype.
+template <Epilogue E>
 void dispatch(const void* x, const void* w, const void* bias, DType bias_dtype, void* out, int m,
-              int n, int k, DType dtype, cudaStream_t stream) {
+              int n, int k, const RopeQkvArgs& rope, DType dtype, cudaStream_t stream) {
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
     with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
       using B = decltype(b);
-      launch<T, T, B, Swiglu>(x, w, bias, out, m, n, k, stream);
+      launch<T, T, B, E>(x, w, bias, out, m, n, k, rope, stream);
     });
   });
 }
@@ -170,12 +198,14 @@ void dispatch(const void* x, const void* w, const void* bias, DType bias_dtype, 
 void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
           DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream) {
   if (n == 0) return;
-  if (out_dtype != DType::F32) return dispatch<false>(x, w, bias, bias_dtype, out, m, n, k, dtype, stream);
-  with_half(dtype, [&](auto t) {
+  if (out_dtype != DType::F32)
+    return dispatch<Epilogue::kPlain>(x, w, bias, bias_dtype, out, m, n, k, RopeQkvArgs{}, dtype,
+                                      stream);
+  with_half(dtype, [&](auto t) {  // f32 output (logits)
     using T = decltype(t);
     with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
       using B = decltype(b);
-      launch<T, float, B, false>(x, w, bias, out, m, n, k, stream);
+      launch<T, float, B, Epilogue::kPlain>(x, w, bias, out, m, n, k, RopeQkvArgs{}, stream);
     });
   });
 }
@@ -183,7 +213,15 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
 void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
                  int m, int f, int k, DType dtype, cudaStream_t stream) {
   if (f == 0) return;
-  dispatch<true>(x, w, bias, bias_dtype, out, m, f, k, dtype, stream);
+  dispatch<Epilogue::kSwiglu>(x, w, bias, bias_dtype, out, m, f, k, RopeQkvArgs{}, dtype, stream);
+}
+
+void gemv_rope_qkv(const void* x, const void* w, const void* bias, DType bias_dtype,
+                   const RopeQkvArgs& rope, int k, DType dtype, cudaStream_t stream) {
+  const int n = (rope.heads_q + 2 * rope.heads_kv) * rope.head_dim;
+  if (n == 0) return;
+  dispatch<Epilogue::kRope>(x, w, bias, bias_dtype, nullptr, int(rope.tokens), n, k, rope, dtype,
+                            stream);
 }
 
 }  // namespace qwenvl::cuda

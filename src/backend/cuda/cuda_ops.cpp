@@ -215,22 +215,13 @@ const RopeTable& rope_table(CudaState& s, const RopeSpec& spec) {
   s.rope_tables.push_back(std::move(t));
   return s.rope_tables.back();
 }
-}  // namespace
 
-void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
-                           const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) {
-  for (auto [t, what] : {Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}}) {
-    on_device(*t, "rope_qkv", what);
-    has_dtype(*t, dtype_, "rope_qkv", what);
-  }
-  on_device(positions, "rope_qkv", "positions");
-  if (slots.defined()) on_device(slots, "rope_qkv", "slots");
-  const RopeQkvShape shape = check_rope_qkv(qkv, positions, spec, slots, q, k, v, "CUDA rope_qkv");
-  CudaState& s = *state_;
+cuda::RopeQkvArgs rope_args(CudaState& s, const RopeSpec& spec, const RopeQkvShape& shape,
+                            const Tensor& positions, const Tensor& slots, Tensor& q, Tensor& k,
+                            Tensor& v, const void* qkv) {
   const RopeTable& table = rope_table(s, spec);
-  ProfileScope scope(s.profiler, s.stream, [&] { return cat("rope_qkv ", qkv.shape().str()); });
   cuda::RopeQkvArgs args;
-  args.qkv = qkv.data();
+  args.qkv = qkv;
   args.q = q.data();
   args.k = k.data();
   args.v = v.data();
@@ -243,7 +234,55 @@ void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rop
   args.heads_q = shape.heads_q;
   args.heads_kv = shape.heads_kv;
   args.head_dim = shape.head_dim;
-  cuda::rope_qkv(args, dtype_, s.stream);
+  return args;
+}
+}  // namespace
+
+void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
+                           const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) {
+  for (auto [t, what] : {Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}}) {
+    on_device(*t, "rope_qkv", what);
+    has_dtype(*t, dtype_, "rope_qkv", what);
+  }
+  on_device(positions, "rope_qkv", "positions");
+  if (slots.defined()) on_device(slots, "rope_qkv", "slots");
+  const RopeQkvShape shape = check_rope_qkv(qkv, positions, spec, slots, q, k, v, "CUDA rope_qkv");
+  CudaState& s = *state_;
+  ProfileScope scope(s.profiler, s.stream, [&] { return cat("rope_qkv ", qkv.shape().str()); });
+  cuda::rope_qkv(rope_args(s, spec, shape, positions, slots, q, k, v, qkv.data()), dtype_,
+                 s.stream);
+}
+
+void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
+                                  const Tensor& positions, const RopeSpec& spec,
+                                  const Tensor& slots, Tensor& qkv, Tensor& q, Tensor& k,
+                                  Tensor& v) {
+  CudaState& s = *state_;
+  const int64_t m = q.rank() == 3 ? q.dim(0) : 0, kdim = w_qkv.rank() == 2 ? w_qkv.dim(1) : 0;
+  const bool fused = s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows && kdim % 8 == 0 &&
+                     x.numel() == m * kdim && x.dtype() == dtype_ && w_qkv.dtype() == dtype_ &&
+                     w_qkv.dim(0) == qkv.dim(-1) && b_qkv.numel() == w_qkv.dim(0) &&
+                     aligned16(x.data()) && aligned16(w_qkv.data());
+  if (!fused) {  // the product through linear, then the rotary pass
+    linear(x, w_qkv, &b_qkv, qkv);
+    rope_qkv(qkv, positions, spec, slots, q, k, v);
+    return;
+  }
+  for (auto [t, what] : {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"},
+                         Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"},
+                         Named{&positions, "positions"}})
+    on_device(*t, "linear_rope_qkv", what);
+  for (auto [t, what] : {Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}})
+    has_dtype(*t, dtype_, "linear_rope_qkv", what);
+  float_dtype(b_qkv, "linear_rope_qkv", "the bias");
+  if (slots.defined()) on_device(slots, "linear_rope_qkv", "slots");
+  const RopeQkvShape shape =
+      check_rope_qkv(qkv, positions, spec, slots, q, k, v, "CUDA linear_rope_qkv");
+  ProfileScope scope(s.profiler, s.stream,
+                     [&] { return cat("linear_rope_qkv ", m, "x", w_qkv.dim(0), "x", kdim); });
+  cuda::gemv_rope_qkv(x.data(), w_qkv.data(), b_qkv.data(), b_qkv.dtype(),
+                      rope_args(s, spec, shape, positions, slots, q, k, v, nullptr), int(kdim),
+                      dtype_, s.stream);
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
