@@ -100,6 +100,8 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
   CUDA_CHECK(cudaGetDevice(&s.device));
   CUDA_CHECK(cudaDeviceGetAttribute(&s.multiprocessors, cudaDevAttrMultiProcessorCount, s.device));
   CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
+  const char* unfused = std::getenv("QWENVL_CUDA_UNFUSED");
+  s.fuse_epilogues = !(unfused && *unfused && std::string(unfused) != "0");
   CUDA_CHECK(cudaMallocHost(&s.staging.host, StagingRing::kSlots * StagingRing::kSlotBytes));
   for (cudaEvent_t& e : s.staging.done) {
     CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));

@@ -170,7 +170,7 @@ void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const 
   const int64_t f = out.rank() ? out.dim(-1) : 1, k = w_gate_up.rank() == 2 ? w_gate_up.dim(1) : 0;
   const int64_t m = f ? out.numel() / f : 0;
   CudaState& s = *state_;
-  const bool fused = s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows && k % 8 == 0 &&
+  const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 && m <= cuda::kGemvMaxRows && k % 8 == 0 &&
                      w_gate_up.dim(0) == 2 * f && x.numel() == m * k && x.dtype() == dtype_ &&
                      w_gate_up.dtype() == dtype_ && aligned16(x.data()) &&
                      aligned16(w_gate_up.data()) && (!bias || bias->numel() == 2 * f);
@@ -259,7 +259,8 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
                                   Tensor& v) {
   CudaState& s = *state_;
   const int64_t m = q.rank() == 3 ? q.dim(0) : 0, kdim = w_qkv.rank() == 2 ? w_qkv.dim(1) : 0;
-  const bool fused = s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows && kdim % 8 == 0 &&
+  const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 &&
+                     m <= cuda::kGemvMaxRows && kdim % 8 == 0 &&
                      x.numel() == m * kdim && x.dtype() == dtype_ && w_qkv.dtype() == dtype_ &&
                      w_qkv.dim(0) == qkv.dim(-1) && b_qkv.numel() == w_qkv.dim(0) &&
                      aligned16(x.data()) && aligned16(w_qkv.data());

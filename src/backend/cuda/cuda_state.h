@@ -61,6 +61,9 @@ struct CudaState {
   StagingRing staging;
   std::unique_ptr<LinearPlanner> linear;
   bool prefer_gemv = true;
+  // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
+  // for measuring what they save.
+  bool fuse_epilogues = true;
   std::vector<RopeTable> rope_tables;
   std::map<int, cudaGraphExec_t> graphs;
   OpProfiler profiler;  // off unless QWENVL_PROFILE_OPS is set
