@@ -106,6 +106,12 @@ class Backend {
   // residual += delta; out = rms_norm(residual, w, eps). The decoder's pre-norm step in one pass.
   virtual void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
                             Tensor& out) = 0;
+  // A sublayer's output joining the residual stream, and the next sublayer's norm, in one op:
+  // delta = x · wᵀ; residual += delta; normed = rms_norm(residual, norm_w, eps). delta holds the
+  // product on the way.
+  virtual void linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
+                                   const Tensor& norm_w, float eps, Tensor& delta,
+                                   Tensor& normed) = 0;
   virtual void add(Tensor& a, const Tensor& b) = 0;  // a += b
   // The SwiGLU of a fused gate/up projection: gate_up [rows, 2f] holds each row's gate values
   // then its up values; out[r, j] = silu(gate_up[r, j]) * gate_up[r, f + j], out [rows, f].

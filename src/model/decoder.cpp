@@ -94,28 +94,31 @@ void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Ten
   const int64_t n = in.ids.dim(0);
   const int64_t d = config_.hidden_size;
   const DType dt = backend.compute_dtype();
+  const float eps = config_.rms_norm_eps;
   const size_t mark = backend.workspace_mark();
   Tensor x = backend.alloc({n, d}, dt);
-  Tensor delta = backend.alloc({n, d}, dt);
+  Tensor normed = backend.alloc({n, d}, dt);
   backend.gather_rows(weights_.embed_tokens, in.ids, x);
   if (in.image_slots.defined()) backend.scatter_rows(in.image_rows, in.image_slots, x);
 
-  for (size_t l = 0; l < weights_.layers.size(); ++l)
-    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, delta, l == 0,
-          in.positions, in.slots, in.segments);
+  // Each layer ends with the next one's input norm (the last with the final norm), so that the
+  // norm shares a kernel with the product before it.
+  backend.rms_norm(x, weights_.layers.front().input_norm, eps, normed);
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const Tensor& next_norm =
+        l + 1 < weights_.layers.size() ? weights_.layers[l + 1].input_norm : weights_.norm;
+    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, normed,
+          next_norm, in.positions, in.slots, in.segments);
+  }
 
-  // Only the last position's logits are needed: the last MLP's residual add, the final norm and
-  // lm_head on one row.
-  Tensor last = x.rows(n - 1, 1);
-  Tensor normed = backend.alloc({1, d}, dt);
-  backend.add_rms_norm(last, delta.rows(n - 1, 1), weights_.norm, config_.rms_norm_eps, normed);
+  // Only the last position's logits are needed: lm_head on one row.
   Tensor logits_row = logits.view({1, int64_t(config_.vocab_size)});
-  backend.linear(normed, weights_.lm_head, nullptr, logits_row);
+  backend.linear(normed.rows(n - 1, 1), weights_.lm_head, nullptr, logits_row);
   backend.workspace_release(mark);
 }
 
 void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache,
-                    Tensor& v_cache, Tensor& x, Tensor& delta, bool first,
+                    Tensor& v_cache, Tensor& x, Tensor& normed, const Tensor& next_norm,
                     const Tensor& positions, const Tensor& slots,
                     const AttentionSegments& segments) {
   const size_t mark = backend.workspace_mark();
@@ -123,29 +126,25 @@ void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_ca
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
   const int64_t hd = config_.head_dim;
   const DType dt = backend.compute_dtype();
+  const float eps = config_.rms_norm_eps;
 
-  // x = x + o_proj(attention(rope(q), cache ∪ rope(k), cache ∪ v)) over input_layernorm(x),
-  // where x first takes the previous layer's MLP output.
-  Tensor normed = backend.alloc({n, d}, dt);
-  if (first)
-    backend.rms_norm(x, w.input_norm, config_.rms_norm_eps, normed);
-  else
-    backend.add_rms_norm(x, delta, w.input_norm, config_.rms_norm_eps, normed);
+  // x = x + o_proj(attention(rope(q), cache ∪ rope(k), cache ∪ v)), with q, k, v from
+  // normed = input_layernorm(x); then normed = post_attention_layernorm(x).
   Tensor qkv = backend.alloc({n, (heads + 2 * kv_heads) * hd}, dt);
   Tensor q = backend.alloc({n, heads, hd}, dt);
   backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, positions, rope_, slots, qkv, q, k_cache,
                           v_cache);
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   backend.attention(q, k_cache, v_cache, segments, attended);
-  backend.linear(attended.view({n, heads * hd}), w.o_w, nullptr, delta);
+  Tensor delta = backend.alloc({n, d}, dt);
+  backend.linear_add_rms_norm(attended.view({n, heads * hd}), w.o_w, x, w.post_attention_norm,
+                              eps, delta, normed);
 
-  // x = x + down(silu(gate(y)) * up(y)), y = post_attention_layernorm(x); the add of down's
-  // output is left to the next layer (or the final norm).
-  backend.add_rms_norm(x, delta, w.post_attention_norm, config_.rms_norm_eps, normed);
+  // x = x + down(silu(gate(normed)) * up(normed)); then normed = next_norm(x).
   Tensor gate_up = backend.alloc({n, 2 * f}, dt);
   Tensor hidden = backend.alloc({n, f}, dt);
   backend.linear_swiglu(normed, w.gate_up_w, nullptr, gate_up, hidden);
-  backend.linear(hidden, w.down_w, nullptr, delta);
+  backend.linear_add_rms_norm(hidden, w.down_w, x, next_norm, eps, delta, normed);
   backend.workspace_release(mark);
 }
 

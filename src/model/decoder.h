@@ -72,11 +72,11 @@ class Decoder {
   const TextConfig& config() const { return config_; }
 
  private:
-  // Adds the previous layer's MLP output `delta` to the residual stream x, then runs layer `w`,
-  // leaving its MLP output in delta (the next layer's first step adds it).
+  // Runs layer `w` on the residual stream x, given normed = its input_layernorm(x); leaves
+  // normed = next_norm(x) for the next layer (or the final norm).
   void layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache, Tensor& v_cache,
-             Tensor& x, Tensor& delta, bool first, const Tensor& positions, const Tensor& slots,
-             const AttentionSegments& segments);
+             Tensor& x, Tensor& normed, const Tensor& next_norm, const Tensor& positions,
+             const Tensor& slots, const AttentionSegments& segments);
 
   TextConfig config_;
   DecoderWeights weights_;

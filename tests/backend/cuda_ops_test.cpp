@@ -11,6 +11,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
@@ -183,6 +184,32 @@ TEST_P(CudaOps, LinearSwigluMatchesCpu) {
   gpu_->set_prefer_gemv(true);
   Tensor a = random({4, 8}), b = random({3, 9});
   EXPECT_THROW(gpu_->upload_weight_stacked({a, b}, dtype()), Error);
+}
+
+// A sublayer's output into the residual stream plus the next norm: the decode path (the last
+// block of the matrix-vector product adds and normalises; run twice in a row, as a decode step
+// does, so a counter left dirty would show) and the prefill path.
+TEST_P(CudaOps, LinearAddRmsNormMatchesCpu) {
+  TRACE_SEED();
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 2048, 2048}, {3, 1024, 4096},
+                         {20, 512, 256}}) {
+    SCOPED_TRACE(::testing::Message() << m << "x" << n << "x" << k);
+    Tensor x = random({m, k}), w = random({n, k}, 0.05f), norm_w = random({n});
+    Tensor residual = random({m, n}, 3.0f);
+    Tensor want_residual = copy(residual), delta = Tensor::empty({m, n}, DType::F32);
+    Tensor want_normed = Tensor::empty({m, n}, DType::F32);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight(w, dtype()), gnorm = gpu_->upload_weight(norm_w, dtype());
+    Tensor gx = to_gpu(x), gres = to_gpu(residual);
+    Tensor gdelta = gpu_->alloc({m, n}, dtype()), gnormed = poisoned({m, n}, dtype());
+    for (int round = 0; round < 2; ++round) {
+      cpu_.linear_add_rms_norm(x, w, want_residual, norm_w, 1e-6f, delta, want_normed);
+      gpu_->linear_add_rms_norm(gx, gw, gres, gnorm, 1e-6f, gdelta, gnormed);
+    }
+    EXPECT_LT(rel_l2(to_host(gres), want_residual), tolerance());
+    EXPECT_LT(rel_l2(to_host(gnormed), want_normed), tolerance());
+    gpu_->workspace_release(mark);
+  }
 }
 
 TEST_P(CudaOps, NormsMatchCpu) {
