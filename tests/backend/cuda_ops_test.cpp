@@ -186,9 +186,8 @@ TEST_P(CudaOps, LinearSwigluMatchesCpu) {
   EXPECT_THROW(gpu_->upload_weight_stacked({a, b}, dtype()), Error);
 }
 
-// A sublayer's output into the residual stream plus the next norm: the decode path (the last
-// block of the matrix-vector product adds and normalises; run twice in a row, as a decode step
-// does, so a counter left dirty would show) and the prefill path.
+// A sublayer's output into the residual stream plus the next norm, twice in a row as in a
+// decode step, at decode and prefill sizes.
 TEST_P(CudaOps, LinearAddRmsNormMatchesCpu) {
   TRACE_SEED();
   for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 2048, 2048}, {3, 1024, 4096},

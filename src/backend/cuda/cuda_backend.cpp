@@ -128,7 +128,7 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
   s.sample_scratch_bytes = cuda::sample_scratch_bytes(kMaxSampleVocab);
   size_t internal = align_up(kCublasWorkspaceBytes) + align_up(staging_twin) +
                     align_up(s.attention_scratch_bytes) + align_up(s.sample_scratch_bytes) +
-                    kRopeTableBytes + kAlignment;
+                    kRopeTableBytes;
   for (auto [region, bytes] :
        {std::pair{&s.weights, weight_bytes}, std::pair{&s.persistent, persistent_bytes},
         std::pair{&s.workspace, workspace_bytes}, std::pair{&s.internal, internal}}) {
@@ -148,10 +148,8 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
   s.attention_scratch =
       static_cast<char*>(s.internal.take(s.attention_scratch_bytes, "attention partials"));
   s.sample_scratch = static_cast<char*>(s.internal.take(s.sample_scratch_bytes, "sampling"));
-  s.gemv_counter = static_cast<unsigned*>(s.internal.take(sizeof(unsigned), "a GEMV counter"));
-  // The sampler's per-id marks and the GEMV counter start (and are left) zero.
+  // The sampler's per-id marks start (and are left) zero.
   CUDA_CHECK(cudaMemsetAsync(s.sample_scratch, 0, s.sample_scratch_bytes, s.stream));
-  CUDA_CHECK(cudaMemsetAsync(s.gemv_counter, 0, sizeof(unsigned), s.stream));
   s.linear = std::make_unique<LinearPlanner>(s.cublas_workspace, s.cublas_workspace_bytes);
   s.reserved = true;
 }

@@ -10,10 +10,9 @@
 // - SwiGLU, for a stacked [gate; up] weight: the block's rows are gate row i and up row i, and it
 //   writes silu(gate) * up;
 // - rotary, for the stacked q/k/v projection: the block's rows are the pair (j, j + d/2) of one
-//   head, which it rotates (q, k) and writes to q or to the key/value cache rows (see rope_qkv);
-// - residual add + RMSNorm: every block writes its outputs, and the last block to finish (a
-//   counter, reset by that block for the next use) adds the whole product to the residual stream
-//   and normalises it, as add_rms_norm does.
+//   head, which it rotates (q, k) and writes to q or to the key/value cache rows (see rope_qkv).
+// (A third, the residual add + RMSNorm done by the last block to finish, measured slower than
+// the separate add_rms_norm kernel: 372 vs 410 tokens/s for 3B on an H200; see NOTES.md.)
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -33,7 +32,7 @@ constexpr int kRows = 2;
 // working set.
 constexpr unsigned kPrefetchBytes = 8192;
 
-enum class Epilogue { kPlain, kSwiglu, kRope, kAddNorm };
+enum class Epilogue { kPlain, kSwiglu, kRope };
 
 template <typename T>
 __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
@@ -85,39 +84,13 @@ __device__ __forceinline__ void rope_store(const RopeQkvArgs& a, int m, float x1
   dst[j + half] = from_float<T>(x2 * c + x1 * s);
 }
 
-// The last block's step of the residual-add epilogue: residual[m] = round(residual[m] + out[m]),
-// normed[m] = rms_norm(residual[m]) for the M rows of n, reading the other blocks' outputs
-// through L2 (__ldcg: L1 is not coherent across blocks).
-template <typename T, int M>
-__device__ void add_norm_rows(const AddNormArgs& a, const T* out, int n) {
-  __shared__ float partial32[32];
-  T* residual = static_cast<T*>(a.residual);
-  const T* weight = static_cast<const T*>(a.weight);
-  T* normed = static_cast<T*>(a.normed);
-  for (int m = 0; m < M; ++m) {
-    float sum = 0.0f;
-    for (int c = threadIdx.x; c < n; c += kThreads) {
-      const int64_t i = int64_t(m) * n + c;
-      const T r = from_float<T>(to_float(residual[i]) + to_float(__ldcg(out + i)));
-      residual[i] = r;
-      sum += to_float(r) * to_float(r);
-    }
-    const float inv_rms = rsqrtf(block_sum(sum, partial32) / float(n) + a.eps);
-    for (int c = threadIdx.x; c < n; c += kThreads) {  // each thread re-reads what it wrote
-      const int64_t i = int64_t(m) * n + c;
-      const float normalized = to_float(from_float<T>(to_float(residual[i]) * inv_rms));
-      normed[i] = from_float<T>(to_float(weight[c]) * normalized);
-    }
-  }
-}
-
-// n: rows of w (plain, rotary, residual add) or outputs (SwiGLU, w has 2n rows).
+// n: rows of w (plain, rotary) or outputs (SwiGLU, w has 2n rows).
 template <typename T, typename O, typename B, int M, Epilogue E>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
                                                         const T* __restrict__ w,
                                                         const B* __restrict__ bias,
                                                         O* __restrict__ out, int n, int k,
-                                                        RopeQkvArgs rope, AddNormArgs add_norm) {
+                                                        RopeQkvArgs rope) {
   __shared__ float partial[kWarps][M * kRows];
   const int half = rope.head_dim / 2;
   if (threadIdx.x < kRows)
@@ -164,28 +137,6 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
       if (lane == 0) partial[warp][m * kRows + r] = sum;
     }
   __syncthreads();
-  if constexpr (E == Epilogue::kAddNorm) {
-    if (threadIdx.x < M) {
-      const int m = threadIdx.x;
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        float sum = 0.0f;
-#pragma unroll
-        for (int i = 0; i < kWarps; ++i) sum += partial[i][m * kRows + r];
-        if (2 * blockIdx.x + r < n) out[int64_t(m) * n + 2 * blockIdx.x + r] = from_float<O>(sum);
-      }
-    }
-    __shared__ bool last;
-    __threadfence();  // this block's outputs are visible before its ticket is
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(add_norm.counter, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    add_norm_rows<O, M>(add_norm, out, n);
-    if (threadIdx.x == 0) *add_norm.counter = 0;  // ready for the next product
-    return;
-  }
   if (threadIdx.x >= M) return;
   const int m = threadIdx.x;
   float sum[kRows];
@@ -209,14 +160,14 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
 
 template <typename T, typename O, typename B, Epilogue E>
 void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
-            const RopeQkvArgs& rope, const AddNormArgs& add_norm, cudaStream_t stream) {
+            const RopeQkvArgs& rope, cudaStream_t stream) {
   const unsigned blocks = E == Epilogue::kSwiglu ? unsigned(n)
                           : E == Epilogue::kRope ? unsigned(n / 2)
                                                  : unsigned((n + 1) / 2);
   auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, kThreads, 0, stream, static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
-                   n, k, rope, add_norm);
+                   n, k, rope);
   };
   switch (m) {
     case 1: run(gemv_kernel<T, O, B, 1, E>); break;
@@ -234,13 +185,12 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
 // Activations and outputs in the compute dtype.
 template <Epilogue E>
 void dispatch(const void* x, const void* w, const void* bias, DType bias_dtype, void* out, int m,
-              int n, int k, const RopeQkvArgs& rope, const AddNormArgs& add_norm, DType dtype,
-              cudaStream_t stream) {
+              int n, int k, const RopeQkvArgs& rope, DType dtype, cudaStream_t stream) {
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
     with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
       using B = decltype(b);
-      launch<T, T, B, E>(x, w, bias, out, m, n, k, rope, add_norm, stream);
+      launch<T, T, B, E>(x, w, bias, out, m, n, k, rope, stream);
     });
   });
 }
@@ -252,13 +202,12 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
   if (n == 0) return;
   if (out_dtype != DType::F32)
     return dispatch<Epilogue::kPlain>(x, w, bias, bias_dtype, out, m, n, k, RopeQkvArgs{},
-                                      AddNormArgs{}, dtype, stream);
+                                      dtype, stream);
   with_half(dtype, [&](auto t) {  // f32 output (logits)
     using T = decltype(t);
     with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
       using B = decltype(b);
-      launch<T, float, B, Epilogue::kPlain>(x, w, bias, out, m, n, k, RopeQkvArgs{},
-                                            AddNormArgs{}, stream);
+      launch<T, float, B, Epilogue::kPlain>(x, w, bias, out, m, n, k, RopeQkvArgs{}, stream);
     });
   });
 }
@@ -266,23 +215,16 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
 void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
                  int m, int f, int k, DType dtype, cudaStream_t stream) {
   if (f == 0) return;
-  dispatch<Epilogue::kSwiglu>(x, w, bias, bias_dtype, out, m, f, k, RopeQkvArgs{}, AddNormArgs{},
-                              dtype, stream);
+  dispatch<Epilogue::kSwiglu>(x, w, bias, bias_dtype, out, m, f, k, RopeQkvArgs{}, dtype,
+                              stream);
 }
 
 void gemv_rope_qkv(const void* x, const void* w, const void* bias, DType bias_dtype,
                    const RopeQkvArgs& rope, int k, DType dtype, cudaStream_t stream) {
   const int n = (rope.heads_q + 2 * rope.heads_kv) * rope.head_dim;
   if (n == 0) return;
-  dispatch<Epilogue::kRope>(x, w, bias, bias_dtype, nullptr, int(rope.tokens), n, k, rope,
-                            AddNormArgs{}, dtype, stream);
-}
-
-void gemv_add_rms_norm(const void* x, const void* w, void* out, const AddNormArgs& add_norm, int m,
-                       int n, int k, DType dtype, cudaStream_t stream) {
-  if (n == 0) return;
-  dispatch<Epilogue::kAddNorm>(x, w, nullptr, DType::F32, out, m, n, k, RopeQkvArgs{}, add_norm,
-                               dtype, stream);
+  dispatch<Epilogue::kRope>(x, w, bias, bias_dtype, nullptr, int(rope.tokens), n, k, rope, dtype,
+                            stream);
 }
 
 }  // namespace qwenvl::cuda

@@ -64,18 +64,6 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
 // out[M,f] = silu(x·w[:f]ᵀ + bias[:f]) * (x·w[f:]ᵀ + bias[f:]) for w [2f, K]; out of `dtype`.
 void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
                  int m, int f, int k, DType dtype, cudaStream_t stream);
-// out = x · wᵀ [M, N] (M <= kGemvMaxRows); then residual += out and normed = rms_norm(residual,
-// weight, eps), all [M, N] of `dtype` (the weight too). counter: a device word that is zero
-// between calls (the kernel leaves it so).
-struct AddNormArgs {
-  void* residual = nullptr;
-  const void* weight = nullptr;
-  void* normed = nullptr;
-  float eps = 0.0f;
-  unsigned* counter = nullptr;
-};
-void gemv_add_rms_norm(const void* x, const void* w, void* out, const AddNormArgs& add_norm, int m,
-                       int n, int k, DType dtype, cudaStream_t stream);
 // rope_qkv(x · wᵀ + bias) for rope.tokens <= kGemvMaxRows rows of x [tokens, K], w the stacked
 // q/k/v projection [(heads_q + 2·heads_kv)·head_dim, K]; nothing of the product is stored.
 void gemv_rope_qkv(const void* x, const void* w, const void* bias, DType bias_dtype,

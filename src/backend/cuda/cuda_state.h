@@ -57,7 +57,6 @@ struct CudaState {
   char* attention_scratch = nullptr;
   size_t attention_scratch_bytes = 0;
   char* sample_scratch = nullptr;
-  unsigned* gemv_counter = nullptr;  // the residual-add GEMV's last-block ticket, zero between uses
   size_t sample_scratch_bytes = 0;
   StagingRing staging;
   std::unique_ptr<LinearPlanner> linear;
