@@ -20,7 +20,9 @@ std::shared_ptr<void> allocate_large(size_t bytes);
 Tensor large_tensor(Shape shape, DType dtype);
 
 // v.resize(n) for a fresh pixel vector, asking for huge pages first: the memory is reserved
-// (large blocks are mmapped and untouched), marked MADV_HUGEPAGE, and only then zero-filled.
+// (large blocks are mmapped and untouched), marked MADV_HUGEPAGE, its pages faulted in by the
+// thread pool (1 MB and up), and only then zero-filled. allocate_large faults its pages the same
+// way.
 void resize_pixels(std::vector<uint8_t>& v, size_t n);
 
 }  // namespace qwenvl::vision_detail

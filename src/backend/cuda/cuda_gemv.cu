@@ -110,7 +110,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
 #pragma unroll
     for (int r = 0; r < kRows; ++r) acc[m][r] = 0.0f;
 
-#pragma unroll 4
+#pragma unroll 2
   for (int c = threadIdx.x; c < chunks; c += kThreads) {
     uint4 wraw[kRows];
 #pragma unroll
