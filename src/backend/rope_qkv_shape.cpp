@@ -5,8 +5,8 @@
 namespace qwenvl {
 
 RopeQkvShape check_rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
-                            const Tensor& slots, const Tensor& q, const Tensor& k,
-                            const Tensor& v, const char* op) {
+                            const Tensor& slots, const Tensor& q, const Tensor& k, const Tensor& v,
+                            const char* op) {
   RopeQkvShape s;
   s.head_dim = spec.head_dim;
   const int half = spec.head_dim / 2;

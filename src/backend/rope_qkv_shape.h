@@ -13,7 +13,7 @@ struct RopeQkvShape {
 // Error naming `op` and the argument when shapes, dtypes of the index tensors or the spec do not
 // fit together. Does not look at slot values (they may live on a device).
 RopeQkvShape check_rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
-                            const Tensor& slots, const Tensor& q, const Tensor& k,
-                            const Tensor& v, const char* op);
+                            const Tensor& slots, const Tensor& q, const Tensor& k, const Tensor& v,
+                            const char* op);
 
 }  // namespace qwenvl

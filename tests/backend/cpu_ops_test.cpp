@@ -103,12 +103,16 @@ TEST_F(CpuOpsTest, RopeQkvRotatesQAndKAndPlacesKAndVInTheirSlots) {
     }
     Tensor qkv = random({tokens, (hq + 2 * hkv) * d}, DType::F32, -2, 2);
     Tensor q = random({tokens, hq, d}, DType::F32);
-    Tensor k = random({cache_rows, hkv, d}, DType::F32), v = random({cache_rows, hkv, d}, DType::F32);
+    Tensor k = random({cache_rows, hkv, d}, DType::F32);
+    Tensor v = random({cache_rows, hkv, d}, DType::F32);
     Tensor k_before = copy(k), v_before = copy(v);
     backend_.rope_qkv(qkv, positions, spec, slots, q, k, v);
 
     std::vector<double> want_q(q.numel()), want_k(k.numel()), want_v(v.numel());
-    for (int64_t i = 0; i < k.numel(); ++i) want_k[i] = get(k_before, i), want_v[i] = get(v_before, i);
+    for (int64_t i = 0; i < k.numel(); ++i) {
+      want_k[i] = get(k_before, i);
+      want_v[i] = get(v_before, i);
+    }
     for (int t = 0; t < tokens; ++t) {
       const int64_t row = slots.defined() ? slots.data<int32_t>()[t] : t;
       const int64_t in = int64_t(t) * (hq + 2 * hkv) * d;

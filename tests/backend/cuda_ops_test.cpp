@@ -283,7 +283,11 @@ TEST_P(CudaOps, RopeQkvMatchesCpu) {
   TRACE_SEED();
   // Text M-RoPE (3 position rows, sections 16/24/24 of 64 frequencies, GQA, keys and values into
   // cache slots) and the vision tower's 2-D rope (q, k, v heads alike, row by row).
-  struct Case { int64_t tokens; int heads_q, heads_kv, head_dim, rows; int max_pos; int64_t cache; };
+  struct Case {
+    int64_t tokens;
+    int heads_q, heads_kv, head_dim, rows, max_pos;
+    int64_t cache;
+  };
   for (Case c : {Case{37, 4, 2, 128, 3, 30000, 100}, Case{300, 16, 16, 80, 2, 120, 0}}) {
     SCOPED_TRACE(c.head_dim);
     RopeSpec spec;

@@ -76,7 +76,8 @@ Tensor CpuBackend::upload_weight_stacked(const std::vector<Tensor>& parts, DType
     check_cpu(part, "upload_weight_stacked", "part");
     char* dst = static_cast<char*>(out.data()) + offset * int64_t(dtype_size(dtype));
     const char* src = static_cast<const char*>(part.data());
-    const int64_t src_size = int64_t(dtype_size(part.dtype())), dst_size = int64_t(dtype_size(dtype));
+    const int64_t src_size = int64_t(dtype_size(part.dtype()));
+    const int64_t dst_size = int64_t(dtype_size(dtype));
     // Gigabytes at load: copied by every core.
     ThreadPool::global().parallel_for(part.numel(), 1 << 20, [&](int64_t begin, int64_t end) {
       convert_elements(src + begin * src_size, part.dtype(), dst + begin * dst_size, dtype,

@@ -115,7 +115,8 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
   int64_t cols = w.numel();
   if (x.dim(-1) != cols) fail("CUDA rms_norm: x ", x.shape().str(), " vs weight of ", cols);
   same_numel(x, out, "rms_norm");
-  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("rms_norm ", x.shape().str()); });
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("rms_norm ", x.shape().str()); });
   cuda::rms_norm(x.data(), w.data(), w.dtype(), out.data(), x.numel() / cols, int(cols), eps,
                  dtype_, state_->stream);
 }
@@ -155,7 +156,8 @@ void CudaBackend::add(Tensor& a, const Tensor& b) {
   has_dtype(a, dtype_, "add", "a");
   if (b.dtype() != dtype_) has_dtype(b, DType::F32, "add", "b");
   same_numel(a, b, "add");
-  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("add ", a.shape().str()); });
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("add ", a.shape().str()); });
   cuda::add(a.data(), b.data(), b.dtype(), a.numel(), dtype_, state_->stream);
 }
 
@@ -168,7 +170,8 @@ void CudaBackend::swiglu(const Tensor& gate_up, Tensor& out) {
   if (gate_up.rank() < 1 || gate_up.dim(-1) != 2 * f || gate_up.numel() != 2 * out.numel())
     fail("CUDA swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
          out.shape().str());
-  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("swiglu ", out.shape().str()); });
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("swiglu ", out.shape().str()); });
   cuda::swiglu(gate_up.data(), out.data(), f ? out.numel() / f : 0, f, dtype_, state_->stream);
 }
 
@@ -179,7 +182,8 @@ void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const 
   const int64_t f = out.rank() ? out.dim(-1) : 1, k = w_gate_up.rank() == 2 ? w_gate_up.dim(1) : 0;
   const int64_t m = f ? out.numel() / f : 0;
   CudaState& s = *state_;
-  const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 && m <= cuda::kGemvMaxRows && k % 8 == 0 &&
+  const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 && m <= cuda::kGemvMaxRows &&
+                     k > 0 && k % 8 == 0 &&
                      w_gate_up.dim(0) == 2 * f && x.numel() == m * k && x.dtype() == dtype_ &&
                      w_gate_up.dtype() == dtype_ && aligned16(x.data()) &&
                      aligned16(w_gate_up.data()) && (!bias || bias->numel() == 2 * f);
@@ -204,7 +208,8 @@ void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const 
 void CudaBackend::gelu(Tensor& x) {
   on_device(x, "gelu", "x");
   has_dtype(x, dtype_, "gelu", "x");
-  ProfileScope scope(state_->profiler, state_->stream, [&] { return cat("gelu ", x.shape().str()); });
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("gelu ", x.shape().str()); });
   cuda::gelu(x.data(), x.numel(), dtype_, state_->stream);
 }
 
@@ -269,7 +274,7 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
   CudaState& s = *state_;
   const int64_t m = q.rank() == 3 ? q.dim(0) : 0, kdim = w_qkv.rank() == 2 ? w_qkv.dim(1) : 0;
   const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 &&
-                     m <= cuda::kGemvMaxRows && kdim % 8 == 0 &&
+                     m <= cuda::kGemvMaxRows && kdim > 0 && kdim % 8 == 0 &&
                      x.numel() == m * kdim && x.dtype() == dtype_ && w_qkv.dtype() == dtype_ &&
                      w_qkv.dim(0) == qkv.dim(-1) && b_qkv.numel() == w_qkv.dim(0) &&
                      aligned16(x.data()) && aligned16(w_qkv.data());

@@ -46,9 +46,9 @@ __global__ void __launch_bounds__(kThreads) rope_qkv_kernel(RopeQkvArgs a) {
     }
     const float c = cos_s[j], s = sin_s[j];
     const float x1 = to_float(src[j]), x2 = to_float(src[j + half]);
-    T* dst = head < a.heads_q
-                 ? static_cast<T*>(a.q) + (token * a.heads_q + head) * int64_t(a.head_dim)
-                 : static_cast<T*>(a.k) + (row * a.heads_kv + head - a.heads_q) * int64_t(a.head_dim);
+    const int64_t q_head = token * a.heads_q + head, k_head = row * a.heads_kv + head - a.heads_q;
+    T* dst = head < a.heads_q ? static_cast<T*>(a.q) + q_head * a.head_dim
+                              : static_cast<T*>(a.k) + k_head * a.head_dim;
     dst[j] = from_float<T>(x1 * c - x2 * s);
     dst[j + half] = from_float<T>(x2 * c + x1 * s);
   }
