@@ -32,8 +32,9 @@ constexpr int kStride = D + 8;  // 16-byte padding, as in the flash kernel
 // of one tile takes one slice, and then no combine kernel runs at all.
 // Query heads one block serves (of the heads_q / heads_kv that share a kv head): each thread's
 // score and P·V loops run over them one after the other, so fewer heads per block means a
-// shorter chain; the blocks of one kv head read the same keys, mostly from L2. 3B decode on an
-// H100: 8 heads per block ~11 us per layer, 2 heads 6 us, 1 head about 1% faster again.
+// shorter chain; the blocks of one kv head read the same keys, mostly from L2. 3B, one decode
+// step's attention (Nsight, H200): 8 heads per block 11 us, 2 heads 6 us; 1 head then made the
+// whole decode about 1% faster on an H100.
 constexpr int kHeadsPerBlock = 1;
 int head_groups(const AttentionArgs& args) {
   return (args.heads_q / args.heads_kv + kHeadsPerBlock - 1) / kHeadsPerBlock;
