@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 
 namespace qwenvl::cuda {
 
@@ -67,21 +68,9 @@ __device__ __forceinline__ void rope_store(const RopeQkvArgs& a, int m, float x1
   const int64_t row = a.slots ? a.slots[m] : m;
   if (row < 0 || row >= a.kv_rows) return;  // the host checked slots; never write outside
   x1 = to_float(from_float<T>(x1)), x2 = to_float(from_float<T>(x2));
-  if (head >= a.heads_q + a.heads_kv) {  // a value head: stored as it is
-    T* dst = static_cast<T*>(a.v) +
-             (row * a.heads_kv + head - a.heads_q - a.heads_kv) * int64_t(a.head_dim);
-    dst[j] = from_float<T>(x1);
-    dst[j + half] = from_float<T>(x2);
-    return;
-  }
-  const float angle = float(a.positions[a.pos_row[j] * a.tokens + m]) * a.inv_freq[j];
-  float s, c;
-  sincosf(angle, &s, &c);
-  T* dst = head < a.heads_q
-               ? static_cast<T*>(a.q) + (int64_t(m) * a.heads_q + head) * a.head_dim
-               : static_cast<T*>(a.k) + (row * a.heads_kv + head - a.heads_q) * a.head_dim;
-  dst[j] = from_float<T>(x1 * c - x2 * s);
-  dst[j + half] = from_float<T>(x2 * c + x1 * s);
+  float s = 0.0f, c = 1.0f;
+  if (head < a.heads_q + a.heads_kv) sincosf(rope_angle(a, m, j), &s, &c);  // v is not rotated
+  store_qkv_pair<T>(a, m, row, head, j, x1, x2, c, s);
 }
 
 // n: rows of w (plain, rotary) or outputs (SwiGLU, w has 2n rows).

@@ -69,7 +69,7 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
 
   // The bucket's answer first; the caller falls back to this shape's own (see run()).
   Key bucket = key;
-  std::get<0>(bucket) = m <= 16 ? 16 : int64_t(1) << (64 - __builtin_clzll(uint64_t(m - 1)));
+  std::get<0>(bucket) = bucket_rows(m);
   auto found_bucket = bucket_algos_.find(bucket);
   if (found_bucket == bucket_algos_.end()) {
     Plan probe;  // layouts for the bucket's m, for the query only

@@ -20,6 +20,12 @@ namespace qwenvl {
 
 class LinearPlanner {
  public:
+  // The bucket of M whose algorithm serves a product of m rows: the next power of two, at least
+  // 16.
+  static int64_t bucket_rows(int64_t m) {
+    return m <= 16 ? 16 : int64_t(1) << (64 - __builtin_clzll(uint64_t(m - 1)));
+  }
+
   LinearPlanner(void* workspace, size_t workspace_bytes);
   ~LinearPlanner();
   LinearPlanner(const LinearPlanner&) = delete;

@@ -50,7 +50,7 @@ void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, in
   // is left to the first request that needs it.
   int64_t m = s.prefer_gemv ? cuda::kGemvMaxRows + 1 : 1;
   while (true) {
-    const int64_t bucket = m <= 16 ? 16 : int64_t(1) << (64 - __builtin_clzll(uint64_t(m - 1)));
+    const int64_t bucket = LinearPlanner::bucket_rows(m);
     const int64_t rows = std::min(bucket, max_rows);
     const size_t bytes = size_t(rows) * size_t(k + n) * dtype_size(dtype_) + size_t(n) * 4 +
                          4 * kAllocationAlignment;

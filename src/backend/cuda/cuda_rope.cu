@@ -1,13 +1,13 @@
 // Attention's rotary step on a fused q/k/v projection, "rotate_half" layout: pair (x[j],
-// x[j + d/2]) turns by positions[pos_row[j], token] * inv_freq[j]. The angle and the rotation
-// are computed in fp32 (accurate sincosf, not the fast intrinsic: angles reach tens of thousands
-// of radians), with one rounding at the end, as transformers' apply_rotary_pos_emb_vision does.
+// x[j + d/2]) turns by positions[pos_row[j], token] * inv_freq[j], in fp32 with one rounding at
+// the end, as transformers' apply_rotary_pos_emb_vision does (cuda_rope.cuh).
 // The same pass moves the rotated keys and the values to their cache rows, so a decoder layer
 // spends one launch between its q/k/v product and its attention.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 
 namespace qwenvl::cuda {
 
@@ -28,29 +28,15 @@ __global__ void __launch_bounds__(kThreads) rope_qkv_kernel(RopeQkvArgs a) {
   const int64_t token = blockIdx.x;
   const int64_t row = a.slots ? a.slots[token] : token;
   if (row < 0 || row >= a.kv_rows) return;  // the host checked slots; never write outside
-  for (int j = threadIdx.x; j < half; j += kThreads) {
-    const float angle = float(a.positions[a.pos_row[j] * a.tokens + token]) * a.inv_freq[j];
-    sincosf(angle, &sin_s[j], &cos_s[j]);
-  }
+  for (int j = threadIdx.x; j < half; j += kThreads)
+    sincosf(rope_angle(a, token, j), &sin_s[j], &cos_s[j]);
   __syncthreads();
   const T* src_row = static_cast<const T*>(a.qkv) + token * heads * int64_t(a.head_dim);
   for (int i = threadIdx.x; i < heads * half; i += kThreads) {
     const int head = i / half, j = i % half;
     const T* src = src_row + head * a.head_dim;
-    if (head >= a.heads_q + a.heads_kv) {  // a value head: moved as it is
-      T* dst = static_cast<T*>(a.v) +
-               (row * a.heads_kv + (head - a.heads_q - a.heads_kv)) * int64_t(a.head_dim);
-      dst[j] = src[j];
-      dst[j + half] = src[j + half];
-      continue;
-    }
-    const float c = cos_s[j], s = sin_s[j];
-    const float x1 = to_float(src[j]), x2 = to_float(src[j + half]);
-    const int64_t q_head = token * a.heads_q + head, k_head = row * a.heads_kv + head - a.heads_q;
-    T* dst = head < a.heads_q ? static_cast<T*>(a.q) + q_head * a.head_dim
-                              : static_cast<T*>(a.k) + k_head * a.head_dim;
-    dst[j] = from_float<T>(x1 * c - x2 * s);
-    dst[j + half] = from_float<T>(x2 * c + x1 * s);
+    store_qkv_pair<T>(a, token, row, head, j, to_float(src[j]), to_float(src[j + half]), cos_s[j],
+                      sin_s[j]);
   }
 }
 
