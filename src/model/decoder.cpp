@@ -61,7 +61,7 @@ void Decoder::prepare(Backend& backend, int64_t max_tokens) const {
 
 void Decoder::forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
                       const std::vector<int32_t>& positions, const ChunkImageRows* images,
-                      Tensor& logits) {
+                      Tensor* logits) {
   const int64_t n = int64_t(ids.size());
   const int64_t start = cache.length();
   QWENVL_CHECK(n > 0 && int64_t(positions.size()) == 3 * n, "positions for ", n, " tokens");
@@ -90,7 +90,7 @@ void Decoder::forward(Backend& backend, KvCache& cache, const std::vector<int32_
   backend.workspace_release(mark);
 }
 
-void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Tensor& logits) {
+void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Tensor* logits) {
   const int64_t n = in.ids.dim(0);
   const int64_t d = config_.hidden_size;
   const DType dt = backend.compute_dtype();
@@ -112,8 +112,10 @@ void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Ten
   }
 
   // Only the last position's logits are needed: lm_head on one row.
-  Tensor logits_row = logits.view({1, int64_t(config_.vocab_size)});
-  backend.linear(normed.rows(n - 1, 1), weights_.lm_head, nullptr, logits_row);
+  if (logits) {
+    Tensor logits_row = logits->view({1, int64_t(config_.vocab_size)});
+    backend.linear(normed.rows(n - 1, 1), weights_.lm_head, nullptr, logits_row);
+  }
   backend.workspace_release(mark);
 }
 

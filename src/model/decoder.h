@@ -54,14 +54,15 @@ class Decoder {
 
   // Runs `ids` as the tokens at cache positions [cache.length(), + ids.size()), with M-RoPE
   // positions [3][ids.size()] (t, h, w rows). Appends their keys and values to the cache and
-  // writes the f32 logits of the last token into logits ([vocab], allocated by the caller).
+  // writes the f32 logits of the last token into *logits ([vocab], allocated by the caller);
+  // null for a prefill chunk that only fills the cache (not the prompt's last).
   void forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
-               const std::vector<int32_t>& positions, const ChunkImageRows* images, Tensor& logits);
+               const std::vector<int32_t>& positions, const ChunkImageRows* images, Tensor* logits);
 
   // Only the device work of a forward pass, reading every varying input from device tensors:
   // what a decode step captures once as a graph and replays. The caller has advanced the cache
   // length and uploaded `inputs`.
-  void run(Backend& backend, KvCache& cache, const DecoderInputs& inputs, Tensor& logits);
+  void run(Backend& backend, KvCache& cache, const DecoderInputs& inputs, Tensor* logits);
 
   // Lets the backend prepare the matrix products of chunks of up to max_tokens tokens.
   void prepare(Backend& backend, int64_t max_tokens) const;

@@ -151,7 +151,9 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
     images.first_row = int64_t(next_pad);
     while (next_pad < pads.size() && pads[next_pad] < begin + count)
       images.chunk_positions.push_back(pads[next_pad++] - int32_t(begin));
-    decoder_->forward(backend_, cache_, chunk_ids, chunk_positions, &images, logits_);
+    // lm_head only after the prompt's last chunk: earlier chunks' logits are never read.
+    decoder_->forward(backend_, cache_, chunk_ids, chunk_positions, &images,
+                      begin + count == n ? &logits_ : nullptr);
   }
 }
 
@@ -181,7 +183,7 @@ void Qwen25VL::decode_step(int32_t token) {
   in.segments.max_k = int(cache_.capacity());  // a launch bound valid for every step
   in.segments.causal = true;
   in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
-  backend_.run_captured(kDecodeStepGraph, [&] { decoder_->run(backend_, cache_, in, logits_); });
+  backend_.run_captured(kDecodeStepGraph, [&] { decoder_->run(backend_, cache_, in, &logits_); });
 }
 
 }  // namespace qwenvl
