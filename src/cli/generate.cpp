@@ -138,6 +138,13 @@ int run_generate(int argc, char** argv) {
   if (config.text.max_position_embeddings > 0)
     max_context = std::min<int64_t>(max_context, config.text.max_position_embeddings);
 
+  // ---- the backend, before the images: they are preprocessed into its compute dtype (the values
+  // its patch embedding would round them to), and --threads sizes the pool they use.
+  start = Clock::now();
+  std::unique_ptr<Backend> backend =
+      make_backend(args.get("device").value_or("auto"), cuda_dtype, threads);
+  const double backend_ms = ms_since(start);
+
   // ---- images and the chat prompt (images first in the user turn, in the order given).
   start = Clock::now();
   std::vector<ChatMessage> messages;
@@ -152,7 +159,7 @@ int run_generate(int argc, char** argv) {
     const auto load_start = Clock::now();
     const RgbImage image = load_image(path);
     image_load_ms += ms_since(load_start);
-    const ImagePatches patches = preprocess_image(image, pre);
+    const ImagePatches patches = preprocess_image(image, pre, backend->compute_dtype());
     request.images.push_back(
         {patches.pixel_values, {patches.grid_t, patches.grid_h, patches.grid_w}});
     pad_counts.push_back(patches.tokens() / unit);
@@ -168,8 +175,6 @@ int run_generate(int argc, char** argv) {
 
   // ---- weights.
   start = Clock::now();
-  std::unique_ptr<Backend> backend =
-      make_backend(args.get("device").value_or("auto"), cuda_dtype, threads);
   const Checkpoint checkpoint = Checkpoint::open(model_dir, config);
   ModelLimits limits;
   limits.max_context = prompt_tokens + request.max_new_tokens;  // the cache this request needs
@@ -177,7 +182,7 @@ int run_generate(int argc, char** argv) {
   for (int64_t count : pad_counts) limits.max_image_tokens += count;
   Qwen25VL model(config, checkpoint, *backend, limits);
   model.warm_up();
-  const double load_ms = config_ms + ms_since(start);
+  const double load_ms = config_ms + backend_ms + ms_since(start);
 
   // ---- generation, streamed.
   Generator generator(model, tokenizer);

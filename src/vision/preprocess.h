@@ -40,17 +40,22 @@ std::pair<int, int> smart_resize(int height, int width, int factor, int64_t min_
 RgbImage resize_bicubic(const RgbImage& image, int width, int height);
 
 struct ImagePatches {
-  Tensor pixel_values;  // f32 [t·h·w, channels·temporal·patch·patch] = [patches, 1176]
+  Tensor pixel_values;  // [t·h·w, channels·temporal·patch·patch] = [patches, 1176]
   int64_t grid_t = 1, grid_h = 0, grid_w = 0;
   int64_t tokens() const { return grid_t * grid_h * grid_w; }  // before the 2x2 merge
 };
 
 // smart_resize + resize_bicubic + patchify_image.
-ImagePatches preprocess_image(const RgbImage& image, const PreprocessConfig& config);
+ImagePatches preprocess_image(const RgbImage& image, const PreprocessConfig& config,
+                              DType dtype = DType::F32);
 
 // Rescale, normalize, repeat to temporal_patch_size and flatten an image whose sides are already
 // multiples of patch_size * merge_size: rows in (h-block, w-block, h-in-merge, w-in-merge) order,
 // each row (channel, frame, y, x), the processor's transpose (0, 1, 4, 7, 5, 8, 3, 2, 6, 9).
-ImagePatches patchify_image(const RgbImage& resized, const PreprocessConfig& config);
+// dtype F32 gives the processor's float32 values; BF16 / F16 give those values rounded to
+// nearest even, as the model casts them before its patch embedding: the same numbers for a
+// bf16/fp16 model, with half the bytes to write and to upload.
+ImagePatches patchify_image(const RgbImage& resized, const PreprocessConfig& config,
+                            DType dtype = DType::F32);
 
 }  // namespace qwenvl

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace qwenvl {
 namespace {
@@ -103,6 +104,26 @@ TEST(Preprocess, ResizesThenPatchifies) {
                         manual.pixel_values.nbytes()),
             0);
   EXPECT_EQ(out.tokens(), 22 * 32);
+}
+
+// A bf16 / fp16 model rounds the processor's float32 values to its dtype before the patch
+// embedding (torch's .to(dtype), nearest even); asking patchify for that dtype gives exactly
+// those numbers.
+TEST(Patchify, HalfDtypesAreTheFloatValuesRounded) {
+  PreprocessConfig config;
+  RgbImage image = random_image(3 * 28, 2 * 28, 11);
+  const ImagePatches f32 = patchify_image(image, config);
+  for (DType dtype : {DType::BF16, DType::F16}) {
+    const ImagePatches half = patchify_image(image, config, dtype);
+    ASSERT_EQ(half.pixel_values.dtype(), dtype);
+    ASSERT_EQ(half.pixel_values.shape(), f32.pixel_values.shape());
+    const float* want = f32.pixel_values.data<float>();
+    const uint16_t* got = static_cast<const uint16_t*>(half.pixel_values.data());
+    for (int64_t i = 0; i < f32.pixel_values.numel(); ++i)
+      ASSERT_EQ(got[i], dtype == DType::BF16 ? float_to_bf16(want[i]) : float_to_fp16(want[i]))
+          << dtype_name(dtype) << " element " << i;
+  }
+  EXPECT_THROW(patchify_image(image, config, DType::I32), Error);
 }
 
 TEST(Preprocess, RejectsSidesThatAreNotMultiples) {
