@@ -85,6 +85,30 @@ def hf_logits(model, inputs):
     return out.logits[0, -1].float().cpu().numpy()
 
 
+def attention_backend_study(model, inputs, hf_bf16, q, result):
+    """transformers bf16 against itself with another SDPA kernel (memory-efficient, math): how far
+    an equally valid attention implementation moves its own last-position logits -- the noise
+    floor under the qwenvl-vs-transformers comparison."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    for label, backend in (("efficient", SDPBackend.EFFICIENT_ATTENTION),
+                           ("math", SDPBackend.MATH)):
+        for name, r in result["cases"].items():
+            if name not in hf_bf16:
+                continue
+            try:
+                with sdpa_kernel([backend]):
+                    alt = hf_logits(model, inputs[name])
+            except Exception as exc:
+                r["hf_bf16_%s_attention_error" % label] = str(exc)[:300]
+                continue
+            r["hf_bf16_%s_attention_vs_hf_bf16" % label] = compare(alt, hf_bf16[name])
+            if name in q:
+                r["qwenvl_vs_hf_bf16_%s_attention" % label] = compare(q[name], alt)
+            log("%s: transformers bf16 with %s attention vs its default %s" % (
+                name, label, r["hf_bf16_%s_attention_vs_hf_bf16" % label]))
+
+
 def check_size(size, args, cases):
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
@@ -147,6 +171,7 @@ def check_size(size, args, cases):
         torch.cuda.empty_cache()
 
     if size.upper() in args.fp32_sizes:
+        attention_backend_study(model, inputs, hf_bf16, q, result)
         try:
             model = model.float()  # exact: the stored weights are bf16 values
             for case in cases:

@@ -28,6 +28,11 @@ struct RopeSpec {
   int head_dim = 0;
   std::vector<int32_t> pos_row;  // head_dim/2 entries: which row of `positions` drives frequency j
   std::vector<float> inv_freq;   // head_dim/2 entries
+  // With bf16/fp16 activations: false rotates in fp32 and rounds once (transformers'
+  // apply_rotary_pos_emb_vision); true rounds cos and sin to the activation dtype and rounds each
+  // product and the sum, as transformers' text model does (its rotary embedding hands cos/sin
+  // over in the activation dtype). No effect on fp32 activations.
+  bool round_in_activation_dtype = false;
 };
 
 // Variable-length attention segments (flash-attention's cu_seqlens). Segment s has queries
@@ -96,6 +101,14 @@ class Backend {
   // the first request of a new length does not pay for it (CUDA: cuBLASLt's algorithm choice,
   // ~3 ms per new shape). Called at warm-up; a backend with nothing to prepare ignores it.
   virtual void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {}
+
+  // A hint that the next ops read `weight`: a backend that can start bringing it closer (CUDA: into
+  // L2, on a side branch) while the ops before them run does so. Results never depend on it.
+  virtual void prefetch(const Tensor& weight) {}
+
+  // Names the phase the next ops belong to ("vision", "prefill", "decode"), for a backend that
+  // profiles its ops (CUDA with QWENVL_PROFILE_OPS=1 prints one table per phase); others ignore it.
+  virtual void profile_section(const std::string& name) {}
 
   // ---- ops
   // out[M,N] = x[M,K] · w[N,K]^T (+ bias[N]). out may be f32 even when activations are not

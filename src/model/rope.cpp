@@ -37,6 +37,7 @@ RopeSpec mrope_spec(int head_dim, float rope_theta, const std::vector<int>& mrop
   RopeSpec spec;
   spec.head_dim = head_dim;
   spec.inv_freq = rope_inv_freq(head_dim, rope_theta);
+  spec.round_in_activation_dtype = true;
   for (int row = 0; row < 3; ++row)
     for (int k = 0; k < mrope_section[size_t(row)]; ++k) spec.pos_row.push_back(row);
   return spec;

@@ -9,6 +9,8 @@
 // Text (Qwen2_5_VLRotaryEmbedding + apply_multimodal_rotary_pos_emb): inv_freq over the full
 // head_dim with rope_theta; frequency j takes its position from row t, h or w according to which
 // mrope_section it falls in ([16, 24, 24] for 128-dim heads). Position rows: 0 = t, 1 = h, 2 = w.
+// The text rotation is rounded like transformers' (cos/sin in the activation dtype, products
+// rounded); the vision rotation runs in fp32 (RopeSpec::round_in_activation_dtype).
 #include <vector>
 
 #include "backend/backend.h"

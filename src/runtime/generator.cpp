@@ -53,12 +53,14 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   auto start = Clock::now();
   Tensor image_embeds;
   if (!request.images.empty()) {
+    backend.profile_section("vision");
     image_embeds = model_.encode_images(request.images);
     result.timings.vision_enqueue_ms = ms_since(start);
     backend.synchronize();
   }
   result.timings.vision_ms = ms_since(start);
 
+  backend.profile_section("prefill");
   start = Clock::now();
   model_.prefill(request.prompt_ids, result.positions,
                  request.images.empty() ? nullptr : &image_embeds);
@@ -85,6 +87,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   };
   Tensor token_host = Tensor::empty({1}, DType::I32);
   result.finish_reason = "length";
+  backend.profile_section("decode");
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
     const int64_t history_len = prompt_len + step;
     backend.sample(model_.logits(), model_.history().rows(0, history_len), request.sampling,

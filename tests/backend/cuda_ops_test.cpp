@@ -292,6 +292,7 @@ TEST_P(CudaOps, RopeQkvMatchesCpu) {
     SCOPED_TRACE(c.head_dim);
     RopeSpec spec;
     spec.head_dim = c.head_dim;
+    spec.round_in_activation_dtype = c.rows == 3;  // as the model's specs (model/rope.h)
     int half = c.head_dim / 2;
     for (int j = 0; j < half; ++j) {
       spec.pos_row.push_back(c.rows == 3 ? (j < 16 ? 0 : j < 40 ? 1 : 2) : (j < half / 2 ? 0 : 1));
@@ -328,6 +329,59 @@ TEST_P(CudaOps, RopeQkvMatchesCpu) {
   }
 }
 
+// The text model's rounding recipe, element by element: transformers rounds cos and sin to the
+// activation dtype, then q * cos, rotate_half(q) * sin and their sum (each a torch op in that
+// dtype). Host cosf/sinf may differ from the device's sincosf in the last fp32 bit, which flips
+// a rounding now and then, so a few elements may sit a step of the products' size away.
+TEST_P(CudaOps, TextRopeRoundsLikeTransformers) {
+  TRACE_SEED();
+  const int hq = 4, hkv = 2, d = 128, half = d / 2;
+  const int64_t tokens = 64;
+  RopeSpec spec;
+  spec.head_dim = d;
+  spec.round_in_activation_dtype = true;
+  for (int j = 0; j < half; ++j) {
+    spec.pos_row.push_back(j < 16 ? 0 : j < 40 ? 1 : 2);
+    spec.inv_freq.push_back(std::pow(1000000.0f, -2.0f * float(j) / float(d)));
+  }
+  std::vector<int32_t> pos(size_t(3 * tokens));
+  std::uniform_int_distribution<int> dist(0, 30000);
+  for (int32_t& p : pos) p = dist(rng_);
+  Tensor positions = ints(pos).view({3, tokens});
+  Tensor qkv = random({tokens, (hq + 2 * hkv) * d});
+  Tensor gq = poisoned({tokens, hq, d}, dtype());
+  Tensor gk = poisoned({tokens, hkv, d}, dtype()), gv = poisoned({tokens, hkv, d}, dtype());
+  gpu_->rope_qkv(to_gpu(qkv), to_gpu(positions, DType::I32), spec, Tensor(), gq, gk, gv);
+  Tensor q = to_host(gq), k = to_host(gk);
+  auto r = [&](float f) { return round_to(f, dtype()); };
+  int64_t exact = 0, total = 0;
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int head = 0; head < hq + hkv; ++head)
+      for (int j = 0; j < half; ++j) {
+        const float* x = qkv.data<float>() + (t * (hq + 2 * hkv) + head) * d;
+        const float angle = float(pos[size_t(spec.pos_row[size_t(j)] * tokens + t)]) *
+                            spec.inv_freq[size_t(j)];
+        const float c = r(std::cos(angle)), s = r(std::sin(angle));
+        const float want[2] = {r(r(x[j] * c) - r(x[j + half] * s)),
+                               r(r(x[j + half] * c) + r(x[j] * s))};
+        const float* got = head < hq ? q.data<float>() + (t * hq + head) * d
+                                     : k.data<float>() + (t * hkv + head - hq) * d;
+        for (int i = 0; i < 2; ++i) {
+          const float g = got[j + i * half], w = want[i];
+          ++total;
+          if (g == w) {
+            ++exact;
+            continue;
+          }
+          const float products = std::max(std::fabs(x[j]), std::fabs(x[j + half]));
+          const float step = products * (dtype() == DType::BF16 ? 1.0f / 128 : 1.0f / 1024);
+          ASSERT_LE(std::fabs(g - w), 2 * step) << "token " << t << " head " << head << " j "
+                                                << j + i * half;
+        }
+      }
+  EXPECT_GE(double(exact), 0.995 * double(total)) << exact << " of " << total << " exact";
+}
+
 // The decoder's fused input projection: the decode path (rotation inside the matrix-vector
 // product, keys and values straight into cache slots) and the prefill path (product, then
 // rope_qkv), against the CPU's linear + rope_qkv.
@@ -337,6 +391,7 @@ TEST_P(CudaOps, LinearRopeQkvMatchesCpu) {
   const int64_t hidden = 512, cache = 40, width = (hq + 2 * hkv) * d;
   RopeSpec spec;
   spec.head_dim = d;
+  spec.round_in_activation_dtype = true;
   for (int j = 0; j < half; ++j) {
     spec.pos_row.push_back(j < 16 ? 0 : j < 40 ? 1 : 2);
     spec.inv_freq.push_back(std::pow(1000000.0f, -2.0f * float(j) / float(d)));

@@ -30,12 +30,14 @@ TEST(Rope, VisionSpecSplitsRowsAndColumns) {
   EXPECT_FLOAT_EQ(s.inv_freq[1], 0.01f);
   EXPECT_FLOAT_EQ(s.inv_freq[2], 1.0f);
   EXPECT_FLOAT_EQ(s.inv_freq[3], 0.01f);
+  EXPECT_FALSE(s.round_in_activation_dtype);  // apply_rotary_pos_emb_vision rotates in fp32
 }
 
 TEST(Rope, MropeSectionsPickRows) {
   RopeSpec s = mrope_spec(8, 10000.0f, {1, 1, 2});
   EXPECT_EQ(s.pos_row, (std::vector<int32_t>{0, 1, 2, 2}));
   EXPECT_EQ(s.inv_freq, rope_inv_freq(8, 10000.0f));
+  EXPECT_TRUE(s.round_in_activation_dtype);  // cos/sin handed over in the activation dtype
   RopeSpec real = mrope_spec(128, 1e6f, {16, 24, 24});
   EXPECT_EQ(real.pos_row[15], 0);
   EXPECT_EQ(real.pos_row[16], 1);

@@ -60,16 +60,17 @@ stage_host() {  # issue 2's speeds on this machine's CPU, beside transformers' i
     --only tokenizer_bench,image_bench --bench-out "$OUT/reference_bench.json"
 }
 
-stage_profile() {  # $1: model size
+stage_profile() {  # $1: model size. One table per phase (QWENVL_PROFILE_OPS), its top rows.
   local model=/tmp/qwenvl-bench/$1
+  local top='/op profile/ { n = 0 } { if (n++ < 30) print }'
   echo "---- 1280x960 image, first token"
   QWENVL_PROFILE_OPS=1 "$bin/qwenvl" generate --model "$model" --device cuda --json \
     --image /tmp/qwenvl-bench/images/ttft_1280x960.jpg --prompt "Describe this image." \
-    --max-new-tokens 1 --temperature 0 --ignore-eos 2>&1 | head -n 45
+    --max-new-tokens 1 --temperature 0 --ignore-eos 2>&1 >/dev/null | awk "$top"
   echo "---- text, 64 tokens"
   QWENVL_PROFILE_OPS=1 "$bin/qwenvl" generate --model "$model" --device cuda --json \
     --prompt "Write a short story about a lighthouse." --max-new-tokens 64 --temperature 0 \
-    --ignore-eos 2>&1 | head -n 30
+    --ignore-eos 2>&1 >/dev/null | awk "$top"
 }
 
 stage_ncu() {  # $1: model size. Each kernel's own GPU time (no launch gaps, no overlap), as CSV.

@@ -1,9 +1,9 @@
 // CudaBackend: device, memory regions, host copies through the pinned staging ring, CUDA graphs.
 // The ops' checks and dispatch live in cuda_ops.cpp.
-#include <cstdlib>
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/cuda_check.h"
@@ -61,6 +61,12 @@ CudaState::~CudaState() {
   for (cudaEvent_t e : staging.done)
     if (e) cudaEventDestroy(e);
   if (staging.host) cudaFreeHost(staging.host);
+  if (side_stream) {
+    cudaStreamSynchronize(side_stream);
+    cudaStreamDestroy(side_stream);
+  }
+  if (fork_event) cudaEventDestroy(fork_event);
+  if (join_event) cudaEventDestroy(join_event);
   if (stream) cudaStreamDestroy(stream);
 }
 
@@ -102,6 +108,12 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
   CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
   const char* unfused = std::getenv("QWENVL_CUDA_UNFUSED");
   s.fuse_epilogues = !(unfused && *unfused && std::string(unfused) != "0");
+  const char* prefetch_mb = std::getenv("QWENVL_PREFETCH_MB");
+  s.prefetch_bytes = size_t(prefetch_mb && *prefetch_mb ? std::atof(prefetch_mb) * (1 << 20)
+                                                        : kDefaultPrefetchBytes);
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s.side_stream, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaEventCreateWithFlags(&s.fork_event, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventCreateWithFlags(&s.join_event, cudaEventDisableTiming));
   CUDA_CHECK(cudaMallocHost(&s.staging.host, StagingRing::kSlots * StagingRing::kSlotBytes));
   for (cudaEvent_t& e : s.staging.done) {
     CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
@@ -113,6 +125,8 @@ CudaBackend::~CudaBackend() {
   if (state_ && state_->stream) cudaStreamSynchronize(state_->stream);
   if (state_) state_->profiler.report();
 }
+
+void CudaBackend::profile_section(const std::string& name) { state_->profiler.section(name); }
 
 std::string CudaBackend::name() const { return cat("cuda-", dtype_name(dtype_)); }
 
@@ -274,7 +288,30 @@ void CudaBackend::copy_to_host(const Tensor& device_src, Tensor& host_dst) {
   }
 }
 
-void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(state_->stream)); }
+// The side branch of Backend::prefetch rejoins the main stream: a captured graph must end with
+// every forked stream joined, and a synchronize must cover all work.
+static void join_side_stream(CudaState& s) {
+  if (!s.side_pending) return;
+  CUDA_CHECK(cudaStreamWaitEvent(s.stream, s.join_event));
+  s.side_pending = false;
+}
+
+void CudaBackend::prefetch(const Tensor& weight) {
+  CudaState& s = *state_;
+  check_device(weight, "prefetch");
+  const size_t bytes = std::min(weight.nbytes(), s.prefetch_bytes) / 16 * 16;
+  if (bytes == 0) return;
+  CUDA_CHECK(cudaEventRecord(s.fork_event, s.stream));
+  CUDA_CHECK(cudaStreamWaitEvent(s.side_stream, s.fork_event));
+  cuda::prefetch_to_l2(weight.data(), bytes, s.side_stream);
+  CUDA_CHECK(cudaEventRecord(s.join_event, s.side_stream));
+  s.side_pending = true;
+}
+
+void CudaBackend::synchronize() {
+  join_side_stream(*state_);
+  CUDA_CHECK(cudaStreamSynchronize(state_->stream));
+}
 
 void CudaBackend::run_captured(int key, const std::function<void()>& enqueue) {
   CudaState& s = *state_;
@@ -289,6 +326,7 @@ void CudaBackend::run_captured(int key, const std::function<void()>& enqueue) {
     CUDA_CHECK(cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeRelaxed));
     try {
       enqueue();
+      join_side_stream(s);
     } catch (...) {
       cudaStreamEndCapture(s.stream, &graph);
       if (graph) cudaGraphDestroy(graph);

@@ -77,6 +77,8 @@ class CudaBackend : public Backend {
   // replays must be read from device tensors; enqueue must not copy from or to the host, nor
   // call sample (its settings are launch arguments). reserve() drops the recorded graphs.
   void run_captured(int key, const std::function<void()>& enqueue) override;
+  void profile_section(const std::string& name) override;
+  void prefetch(const Tensor& weight) override;
 
   // For benchmarks and tests: decode-sized linear through cuBLASLt even where the GEMV applies.
   void set_prefer_gemv(bool prefer);

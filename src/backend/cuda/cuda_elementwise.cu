@@ -11,8 +11,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // Thread t handles elements [8t, 8t + 8); `vector`: every pointer is 16-byte aligned, so full
 // chunks use 16-byte accesses.
 template <typename T, typename B>

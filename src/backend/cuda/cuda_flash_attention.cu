@@ -56,8 +56,13 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
                                                                       int q_tiles) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   T* shared = reinterpret_cast<T*>(shared_raw);
-  const int segment = blockIdx.x / q_tiles, q_tile = blockIdx.x % q_tiles;
-  const int h = blockIdx.y;
+  // Heads vary fastest, and causal query tiles go last tile first: the hardware hands out blocks
+  // in index order, so the longest rows of the triangle start first and the short ones fill the
+  // tail, instead of a few long blocks running alone at the end.
+  const int h = blockIdx.x % args.heads_q;
+  const int tile_index = blockIdx.x / args.heads_q;
+  const int segment = tile_index / q_tiles;
+  const int q_tile = args.causal ? q_tiles - 1 - tile_index % q_tiles : tile_index % q_tiles;
   const int64_t q_start = args.cu_q[segment], k_start = args.cu_k[segment];
   const int nq = int(args.cu_q[segment + 1] - q_start), nk = int(args.cu_k[segment + 1] - k_start);
   const int q0 = q_tile * kBlockQ;
@@ -240,8 +245,8 @@ void launch(const AttentionArgs& args, cudaStream_t stream) {
     configured = true;
   }
   int q_tiles = (args.max_q + kBlockQ - 1) / kBlockQ;
-  dim3 grid(unsigned(q_tiles) * unsigned(args.segments), unsigned(args.heads_q));
-  kernel<<<grid, kWarps * 32, bytes, stream>>>(args, q_tiles);
+  const unsigned blocks = unsigned(q_tiles) * unsigned(args.segments) * unsigned(args.heads_q);
+  kernel<<<blocks, kWarps * 32, bytes, stream>>>(args, q_tiles);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -68,9 +68,16 @@ __device__ __forceinline__ void rope_store(const RopeQkvArgs& a, int m, float x1
   const int64_t row = a.slots ? a.slots[m] : m;
   if (row < 0 || row >= a.kv_rows) return;  // the host checked slots; never write outside
   x1 = to_float(from_float<T>(x1)), x2 = to_float(from_float<T>(x2));
-  float s = 0.0f, c = 1.0f;
-  if (head < a.heads_q + a.heads_kv) sincosf(rope_angle(a, m, j), &s, &c);  // v is not rotated
-  store_qkv_pair<T>(a, m, row, head, j, x1, x2, c, s);
+  bool rotate = false;
+  T* dst = qkv_destination<T>(a, m, row, head, rotate);
+  if (rotate) {
+    float s, c;
+    sincosf(rope_angle(a, m, j), &s, &c);
+    rotate_pair<T>(a, x1, x2, c, s, dst[j], dst[j + half]);
+  } else {
+    dst[j] = from_float<T>(x1);
+    dst[j + half] = from_float<T>(x2);
+  }
 }
 
 // n: rows of w (plain, rotary) or outputs (SwiGLU, w has 2n rows).

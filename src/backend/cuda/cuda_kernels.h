@@ -10,6 +10,13 @@
 
 namespace qwenvl::cuda {
 
+// Whether 16-byte vector loads and stores may use p (the kernels' `vector` paths).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// cuda_prefetch.cu: asks L2 for [p, p + bytes) (16-byte aligned, bytes a multiple of 16) and
+// returns without waiting for the data; a kernel of a few blocks that ends as soon as it asked.
+void prefetch_to_l2(const void* p, size_t bytes, cudaStream_t stream);
+
 // cuda_convert.cu: dst[i] = src[i] across f32 / f16 / bf16 (or a plain copy of equal dtypes).
 void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n,
              cudaStream_t stream);
@@ -46,6 +53,7 @@ struct RopeQkvArgs {
   const float* inv_freq = nullptr;
   int64_t tokens = 0, kv_rows = 0;
   int heads_q = 0, heads_kv = 0, head_dim = 0;
+  bool round_in_activation_dtype = false;  // RopeSpec's
 };
 void rope_qkv(const RopeQkvArgs& args, DType dtype, cudaStream_t stream);
 

@@ -96,7 +96,7 @@ __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* 
 bool vector_ok(int cols, std::initializer_list<const void*> pointers) {
   if (cols % 8) return false;
   for (const void* p : pointers)
-    if (reinterpret_cast<uintptr_t>(p) % 16) return false;
+    if (!aligned16(p)) return false;
   return true;
 }
 

@@ -32,7 +32,7 @@ void same_numel(const Tensor& a, const Tensor& b, const char* op) {
     fail("CUDA ", op, ": shapes ", a.shape().str(), " and ", b.shape().str(), " differ in size");
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+using cuda::aligned16;
 
 using Named = std::pair<const Tensor*, const char*>;
 
@@ -248,6 +248,7 @@ cuda::RopeQkvArgs rope_args(CudaState& s, const RopeSpec& spec, const RopeQkvSha
   args.heads_q = shape.heads_q;
   args.heads_kv = shape.heads_kv;
   args.head_dim = shape.head_dim;
+  args.round_in_activation_dtype = spec.round_in_activation_dtype;
   return args;
 }
 }  // namespace

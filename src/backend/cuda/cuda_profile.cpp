@@ -41,6 +41,12 @@ void OpProfiler::stop(int handle, cudaStream_t stream) {
   cudaEventRecord(intervals_[size_t(handle)].end, stream);
 }
 
+void OpProfiler::section(std::string name) {
+  if (!enabled_) return;
+  report();
+  section_ = std::move(name);
+}
+
 void OpProfiler::report() {
   if (intervals_.empty()) return;
   struct Total {
@@ -65,7 +71,8 @@ void OpProfiler::report() {
   std::vector<std::pair<std::string, Total>> rows(totals.begin(), totals.end());
   std::sort(rows.begin(), rows.end(),
             [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
-  std::fprintf(stderr, "qwenvl op profile: %.3f ms in %zu labels\n", all, rows.size());
+  std::fprintf(stderr, "qwenvl op profile, %s: %.3f ms in %zu labels\n", section_.c_str(), all,
+               rows.size());
   std::fprintf(stderr, "%10s %8s %6s %10s  %s\n", "ms", "share", "calls", "us/call", "op");
   for (const auto& [label, t] : rows)
     std::fprintf(stderr, "%10.3f %7.1f%% %6d %10.1f  %s\n", t.ms, 100.0 * t.ms / all, t.calls,

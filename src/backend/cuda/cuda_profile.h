@@ -19,7 +19,8 @@ class OpProfiler {
   // Records the start of `label` on `stream`; returns a handle for stop().
   int start(std::string label, cudaStream_t stream);
   void stop(int handle, cudaStream_t stream);
-  void report();  // synchronizes, prints, forgets what it printed
+  void report();  // synchronizes, prints the current section's table, forgets what it printed
+  void section(std::string name);  // reports what the previous section recorded, then starts `name`
 
  private:
   struct Interval {
@@ -27,6 +28,7 @@ class OpProfiler {
     cudaEvent_t begin = nullptr, end = nullptr;
   };
   bool enabled_ = false;
+  std::string section_ = "load and warm-up";
   std::vector<Interval> intervals_;
   std::vector<cudaEvent_t> spare_;
   cudaEvent_t take_event();

@@ -1,7 +1,9 @@
 #pragma once
 // Backend::rope_qkv's arithmetic and destinations, shared by its two kernels: the rotary pass
-// (cuda_rope.cu) and the decode GEMV's rotary epilogue (cuda_gemv.cu). Angles and rotation in
-// fp32 (accurate sincosf: angles reach tens of thousands of radians), one rounding at the end.
+// (cuda_rope.cu) and the decode GEMV's rotary epilogue (cuda_gemv.cu). Angles in fp32 (accurate
+// sincosf: angles reach tens of thousands of radians); the rotation in fp32 with one rounding at
+// the end, or rounded step by step as torch does in the activation dtype
+// (RopeSpec::round_in_activation_dtype).
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_types.cuh"
 
@@ -12,25 +14,31 @@ __device__ __forceinline__ float rope_angle(const RopeQkvArgs& a, int64_t token,
   return float(a.positions[a.pos_row[j] * a.tokens + token]) * a.inv_freq[j];
 }
 
-// Elements (j, j + d/2) of head `head` of a token's q/k/v row, (x1, x2): a query head rotated by
-// (c, s) into q's row `token`, a key head rotated into k's row `row`, a value head as it is into
-// v's row `row`.
+// Where head `head` of a token's q/k/v row goes: a query head to q's row `token`, a key head to
+// k's row `row`, a value head to v's row `row`. Sets `rotate` for query and key heads.
 template <typename T>
-__device__ __forceinline__ void store_qkv_pair(const RopeQkvArgs& a, int64_t token, int64_t row,
-                                               int head, int j, float x1, float x2, float c,
-                                               float s) {
-  const int half = a.head_dim / 2;
-  if (head >= a.heads_q + a.heads_kv) {
-    T* dst = static_cast<T*>(a.v) + (row * a.heads_kv + head - a.heads_q - a.heads_kv) * a.head_dim;
-    dst[j] = from_float<T>(x1);
-    dst[j + half] = from_float<T>(x2);
+__device__ __forceinline__ T* qkv_destination(const RopeQkvArgs& a, int64_t token, int64_t row,
+                                              int head, bool& rotate) {
+  rotate = head < a.heads_q + a.heads_kv;
+  if (head < a.heads_q) return static_cast<T*>(a.q) + (token * a.heads_q + head) * a.head_dim;
+  if (rotate) return static_cast<T*>(a.k) + (row * a.heads_kv + head - a.heads_q) * a.head_dim;
+  return static_cast<T*>(a.v) + (row * a.heads_kv + head - a.heads_q - a.heads_kv) * a.head_dim;
+}
+
+// The pair (x1, x2) = elements (j, j + d/2) turned by the angle whose cosine and sine are (c, s):
+// (x1·c - x2·s, x2·c + x1·s) in the output dtype.
+template <typename T>
+__device__ __forceinline__ void rotate_pair(const RopeQkvArgs& a, float x1, float x2, float c,
+                                            float s, T& out1, T& out2) {
+  if (a.round_in_activation_dtype) {  // q * cos + rotate_half(q) * sin, every step rounded
+    auto round = [](float f) { return to_float(from_float<T>(f)); };
+    c = round(c), s = round(s);
+    out1 = from_float<T>(round(x1 * c) - round(x2 * s));
+    out2 = from_float<T>(round(x2 * c) + round(x1 * s));
     return;
   }
-  T* dst = head < a.heads_q
-               ? static_cast<T*>(a.q) + (token * a.heads_q + head) * a.head_dim
-               : static_cast<T*>(a.k) + (row * a.heads_kv + head - a.heads_q) * a.head_dim;
-  dst[j] = from_float<T>(x1 * c - x2 * s);
-  dst[j + half] = from_float<T>(x2 * c + x1 * s);
+  out1 = from_float<T>(x1 * c - x2 * s);
+  out2 = from_float<T>(x2 * c + x1 * s);
 }
 
 }  // namespace qwenvl::cuda

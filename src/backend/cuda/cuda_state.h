@@ -45,6 +45,10 @@ struct RopeTable {
   float* device_inv_freq = nullptr;
 };
 
+// Backend::prefetch's default reach per weight: the decode step's output projection and a good
+// part of its gate/up weight fit in H100's 50 MB L2 beside the streamed weights.
+constexpr size_t kDefaultPrefetchBytes = size_t(16) << 20;
+
 struct CudaState {
   int device = 0;
   int multiprocessors = 0;
@@ -64,6 +68,13 @@ struct CudaState {
   // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
   // for measuring what they save.
   bool fuse_epilogues = true;
+  // Backend::prefetch: at most prefetch_bytes of a weight (QWENVL_PREFETCH_MB; 0 turns it off),
+  // fetched by a kernel on side_stream that forks from `stream` where prefetch is called and joins
+  // it before the end of a captured graph or a synchronize.
+  size_t prefetch_bytes = 0;
+  cudaStream_t side_stream = nullptr;
+  cudaEvent_t fork_event = nullptr, join_event = nullptr;
+  bool side_pending = false;
   std::vector<RopeTable> rope_tables;
   std::map<int, cudaGraphExec_t> graphs;
   OpProfiler profiler;  // off unless QWENVL_PROFILE_OPS is set
