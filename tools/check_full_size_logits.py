@@ -86,12 +86,15 @@ def hf_logits(model, inputs):
 
 
 def attention_backend_study(model, inputs, hf_bf16, q, result):
-    """transformers bf16 against itself with another SDPA kernel (memory-efficient, math): how far
-    an equally valid attention implementation moves its own last-position logits -- the noise
-    floor under the qwenvl-vs-transformers comparison."""
+    """transformers bf16 against itself with each SDPA kernel forced (cuDNN, flash,
+    memory-efficient, math; a kernel that refuses the inputs is recorded as such): how far an
+    equally valid attention implementation moves its own last-position logits -- the noise floor
+    under the qwenvl-vs-transformers comparison -- and which kernel qwenvl rounds like."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    for label, backend in (("efficient", SDPBackend.EFFICIENT_ATTENTION),
+    for label, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION),
+                           ("flash", SDPBackend.FLASH_ATTENTION),
+                           ("efficient", SDPBackend.EFFICIENT_ATTENTION),
                            ("math", SDPBackend.MATH)):
         for name, r in result["cases"].items():
             if name not in hf_bf16:
@@ -170,8 +173,8 @@ def check_size(size, args, cases):
             log("%s %s: TRANSFORMERS FAILED: %s" % (size, case["name"], exc))
         torch.cuda.empty_cache()
 
+    attention_backend_study(model, inputs, hf_bf16, q, result)
     if size.upper() in args.fp32_sizes:
-        attention_backend_study(model, inputs, hf_bf16, q, result)
         try:
             model = model.float()  # exact: the stored weights are bf16 values
             for case in cases:

@@ -130,7 +130,9 @@ TEST_P(ReferenceFixture, MatchesTransformers) {
 
   // Vision tower, then the prompt's last logits.
   auto backend = make_backend(dut.device, dut.dtype, 0);
-  if (dut.device == "cpu") ASSERT_EQ(backend->compute_dtype(), DType::F32);
+  if (dut.device == "cpu") {
+    ASSERT_EQ(backend->compute_dtype(), DType::F32);
+  }
   const int64_t steps = int64_t(e["greedy_ids"].size());
   limits.max_context = int64_t(ids.size()) + steps;
   limits.prefill_chunk = 64;  // several chunks for the longer prompts

@@ -2,7 +2,8 @@
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
 # Stages: info ops tiny kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
-#         profile7B cpu
+#         profile7B cpu  (FP32_SIZES=3B,7B: the logits stages add an fp32 transformers reference
+#         for those sizes; 3B by default)
 # (quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -99,7 +100,7 @@ for stage in "$@"; do
     host) run_stage host stage_host ;;
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
               --sizes "${stage#logits}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
-              --out "$OUT/$stage.json" ;;
+              --fp32-sizes "${FP32_SIZES:-3B}" --out "$OUT/$stage.json" ;;
     bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     quick3B|quick7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#quick}" \
