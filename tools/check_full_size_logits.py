@@ -90,6 +90,7 @@ def attention_backend_study(model, inputs, hf_bf16, q, result):
     memory-efficient, math; a kernel that refuses the inputs is recorded as such): how far an
     equally valid attention implementation moves its own last-position logits -- the noise floor
     under the qwenvl-vs-transformers comparison -- and which kernel qwenvl rounds like."""
+    import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     for label, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION),
@@ -110,6 +111,23 @@ def attention_backend_study(model, inputs, hf_bf16, q, result):
                 r["qwenvl_vs_hf_bf16_%s_attention" % label] = compare(q[name], alt)
             log("%s: transformers bf16 with %s attention vs its default %s" % (
                 name, label, r["hf_bf16_%s_attention_vs_hf_bf16" % label]))
+    # torch lets cuBLAS sum split-K partial products in bf16 by default; qwenvl's products sum
+    # them in fp32 (cuBLASLt's compute-type reduction or one block per row).
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.allow_bf16_reduced_precision_reduction
+    try:
+        matmul.allow_bf16_reduced_precision_reduction = False
+        for name, r in result["cases"].items():
+            if name not in hf_bf16:
+                continue
+            alt = hf_logits(model, inputs[name])
+            r["hf_bf16_fp32_reduction_vs_hf_bf16"] = compare(alt, hf_bf16[name])
+            if name in q:
+                r["qwenvl_vs_hf_bf16_fp32_reduction"] = compare(q[name], alt)
+            log("%s: transformers bf16 with fp32 split-K reductions vs its default %s" % (
+                name, r["hf_bf16_fp32_reduction_vs_hf_bf16"]))
+    finally:
+        matmul.allow_bf16_reduced_precision_reduction = saved
 
 
 def check_size(size, args, cases):

@@ -41,6 +41,19 @@ double rel_l2(const Tensor& got, const Tensor& want) {
   return std::sqrt(diff / std::max(norm, 1e-30));
 }
 
+// The text model's M-RoPE for head_dim 128 as model/rope.h builds it (sections 16/24/24 of the
+// t/h/w rows, theta 1e6, rounded like transformers).
+RopeSpec text_rope_spec(int d) {
+  RopeSpec spec;
+  spec.head_dim = d;
+  spec.round_in_activation_dtype = true;
+  for (int j = 0; j < d / 2; ++j) {
+    spec.pos_row.push_back(j < 16 ? 0 : j < 40 ? 1 : 2);
+    spec.inv_freq.push_back(std::pow(1000000.0f, -2.0f * float(j) / float(d)));
+  }
+  return spec;
+}
+
 class CudaOps : public ::testing::TestWithParam<DType> {
  protected:
   void SetUp() override {
@@ -337,13 +350,7 @@ TEST_P(CudaOps, TextRopeRoundsLikeTransformers) {
   TRACE_SEED();
   const int hq = 4, hkv = 2, d = 128, half = d / 2;
   const int64_t tokens = 64;
-  RopeSpec spec;
-  spec.head_dim = d;
-  spec.round_in_activation_dtype = true;
-  for (int j = 0; j < half; ++j) {
-    spec.pos_row.push_back(j < 16 ? 0 : j < 40 ? 1 : 2);
-    spec.inv_freq.push_back(std::pow(1000000.0f, -2.0f * float(j) / float(d)));
-  }
+  const RopeSpec spec = text_rope_spec(d);
   std::vector<int32_t> pos(size_t(3 * tokens));
   std::uniform_int_distribution<int> dist(0, 30000);
   for (int32_t& p : pos) p = dist(rng_);
@@ -387,15 +394,9 @@ TEST_P(CudaOps, TextRopeRoundsLikeTransformers) {
 // rope_qkv), against the CPU's linear + rope_qkv.
 TEST_P(CudaOps, LinearRopeQkvMatchesCpu) {
   TRACE_SEED();
-  const int hq = 4, hkv = 2, d = 128, half = d / 2;
+  const int hq = 4, hkv = 2, d = 128;
   const int64_t hidden = 512, cache = 40, width = (hq + 2 * hkv) * d;
-  RopeSpec spec;
-  spec.head_dim = d;
-  spec.round_in_activation_dtype = true;
-  for (int j = 0; j < half; ++j) {
-    spec.pos_row.push_back(j < 16 ? 0 : j < 40 ? 1 : 2);
-    spec.inv_freq.push_back(std::pow(1000000.0f, -2.0f * float(j) / float(d)));
-  }
+  const RopeSpec spec = text_rope_spec(d);
   for (int64_t m : {int64_t(1), int64_t(3), int64_t(20)}) {
     SCOPED_TRACE(m);
     std::vector<int32_t> pos(static_cast<size_t>(3 * m)), slot(static_cast<size_t>(m));
