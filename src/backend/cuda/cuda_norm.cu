@@ -49,17 +49,60 @@ __global__ void rms_norm_kernel(const T* x, const W* w, T* out, int cols, float 
   }
 }
 
+// Rows of up to kHeld · 8 · kThreads elements (8192: every hidden size of Qwen2.5-VL) keep
+// their values in registers between the two passes of add_rms_norm.
+constexpr int kHeld = 4;
+
 // residual = round(residual + delta) (torch adds in the activation dtype), then its RMS norm.
 // Each thread re-reads only the residual elements it wrote itself, so no barrier is needed
-// between the two passes.
+// between the two passes. `held` (vector and cols <= kHeld · 8 · blockDim.x): the norm weights
+// are read before waiting for the producer (no kernel writes them) and the sums stay in
+// registers, so in a decode step the kernel waits on one round trip to memory, not three
+// (3B decode 372 -> 377 tok/s on an H100, A/B in one call).
 template <typename T, typename D, typename W>
 __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* out, int cols,
-                                    float eps, bool vector) {
+                                    float eps, bool vector, bool held) {
   __shared__ float partial[32];
-  chain_start();
   T* row = residual + blockIdx.x * int64_t(cols);
   const D* delta_row = delta + blockIdx.x * int64_t(cols);
   T* out_row = out + blockIdx.x * int64_t(cols);
+  if (held) {
+    float wv[kHeld][8], rv[kHeld][8];
+#pragma unroll
+    for (int i = 0; i < kHeld; ++i) {
+      const int c = (threadIdx.x + i * blockDim.x) * 8;
+      if (c < cols)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) wv[i][j] = to_float(w[c + j]);
+    }
+    chain_start();
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kHeld; ++i) {
+      const int c = (threadIdx.x + i * blockDim.x) * 8;
+      if (c >= cols) continue;
+      Vec<T> r = load16(row + c);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        r.v[j] = from_float<T>(to_float(r.v[j]) + to_float(delta_row[c + j]));
+        rv[i][j] = to_float(r.v[j]);
+        sum += rv[i][j] * rv[i][j];
+      }
+      store16(row + c, r);
+    }
+    const float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
+#pragma unroll
+    for (int i = 0; i < kHeld; ++i) {
+      const int c = (threadIdx.x + i * blockDim.x) * 8;
+      if (c >= cols) continue;
+      Vec<T> o;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) o.v[j] = normalize<T>(rv[i][j], inv_rms, wv[i][j]);
+      store16(out_row + c, o);
+    }
+    return;
+  }
+  chain_start();
   float sum = 0.0f;
   if (vector) {
     for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
@@ -121,7 +164,8 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
                   DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
                   cudaStream_t stream) {
   if (rows == 0) return;
-  bool vector = vector_ok(cols, {residual, out});
+  const bool vector = vector_ok(cols, {residual, out});
+  const bool held = vector && cols <= kHeld * 8 * kThreads;
   with_half(dtype, [&](auto t) {
     with_float(w_dtype, [&](auto wt) {
       using T = decltype(t);
@@ -130,7 +174,8 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
         using D = decltype(dt);
         launch_chained(add_rms_norm_kernel<T, D, W>, unsigned(rows), kThreads, 0, stream,
                        static_cast<T*>(residual), static_cast<const D*>(delta),
-                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, vector);
+                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, vector,
+                       held);
       };
       if (delta_dtype == DType::F32)
         launch(float{});
