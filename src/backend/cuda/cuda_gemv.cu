@@ -164,22 +164,21 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
   // The q/k/v product runs blocks of 128 threads: 3B's 1,280 blocks then fit an H100 in one wave
   // instead of two (decode 369 -> 373 tok/s; the same for every product with K <= 2048 gained
   // nothing more).
-  const bool small = E == Epilogue::kRope;
-  auto run = [&](auto kernel, int threads) {
+  constexpr int threads = E == Epilogue::kRope ? 128 : kThreads;
+  auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, threads, 0, stream, static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
                    n, k, rope);
   };
-  auto pick = [&](auto big, auto little) { small ? run(little, 128) : run(big, kThreads); };
   switch (m) {
-    case 1: pick(gemv_kernel<T, O, B, 1, E>, gemv_kernel<T, O, B, 1, E, 128>); break;
-    case 2: pick(gemv_kernel<T, O, B, 2, E>, gemv_kernel<T, O, B, 2, E, 128>); break;
-    case 3: pick(gemv_kernel<T, O, B, 3, E>, gemv_kernel<T, O, B, 3, E, 128>); break;
-    case 4: pick(gemv_kernel<T, O, B, 4, E>, gemv_kernel<T, O, B, 4, E, 128>); break;
-    case 5: pick(gemv_kernel<T, O, B, 5, E>, gemv_kernel<T, O, B, 5, E, 128>); break;
-    case 6: pick(gemv_kernel<T, O, B, 6, E>, gemv_kernel<T, O, B, 6, E, 128>); break;
-    case 7: pick(gemv_kernel<T, O, B, 7, E>, gemv_kernel<T, O, B, 7, E, 128>); break;
-    case 8: pick(gemv_kernel<T, O, B, 8, E>, gemv_kernel<T, O, B, 8, E, 128>); break;
+    case 1: run(gemv_kernel<T, O, B, 1, E, threads>); break;
+    case 2: run(gemv_kernel<T, O, B, 2, E, threads>); break;
+    case 3: run(gemv_kernel<T, O, B, 3, E, threads>); break;
+    case 4: run(gemv_kernel<T, O, B, 4, E, threads>); break;
+    case 5: run(gemv_kernel<T, O, B, 5, E, threads>); break;
+    case 6: run(gemv_kernel<T, O, B, 6, E, threads>); break;
+    case 7: run(gemv_kernel<T, O, B, 7, E, threads>); break;
+    case 8: run(gemv_kernel<T, O, B, 8, E, threads>); break;
     default: fail("internal error: gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
 }
