@@ -23,7 +23,8 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
 // Fills n elements of dst with a quiet NaN (tests poison outputs with it).
 void fill_nan(void* dst, DType dtype, int64_t n, cudaStream_t stream);
 
-// cuda_norm.cu. x, out, residual: `dtype` (bf16/f16); delta: dtype or f32; w: any float dtype.
+// cuda_norm.cu. x, out, residual: `dtype` (bf16/f16); delta: dtype or f32; w: any float dtype,
+// a weight (add_rms_norm reads it before waiting for the kernel before it, as the GEMV does).
 void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t rows, int cols,
               float eps, DType dtype, cudaStream_t stream);
 void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const void* w,
