@@ -1,5 +1,5 @@
-// Backend::prefetch's kernel: each thread asks L2 for one chunk of the range with a bulk prefetch
-// (cp.async.bulk.prefetch.L2) and the kernel ends; the copy engine of L2 does the rest.
+// Backend::prefetch's kernel: each thread asks L2 for one 32 KB chunk of the range with a bulk
+// prefetch (cp.async.bulk.prefetch.L2) and the kernel ends without waiting for the data.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
