@@ -74,7 +74,8 @@ ImagePatches patchify_image(const RgbImage& resized, const PreprocessConfig& con
     for (int v = 0; v < 256; ++v) {
       float x = float(double(v) * config.rescale_factor);
       table[c][v] = (x - config.image_mean[c]) / config.image_std[c];
-      table16[c][v] = dtype == DType::BF16 ? float_to_bf16(table[c][v]) : float_to_fp16(table[c][v]);
+      table16[c][v] =
+          dtype == DType::BF16 ? float_to_bf16(table[c][v]) : float_to_fp16(table[c][v]);
     }
   }
 

@@ -366,8 +366,8 @@ TEST_P(CudaOps, TextRopeRoundsLikeTransformers) {
     for (int head = 0; head < hq + hkv; ++head)
       for (int j = 0; j < half; ++j) {
         const float* x = qkv.data<float>() + (t * (hq + 2 * hkv) + head) * d;
-        const float angle = float(pos[size_t(spec.pos_row[size_t(j)] * tokens + t)]) *
-                            spec.inv_freq[size_t(j)];
+        const float angle =
+            float(pos[size_t(spec.pos_row[size_t(j)] * tokens + t)]) * spec.inv_freq[size_t(j)];
         const float c = r(std::cos(angle)), s = r(std::sin(angle));
         const float want[2] = {r(r(x[j] * c) - r(x[j + half] * s)),
                                r(r(x[j + half] * c) + r(x[j] * s))};
@@ -382,8 +382,8 @@ TEST_P(CudaOps, TextRopeRoundsLikeTransformers) {
           }
           const float products = std::max(std::fabs(x[j]), std::fabs(x[j + half]));
           const float step = products * (dtype() == DType::BF16 ? 1.0f / 128 : 1.0f / 1024);
-          ASSERT_LE(std::fabs(g - w), 2 * step) << "token " << t << " head " << head << " j "
-                                                << j + i * half;
+          ASSERT_LE(std::fabs(g - w), 2 * step)
+              << "token " << t << " head " << head << " j " << j + i * half;
         }
       }
   EXPECT_GE(double(exact), 0.995 * double(total)) << exact << " of " << total << " exact";

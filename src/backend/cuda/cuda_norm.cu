@@ -174,8 +174,7 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
         using D = decltype(dt);
         launch_chained(add_rms_norm_kernel<T, D, W>, unsigned(rows), kThreads, 0, stream,
                        static_cast<T*>(residual), static_cast<const D*>(delta),
-                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, vector,
-                       held);
+                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, vector, held);
       };
       if (delta_dtype == DType::F32)
         launch(float{});
