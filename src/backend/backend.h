@@ -121,10 +121,10 @@ class Backend {
                             Tensor& out) = 0;
   // A sublayer's output joining the residual stream, and the next sublayer's norm, in one op:
   // delta = x · wᵀ; residual += delta; normed = rms_norm(residual, norm_w, eps). delta holds the
-  // product on the way.
+  // product on the way. The fused ops here (this, linear_swiglu, linear_rope_qkv) default to
+  // their composition from the plain ops (backend.cpp); a backend overrides what it fuses.
   virtual void linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
-                                   const Tensor& norm_w, float eps, Tensor& delta,
-                                   Tensor& normed) = 0;
+                                   const Tensor& norm_w, float eps, Tensor& delta, Tensor& normed);
   virtual void add(Tensor& a, const Tensor& b) = 0;  // a += b
   // The SwiGLU of a fused gate/up projection: gate_up [rows, 2f] holds each row's gate values
   // then its up values; out[r, j] = silu(gate_up[r, j]) * gate_up[r, f + j], out [rows, f].
@@ -133,7 +133,7 @@ class Backend {
   // stacked gate then up. gate_up [M, 2f] holds the product on the way; a backend that fuses the
   // activation into the product (the CUDA decode path) leaves it unwritten.
   virtual void linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
-                             Tensor& gate_up, Tensor& out) = 0;
+                             Tensor& gate_up, Tensor& out);
   virtual void gelu(Tensor& x) = 0;  // exact (erf) GELU, in place
   // Attention's rotary step on a fused projection. qkv [tokens, (hq + 2·hkv)·head_dim] holds each
   // token's hq query heads, then hkv key heads, then hkv value heads. Writes the rotated queries
@@ -147,7 +147,7 @@ class Backend {
   // unwritten.
   virtual void linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
                                const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
-                               Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) = 0;
+                               Tensor& qkv, Tensor& q, Tensor& k, Tensor& v);
   // out[nq, heads_q, d] = softmax(q·kᵀ·scale + mask)·v within each segment; grouped-query:
   // heads_q is a multiple of heads_kv, query head h reads kv head h / (heads_q / heads_kv).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -38,19 +38,11 @@ class CpuBackend : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
                     Tensor& out) override;
-  void linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
-                           const Tensor& norm_w, float eps, Tensor& delta,
-                           Tensor& normed) override;
   void add(Tensor& a, const Tensor& b) override;
   void swiglu(const Tensor& gate_up, Tensor& out) override;
-  void linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
-                     Tensor& gate_up, Tensor& out) override;
   void gelu(Tensor& x) override;
   void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
                 const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) override;
-  void linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                       const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
-                       Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                  const AttentionSegments& segments, Tensor& out) override;
   void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;

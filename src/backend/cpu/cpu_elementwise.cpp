@@ -51,12 +51,6 @@ void CpuBackend::swiglu(const Tensor& gate_up, Tensor& out) {
   });
 }
 
-void CpuBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
-                               Tensor& gate_up, Tensor& out) {
-  linear(x, w_gate_up, bias, gate_up);
-  swiglu(gate_up, out);
-}
-
 void CpuBackend::gelu(Tensor& x) {
   check_f32(x, "gelu", "x");
   float* p = x.data<float>();

@@ -66,11 +66,4 @@ void CpuBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tenso
   });
 }
 
-void CpuBackend::linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
-                                     const Tensor& norm_w, float eps, Tensor& delta,
-                                     Tensor& normed) {
-  linear(x, w, nullptr, delta);
-  add_rms_norm(residual, delta, norm_w, eps, normed);
-}
-
 }  // namespace qwenvl

@@ -3,7 +3,8 @@
 // angle_j = float(position) * inv_freq[j] in fp32 (the rotary embedding's fp32 matmul of
 // inv_freq by the positions), cos/sin of that fp32 angle. The same RopeSpec covers the text
 // model's M-RoPE (pos_row picks the t/h/w row per frequency) and the vision tower's 2-D rope.
-// rope_qkv applies it to the q and k heads of a fused projection and moves k and v into place.
+// rope_qkv applies it to the q and k heads of a fused projection and moves k and v into place
+// (linear_rope_qkv is Backend's composition of linear and this).
 #include <cmath>
 #include <cstring>
 
@@ -67,14 +68,6 @@ void CpuBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rope
                   size_t(kv_width) * sizeof(float));
     }
   });
-}
-
-void CpuBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                                 const Tensor& positions, const RopeSpec& spec,
-                                 const Tensor& slots, Tensor& qkv, Tensor& q, Tensor& k,
-                                 Tensor& v) {
-  linear(x, w_qkv, &b_qkv, qkv);
-  rope_qkv(qkv, positions, spec, slots, q, k, v);
 }
 
 }  // namespace qwenvl

@@ -51,9 +51,6 @@ class CudaBackend : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
                     Tensor& out) override;
-  void linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
-                           const Tensor& norm_w, float eps, Tensor& delta,
-                           Tensor& normed) override;
   void add(Tensor& a, const Tensor& b) override;
   void swiglu(const Tensor& gate_up, Tensor& out) override;
   void linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,

@@ -141,15 +141,6 @@ void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tens
                      residual.numel() / cols, int(cols), eps, dtype_, state_->stream);
 }
 
-void CudaBackend::linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
-                                      const Tensor& norm_w, float eps, Tensor& delta,
-                                      Tensor& normed) {
-  // Two kernels: the residual add + norm inside the product's last block measured slower (the
-  // serial tail outweighs the launch it saves; gpu gemv notes).
-  linear(x, w, nullptr, delta);
-  add_rms_norm(residual, delta, norm_w, eps, normed);
-}
-
 void CudaBackend::add(Tensor& a, const Tensor& b) {
   on_device(a, "add", "a");
   on_device(b, "add", "b");
@@ -188,8 +179,7 @@ void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const 
                      w_gate_up.dtype() == dtype_ && aligned16(x.data()) &&
                      aligned16(w_gate_up.data()) && (!bias || bias->numel() == 2 * f);
   if (!fused) {  // the product through linear (cuBLASLt), then the activation
-    linear(x, w_gate_up, bias, gate_up);
-    swiglu(gate_up, out);
+    Backend::linear_swiglu(x, w_gate_up, bias, gate_up, out);
     return;
   }
   on_device(x, "linear_swiglu", "x");
@@ -280,8 +270,7 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
                      w_qkv.dim(0) == qkv.dim(-1) && b_qkv.numel() == w_qkv.dim(0) &&
                      aligned16(x.data()) && aligned16(w_qkv.data());
   if (!fused) {  // the product through linear, then the rotary pass
-    linear(x, w_qkv, &b_qkv, qkv);
-    rope_qkv(qkv, positions, spec, slots, q, k, v);
+    Backend::linear_rope_qkv(x, w_qkv, b_qkv, positions, spec, slots, qkv, q, k, v);
     return;
   }
   for (auto [t, what] : {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"},
