@@ -228,15 +228,15 @@ void VisionTower::prepare(Backend& backend, int64_t max_patches) const {
     backend.prepare_linear(*w, true, dt, rows / units);
 }
 
-Tensor VisionTower::project_qkv(Backend& backend, const VisionBlockWeights& w,
-                                const Tensor& x_rows) {
+void VisionTower::attention_inputs(Backend& backend, const VisionBlockWeights& w,
+                                   const Tensor& x_rows, const Tensor& positions, Tensor& q,
+                                   Tensor& k, Tensor& v) {
   const int64_t n = x_rows.dim(0), h = config_.hidden_size;
   const DType dt = backend.compute_dtype();
   Tensor normed = backend.alloc({n, h}, dt);
   backend.rms_norm(x_rows, w.norm1, kVisionNormEps, normed);
   Tensor qkv = backend.alloc({n, 3 * h}, dt);
-  backend.linear(normed, w.qkv_w, &w.qkv_b, qkv);
-  return qkv;
+  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, positions, rope_, Tensor(), qkv, q, k, v);
 }
 
 void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
@@ -254,10 +254,9 @@ void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full
   Tensor values = backend.alloc({n, heads, hd}, dt);
   for (const VisionChunk& c : chunks) {
     const size_t chunk_mark = backend.workspace_mark();
-    Tensor qkv = project_qkv(backend, w, x.rows(c.begin, c.count));
     Tensor q = backend.alloc({c.count, heads, hd}, dt);  // recomputed in chunk_step
     Tensor k = keys.rows(c.begin, c.count), v = values.rows(c.begin, c.count);
-    backend.rope_qkv(qkv, c.positions, rope_, Tensor(), q, k, v);
+    attention_inputs(backend, w, x.rows(c.begin, c.count), c.positions, q, k, v);
     backend.workspace_release(chunk_mark);
   }
   for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, &keys, &values);
@@ -273,11 +272,10 @@ void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tens
   Tensor rows = x.rows(c.begin, n);
 
   // x = x + proj(attention(rope(q), rope(k), v)) over norm1(x)
-  Tensor qkv = project_qkv(backend, w, rows);
   Tensor q = backend.alloc({n, heads, hd}, dt);
   Tensor k = backend.alloc({n, heads, hd}, dt);
   Tensor v = backend.alloc({n, heads, hd}, dt);
-  backend.rope_qkv(qkv, c.positions, rope_, Tensor(), q, k, v);
+  attention_inputs(backend, w, rows, c.positions, q, k, v);
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   if (keys)
     backend.attention(q, *keys, *values, c.frames, attended);
@@ -290,9 +288,8 @@ void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tens
   Tensor normed = backend.alloc({n, h}, dt);
   backend.add_rms_norm(rows, delta, w.norm2, kVisionNormEps, normed);
   Tensor gate_up = backend.alloc({n, 2 * vi}, dt);
-  backend.linear(normed, w.gate_up_w, &w.gate_up_b, gate_up);
   Tensor hidden = backend.alloc({n, vi}, dt);
-  backend.swiglu(gate_up, hidden);
+  backend.linear_swiglu(normed, w.gate_up_w, &w.gate_up_b, gate_up, hidden);
   backend.linear(hidden, w.down_w, &w.down_b, delta);
   backend.add(rows, delta);
   backend.workspace_release(mark);

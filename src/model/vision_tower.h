@@ -75,8 +75,10 @@ class VisionTower {
   // `keys`/`values`: every patch's (full attention) or undefined (the chunk's own windows).
   void chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x, const VisionChunk& c,
                   const Tensor* keys, const Tensor* values);
-  // rms_norm(x rows) then the fused q/k/v product: [count, 3·hidden].
-  Tensor project_qkv(Backend& backend, const VisionBlockWeights& w, const Tensor& x_rows);
+  // q, k, v of a chunk's rows (k and v may be views into every patch's keys and values):
+  // norm1, the fused q/k/v product and the 2-D rotary step at `positions`.
+  void attention_inputs(Backend& backend, const VisionBlockWeights& w, const Tensor& x_rows,
+                        const Tensor& positions, Tensor& q, Tensor& k, Tensor& v);
 
   VisionConfig config_;
   VisionWeights weights_;
