@@ -11,18 +11,13 @@ void WeightLoader::count(int64_t elements, DType dtype) {
 }
 
 Tensor WeightLoader::upload(const Tensor& host) {
-  const bool in_place = compute_ == DType::F32;
-  const DType dtype = in_place ? host.dtype() : compute_;
-  if (!in_place) count(host.numel(), dtype);
+  const DType dtype = in_place() ? host.dtype() : compute_;
+  if (!in_place()) count(host.numel(), dtype);
   if (!backend_) return host;
   return backend_->upload_weight(host, dtype);
 }
 
 Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }
-
-Tensor WeightLoader::rows(const std::string& name, int64_t begin, int64_t count) {
-  return upload(checkpoint_.get(name).rows(begin, count));
-}
 
 Tensor WeightLoader::reshaped(const std::string& name, Shape shape) {
   return upload(checkpoint_.get(name).view(shape));
@@ -62,13 +57,12 @@ Tensor WeightLoader::stacked(const std::vector<std::string>& names, int64_t row_
     one_dtype = one_dtype && parts.back().dtype() == parts.front().dtype();
   }
   // Stacking copies on every backend; an in-place (f32) backend keeps the checkpoint's dtype.
-  const bool in_place = compute_ == DType::F32;
-  const DType dtype = !in_place ? compute_ : one_dtype ? parts.front().dtype() : DType::F32;
+  const DType dtype = !in_place() ? compute_ : one_dtype ? parts.front().dtype() : DType::F32;
   count(elements, dtype);
   if (!backend_) return Tensor();
   Tensor out = backend_->upload_weight_stacked(parts, dtype);
   // The CPU's copy replaces the mapped pages it was read from: keep resident memory at one copy.
-  if (in_place && !padded)
+  if (in_place() && !padded)
     for (const Tensor& part : parts) checkpoint_.release_pages(part);
   return out;
 }
@@ -84,8 +78,7 @@ Tensor WeightLoader::padded_columns(const std::string& name, int64_t multiple) {
     std::memcpy(static_cast<char*>(out.data()) + size_t(r * padded) * element,
                 static_cast<const char*>(w.data()) + size_t(r * cols) * element,
                 size_t(cols) * element);
-  const bool in_place = compute_ == DType::F32;
-  if (!in_place) return upload(out);
+  if (!in_place()) return upload(out);
   // The CPU computes from this host copy itself: count it, as a stacked weight is counted.
   count(out.numel(), out.dtype());
   if (!backend_) return Tensor();

@@ -19,8 +19,6 @@ class WeightLoader {
       : checkpoint_(checkpoint), backend_(backend), compute_(compute) {}
 
   Tensor get(const std::string& name);
-  // Rows [begin, begin + count) of a parameter (q, k and v out of the fused vision qkv).
-  Tensor rows(const std::string& name, int64_t begin, int64_t count);
   // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
   // [hidden, 3·2·14·14] matrix).
   Tensor reshaped(const std::string& name, Shape shape);
@@ -33,6 +31,8 @@ class WeightLoader {
   size_t bytes() const { return bytes_; }
 
  private:
+  // An f32 backend computes from the checkpoint's own bytes (see above).
+  bool in_place() const { return compute_ == DType::F32; }
   Tensor upload(const Tensor& host);
   void count(int64_t elements, DType dtype);
 
