@@ -30,12 +30,6 @@ __global__ void add_kernel(T* a, const B* b, int64_t n, bool vector) {
   for (int64_t i = base; i < min(n, base + 8); ++i) a[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
 }
 
-template <typename T>
-__device__ __forceinline__ float silu_times(float g, float u) {
-  float s = to_float(from_float<T>(g / (1.0f + expf(-g))));  // torch rounds silu's output
-  return s * u;
-}
-
 // Thread t handles output elements [8t, 8t + 8) of `rows` rows of f; gate_up rows are 2f wide.
 // `vector`: f % 8 == 0 and both pointers 16-byte aligned.
 template <typename T>

@@ -42,10 +42,10 @@ __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
   for (int j = 0; j < 8; ++j) out[j] = to_float(v[j]);
 }
 
+// The SwiGLU epilogue's two sums, rounded as the products' outputs would be, then silu_times.
 template <typename T>
-__device__ __forceinline__ float silu_times(float gate, float up) {
-  const float g = to_float(from_float<T>(gate)), u = to_float(from_float<T>(up));
-  return to_float(from_float<T>(g / (1.0f + expf(-g)))) * u;
+__device__ __forceinline__ float swiglu_of_sums(float gate, float up) {
+  return silu_times<T>(to_float(from_float<T>(gate)), to_float(from_float<T>(up)));
 }
 
 // Rows of w the block's two rows are (r = 0, 1). Plain: 2b, 2b + 1 (the last one repeated past
@@ -145,7 +145,7 @@ __global__ void __launch_bounds__(kBlock) gemv_kernel(const T* __restrict__ x,
     if (bias) sum[r] += to_float(bias[row_of<E>(r, n, half)]);
   }
   if constexpr (E == Epilogue::kSwiglu) {
-    out[int64_t(m) * n + blockIdx.x] = from_float<O>(silu_times<O>(sum[0], sum[1]));
+    out[int64_t(m) * n + blockIdx.x] = from_float<O>(swiglu_of_sums<O>(sum[0], sum[1]));
   } else if constexpr (E == Epilogue::kRope) {
     rope_store<T>(rope, m, sum[0], sum[1]);
   } else {

@@ -17,6 +17,30 @@ cudaDataType_t cuda_type(DType dtype) {
   }
 }
 
+// The product's descriptor: fp32 compute, out^T = op_T(w) · x (see cuda_linear.h); with a bias
+// dtype (>= 0), CUBLASLT_EPILOGUE_BIAS of that dtype, reading `bias` when it is given.
+cublasLtMatmulDesc_t make_desc(int bias_dtype, const void* bias) {
+  cublasLtMatmulDesc_t desc = nullptr;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
+                                              sizeof(transa)));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
+                                              sizeof(transb)));
+  if (bias_dtype >= 0) {
+    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                sizeof(epilogue)));
+    cudaDataType_t bias_type = cuda_type(DType(bias_dtype));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                &bias_type, sizeof(bias_type)));
+  }
+  if (bias)
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof(bias)));
+  return desc;
+}
+
 int alignment_of(const void* p) {
   auto address = reinterpret_cast<uintptr_t>(p);
   int align = 16;
@@ -48,20 +72,7 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   auto [m, n, k, in_dtype, out_dtype, bias_dtype, align] = key;
   Plan& plan = plans_[key];
   cudaDataType_t in = cuda_type(DType(in_dtype)), out = cuda_type(DType(out_dtype));
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
-                                              sizeof(transa)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
-                                              sizeof(transb)));
-  if (bias_dtype >= 0) {
-    cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
-                                                &epilogue, sizeof(epilogue)));
-    cudaDataType_t bias_type = cuda_type(DType(bias_dtype));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                                &bias_type, sizeof(bias_type)));
-  }
+  plan.desc = make_desc(bias_dtype, nullptr);
   // Column-major views: w is [K, N] with ld K, x is [K, M] with ld K, out^T is [N, M] with ld N.
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, uint64_t(k), uint64_t(n), k));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, uint64_t(k), uint64_t(m), k));
@@ -131,21 +142,7 @@ cublasStatus_t LinearPlanner::launch(const Plan& plan, cublasLtMatmulDesc_t desc
 cublasLtMatmulDesc_t LinearPlanner::desc_with_bias(Plan& plan, const Key& key, const void* bias) {
   auto found = plan.bias_descs.find(bias);
   if (found != plan.bias_descs.end()) return found->second;
-  cublasLtMatmulDesc_t desc = nullptr;
-  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
-  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-  cudaDataType_t bias_type = cuda_type(DType(std::get<5>(key)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
-                                              sizeof(transa)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
-                                              sizeof(transb)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
-                                              sizeof(epilogue)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                              &bias_type, sizeof(bias_type)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                              sizeof(bias)));
+  cublasLtMatmulDesc_t desc = make_desc(std::get<5>(key), bias);
   plan.bias_descs.emplace(bias, desc);
   return desc;
 }

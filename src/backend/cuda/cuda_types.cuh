@@ -1,6 +1,7 @@
 #pragma once
 // Device-side helpers shared by the kernels: float conversions for our three float types
-// (saturating for f16, see cuda_backend.h), 16-byte vector access, warp reductions.
+// (saturating for f16, see cuda_backend.h), 16-byte vector access, the SwiGLU activation, warp
+// reductions.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -45,6 +46,13 @@ __device__ __forceinline__ Vec<T> load16(const T* p) {
 template <typename T>
 __device__ __forceinline__ void store16(T* p, const Vec<T>& r) {
   *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(r.v);
+}
+
+// Qwen2MLP's act_fn(gate) * up on tensors of T, for gate and up values of T: torch rounds silu's
+// output to T before the product (the caller rounds the product).
+template <typename T>
+__device__ __forceinline__ float silu_times(float gate, float up) {
+  return to_float(from_float<T>(gate / (1.0f + expf(-gate)))) * up;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {
