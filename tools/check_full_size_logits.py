@@ -14,6 +14,8 @@ in line with transformers' own.
 """
 
 import argparse
+import contextlib
+import functools
 import gc
 import json
 import os
@@ -85,49 +87,50 @@ def hf_logits(model, inputs):
     return out.logits[0, -1].float().cpu().numpy()
 
 
-def attention_backend_study(model, inputs, hf_bf16, q, result):
-    """transformers bf16 against itself with each SDPA kernel forced (cuDNN, flash,
-    memory-efficient, math; a kernel that refuses the inputs is recorded as such): how far an
-    equally valid attention implementation moves its own last-position logits -- the noise floor
-    under the qwenvl-vs-transformers comparison -- and which kernel qwenvl rounds like."""
+@contextlib.contextmanager
+def fp32_gemm_reductions():
+    """torch lets cuBLAS sum split-K partial products in bf16 by default; qwenvl's products sum
+    them in fp32 (cuBLASLt's compute-type reduction or one block per row)."""
     import torch
+
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.allow_bf16_reduced_precision_reduction
+    matmul.allow_bf16_reduced_precision_reduction = False
+    try:
+        yield
+    finally:
+        matmul.allow_bf16_reduced_precision_reduction = saved
+
+
+def transformers_variance_study(model, inputs, hf_bf16, q, result):
+    """transformers bf16 against itself under equally valid settings: each SDPA kernel forced
+    (cuDNN, flash, memory-efficient, math; a kernel that refuses the inputs is recorded as such)
+    and fp32 split-K reductions in its GEMMs. How far they move its own last-position logits is
+    the noise floor under the qwenvl-vs-transformers comparison; qwenvl against each variant
+    shows which one it rounds like."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    for label, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION),
-                           ("flash", SDPBackend.FLASH_ATTENTION),
-                           ("efficient", SDPBackend.EFFICIENT_ATTENTION),
-                           ("math", SDPBackend.MATH)):
+    variants = [("%s_attention" % label, functools.partial(sdpa_kernel, [backend]))
+                for label, backend in (("cudnn", SDPBackend.CUDNN_ATTENTION),
+                                       ("flash", SDPBackend.FLASH_ATTENTION),
+                                       ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+                                       ("math", SDPBackend.MATH))]
+    variants.append(("fp32_reduction", fp32_gemm_reductions))
+    for label, setting in variants:
         for name, r in result["cases"].items():
             if name not in hf_bf16:
                 continue
             try:
-                with sdpa_kernel([backend]):
+                with setting():
                     alt = hf_logits(model, inputs[name])
             except Exception as exc:
-                r["hf_bf16_%s_attention_error" % label] = str(exc)[:300]
+                r["hf_bf16_%s_error" % label] = str(exc)[:300]
                 continue
-            r["hf_bf16_%s_attention_vs_hf_bf16" % label] = compare(alt, hf_bf16[name])
+            r["hf_bf16_%s_vs_hf_bf16" % label] = compare(alt, hf_bf16[name])
             if name in q:
-                r["qwenvl_vs_hf_bf16_%s_attention" % label] = compare(q[name], alt)
-            log("%s: transformers bf16 with %s attention vs its default %s" % (
-                name, label, r["hf_bf16_%s_attention_vs_hf_bf16" % label]))
-    # torch lets cuBLAS sum split-K partial products in bf16 by default; qwenvl's products sum
-    # them in fp32 (cuBLASLt's compute-type reduction or one block per row).
-    matmul = torch.backends.cuda.matmul
-    saved = matmul.allow_bf16_reduced_precision_reduction
-    try:
-        matmul.allow_bf16_reduced_precision_reduction = False
-        for name, r in result["cases"].items():
-            if name not in hf_bf16:
-                continue
-            alt = hf_logits(model, inputs[name])
-            r["hf_bf16_fp32_reduction_vs_hf_bf16"] = compare(alt, hf_bf16[name])
-            if name in q:
-                r["qwenvl_vs_hf_bf16_fp32_reduction"] = compare(q[name], alt)
-            log("%s: transformers bf16 with fp32 split-K reductions vs its default %s" % (
-                name, r["hf_bf16_fp32_reduction_vs_hf_bf16"]))
-    finally:
-        matmul.allow_bf16_reduced_precision_reduction = saved
+                r["qwenvl_vs_hf_bf16_%s" % label] = compare(q[name], alt)
+            log("%s: transformers bf16 with %s vs its default %s" % (
+                name, label, r["hf_bf16_%s_vs_hf_bf16" % label]))
 
 
 def check_size(size, args, cases):
@@ -191,7 +194,7 @@ def check_size(size, args, cases):
             log("%s %s: TRANSFORMERS FAILED: %s" % (size, case["name"], exc))
         torch.cuda.empty_cache()
 
-    attention_backend_study(model, inputs, hf_bf16, q, result)
+    transformers_variance_study(model, inputs, hf_bf16, q, result)
     if size.upper() in args.fp32_sizes:
         try:
             model = model.float()  # exact: the stored weights are bf16 values
