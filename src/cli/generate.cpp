@@ -12,6 +12,7 @@
 #include "checkpoint/config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/npy.h"
 #include "core/error.h"
 #include "model/qwen2_5_vl.h"
 #include "runtime/generation_config.h"
@@ -39,7 +40,10 @@ constexpr const char* kUsage =
     "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA activations)   --threads N\n"
     "  --max-context N          context limit (default min(32768, max_position_embeddings))\n"
     "  --json                   print a JSON summary as the last line\n"
-    "  --dump-logits FILE.npy   float32 logits at the last prompt position\n";
+    "  --dump-logits FILE.npy   float32 logits at the last prompt position\n"
+    "  --dump-activations FILE.npy  float32 [3 * layers + 1, hidden], the last prompt\n"
+    "                           position's embedding, then per layer: the attention's output,\n"
+    "                           the residual stream after attention and after the MLP\n";
 
 constexpr int64_t kDefaultMaxNewTokens = 256;
 constexpr int64_t kDefaultMaxContext = 32768;
@@ -54,24 +58,6 @@ void require_file(const std::filesystem::path& path, const char* what) {
     fail("the model directory has no ", what, " (", path.string(), ")");
 }
 
-// A float32 vector as a NumPy .npy file (format 1.0).
-void write_npy(const std::string& path, const std::vector<float>& values) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                       std::to_string(values.size()) + ",), }";
-  const size_t unpadded = 10 + header.size() + 1;
-  header.append((64 - unpadded % 64) % 64, ' ');
-  header.push_back('\n');
-  std::ofstream out(path, std::ios::binary);
-  if (!out) fail("cannot write ", path);
-  const uint16_t len = uint16_t(header.size());
-  out.write("\x93NUMPY\x01\x00", 8);
-  out.put(char(len & 0xff));
-  out.put(char(len >> 8));
-  out << header;
-  out.write(reinterpret_cast<const char*>(values.data()), std::streamsize(values.size() * 4));
-  if (!out) fail("cannot write ", path);
-}
-
 DType parse_cuda_dtype(const std::string& name) {
   if (name == "bf16") return DType::BF16;
   if (name == "fp16") return DType::F16;
@@ -81,10 +67,16 @@ DType parse_cuda_dtype(const std::string& name) {
 }  // namespace
 
 int run_generate(int argc, char** argv) {
-  const Args args(argc, argv,
-                  {"model", "image", "prompt", "system", "max-new-tokens", "temperature", "top-k",
-                   "top-p", "min-p", "repetition-penalty", "seed", "min-pixels", "max-pixels",
-                   "device", "dtype", "threads", "dump-logits", "stop", "max-context"},
+  const Args args(argc, argv, {"model",          "image",
+                               "prompt",         "system",
+                               "max-new-tokens", "temperature",
+                               "top-k",          "top-p",
+                               "min-p",          "repetition-penalty",
+                               "seed",           "min-pixels",
+                               "max-pixels",     "device",
+                               "dtype",          "threads",
+                               "dump-logits",    "dump-activations",
+                               "stop",           "max-context"},
                   {"ignore-eos", "json", "help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
@@ -132,6 +124,7 @@ int run_generate(int argc, char** argv) {
   request.ignore_eos = args.has("ignore-eos");
   request.stop = args.all("stop");
   request.keep_prompt_logits = args.has("dump-logits");
+  request.keep_prompt_activations = args.has("dump-activations");
   const DType cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
   const int threads = int(args.get_int("threads", 0));
   int64_t max_context = args.get_int("max-context", kDefaultMaxContext);
@@ -192,7 +185,15 @@ int run_generate(int argc, char** argv) {
   });
   std::fputc('\n', stdout);
 
-  if (auto path = args.get("dump-logits")) write_npy(*path, result.prompt_logits);
+  if (auto path = args.get("dump-logits"))
+    write_npy(*path, result.prompt_logits.data(), {int64_t(result.prompt_logits.size())});
+  if (auto path = args.get("dump-activations")) {
+    std::vector<float> rows;
+    for (const std::vector<float>& row : result.prompt_activations)
+      rows.insert(rows.end(), row.begin(), row.end());
+    const int64_t steps = int64_t(result.prompt_activations.size());
+    write_npy(*path, rows.data(), {steps, steps ? int64_t(rows.size()) / steps : 0});
+  }
   if (json) {
     nlohmann::json grids = nlohmann::json::array();
     for (const ImageInput& image : request.images)

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/npy.h"
 #include "core/error.h"
 #include "vision/image.h"
 
@@ -34,26 +35,6 @@ const char* kUsage =
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
-}
-
-void write_npy(const std::string& path, const Tensor& values) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                       std::to_string(values.dim(0)) + ", " + std::to_string(values.dim(1)) +
-                       "), }";
-  // Magic (6) + version (2) + length (2) + header + '\n', padded to a multiple of 64.
-  size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header.push_back('\n');
-  FILE* f = std::fopen(path.c_str(), "wb");
-  if (!f) fail("cannot write ", path, ": ", std::strerror(errno));
-  const uint16_t length = uint16_t(header.size());
-  const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  bool ok = std::fwrite(magic, 1, 8, f) == 8 &&
-            std::fwrite(&length, 2, 1, f) == 1 &&  // little-endian hosts only, as npy.h
-            std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
-            std::fwrite(values.data(), 1, values.nbytes(), f) == values.nbytes();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) fail("cannot write ", path, " (disk full?)");
 }
 
 }  // namespace
@@ -93,7 +74,9 @@ int run_preprocess(int argc, char** argv) {
 
   const int64_t merge_area = int64_t(config.merge_size) * config.merge_size;
   const int64_t tokens = patches.tokens() / merge_area;
-  if (auto out = args.get("out")) write_npy(*out, patches.pixel_values);
+  if (auto out = args.get("out"))
+    write_npy(*out, patches.pixel_values.data<float>(),
+              {patches.pixel_values.dim(0), patches.pixel_values.dim(1)});
   if (tokens > kWarnTokens)
     std::fprintf(stderr,
                  "qwenvl preprocess: warning: this image becomes %lld visual tokens (%dx%d "

@@ -104,11 +104,13 @@ void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Ten
   // Each layer ends with the next one's input norm (the last with the final norm), so that the
   // norm shares a kernel with the product before it.
   backend.rms_norm(x, weights_.layers.front().input_norm, eps, normed);
+  if (tap_) tap_(0, x.rows(n - 1, 1));
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const Tensor& next_norm =
         l + 1 < weights_.layers.size() ? weights_.layers[l + 1].input_norm : weights_.norm;
-    layer(backend, weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, normed,
+    layer(backend, int(l), weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, normed,
           next_norm, in.positions, in.slots, in.segments);
+    if (tap_) tap_(3 * int(l) + 3, x.rows(n - 1, 1));
   }
 
   // Only the last position's logits are needed: lm_head on one row.
@@ -119,7 +121,7 @@ void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Ten
   backend.workspace_release(mark);
 }
 
-void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache,
+void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, Tensor& k_cache,
                     Tensor& v_cache, Tensor& x, Tensor& normed, const Tensor& next_norm,
                     const Tensor& positions, const Tensor& slots,
                     const AttentionSegments& segments) {
@@ -143,8 +145,10 @@ void Decoder::layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_ca
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   backend.attention(q, k_cache, v_cache, segments, attended);
   Tensor delta = backend.alloc({n, d}, dt);
+  if (tap_) tap_(3 * index + 1, attended.view({n, heads * hd}).rows(n - 1, 1));
   backend.linear_add_rms_norm(attended.view({n, heads * hd}), w.o_w, x, w.post_attention_norm,
                               eps, delta, normed);
+  if (tap_) tap_(3 * index + 2, x.rows(n - 1, 1));
 
   // x = x + down(silu(gate(normed)) * up(normed)); then normed = next_norm(x).
   Tensor gate_up = backend.alloc({n, 2 * f}, dt);

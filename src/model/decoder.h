@@ -3,6 +3,7 @@
 // with image embeddings in place of the pad tokens, pre-norm decoder layers (GQA attention with
 // q/k/v biases and M-RoPE, SwiGLU MLP), final RMSNorm, and logits for the last position only.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "backend/backend.h"
@@ -72,16 +73,24 @@ class Decoder {
 
   const TextConfig& config() const { return config_; }
 
+  // Called in forward() with the last token's row of each step's activations, for comparing them
+  // with another implementation op by op: step 0 the embedding; for layer l, step 3l + 1 the
+  // attention's output (o_proj's input), 3l + 2 the residual stream after attention, 3l + 3 after
+  // the MLP. Empty: none (the default; a decode step must not have one, a tap copies to the host).
+  using ActivationTap = std::function<void(int step, const Tensor& row)>;
+  void set_activation_tap(ActivationTap tap) { tap_ = std::move(tap); }
+
  private:
   // Runs layer `w` on the residual stream x, given normed = its input_layernorm(x); leaves
   // normed = next_norm(x) for the next layer (or the final norm).
-  void layer(Backend& backend, const DecoderLayerWeights& w, Tensor& k_cache, Tensor& v_cache,
-             Tensor& x, Tensor& normed, const Tensor& next_norm, const Tensor& positions,
-             const Tensor& slots, const AttentionSegments& segments);
+  void layer(Backend& backend, int index, const DecoderLayerWeights& w, Tensor& k_cache,
+             Tensor& v_cache, Tensor& x, Tensor& normed, const Tensor& next_norm,
+             const Tensor& positions, const Tensor& slots, const AttentionSegments& segments);
 
   TextConfig config_;
   DecoderWeights weights_;
   RopeSpec rope_;
+  ActivationTap tap_;
 };
 
 }  // namespace qwenvl

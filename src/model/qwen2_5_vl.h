@@ -71,6 +71,10 @@ class Qwen25VL {
   Tensor& logits() { return logits_; }          // f32 [vocab] of the last token run
   Tensor& next_token() { return next_token_; }  // I32 [1], for Backend::sample
   Tensor& history() { return history_; }        // I32 [max_context], for Backend::sample
+  // See Decoder::set_activation_tap; for prefill only.
+  void set_activation_tap(Decoder::ActivationTap tap) {
+    decoder_->set_activation_tap(std::move(tap));
+  }
   const KvCache& cache() const { return cache_; }
   const ModelConfig& config() const { return config_; }
   int64_t max_context() const { return limits_.max_context; }

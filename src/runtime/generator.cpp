@@ -62,8 +62,23 @@ GenerationResult Generator::generate(const GenerationRequest& request,
 
   backend.profile_section("prefill");
   start = Clock::now();
-  model_.prefill(request.prompt_ids, result.positions,
-                 request.images.empty() ? nullptr : &image_embeds);
+  if (request.keep_prompt_activations)
+    model_.set_activation_tap([&](int step, const Tensor& row) {
+      Tensor host = Tensor::empty(row.shape(), DType::F32);
+      backend.copy_to_host(row, host);
+      result.prompt_activations.resize(
+          std::max(result.prompt_activations.size(), size_t(step) + 1));
+      result.prompt_activations[size_t(step)].assign(host.data<float>(),
+                                                     host.data<float>() + host.numel());
+    });
+  try {
+    model_.prefill(request.prompt_ids, result.positions,
+                   request.images.empty() ? nullptr : &image_embeds);
+  } catch (...) {
+    model_.set_activation_tap({});
+    throw;
+  }
+  model_.set_activation_tap({});
   result.timings.prefill_enqueue_ms = ms_since(start);
   backend.synchronize();
   result.timings.prefill_ms = ms_since(start);

@@ -22,6 +22,9 @@ struct GenerationRequest {
   bool ignore_eos = false;
   std::vector<std::string> stop;
   bool keep_prompt_logits = false;  // copy the last prompt position's logits into the result
+  // Copy the last prompt position's activations, step by step (Decoder::set_activation_tap), into
+  // the result, for comparisons with another implementation op by op.
+  bool keep_prompt_activations = false;
 };
 
 struct GenerationTimings {
@@ -39,6 +42,7 @@ struct GenerationResult {
   std::string finish_reason;    // "stop" (eos or stop string) or "length"
   MropePositions positions;     // of the prompt
   std::vector<float> prompt_logits;
+  std::vector<std::vector<float>> prompt_activations;  // [3 · layers + 1][hidden]
   GenerationTimings timings;
 };
 

@@ -1,5 +1,5 @@
 // `qwenvl generate` as scripts use it: exit codes, one-line errors on stderr, the --json summary
-// and --dump-logits, on the tiny fixture model and on hand-made bad inputs.
+// and --dump-logits / --dump-activations, on the tiny fixture model and on hand-made bad inputs.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+
+#include "common/npy.h"
 
 namespace {
 
@@ -130,16 +132,11 @@ TEST(GenerateCli, TextOnlyJsonAndLogits) {
        {"load_ms", "preprocess_ms", "vision_ms", "prefill_ms", "decode_ms", "decode_tokens_per_s"})
     EXPECT_TRUE(j["timings"].contains(key)) << key;
   EXPECT_GT(j["peak_memory_bytes"]["cpu"].get<int64_t>(), 0);
-  // A 1-D little-endian float32 .npy (format 1.0: 10 bytes + header, then the data).
-  const std::string npy = read_file(logits);
-  ASSERT_GT(npy.size(), 10u);
-  ASSERT_EQ(npy.substr(0, 6), "\x93NUMPY");
-  const size_t header_len = size_t(uint8_t(npy[8])) | size_t(uint8_t(npy[9])) << 8;
-  const std::string header = npy.substr(10, header_len);
-  EXPECT_NE(header.find("'descr': '<f4'"), std::string::npos) << header;
-  std::vector<float> v((npy.size() - 10 - header_len) / 4);
-  std::memcpy(v.data(), npy.data() + 10 + header_len, v.size() * 4);
-  EXPECT_NE(header.find("(" + std::to_string(v.size()) + ",)"), std::string::npos) << header;
+  // A 1-D float32 .npy.
+  const qwenvl::test::Npy npy = qwenvl::test::read_npy(logits.string());
+  EXPECT_EQ(npy.descr, "<f4");
+  ASSERT_EQ(npy.shape.size(), 1u);
+  const std::vector<double> v = npy.as_double();
   // Greedy: the first generated token is the argmax of the dumped logits.
   EXPECT_EQ(int64_t(std::max_element(v.begin(), v.end()) - v.begin()),
             j["tokens"][0].get<int64_t>());
@@ -148,6 +145,35 @@ TEST(GenerateCli, TextOnlyJsonAndLogits) {
       run_generate({"--model", kTiny.string(), "--prompt", "Describe a cat.", "--max-new-tokens",
                     "5", "--temperature", "0", "--ignore-eos", "--device", "cpu", "--json"});
   EXPECT_EQ(last_json_line(again.out)["tokens"], j["tokens"]);
+}
+
+// --dump-activations: the last prompt position's embedding, then per layer the attention output
+// and the residual stream after attention and after the MLP, [3 · layers + 1, hidden]; each half
+// of a layer changes the residual stream.
+TEST(GenerateCli, DumpsActivationsPerLayer) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  const fs::path residuals = scratch_dir() / "residuals.npy";
+  RunResult r = run_generate({"--model", kTiny.string(), "--prompt", "Describe a cat.",
+                              "--max-new-tokens", "2", "--temperature", "0", "--device", "cpu",
+                              "--dump-activations", residuals.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json config = nlohmann::json::parse(read_file(kTiny / "config.json"));
+  const nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
+  const int64_t layers = text["num_hidden_layers"], hidden = text["hidden_size"];
+  const qwenvl::test::Npy npy = qwenvl::test::read_npy(residuals.string());
+  ASSERT_EQ(npy.shape, (std::vector<int64_t>{3 * layers + 1, hidden}));
+  const std::vector<double> v = npy.as_double();
+  for (double value : v) ASSERT_TRUE(std::isfinite(value));
+  auto changed = [&](int64_t step, int64_t before) {
+    double change = 0;
+    for (int64_t i = 0; i < hidden; ++i)
+      change += std::fabs(v[size_t(step * hidden + i)] - v[size_t(before * hidden + i)]);
+    return change > 0;
+  };
+  for (int64_t l = 0; l < layers; ++l) {
+    EXPECT_TRUE(changed(3 * l + 2, 3 * l)) << "attention of layer " << l;
+    EXPECT_TRUE(changed(3 * l + 3, 3 * l + 2)) << "MLP of layer " << l;
+  }
 }
 
 TEST(GenerateCli, OneImageSampled) {

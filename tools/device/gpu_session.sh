@@ -2,8 +2,9 @@
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
 # Stages: info ops tiny kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
-#         profile7B cpu  (FP32_SIZES=3B,7B: the logits stages add an fp32 transformers reference
-#         for those sizes; 3B by default)
+#         profile7B activations cpu  (FP32_SIZES=3B,7B: the logits stages add an fp32
+#         transformers reference for those sizes; 3B by default. activations:
+#         tools/study_activations.py for SIZES, 3B,7B by default)
 # (quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -108,6 +109,9 @@ for stage in "$@"; do
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT/quick" ;;
     profile3B|profile7B) run_stage "$stage" stage_profile "${stage#profile}" ;;
     ncu3B|ncu7B) run_stage "$stage" stage_ncu "${stage#ncu}" ;;
+    activations) run_stage activations python3 tools/study_activations.py \
+              --sizes "${SIZES:-3B,7B}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
+              --out "$OUT/activations.json" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;
