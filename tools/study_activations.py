@@ -102,7 +102,8 @@ def study_size(size, args, cases):
         rows = []
         for i, (hb, hf) in enumerate(zip(bf16[name], fp32[name])):
             rows.append({"step": i, "qwenvl_vs_hf_bf16": rel_l2(q[name][i], hb),
-                         "hf_bf16_vs_fp32": rel_l2(hb, hf), "qwenvl_vs_fp32": rel_l2(q[name][i], hf),
+                         "hf_bf16_vs_fp32": rel_l2(hb, hf),
+                         "qwenvl_vs_fp32": rel_l2(q[name][i], hf),
                          "norm": float((hf.astype("float64") ** 2).sum() ** 0.5)})
         result[name] = rows
         log("%s %s" % (size, name))
