@@ -24,14 +24,12 @@ if REPO not in sys.path:
 
 from bench.bench_common import DEFAULT_QWENVL, log, make_photo, run_qwenvl  # noqa: E402
 from tools.build_random_checkpoint import ensure_checkpoint  # noqa: E402
-from tools.check_full_size_logits import IMAGE_PROMPT, TEXT_PROMPT, hf_inputs  # noqa: E402
+from tools.check_full_size_logits import (IMAGE_PROMPT, TEXT_PROMPT, compare,  # noqa: E402
+                                          hf_inputs)
 
 
 def rel_l2(a, b):
-    import numpy as np
-
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+    return compare(a, b)["rel_l2"]
 
 
 def qwenvl_activations(binary, model_dir, case, tmp_dir):
@@ -46,10 +44,9 @@ def qwenvl_activations(binary, model_dir, case, tmp_dir):
 
 
 def hf_activations(model, inputs):
-    """The same steps as qwenvl's dump: the embedding (hidden_states[0]); per layer o_proj's
-    input, post_attention_layernorm's input (the residual after attention) and the layer's
-    output (hidden_states[l + 1]; the last entry of hidden_states is after the final norm, so
-    the last layer's output is taken from a hook too)."""
+    """The same steps as qwenvl's dump: the embedding (hidden_states[0]), then per layer, from
+    hooks, o_proj's input, post_attention_layernorm's input (the residual after attention) and
+    the layer's output (hidden_states ends with the final norm's output instead)."""
     import torch
 
     layers = model.model.language_model.layers

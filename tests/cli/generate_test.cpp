@@ -152,15 +152,15 @@ TEST(GenerateCli, TextOnlyJsonAndLogits) {
 // of a layer changes the residual stream.
 TEST(GenerateCli, DumpsActivationsPerLayer) {
   if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
-  const fs::path residuals = scratch_dir() / "residuals.npy";
+  const fs::path activations = scratch_dir() / "activations.npy";
   RunResult r = run_generate({"--model", kTiny.string(), "--prompt", "Describe a cat.",
                               "--max-new-tokens", "2", "--temperature", "0", "--device", "cpu",
-                              "--dump-activations", residuals.string()});
+                              "--dump-activations", activations.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json config = nlohmann::json::parse(read_file(kTiny / "config.json"));
   const nlohmann::json& text = config.contains("text_config") ? config["text_config"] : config;
   const int64_t layers = text["num_hidden_layers"], hidden = text["hidden_size"];
-  const qwenvl::test::Npy npy = qwenvl::test::read_npy(residuals.string());
+  const qwenvl::test::Npy npy = qwenvl::test::read_npy(activations.string());
   ASSERT_EQ(npy.shape, (std::vector<int64_t>{3 * layers + 1, hidden}));
   const std::vector<double> v = npy.as_double();
   for (double value : v) ASSERT_TRUE(std::isfinite(value));
