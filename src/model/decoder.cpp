@@ -145,9 +145,9 @@ void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, T
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   backend.attention(q, k_cache, v_cache, segments, attended);
   Tensor delta = backend.alloc({n, d}, dt);
-  if (tap_) tap_(3 * index + 1, attended.view({n, heads * hd}).rows(n - 1, 1));
-  backend.linear_add_rms_norm(attended.view({n, heads * hd}), w.o_w, x, w.post_attention_norm,
-                              eps, delta, normed);
+  const Tensor attended_rows = attended.view({n, heads * hd});
+  if (tap_) tap_(3 * index + 1, attended_rows.rows(n - 1, 1));
+  backend.linear_add_rms_norm(attended_rows, w.o_w, x, w.post_attention_norm, eps, delta, normed);
   if (tap_) tap_(3 * index + 2, x.rows(n - 1, 1));
 
   // x = x + down(silu(gate(normed)) * up(normed)); then normed = next_norm(x).
