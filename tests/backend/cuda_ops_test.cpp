@@ -146,7 +146,8 @@ TEST_P(CudaOps, LinearMatchesCpu) {
                  Case{3, 1000, 520, true, false, true}, Case{3, 1000, 520, true, false, false},
                  Case{8, 384, 1024, true, true, true}, Case{4, 64, 100, false, false, true},
                  Case{64, 512, 768, true, false, true}, Case{200, 1280, 1280, true, true, true},
-                 Case{1, 4096, 512, false, true, true}}) {
+                 Case{1, 4096, 512, false, true, true}, Case{1, 1001, 8200, true, false, true},
+                 Case{1, 300, 11008, false, true, true}, Case{2, 301, 8200, true, false, true}}) {
     SCOPED_TRACE(::testing::Message() << c.m << "x" << c.n << "x" << c.k << " bias " << c.bias
                                       << " f32 " << c.f32_out << " gemv " << c.gemv);
     gpu_->set_prefer_gemv(c.gemv);
@@ -226,7 +227,8 @@ TEST_P(CudaOps, LinearAddRmsNormMatchesCpu) {
 
 TEST_P(CudaOps, NormsMatchCpu) {
   TRACE_SEED();
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{1, 2048}, {7, 1280}, {33, 3584}, {5, 100}}) {
+  for (auto [rows, cols] :
+       {std::pair<int64_t, int64_t>{1, 2048}, {7, 1280}, {33, 3584}, {5, 100}, {2, 8200}}) {
     SCOPED_TRACE(::testing::Message() << rows << "x" << cols);
     for (DType wdtype : {DType::F32, dtype()}) {
       Tensor x = random({rows, cols}, 3.0f), w = random({cols}), delta = random({rows, cols});

@@ -54,14 +54,16 @@ __global__ void rms_norm_kernel(const T* x, const W* w, T* out, int cols, float 
 constexpr int kHeld = 4;
 
 // residual = round(residual + delta) (torch adds in the activation dtype), then its RMS norm.
-// Each thread re-reads only the residual elements it wrote itself, so no barrier is needed
-// between the two passes. `held` (vector and cols <= kHeld · 8 · blockDim.x): the norm weights
-// are read before waiting for the producer (no kernel writes them) and the sums stay in
-// registers, so in a decode step the kernel waits on one round trip to memory, not three
-// (3B decode 372 -> 377 tok/s on an H100, A/B in one call).
+// `held` (cols % 8 == 0, 16-byte aligned rows, cols <= kHeld · 8 · blockDim.x: every Qwen2.5-VL
+// width): each thread keeps its eight-element groups in registers between the two passes and
+// re-reads nothing, and the norm weights are read before waiting for the producer (no kernel
+// writes them), so in a decode step the kernel waits on one round trip to memory, not three
+// (3B decode 372 -> 377 tok/s on an H100, A/B in one call). Otherwise one element at a time; each
+// thread re-reads only the residual elements it wrote itself, so no barrier is needed between
+// the two passes.
 template <typename T, typename D, typename W>
 __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* out, int cols,
-                                    float eps, bool vector, bool held) {
+                                    float eps, bool held) {
   __shared__ float partial[32];
   T* row = residual + blockIdx.x * int64_t(cols);
   const D* delta_row = delta + blockIdx.x * int64_t(cols);
@@ -104,36 +106,14 @@ __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* 
   }
   chain_start();
   float sum = 0.0f;
-  if (vector) {
-    for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
-      Vec<T> r = load16(row + c);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        r.v[j] = from_float<T>(to_float(r.v[j]) + to_float(delta_row[c + j]));
-        float f = to_float(r.v[j]);
-        sum += f * f;
-      }
-      store16(row + c, r);
-    }
-  } else {
-    for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-      T r = from_float<T>(to_float(row[c]) + to_float(delta_row[c]));
-      row[c] = r;
-      sum += to_float(r) * to_float(r);
-    }
+  for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+    T r = from_float<T>(to_float(row[c]) + to_float(delta_row[c]));
+    row[c] = r;
+    sum += to_float(r) * to_float(r);
   }
   float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
-  if (vector) {
-    for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
-      Vec<T> r = load16(row + c), o;
-#pragma unroll
-      for (int j = 0; j < 8; ++j) o.v[j] = normalize<T>(to_float(r.v[j]), inv_rms, w[c + j]);
-      store16(out_row + c, o);
-    }
-  } else {
-    for (int c = threadIdx.x; c < cols; c += blockDim.x)
-      out_row[c] = normalize<T>(to_float(row[c]), inv_rms, w[c]);
-  }
+  for (int c = threadIdx.x; c < cols; c += blockDim.x)
+    out_row[c] = normalize<T>(to_float(row[c]), inv_rms, w[c]);
 }
 
 bool vector_ok(int cols, std::initializer_list<const void*> pointers) {
@@ -164,8 +144,7 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
                   DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
                   cudaStream_t stream) {
   if (rows == 0) return;
-  const bool vector = vector_ok(cols, {residual, out});
-  const bool held = vector && cols <= kHeld * 8 * kThreads;
+  const bool held = vector_ok(cols, {residual, out}) && cols <= kHeld * 8 * kThreads;
   with_half(dtype, [&](auto t) {
     with_float(w_dtype, [&](auto wt) {
       using T = decltype(t);
@@ -174,7 +153,7 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
         using D = decltype(dt);
         launch_chained(add_rms_norm_kernel<T, D, W>, unsigned(rows), kThreads, 0, stream,
                        static_cast<T*>(residual), static_cast<const D*>(delta),
-                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, vector, held);
+                       static_cast<const W*>(w), static_cast<T*>(out), cols, eps, held);
       };
       if (delta_dtype == DType::F32)
         launch(float{});
