@@ -138,10 +138,12 @@ void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, T
   Tensor q = backend.alloc({n, heads, hd}, dt);
   backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, positions, rope_, slots, qkv, q, k_cache,
                           v_cache);
-  // Attention reads little of memory while it runs; a backend that can use the lull to fetch the
-  // next products' weights ahead of them does.
-  backend.prefetch(w.o_w);
-  backend.prefetch(w.gate_up_w);
+  // Attention for one new token reads little of memory while it runs; a backend that can use the
+  // lull to fetch the next products' weights ahead of them does. (A prompt's attention is busy.)
+  if (n == 1) {
+    backend.prefetch(w.o_w);
+    backend.prefetch(w.gate_up_w);
+  }
   Tensor attended = backend.alloc({n, heads, hd}, dt);
   backend.attention(q, k_cache, v_cache, segments, attended);
   Tensor delta = backend.alloc({n, d}, dt);
