@@ -11,6 +11,7 @@
 // - Anything that varies per decode step (positions, cache slots, sequence lengths, the next
 //   token) is read from device tensors, never baked into the launch, so that a decode step can
 //   be captured once as a CUDA graph and replayed.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -90,6 +91,17 @@ class Backend {
   virtual void copy_from_host(const Tensor& host, Tensor& device_dst) = 0;
   virtual void copy_to_host(const Tensor& device_src, Tensor& host_dst) = 0;
   virtual void synchronize() = 0;
+  // A copy to the host collected later: begin_read starts it, ordered with the ops, and returns a
+  // ticket; end_read waits for that copy and fills host_dst (same dtype and size). Work queued in
+  // between runs while the host waits, so the device never idles while the host reads a result
+  // (the decode loop reads token i while step i + 1 runs). Small tensors (kReadBytes at most); a
+  // ticket is ended at most once, and expires when kPendingReads later ones have begun (so an
+  // abandoned one costs nothing). The default copies at once (a backend whose ops have finished
+  // when they return); CUDA copies into pinned memory.
+  static constexpr int kPendingReads = 4;
+  static constexpr size_t kReadBytes = 256;
+  virtual int64_t begin_read(const Tensor& device_src);
+  virtual void end_read(int64_t ticket, Tensor& host_dst);
 
   // Runs the ops `enqueue` issues. A backend with graphs (CUDA) records them the first time `key`
   // is seen and from then on replays the recording without calling `enqueue`: valid because those
@@ -163,6 +175,21 @@ class Backend {
   // Writes the id into next_token (I32 device tensor [1]); logits may be modified in place.
   virtual void sample(Tensor& logits, const Tensor& history, const SamplingParams& params,
                       float uniform, Tensor& next_token) = 0;
+
+ protected:
+  // begin_read's bookkeeping: ticket t uses slot t % kPendingReads.
+  int64_t open_read(const Tensor& device_src);  // checks the size, returns the next ticket
+  int close_read(int64_t ticket, const Tensor& host_dst);  // checks it, returns its slot
+
+ private:
+  struct PendingRead {
+    int64_t ticket = -1;  // -1: free
+    DType dtype = DType::F32;
+    int64_t numel = 0;
+  };
+  std::array<PendingRead, kPendingReads> reads_{};
+  std::array<Tensor, kPendingReads> read_values_{};  // the default begin_read's copies
+  int64_t next_read_ = 0;
 };
 
 // The backend for `device` ("cpu", "cuda", "auto"), defined in runtime/backend_factory.cpp, the one

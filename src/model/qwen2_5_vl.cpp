@@ -14,9 +14,10 @@ KvCacheShape cache_shape(const TextConfig& t, int64_t max_context) {
 }
 
 // Logits, the sampled token and the id history the sampler's repetition penalty reads.
-// Layout of a decode step's inputs in step_inputs_: the token, its three M-RoPE positions, its
-// cache slot, then cu_q {0, 1} and cu_k {0, cache length} of the one attention segment.
-enum StepInput { kToken = 0, kPositions = 1, kSlot = 4, kCuQ = 5, kCuK = 7, kStepInputs = 9 };
+// Layout of a decode step's inputs in step_inputs_ (the token itself is next_token_): its three
+// M-RoPE positions, its cache slot, then cu_q {0, 1} and cu_k {0, cache length} of the one
+// attention segment.
+enum StepInput { kPositions = 0, kSlot = 3, kCuQ = 4, kCuK = 6, kStepInputs = 8 };
 constexpr int kDecodeStepGraph = 1;
 
 size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
@@ -160,12 +161,18 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
 void Qwen25VL::decode_step(int32_t token) {
   if (token < 0 || token >= config_.text.vocab_size)
     fail("token id ", token, " is outside the vocabulary of ", config_.text.vocab_size);
+  Tensor host = Tensor::empty({1}, DType::I32);
+  host.data<int32_t>()[0] = token;
+  backend_.copy_from_host(host, next_token_);
+  decode_next();
+}
+
+void Qwen25VL::decode_next() {
   const int64_t slot = cache_.length();
   const int32_t position = int32_t(decode_position(slot, rope_delta_));
   cache_.set_length(slot + 1);  // Error before any work when the context is full
   Tensor host = Tensor::empty({kStepInputs}, DType::I32);
   int32_t* v = host.data<int32_t>();
-  v[kToken] = token;
   v[kPositions] = v[kPositions + 1] = v[kPositions + 2] = position;
   v[kSlot] = int32_t(slot);
   v[kCuQ] = 0, v[kCuQ + 1] = 1;
@@ -173,7 +180,7 @@ void Qwen25VL::decode_step(int32_t token) {
   backend_.copy_from_host(host, step_inputs_);
 
   DecoderInputs in;
-  in.ids = step_inputs_.rows(kToken, 1);
+  in.ids = next_token_;
   in.positions = step_inputs_.rows(kPositions, 3).view({3, 1});
   in.slots = step_inputs_.rows(kSlot, 1);
   in.segments.cu_q = step_inputs_.rows(kCuQ, 2);
@@ -183,7 +190,12 @@ void Qwen25VL::decode_step(int32_t token) {
   in.segments.max_k = int(cache_.capacity());  // a launch bound valid for every step
   in.segments.causal = true;
   in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
-  backend_.run_captured(kDecodeStepGraph, [&] { decoder_->run(backend_, cache_, in, &logits_); });
+  backend_.run_captured(kDecodeStepGraph, [&] {
+    // The token joins the history at its cache slot (the history's positions are the cache's).
+    Tensor history_rows = history_.view({history_.dim(0), 1});
+    backend_.scatter_rows(next_token_.view({1, 1}), in.slots, history_rows);
+    decoder_->run(backend_, cache_, in, &logits_);
+  });
 }
 
 }  // namespace qwenvl

@@ -8,6 +8,7 @@
 //   prefill(ids, rope_index(ids, ...), embeds)  // logits() holds the last position's logits
 //   backend.workspace_release(mark);
 //   decode_step(token) ...                      // logits() again
+// or, with the token left on the device by Backend::sample in next_token(), decode_next().
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -63,9 +64,13 @@ class Qwen25VL {
   // null when the prompt has no images) replace the <|image_pad|> tokens in order.
   void prefill(const std::vector<int32_t>& ids, const MropePositions& positions,
                const Tensor* image_embeds);
-  // Appends one token at the next cache position (its M-RoPE position continues with the
-  // prompt's rope_delta). One small host-to-device copy of the step's inputs, then the decoder's
-  // device work, captured once and replayed (Backend::run_captured).
+  // Appends the token in next_token() (where Backend::sample leaves it) at the next cache
+  // position, its M-RoPE position continuing with the prompt's rope_delta, and to history() at
+  // the same index. One small host-to-device copy of the step's positions, then the decoder's
+  // device work, captured once and replayed (Backend::run_captured). The token never crosses to
+  // the host, so a caller can queue this step before reading the token back.
+  void decode_next();
+  // decode_next() for a token given by the host.
   void decode_step(int32_t token);
 
   Tensor& logits() { return logits_; }          // f32 [vocab] of the last token run

@@ -100,15 +100,26 @@ GenerationResult Generator::generate(const GenerationRequest& request,
     result.text += piece;
     if (on_text) on_text(piece);
   };
+  // Token i is read back while step i + 1 already runs: the device picks each token and feeds it
+  // to the next step itself (Qwen25VL::decode_next), so the host's reading, detokenizing and
+  // stop checks never leave it idle. A stop at token i leaves one step computed in vain.
+  auto sample_next = [&](int64_t step) {
+    backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), request.sampling,
+                   rng.uniform(uint64_t(step)), model_.next_token());
+    return backend.begin_read(model_.next_token());
+  };
   Tensor token_host = Tensor::empty({1}, DType::I32);
   result.finish_reason = "length";
   backend.profile_section("decode");
+  int64_t pending = sample_next(0);
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
-    const int64_t history_len = prompt_len + step;
-    backend.sample(model_.logits(), model_.history().rows(0, history_len), request.sampling,
-                   rng.uniform(uint64_t(step)), model_.next_token());
-    backend.copy_to_host(model_.next_token(), token_host);
-    backend.synchronize();
+    const bool more = step + 1 < request.max_new_tokens;
+    const int64_t ticket = pending;
+    if (more) {
+      model_.decode_next();
+      pending = sample_next(step + 1);
+    }
+    backend.end_read(ticket, token_host);
     const int32_t id = token_host.data<int32_t>()[0];
     result.tokens.push_back(id);
     const bool eos = std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(), id) !=
@@ -122,9 +133,6 @@ GenerationResult Generator::generate(const GenerationRequest& request,
       result.finish_reason = "stop";
       break;
     }
-    if (step + 1 == request.max_new_tokens) break;
-    copy_ids_to_device(backend, {id}, model_.history().rows(history_len, 1));
-    model_.decode_step(id);
   }
   if (!stops.stopped()) emit(stops.push(detokenizer.finish()));
   emit(stops.finish());

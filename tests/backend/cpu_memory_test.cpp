@@ -86,5 +86,31 @@ TEST_F(CpuMemoryTest, CopiesConvertBetweenDtypes) {
   EXPECT_THROW(backend_.copy_from_host(ids, wrong), Error);
 }
 
+TEST_F(CpuMemoryTest, ReadsAreCollectedByTicket) {
+  // A value read with begin_read is the one it had then, whatever the device does after.
+  backend_.reserve(0, 0, 4096);
+  Tensor dev = backend_.alloc({2}, DType::I32);
+  Tensor host = Tensor::empty({2}, DType::I32), back = Tensor::empty({2}, DType::I32);
+  std::vector<int64_t> tickets;
+  for (int32_t i = 0; i < Backend::kPendingReads; ++i) {
+    host.data<int32_t>()[0] = i, host.data<int32_t>()[1] = -i;
+    backend_.copy_from_host(host, dev);
+    tickets.push_back(backend_.begin_read(dev));
+  }
+  for (int32_t i = Backend::kPendingReads - 1; i >= 0; --i) {  // any order
+    backend_.end_read(tickets[size_t(i)], back);
+    EXPECT_EQ(back.data<int32_t>()[0], i);
+    EXPECT_EQ(back.data<int32_t>()[1], -i);
+  }
+  EXPECT_THROW(backend_.end_read(tickets[0], back), Error) << "ended already";
+  const int64_t abandoned = backend_.begin_read(dev);
+  for (int i = 0; i < Backend::kPendingReads; ++i) backend_.begin_read(dev);
+  EXPECT_THROW(backend_.end_read(abandoned, back), Error) << "expired";
+  Tensor wrong = Tensor::empty({3}, DType::I32);
+  EXPECT_THROW(backend_.end_read(backend_.begin_read(dev), wrong), Error);
+  Tensor big = backend_.alloc({int64_t(Backend::kReadBytes)}, DType::I32);
+  EXPECT_THROW(backend_.begin_read(big), Error) << "too large";
+}
+
 }  // namespace
 }  // namespace qwenvl::test

@@ -569,6 +569,24 @@ TEST_P(CudaOps, CapturedGraphReplaysWithNewInputs) {
   }
 }
 
+TEST_P(CudaOps, ReadsCollectTheValueOfTheirTime) {
+  // begin_read is ordered with the ops: a later write to the tensor does not reach an earlier read.
+  Tensor dev = gpu_->alloc({2}, DType::I32);
+  Tensor host = Tensor::empty({2}, DType::I32), back = Tensor::empty({2}, DType::I32);
+  std::vector<int64_t> tickets;
+  for (int32_t i = 0; i < Backend::kPendingReads; ++i) {
+    host.data<int32_t>()[0] = 7 * i, host.data<int32_t>()[1] = -i;
+    gpu_->copy_from_host(host, dev);
+    tickets.push_back(gpu_->begin_read(dev));
+  }
+  for (int32_t i = Backend::kPendingReads - 1; i >= 0; --i) {
+    gpu_->end_read(tickets[size_t(i)], back);
+    EXPECT_EQ(back.data<int32_t>()[0], 7 * i);
+    EXPECT_EQ(back.data<int32_t>()[1], -i);
+  }
+  EXPECT_THROW(gpu_->end_read(tickets[0], back), Error);
+}
+
 TEST_P(CudaOps, ErrorsAreSentences) {
   Tensor gx = gpu_->alloc({2, 8}, dtype());
   Tensor gw = gpu_->alloc({4, 9}, dtype());

@@ -61,6 +61,9 @@ CudaState::~CudaState() {
   for (cudaEvent_t e : staging.done)
     if (e) cudaEventDestroy(e);
   if (staging.host) cudaFreeHost(staging.host);
+  for (cudaEvent_t e : read_done)
+    if (e) cudaEventDestroy(e);
+  if (read_host) cudaFreeHost(read_host);
   if (side_stream) {
     cudaStreamSynchronize(side_stream);
     cudaStreamDestroy(side_stream);
@@ -119,6 +122,9 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
     CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(e, s.stream));
   }
+  CUDA_CHECK(cudaMallocHost(&s.read_host, kPendingReads * kReadBytes));
+  for (cudaEvent_t& e : s.read_done)
+    CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
 }
 
 CudaBackend::~CudaBackend() {
@@ -286,6 +292,25 @@ void CudaBackend::copy_to_host(const Tensor& device_src, Tensor& host_dst) {
     CUDA_CHECK(cudaEventSynchronize(s.staging.done[slot]));
     std::memcpy(static_cast<char*>(host_dst.data()) + begin * out_size, pinned, count * out_size);
   }
+}
+
+int64_t CudaBackend::begin_read(const Tensor& device_src) {
+  check_device(device_src, "begin_read");
+  CudaState& s = *state_;
+  const int64_t ticket = open_read(device_src);
+  const size_t slot = size_t(ticket % kPendingReads);
+  CUDA_CHECK(cudaMemcpyAsync(s.read_host + slot * kReadBytes, device_src.data(),
+                             device_src.nbytes(), cudaMemcpyDeviceToHost, s.stream));
+  CUDA_CHECK(cudaEventRecord(s.read_done[slot], s.stream));
+  return ticket;
+}
+
+void CudaBackend::end_read(int64_t ticket, Tensor& host_dst) {
+  check_host(host_dst, "end_read");
+  CudaState& s = *state_;
+  const size_t slot = size_t(close_read(ticket, host_dst));
+  CUDA_CHECK(cudaEventSynchronize(s.read_done[slot]));
+  std::memcpy(host_dst.data(), s.read_host + slot * kReadBytes, host_dst.nbytes());
 }
 
 // The side branch of Backend::prefetch rejoins the main stream: a captured graph must end with

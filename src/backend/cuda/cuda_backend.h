@@ -45,6 +45,8 @@ class CudaBackend : public Backend {
   // Returns once host_dst holds the data (it synchronizes the stream).
   void copy_to_host(const Tensor& device_src, Tensor& host_dst) override;
   void synchronize() override;
+  int64_t begin_read(const Tensor& device_src) override;
+  void end_read(int64_t ticket, Tensor& host_dst) override;
 
   void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/backend.h"
 #include "backend/cuda/cuda_linear.h"
 #include "backend/cuda/cuda_profile.h"
 #include "core/dtype.h"
@@ -63,6 +64,9 @@ struct CudaState {
   char* sample_scratch = nullptr;
   size_t sample_scratch_bytes = 0;
   StagingRing staging;
+  // Backend::begin_read's pinned mailboxes, one per pending ticket, and their copies' events.
+  char* read_host = nullptr;  // Backend::kPendingReads * Backend::kReadBytes
+  std::array<cudaEvent_t, Backend::kPendingReads> read_done{};
   std::unique_ptr<LinearPlanner> linear;
   bool prefer_gemv = true;
   // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
