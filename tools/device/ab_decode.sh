@@ -16,7 +16,7 @@ values=("$@")
 [ ${#values[@]} -gt 0 ] || values=(0 1)
 model=/tmp/qwenvl-bench/$size
 python3 -c "import sys; sys.path.insert(0, '.'); from tools.build_random_checkpoint import ensure_checkpoint; ensure_checkpoint('$size', '$model', device='cuda')" >/dev/null 2>&1
-for round in 1 2 3; do
+for round in $(seq 1 ${ROUNDS:-3}); do
   for value in "${values[@]}"; do
     env "$variable=$value" .carry/bin/qwenvl generate --model "$model" --device cuda --json \
       --prompt "Write a short story about a lighthouse." --max-new-tokens 256 --temperature 0 \
