@@ -147,7 +147,8 @@ TEST_P(CudaOps, LinearMatchesCpu) {
                  Case{8, 384, 1024, true, true, true}, Case{4, 64, 100, false, false, true},
                  Case{64, 512, 768, true, false, true}, Case{200, 1280, 1280, true, true, true},
                  Case{1, 4096, 512, false, true, true}, Case{1, 1001, 8200, true, false, true},
-                 Case{1, 300, 11008, false, true, true}, Case{2, 301, 8200, true, false, true}}) {
+                 Case{1, 300, 11008, false, true, true}, Case{2, 301, 8200, true, false, true},
+                 Case{1, 1003, 520, true, false, true}}) {
     SCOPED_TRACE(::testing::Message() << c.m << "x" << c.n << "x" << c.k << " bias " << c.bias
                                       << " f32 " << c.f32_out << " gemv " << c.gemv);
     gpu_->set_prefer_gemv(c.gemv);

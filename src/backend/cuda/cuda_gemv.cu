@@ -1,9 +1,9 @@
 // Decode-sized products (M <= 8 rows of x): out[M,N] = x[M,K] · w[N,K]^T (+ bias). Reading w is
 // the whole cost, so the kernel is built to stream it at memory bandwidth:
 // - a block of kThreads threads (128 for the q/k/v product, see launch) owns two rows of w (one
-//   for a single token's rows of 8192 or more) and splits K between its threads (16 bytes per load,
-//   several loads in flight per thread), so even a 2048x2048 matrix gives a thousand blocks: every
-//   SM has many loads outstanding from the first microsecond;
+//   or four for a single token's plain products, see launch) and splits K between its threads
+//   (16 bytes per load, several loads in flight per thread), so even a 2048x2048 matrix gives
+//   hundreds of blocks: every SM has many loads outstanding from the first microsecond;
 // - it is a chained launch (cuda_launch.cuh): before waiting for the kernel that writes x, it
 //   asks L2 for the start of its rows, so weight traffic continues across kernel boundaries;
 // - sums are fp32: per thread, then warp shuffles, then one shared-memory step across warps.
@@ -159,22 +159,26 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
   // instead of two (decode 369 -> 373 tok/s; the same for every product with K <= 2048 gained
   // nothing more).
   constexpr int threads = E == Epilogue::kRope ? 128 : kThreads;
-  // One row per block for a single token's long rows (the down projections, K >= 8192): each
-  // thread keeps four loads of one row in flight rather than two of each of two rows, and twice
-  // the blocks share out more evenly over the SMs (3B down alone 17.9 -> 16.1 us; 3B decode
-  // 376 -> 383 tok/s, A/B on an H100).
-  const bool one_row = E == Epilogue::kPlain && m == 1 && k >= 8192;
+  // Rows per block for a single token's plain products: one for long rows (the down
+  // projections, K >= 8192: each thread keeps four loads of one row in flight rather than two of
+  // each of two rows, and twice the blocks share out more evenly over the SMs; 3B down alone
+  // 17.9 -> 16.1 us, 3B decode 376 -> 383 tok/s), four for short rows up to 8192 of them (the o
+  // projections: half the blocks, each reading x once for four rows; 3B decode 386 -> 389 tok/s).
+  // Both A/B on an H100, three rounds. Two otherwise (SwiGLU and rotary pairs, M > 1, lm_head).
+  const bool single = E == Epilogue::kPlain && m == 1;
+  const int rows = !single ? 2 : k >= 8192 ? 1 : n <= 8192 ? 4 : 2;
   const unsigned blocks = E == Epilogue::kSwiglu ? unsigned(n)
                           : E == Epilogue::kRope ? unsigned(n / 2)
-                          : one_row              ? unsigned(n)
-                                                 : unsigned((n + 1) / 2);
+                                                 : unsigned((n + rows - 1) / rows);
   auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, threads, 0, stream, static_cast<const T*>(x),
                    static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
                    n, k, rope);
   };
-  if constexpr (E == Epilogue::kPlain)
-    if (one_row) return run(gemv_kernel<T, O, B, 1, E, threads, 1>);
+  if constexpr (E == Epilogue::kPlain) {
+    if (rows == 1) return run(gemv_kernel<T, O, B, 1, E, threads, 1>);
+    if (rows == 4) return run(gemv_kernel<T, O, B, 1, E, threads, 4>);
+  }
   switch (m) {
     case 1: run(gemv_kernel<T, O, B, 1, E, threads>); break;
     case 2: run(gemv_kernel<T, O, B, 2, E, threads>); break;
