@@ -161,10 +161,11 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
   constexpr int threads = E == Epilogue::kRope ? 128 : kThreads;
   // Rows per block for a single token's plain products: one for long rows (the down
   // projections, K >= 8192: each thread keeps four loads of one row in flight rather than two of
-  // each of two rows, and twice the blocks share out more evenly over the SMs; 3B down alone
-  // 17.9 -> 16.1 us, 3B decode 376 -> 383 tok/s), four for short rows up to 8192 of them (the o
-  // projections: half the blocks, each reading x once for four rows; 3B decode 386 -> 389 tok/s).
-  // Both A/B on an H100, three rounds. Two otherwise (SwiGLU and rotary pairs, M > 1, lm_head).
+  // each of two rows, and twice the blocks share out more evenly over the SMs; 3B decode
+  // 376 -> 383 tok/s, its down projection alone at 99% of copy bandwidth), four for short rows up
+  // to 8192 of them (the o projections: half the blocks, each reading x once for four rows; 3B
+  // decode 386 -> 389 tok/s). Both A/B on an H100, three rounds. Two otherwise (SwiGLU and rotary
+  // pairs, M > 1, lm_head).
   const bool single = E == Epilogue::kPlain && m == 1;
   const int rows = !single ? 2 : k >= 8192 ? 1 : n <= 8192 ? 4 : 2;
   const unsigned blocks = E == Epilogue::kSwiglu ? unsigned(n)
