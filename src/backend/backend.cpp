@@ -57,9 +57,12 @@ void Backend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tens
   swiglu(gate_up, out);
 }
 
+// One product whatever `products` asks: this composition runs where rounding does not depend on
+// the product's shape (the CPU computes in fp32).
 void Backend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                              const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
-                              Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) {
+                              QkvProducts /*products*/, const Tensor& positions,
+                              const RopeSpec& spec, const Tensor& slots, Tensor& qkv, Tensor& q,
+                              Tensor& k, Tensor& v) {
   linear(x, w_qkv, &b_qkv, qkv);
   rope_qkv(qkv, positions, spec, slots, q, k, v);
 }

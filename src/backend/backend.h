@@ -49,6 +49,12 @@ struct AttentionSegments {
   float scale = 1.0f;
 };
 
+// How linear_rope_qkv multiplies its stacked weight: as one product, or as three (the query, key
+// and value row blocks) for a checkpoint whose projections are separate layers. The values are
+// the same up to rounding; a backend whose products round by shape (cuBLASLt picks an algorithm
+// per shape) then rounds as the three separate layers do.
+enum class QkvProducts { kOne, kPerProjection };
+
 struct SamplingParams {
   float temperature = 1.0f;  // 0: greedy (argmax)
   int top_k = 0;             // 0: off
@@ -158,8 +164,8 @@ class Backend {
   // on the way; a backend that rotates inside the product (the CUDA decode path) leaves it
   // unwritten.
   virtual void linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                               const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
-                               Tensor& qkv, Tensor& q, Tensor& k, Tensor& v);
+                               QkvProducts products, const Tensor& positions, const RopeSpec& spec,
+                               const Tensor& slots, Tensor& qkv, Tensor& q, Tensor& k, Tensor& v);
   // out[nq, heads_q, d] = softmax(q·kᵀ·scale + mask)·v within each segment; grouped-query:
   // heads_q is a multiple of heads_kv, query head h reads kv head h / (heads_q / heads_kv).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -136,8 +136,9 @@ void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, T
   // normed = input_layernorm(x); then normed = post_attention_layernorm(x).
   Tensor qkv = backend.alloc({n, (heads + 2 * kv_heads) * hd}, dt);
   Tensor q = backend.alloc({n, heads, hd}, dt);
-  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, positions, rope_, slots, qkv, q, k_cache,
-                          v_cache);
+  // The checkpoint's q, k and v projections are separate layers (stacked at load for decode).
+  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, QkvProducts::kPerProjection, positions, rope_,
+                          slots, qkv, q, k_cache, v_cache);
   // Attention for one new token reads little of memory while it runs; a backend that can use the
   // lull to fetch the next products' weights ahead of them does. (A prompt's attention is busy.)
   if (n == 1) {

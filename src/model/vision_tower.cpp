@@ -236,7 +236,8 @@ void VisionTower::attention_inputs(Backend& backend, const VisionBlockWeights& w
   Tensor normed = backend.alloc({n, h}, dt);
   backend.rms_norm(x_rows, w.norm1, kVisionNormEps, normed);
   Tensor qkv = backend.alloc({n, 3 * h}, dt);
-  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, positions, rope_, Tensor(), qkv, q, k, v);
+  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, QkvProducts::kOne, positions, rope_, Tensor(),
+                          qkv, q, k, v);
 }
 
 void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,

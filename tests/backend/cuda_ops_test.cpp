@@ -12,6 +12,7 @@
 #include <numeric>
 #include <random>
 #include <tuple>
+#include <utility>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
@@ -393,15 +394,18 @@ TEST_P(CudaOps, TextRopeRoundsLikeTransformers) {
 }
 
 // The decoder's fused input projection: the decode path (rotation inside the matrix-vector
-// product, keys and values straight into cache slots) and the prefill path (product, then
-// rope_qkv), against the CPU's linear + rope_qkv.
+// product, keys and values straight into cache slots) and the prefill path (one product or one
+// per projection, then rope_qkv), against the CPU's linear + rope_qkv.
 TEST_P(CudaOps, LinearRopeQkvMatchesCpu) {
   TRACE_SEED();
   const int hq = 4, hkv = 2, d = 128;
   const int64_t hidden = 512, cache = 40, width = (hq + 2 * hkv) * d;
   const RopeSpec spec = text_rope_spec(d);
-  for (int64_t m : {int64_t(1), int64_t(3), int64_t(20)}) {
-    SCOPED_TRACE(m);
+  for (auto [m, products] :
+       {std::pair{int64_t(1), QkvProducts::kPerProjection},
+        std::pair{int64_t(3), QkvProducts::kOne}, std::pair{int64_t(20), QkvProducts::kOne},
+        std::pair{int64_t(20), QkvProducts::kPerProjection}}) {
+    SCOPED_TRACE(testing::Message() << m << " rows, products " << int(products));
     std::vector<int32_t> pos(static_cast<size_t>(3 * m)), slot(static_cast<size_t>(m));
     std::uniform_int_distribution<int> dist(0, 30000);
     for (int32_t& p : pos) p = dist(rng_);
@@ -413,13 +417,14 @@ TEST_P(CudaOps, LinearRopeQkvMatchesCpu) {
     Tensor qkv = Tensor::empty({m, width}, DType::F32);
     Tensor want_q = Tensor::empty({m, hq, d}, DType::F32);
     Tensor want_k = copy(k_cache), want_v = copy(v_cache);
-    cpu_.linear_rope_qkv(x, w, b, positions, spec, slots, qkv, want_q, want_k, want_v);
+    cpu_.linear_rope_qkv(x, w, b, QkvProducts::kOne, positions, spec, slots, qkv, want_q, want_k,
+                         want_v);
     size_t mark = gpu_->workspace_mark();
     Tensor gw = gpu_->upload_weight(w, dtype()), gb = gpu_->upload_weight(b, dtype());
     Tensor gqkv = gpu_->alloc({m, width}, dtype());
     Tensor gq = poisoned({m, hq, d}, dtype());
     Tensor gk = to_gpu(k_cache), gv = to_gpu(v_cache);
-    gpu_->linear_rope_qkv(to_gpu(x), gw, gb, to_gpu(positions, DType::I32), spec,
+    gpu_->linear_rope_qkv(to_gpu(x), gw, gb, products, to_gpu(positions, DType::I32), spec,
                           to_gpu(slots, DType::I32), gqkv, gq, gk, gv);
     EXPECT_LT(rel_l2(to_host(gq), want_q), tolerance());
     EXPECT_LT(rel_l2(to_host(gk), want_k), tolerance());

@@ -61,8 +61,8 @@ class CudaBackend : public Backend {
   void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
                 const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) override;
   void linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                       const Tensor& positions, const RopeSpec& spec, const Tensor& slots,
-                       Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) override;
+                       QkvProducts products, const Tensor& positions, const RopeSpec& spec,
+                       const Tensor& slots, Tensor& qkv, Tensor& q, Tensor& k, Tensor& v) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                  const AttentionSegments& segments, Tensor& out) override;
   void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;
@@ -83,6 +83,9 @@ class CudaBackend : public Backend {
   void set_prefer_gemv(bool prefer);
 
  private:
+  bool qkv_per_projection(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv, Tensor& qkv,
+                          const Tensor& q, const Tensor& k);
+
   DType dtype_;
   std::unique_ptr<CudaState> state_;
 };

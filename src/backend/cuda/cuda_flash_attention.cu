@@ -2,10 +2,18 @@
 // masks, online softmax in fp32, no score matrix in memory. mma.sync m16n8k16 on bf16/f16.
 //
 // A block owns kBlockQ = 64 queries of one segment and one query head: 4 warps x 16 rows. It
-// walks the segment's keys in tiles of kBlockK = 64, double-buffered in shared memory by
-// cp.async. Per tile a warp computes S = Q·K^T (16 x 64) in registers, updates the running row
-// max / sum, rescales its O accumulator and adds P·V, with P converted straight from the S
-// accumulators into A fragments (the accumulator and A layouts line up pairwise).
+// walks the segment's keys in tiles of KB = 128 keys (64 when no segment has more than 64),
+// double-buffered in shared memory by cp.async. Per tile a warp computes S = Q·K^T (16 x KB) in
+// registers, updates the running row max / sum, rescales its O accumulator and adds P·V, with P
+// converted straight from the S accumulators into A fragments (the accumulator and A layouts line
+// up pairwise).
+//
+// The rounding follows cuDNN's fused attention, which transformers' SDPA runs on Hopper, so that
+// our bf16 activations equal transformers' bit for bit (checked against it on random inputs,
+// bench/cuda/NOTES.md): 128-key tiles, scores scaled into the log2 domain by one multiply, each
+// tile's probabilities summed per thread before they join the rescaled running sum, P rounded
+// to bf16 for P·V, O times the approximate reciprocal of the row sum at the end. With 64-key tiles
+// one output in ten differed by a rounding.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16): lane = 4g + t. A: a0 (row g, cols 2t..2t+1),
 // a1 (row g+8), a2 (row g, cols 2t+8..), a3 (row g+8, cols 2t+8..). B: b0 (k 2t..2t+1, col g),
@@ -22,26 +30,33 @@ namespace qwenvl::cuda {
 namespace {
 
 constexpr int kBlockQ = 64;
-constexpr int kBlockK = 64;
 constexpr int kWarps = 4;
 constexpr float kLog2e = 1.4426950408889634f;
+
+// The hardware's approximate reciprocal (rcp.approx.ftz, about 1 ulp), as cuDNN normalizes with;
+// 1.0f / x (correctly rounded) gave one output in 200,000 a different rounding.
+__device__ __forceinline__ float reciprocal_approx(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
 
 // Shared rows are padded by 16 bytes so that the 8 rows an ldmatrix phase reads fall in
 // distinct banks (row strides of 272 / 176 bytes for head_dim 128 / 80).
 template <int D>
 constexpr int kStride = D + 8;
 
-template <int D>
+template <int D, int KB>
 constexpr size_t shared_bytes() {
-  return size_t(2) * 2 * kBlockK * kStride<D> * 2;  // 2 stages x (K, V)
+  return size_t(2) * 2 * KB * kStride<D> * 2;  // 2 stages x (K, V)
 }
 
-template <typename T, int D>
+template <typename T, int D, int KB>
 __device__ __forceinline__ void load_tile(T* k_tile, T* v_tile, const T* k, const T* v,
                                           int64_t k_start, int key0, int keys, int heads_kv,
                                           int hkv) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
-  for (int i = threadIdx.x; i < kBlockK * kChunks; i += kWarps * 32) {
+  for (int i = threadIdx.x; i < KB * kChunks; i += kWarps * 32) {
     int r = i / kChunks, c = i % kChunks;
     int key = key0 + r;
     bool valid = key < keys;
@@ -51,9 +66,9 @@ __device__ __forceinline__ void load_tile(T* k_tile, T* v_tile, const T* k, cons
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionArgs args,
-                                                                      int q_tiles) {
+template <typename T, int D, int KB>
+__global__ void __launch_bounds__(kWarps * 32)
+    flash_attention_kernel(AttentionArgs args, int q_tiles) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   T* shared = reinterpret_cast<T*>(shared_raw);
   // Heads vary fastest, and causal query tiles go last tile first: the hardware hands out blocks
@@ -78,7 +93,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
   // Keys this block can see at all.
   int key_end = nk;
   if (args.causal) key_end = max(0, min(nk, q0 + kBlockQ + offset));
-  const int tiles = (key_end + kBlockK - 1) / kBlockK;
+  const int tiles = (key_end + KB - 1) / KB;
 
   // Q fragments for this warp's 16 rows, straight from global memory (read once).
   const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;
@@ -104,17 +119,17 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
 
   // Stage s holds K at shared + 2s·tile and V at shared + (2s + 1)·tile (pointer arithmetic, not
   // an array of pointers: a run-time index would put the array in local memory).
-  constexpr int kTileElems = kBlockK * kStride<D>;
-  if (tiles > 0) load_tile<T, D>(shared, shared + kTileElems, k, v, k_start, 0, key_end,
-                                 args.heads_kv, hkv);
+  constexpr int kTileElems = KB * kStride<D>;
+  if (tiles > 0)
+    load_tile<T, D, KB>(shared, shared + kTileElems, k, v, k_start, 0, key_end, args.heads_kv, hkv);
   cp_async_commit();
 
   for (int tile = 0; tile < tiles; ++tile) {
     const int stage = tile & 1;
     if (tile + 1 < tiles) {
       T* next = shared + (stage ^ 1) * 2 * kTileElems;
-      load_tile<T, D>(next, next + kTileElems, k, v, k_start, (tile + 1) * kBlockK, key_end,
-                      args.heads_kv, hkv);
+      load_tile<T, D, KB>(next, next + kTileElems, k, v, k_start, (tile + 1) * KB, key_end,
+                          args.heads_kv, hkv);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
@@ -124,14 +139,14 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
     const T* ks_tile = shared + stage * 2 * kTileElems;
     const T* vs_tile = ks_tile + kTileElems;
 
-    // S = Q·K^T for 64 keys: 8 n-tiles of 8 keys.
-    float s[kBlockK / 8][4];
+    // S = Q·K^T for KB keys: KB / 8 n-tiles of 8 keys.
+    float s[KB / 8][4];
 #pragma unroll
-    for (int n = 0; n < kBlockK / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    for (int n = 0; n < KB / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
 #pragma unroll
-      for (int np = 0; np < kBlockK / 16; ++np) {
+      for (int np = 0; np < KB / 16; ++np) {
         // Matrices: (keys +0..7, dims +0..7), (keys +0..7, dims +8..15), (keys +8.., dims +0..),
         // (keys +8.., dims +8..): b0/b1 of key tile 2np, then of key tile 2np+1.
         int m = lane / 8, r = lane % 8;
@@ -144,10 +159,10 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
     }
 
     // Mask and scale into the log2 domain; the tile's row maxima.
-    const int key_base = tile * kBlockK;
+    const int key_base = tile * KB;
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int n = 0; n < kBlockK / 8; ++n) {
+    for (int n = 0; n < KB / 8; ++n) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         int key = key_base + n * 8 + 2 * t + (c & 1);
@@ -167,7 +182,6 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
       base[i] = new_max == -INFINITY ? 0.0f : new_max;  // a row with nothing visible yet
       alpha[i] = exp2f(row_max[i] - base[i]);            // 0 when row_max is -inf
       row_max[i] = new_max;
-      row_sum[i] *= alpha[i];
     }
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
@@ -176,19 +190,22 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
       o[n][2] *= alpha[1];
       o[n][3] *= alpha[1];
     }
+    float tile_sum[2] = {0.0f, 0.0f};
 #pragma unroll
-    for (int n = 0; n < kBlockK / 8; ++n) {
+    for (int n = 0; n < KB / 8; ++n) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         float p = exp2f(s[n][c] - base[c >> 1]);
         s[n][c] = p;
-        row_sum[c >> 1] += p;
+        tile_sum[c >> 1] += p;
       }
     }
+    row_sum[0] = row_sum[0] * alpha[0] + tile_sum[0];
+    row_sum[1] = row_sum[1] * alpha[1] + tile_sum[1];
 
     // O += P·V: P's accumulators become A fragments, V^T comes from ldmatrix.trans.
 #pragma unroll
-    for (int kk = 0; kk < kBlockK / 16; ++kk) {
+    for (int kk = 0; kk < KB / 16; ++kk) {
       uint32_t a[4];
       a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
       a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
@@ -216,7 +233,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
     float sum = row_sum[i];
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    inv[i] = sum > 0.0f ? 1.0f / sum : 0.0f;
+    inv[i] = sum > 0.0f ? reciprocal_approx(sum) : 0.0f;
   }
   T* oa = out + ((q_start + row_a) * args.heads_q + h) * int64_t(D);
   T* ob = out + ((q_start + row_b) * args.heads_q + h) * int64_t(D);
@@ -234,10 +251,10 @@ __global__ void __launch_bounds__(kWarps * 32) flash_attention_kernel(AttentionA
   }
 }
 
-template <typename T, int D>
-void launch(const AttentionArgs& args, cudaStream_t stream) {
-  auto kernel = flash_attention_kernel<T, D>;
-  constexpr size_t bytes = shared_bytes<D>();
+template <typename T, int D, int KB>
+void launch_tiles(const AttentionArgs& args, cudaStream_t stream) {
+  auto kernel = flash_attention_kernel<T, D, KB>;
+  constexpr size_t bytes = shared_bytes<D, KB>();
   static bool configured = false;  // per instantiation; the attribute is per device function
   if (!configured) {
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -248,6 +265,16 @@ void launch(const AttentionArgs& args, cudaStream_t stream) {
   const unsigned blocks = unsigned(q_tiles) * unsigned(args.segments) * unsigned(args.heads_q);
   kernel<<<blocks, kWarps * 32, bytes, stream>>>(args, q_tiles);
   CUDA_CHECK_LAUNCH();
+}
+
+// Segments of at most 64 keys (the vision windows) fit one tile of either size, with the same
+// rounding: the smaller tile skips the masked half.
+template <typename T, int D>
+void launch(const AttentionArgs& args, cudaStream_t stream) {
+  if (args.max_k <= 64)
+    launch_tiles<T, D, 64>(args, stream);
+  else
+    launch_tiles<T, D, 128>(args, stream);
 }
 
 }  // namespace

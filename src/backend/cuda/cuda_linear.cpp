@@ -69,14 +69,15 @@ LinearPlanner::~LinearPlanner() {
 LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   auto found = plans_.find(key);
   if (found != plans_.end()) return found->second;
-  auto [m, n, k, in_dtype, out_dtype, bias_dtype, align] = key;
+  auto [m, n, k, in_dtype, out_dtype, bias_dtype, align, ldc] = key;
   Plan& plan = plans_[key];
   cudaDataType_t in = cuda_type(DType(in_dtype)), out = cuda_type(DType(out_dtype));
   plan.desc = make_desc(bias_dtype, nullptr);
-  // Column-major views: w is [K, N] with ld K, x is [K, M] with ld K, out^T is [N, M] with ld N.
+  // Column-major views: w is [K, N] with ld K, x is [K, M] with ld K, out^T is [N, M] with ld
+  // ldc (N for a whole matrix).
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, uint64_t(k), uint64_t(n), k));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, uint64_t(k), uint64_t(m), k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, uint64_t(n), uint64_t(m), n));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, uint64_t(n), uint64_t(m), ldc));
 
   // The bucket's answer first; the caller falls back to this shape's own (see run()).
   Key bucket = key;
@@ -88,7 +89,7 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
     const uint64_t bm = uint64_t(std::get<0>(bucket));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), k));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), bm, k));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), bm, n));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), bm, ldc));
     cublasLtMatmulAlgo_t algo{};
     const bool ok = heuristic(bucket, probe, algo);
     cublasLtMatrixLayoutDestroy(probe.a);
@@ -147,12 +148,12 @@ cublasLtMatmulDesc_t LinearPlanner::desc_with_bias(Plan& plan, const Key& key, c
   return desc;
 }
 
-bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bias_dtype,
-                        void* out, DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype,
-                        cudaStream_t stream) {
+bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
+                        DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype,
+                        cudaStream_t stream, int64_t ldc) {
   int align = std::min({alignment_of(x), alignment_of(w), alignment_of(out),
                         bias ? alignment_of(bias) : 16});
-  Key key{m, n, k, int(dtype), int(out_dtype), bias ? int(bias_dtype) : -1, align};
+  Key key{m, n, k, int(dtype), int(out_dtype), bias ? int(bias_dtype) : -1, align, ldc ? ldc : n};
   Plan& plan = plan_for(key);
   if (!plan.usable) return false;
   const cublasLtMatmulDesc_t desc = bias ? desc_with_bias(plan, key, bias) : plan.desc;

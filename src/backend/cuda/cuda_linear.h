@@ -32,9 +32,11 @@ class LinearPlanner {
   LinearPlanner& operator=(const LinearPlanner&) = delete;
 
   // Returns false when cuBLASLt has no algorithm for a fused bias of this dtype (the caller then
-  // adds the bias itself); throws Error for any other failure.
+  // adds the bias itself); throws Error for any other failure. out's rows are ldc apart (0: n),
+  // so that a product can fill a column block of a wider matrix.
   bool run(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
-           DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype, cudaStream_t stream);
+           DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype, cudaStream_t stream,
+           int64_t ldc = 0);
 
  private:
   struct Plan {
@@ -47,8 +49,8 @@ class LinearPlanner {
     // one shared descriptor before every call would make cuBLASLt re-examine it each time.
     std::map<const void*, cublasLtMatmulDesc_t> bias_descs;
   };
-  // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment.
-  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int>;
+  // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment, ldc.
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int64_t>;
   Plan& plan_for(const Key& key);
   // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
   bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);

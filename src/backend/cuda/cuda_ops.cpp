@@ -258,19 +258,59 @@ void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rop
                  s.stream);
 }
 
+// qkv = x · w_qkvᵀ + b_qkv as three cuBLASLt products, one per row block of the stacked weight,
+// each writing its column block of qkv. False (nothing written that matters) where the shapes do
+// not describe such blocks or cuBLASLt cannot fuse this bias: the caller then multiplies once.
+bool CudaBackend::qkv_per_projection(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
+                                     Tensor& qkv, const Tensor& q, const Tensor& k) {
+  if (q.rank() != 3 || k.rank() != 3 || w_qkv.rank() != 2 || x.dtype() != dtype_ ||
+      w_qkv.dtype() != dtype_ || qkv.dtype() != dtype_)
+    return false;
+  const int64_t m = q.dim(0), hd = q.dim(2), kdim = w_qkv.dim(1), width = w_qkv.dim(0);
+  const int64_t rows[3] = {q.dim(1) * hd, k.dim(1) * hd, k.dim(1) * hd};
+  if (rows[0] + rows[1] + rows[2] != width || qkv.numel() != m * width || x.numel() != m * kdim ||
+      b_qkv.numel() != width)
+    return false;
+  for (auto [t, what] :
+       {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"}, Named{&qkv, "qkv"}})
+    on_device(*t, "linear_rope_qkv", what);
+  float_dtype(b_qkv, "linear_rope_qkv", "the bias");
+  CudaState& s = *state_;
+  ProfileScope scope(s.profiler, s.stream,
+                     [&] { return cat("linear per projection ", m, "x", width, "x", kdim); });
+  const size_t in_size = dtype_size(dtype_), bias_size = dtype_size(b_qkv.dtype());
+  int64_t row0 = 0;
+  for (int64_t n : rows) {
+    const auto* w = static_cast<const char*>(w_qkv.data()) + row0 * kdim * in_size;
+    const auto* b = static_cast<const char*>(b_qkv.data()) + row0 * bias_size;
+    auto* out = static_cast<char*>(qkv.data()) + row0 * in_size;
+    if (!s.linear->run(x.data(), w, b, b_qkv.dtype(), out, dtype_, m, n, kdim, dtype_, s.stream,
+                       width))
+      return false;
+    row0 += n;
+  }
+  return true;
+}
+
 void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                                  const Tensor& positions, const RopeSpec& spec,
-                                  const Tensor& slots, Tensor& qkv, Tensor& q, Tensor& k,
-                                  Tensor& v) {
+                                  QkvProducts products, const Tensor& positions,
+                                  const RopeSpec& spec, const Tensor& slots, Tensor& qkv, Tensor& q,
+                                  Tensor& k, Tensor& v) {
   CudaState& s = *state_;
   const int64_t m = q.rank() == 3 ? q.dim(0) : 0, kdim = w_qkv.rank() == 2 ? w_qkv.dim(1) : 0;
-  const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 &&
-                     m <= cuda::kGemvMaxRows && kdim > 0 && kdim % 8 == 0 &&
+  const bool gemv = s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows;
+  const bool fused = gemv && s.fuse_epilogues && kdim > 0 && kdim % 8 == 0 &&
                      x.numel() == m * kdim && x.dtype() == dtype_ && w_qkv.dtype() == dtype_ &&
                      w_qkv.dim(0) == qkv.dim(-1) && b_qkv.numel() == w_qkv.dim(0) &&
                      aligned16(x.data()) && aligned16(w_qkv.data());
-  if (!fused) {  // the product through linear, then the rotary pass
-    Backend::linear_rope_qkv(x, w_qkv, b_qkv, positions, spec, slots, qkv, q, k, v);
+  if (!fused) {  // the product(s) through cuBLASLt or the GEMV, then the rotary pass
+    // The GEMV computes every output on its own, whatever the product's shape.
+    if (products == QkvProducts::kPerProjection && !gemv &&
+        qkv_per_projection(x, w_qkv, b_qkv, qkv, q, k)) {
+      rope_qkv(qkv, positions, spec, slots, q, k, v);
+      return;
+    }
+    Backend::linear_rope_qkv(x, w_qkv, b_qkv, products, positions, spec, slots, qkv, q, k, v);
     return;
   }
   for (auto [t, what] : {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"},
