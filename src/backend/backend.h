@@ -119,6 +119,12 @@ class Backend {
   // the first request of a new length does not pay for it (CUDA: cuBLASLt's algorithm choice,
   // ~3 ms per new shape). Called at warm-up; a backend with nothing to prepare ignores it.
   virtual void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {}
+  // The same for linear_rope_qkv's products with stacked weight w_qkv (and its bias), whose first
+  // q_rows rows are the query projection and the rest the key and value projections, halves.
+  virtual void prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
+                                       int64_t max_rows) {
+    prepare_linear(w_qkv, true, compute_dtype(), max_rows);
+  }
 
   // A hint that the next ops read `weight`: a backend that can start bringing it closer (CUDA: into
   // L2, on a side branch) while the ops before them run does so. Results never depend on it.

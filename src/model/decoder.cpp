@@ -54,7 +54,9 @@ void Decoder::prepare(Backend& backend, int64_t max_tokens) const {
   if (weights_.layers.empty()) return;
   const DType dt = backend.compute_dtype();
   const DecoderLayerWeights& l = weights_.layers.front();  // every layer has the same shapes
-  backend.prepare_linear(l.qkv_w, true, dt, max_tokens);
+  backend.prepare_linear_rope_qkv(l.qkv_w, QkvProducts::kPerProjection,
+                                  int64_t(config_.num_attention_heads) * config_.head_dim,
+                                  max_tokens);
   for (const Tensor* w : {&l.o_w, &l.gate_up_w, &l.down_w})
     backend.prepare_linear(*w, false, dt, max_tokens);
 }

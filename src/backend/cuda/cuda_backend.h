@@ -49,6 +49,8 @@ class CudaBackend : public Backend {
   void end_read(int64_t ticket, Tensor& host_dst) override;
 
   void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) override;
+  void prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
+                               int64_t max_rows) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
@@ -83,8 +85,15 @@ class CudaBackend : public Backend {
   void set_prefer_gemv(bool prefer);
 
  private:
-  bool qkv_per_projection(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv, Tensor& qkv,
-                          const Tensor& q, const Tensor& k);
+  // out = x · wᵀ + bias as one cuBLASLt product per block of w's rows (row_blocks sum to w's
+  // rows), each writing its column block of out [m, w rows]. False, with out partly written, where
+  // cuBLASLt cannot fuse this bias.
+  bool linear_row_blocks(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out,
+                         const std::vector<int64_t>& row_blocks);
+  // One product per power-of-two bucket of M up to max_rows (see prepare_linear), each run by
+  // `product`(x, out) with x [rows, w's columns] and out [rows, w's rows] from the workspace.
+  void prepare_products(const Tensor& w, DType out_dtype, int64_t max_rows,
+                        const std::function<void(const Tensor& x, Tensor& out)>& product);
 
   DType dtype_;
   std::unique_ptr<CudaState> state_;

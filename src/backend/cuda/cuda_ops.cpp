@@ -38,7 +38,8 @@ using Named = std::pair<const Tensor*, const char*>;
 
 }  // namespace
 
-void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {
+void CudaBackend::prepare_products(const Tensor& w, DType out_dtype, int64_t max_rows,
+                                   const std::function<void(const Tensor&, Tensor&)>& product) {
   on_device(w, "prepare_linear", "the weight");
   if (w.rank() != 2) fail("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
   CudaState& s = *state_;
@@ -57,12 +58,35 @@ void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, in
     if (s.workspace.capacity - s.workspace.used < bytes) break;
     const size_t mark = workspace_mark();
     Tensor x = alloc({rows, k}, dtype_), out = alloc({rows, n}, out_dtype);
-    Tensor b = bias ? alloc({n}, dtype_) : Tensor();
-    linear(x, w, bias ? &b : nullptr, out);
+    product(x, out);
     workspace_release(mark);
     if (bucket >= max_rows) break;
     m = bucket + 1;
   }
+}
+
+void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {
+  const size_t mark = workspace_mark();
+  Tensor b = bias ? alloc({w.rank() == 2 ? w.dim(0) : 0}, dtype_) : Tensor();
+  prepare_products(w, out_dtype, max_rows,
+                   [&](const Tensor& x, Tensor& out) { linear(x, w, bias ? &b : nullptr, out); });
+  workspace_release(mark);
+}
+
+void CudaBackend::prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
+                                          int64_t max_rows) {
+  const int64_t width = w_qkv.rank() == 2 ? w_qkv.dim(0) : 0;
+  if (products == QkvProducts::kOne || q_rows <= 0 || q_rows >= width || (width - q_rows) % 2) {
+    prepare_linear(w_qkv, true, dtype_, max_rows);
+    return;
+  }
+  const std::vector<int64_t> blocks{q_rows, (width - q_rows) / 2, (width - q_rows) / 2};
+  const size_t mark = workspace_mark();
+  Tensor b = alloc({width}, dtype_);
+  prepare_products(w_qkv, dtype_, max_rows, [&](const Tensor& x, Tensor& out) {
+    if (!linear_row_blocks(x, w_qkv, b, out, blocks)) linear(x, w_qkv, &b, out);
+  });
+  workspace_release(mark);
 }
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
@@ -258,33 +282,33 @@ void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rop
                  s.stream);
 }
 
-// qkv = x · w_qkvᵀ + b_qkv as three cuBLASLt products, one per row block of the stacked weight,
-// each writing its column block of qkv. False (nothing written that matters) where the shapes do
-// not describe such blocks or cuBLASLt cannot fuse this bias: the caller then multiplies once.
-bool CudaBackend::qkv_per_projection(const Tensor& x, const Tensor& w_qkv, const Tensor& b_qkv,
-                                     Tensor& qkv, const Tensor& q, const Tensor& k) {
-  if (q.rank() != 3 || k.rank() != 3 || w_qkv.rank() != 2 || x.dtype() != dtype_ ||
-      w_qkv.dtype() != dtype_ || qkv.dtype() != dtype_)
-    return false;
-  const int64_t m = q.dim(0), hd = q.dim(2), kdim = w_qkv.dim(1), width = w_qkv.dim(0);
-  const int64_t rows[3] = {q.dim(1) * hd, k.dim(1) * hd, k.dim(1) * hd};
-  if (rows[0] + rows[1] + rows[2] != width || qkv.numel() != m * width || x.numel() != m * kdim ||
-      b_qkv.numel() != width)
-    return false;
+bool CudaBackend::linear_row_blocks(const Tensor& x, const Tensor& w, const Tensor& bias,
+                                    Tensor& out, const std::vector<int64_t>& row_blocks) {
   for (auto [t, what] :
-       {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"}, Named{&qkv, "qkv"}})
-    on_device(*t, "linear_rope_qkv", what);
-  float_dtype(b_qkv, "linear_rope_qkv", "the bias");
+       {Named{&x, "x"}, Named{&w, "the weight"}, Named{&bias, "the bias"}, Named{&out, "out"}})
+    on_device(*t, "linear", what);
+  has_dtype(x, dtype_, "linear", "x");
+  has_dtype(w, dtype_, "linear", "the weight");
+  has_dtype(out, dtype_, "linear", "out");
+  float_dtype(bias, "linear", "the bias");
+  if (w.rank() != 2) fail("CUDA linear: the weight must be [N, K], got ", w.shape().str());
+  const int64_t width = w.dim(0), k = w.dim(1), m = k ? x.numel() / k : 0;
+  int64_t rows = 0;
+  for (int64_t n : row_blocks) rows += n;
+  if (rows != width || x.numel() != m * k || out.numel() != m * width || bias.numel() != width)
+    fail("CUDA linear: row blocks of ", rows, " rows, x ", x.shape().str(), ", out ",
+         out.shape().str(), " and a bias of ", bias.numel(), " do not fit the weight ",
+         w.shape().str());
   CudaState& s = *state_;
   ProfileScope scope(s.profiler, s.stream,
-                     [&] { return cat("linear per projection ", m, "x", width, "x", kdim); });
-  const size_t in_size = dtype_size(dtype_), bias_size = dtype_size(b_qkv.dtype());
+                     [&] { return cat("linear by row blocks ", m, "x", width, "x", k); });
+  const size_t in_size = dtype_size(dtype_), bias_size = dtype_size(bias.dtype());
   int64_t row0 = 0;
-  for (int64_t n : rows) {
-    const auto* w = static_cast<const char*>(w_qkv.data()) + row0 * kdim * in_size;
-    const auto* b = static_cast<const char*>(b_qkv.data()) + row0 * bias_size;
-    auto* out = static_cast<char*>(qkv.data()) + row0 * in_size;
-    if (!s.linear->run(x.data(), w, b, b_qkv.dtype(), out, dtype_, m, n, kdim, dtype_, s.stream,
+  for (int64_t n : row_blocks) {
+    const auto* wb = static_cast<const char*>(w.data()) + row0 * k * in_size;
+    const auto* bb = static_cast<const char*>(bias.data()) + row0 * bias_size;
+    auto* ob = static_cast<char*>(out.data()) + row0 * in_size;
+    if (!s.linear->run(x.data(), wb, bb, bias.dtype(), ob, dtype_, m, n, k, dtype_, s.stream,
                        width))
       return false;
     row0 += n;
@@ -305,10 +329,12 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
                      aligned16(x.data()) && aligned16(w_qkv.data());
   if (!fused) {  // the product(s) through cuBLASLt or the GEMV, then the rotary pass
     // The GEMV computes every output on its own, whatever the product's shape.
-    if (products == QkvProducts::kPerProjection && !gemv &&
-        qkv_per_projection(x, w_qkv, b_qkv, qkv, q, k)) {
-      rope_qkv(qkv, positions, spec, slots, q, k, v);
-      return;
+    if (products == QkvProducts::kPerProjection && !gemv && q.rank() == 3 && k.rank() == 3) {
+      const int64_t q_rows = q.dim(1) * q.dim(2), kv_rows = k.dim(1) * k.dim(2);
+      if (linear_row_blocks(x, w_qkv, b_qkv, qkv, {q_rows, kv_rows, kv_rows})) {
+        rope_qkv(qkv, positions, spec, slots, q, k, v);
+        return;
+      }
     }
     Backend::linear_rope_qkv(x, w_qkv, b_qkv, products, positions, spec, slots, qkv, q, k, v);
     return;
