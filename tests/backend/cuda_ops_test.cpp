@@ -447,6 +447,7 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
       {"causal after prefix, GQA", {100, 70, 5}, {300, 70, 131}, 16, 2, 128, true},
       {"causal prefill 7B", {257}, {257}, 28, 4, 128, true},
       {"decode split-K", {1, 1, 0, 1}, {8000, 1, 5, 3000}, 28, 4, 128, true},
+      {"decode, a short segment uses fewer slices", {1, 1}, {130, 9000}, 16, 2, 128, true},
       {"decode head_dim 80", {1, 1}, {700, 64}, 16, 16, 80, true},
       {"decode wide group", {1}, {2000}, 16, 1, 128, true},
       {"small heads (tiny test models)", {33, 7}, {40, 7}, 4, 2, 16, true},
