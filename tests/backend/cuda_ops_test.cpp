@@ -429,6 +429,25 @@ TEST_P(CudaOps, LinearRopeQkvMatchesCpu) {
     EXPECT_LT(rel_l2(to_host(gq), want_q), tolerance());
     EXPECT_LT(rel_l2(to_host(gk), want_k), tolerance());
     EXPECT_LT(rel_l2(to_host(gv), want_v), tolerance());
+    if (products == QkvProducts::kPerProjection && m > 8) {
+      // The prefill's products per projection: each column block of qkv holds exactly what the
+      // product with that projection alone gives.
+      const Tensor got = to_host(gqkv);
+      int64_t row0 = 0;
+      for (int64_t rows : {int64_t(hq) * d, int64_t(hkv) * d, int64_t(hkv) * d}) {
+        Tensor pw = gpu_->upload_weight(w.rows(row0, rows), dtype());
+        Tensor pb = gpu_->upload_weight(b.rows(row0, rows), dtype());
+        Tensor alone = gpu_->alloc({m, rows}, dtype());
+        gpu_->linear(to_gpu(x), pw, &pb, alone);
+        const Tensor want = to_host(alone);
+        int64_t differ = 0;
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < rows; ++j)
+            differ += got.data<float>()[i * width + row0 + j] != want.data<float>()[i * rows + j];
+        EXPECT_EQ(differ, 0) << "projection rows from " << row0;
+        row0 += rows;
+      }
+    }
     gpu_->workspace_release(mark);
   }
 }

@@ -17,6 +17,7 @@
 // adds it with add()/add_rms_norm(), which accept an f32 delta.
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "backend/backend.h"
 
