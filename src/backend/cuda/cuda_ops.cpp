@@ -36,6 +36,40 @@ using cuda::aligned16;
 
 using Named = std::pair<const Tensor*, const char*>;
 
+// Whether our matrix-vector kernel (rather than cuBLASLt) takes a product of m rows of x [m, k]
+// with weight w: few rows, 16-byte rows and pointers.
+bool gemv_serves(const CudaState& s, int64_t m, int64_t k, const Tensor& x, const Tensor& w) {
+  return s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows && k > 0 && k % 8 == 0 &&
+         aligned16(x.data()) && aligned16(w.data());
+}
+
+// linear's checks: device tensors, x [..., K] and w [N, K] in the compute dtype, out [M, N] in it
+// or in f32, bias (if any) a float [N]. Returns M.
+int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& out,
+                     DType dtype) {
+  on_device(x, "linear", "x");
+  on_device(w, "linear", "the weight");
+  on_device(out, "linear", "out");
+  has_dtype(x, dtype, "linear", "x");
+  // cuBLASLt multiplies equal input types: linear weights are uploaded in the compute dtype.
+  has_dtype(w, dtype, "linear", "the weight");
+  if (out.dtype() != dtype && out.dtype() != DType::F32)
+    fail("CUDA linear: out must be ", dtype_name(dtype), " or f32, not ", dtype_name(out.dtype()));
+  if (w.rank() != 2) fail("CUDA linear: the weight must be [N, K], got ", w.shape().str());
+  const int64_t n = w.dim(0), k = w.dim(1);
+  if (x.rank() < 1 || x.dim(-1) != k)
+    fail("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
+  const int64_t m = k ? x.numel() / k : 0;
+  if (out.dim(-1) != n || out.numel() != m * n)
+    fail("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
+  if (bias) {
+    on_device(*bias, "linear", "the bias");
+    float_dtype(*bias, "linear", "the bias");
+    if (bias->numel() != n) fail("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
+  }
+  return m;
+}
+
 }  // namespace
 
 void CudaBackend::prepare_products(const Tensor& w, DType out_dtype, int64_t max_rows,
@@ -90,34 +124,13 @@ void CudaBackend::prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts produ
 }
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
-  on_device(x, "linear", "x");
-  on_device(w, "linear", "the weight");
-  on_device(out, "linear", "out");
-  has_dtype(x, dtype_, "linear", "x");
-  // cuBLASLt multiplies equal input types: linear weights are uploaded in the compute dtype.
-  has_dtype(w, dtype_, "linear", "the weight");
-  if (out.dtype() != dtype_ && out.dtype() != DType::F32)
-    fail("CUDA linear: out must be ", dtype_name(dtype_), " or f32, not ",
-         dtype_name(out.dtype()));
-  if (w.rank() != 2) fail("CUDA linear: the weight must be [N, K], got ", w.shape().str());
-  int64_t n = w.dim(0), k = w.dim(1);
-  if (x.rank() < 1 || x.dim(-1) != k)
-    fail("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
-  int64_t m = x.numel() / k;
-  if (out.dim(-1) != n || out.numel() != m * n)
-    fail("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
-  if (bias) {
-    on_device(*bias, "linear", "the bias");
-    float_dtype(*bias, "linear", "the bias");
-    if (bias->numel() != n) fail("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
-  }
+  const int64_t m = check_linear(x, w, bias, out, dtype_), n = w.dim(0), k = w.dim(1);
   if (m == 0) return;
   CudaState& s = *state_;
   ProfileScope scope(s.profiler, s.stream, [&] { return cat("linear ", m, "x", n, "x", k); });
   const void* bias_data = bias ? bias->data() : nullptr;
   DType bias_dtype = bias ? bias->dtype() : DType::F32;
-  if (s.prefer_gemv && m <= cuda::kGemvMaxRows && k % 8 == 0 && aligned16(x.data()) &&
-      aligned16(w.data())) {
+  if (gemv_serves(s, m, k, x, w)) {
     cuda::gemv(x.data(), w.data(), bias_data, bias_dtype, out.data(), out.dtype(), int(m), int(n),
                int(k), dtype_, s.stream);
     return;
@@ -197,11 +210,9 @@ void CudaBackend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const 
   const int64_t f = out.rank() ? out.dim(-1) : 1, k = w_gate_up.rank() == 2 ? w_gate_up.dim(1) : 0;
   const int64_t m = f ? out.numel() / f : 0;
   CudaState& s = *state_;
-  const bool fused = s.prefer_gemv && s.fuse_epilogues && m >= 1 && m <= cuda::kGemvMaxRows &&
-                     k > 0 && k % 8 == 0 &&
+  const bool fused = gemv_serves(s, m, k, x, w_gate_up) && s.fuse_epilogues &&
                      w_gate_up.dim(0) == 2 * f && x.numel() == m * k && x.dtype() == dtype_ &&
-                     w_gate_up.dtype() == dtype_ && aligned16(x.data()) &&
-                     aligned16(w_gate_up.data()) && (!bias || bias->numel() == 2 * f);
+                     w_gate_up.dtype() == dtype_ && (!bias || bias->numel() == 2 * f);
   if (!fused) {  // the product through linear (cuBLASLt), then the activation
     Backend::linear_swiglu(x, w_gate_up, bias, gate_up, out);
     return;
@@ -284,31 +295,24 @@ void CudaBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rop
 
 bool CudaBackend::linear_row_blocks(const Tensor& x, const Tensor& w, const Tensor& bias,
                                     Tensor& out, const std::vector<int64_t>& row_blocks) {
-  for (auto [t, what] :
-       {Named{&x, "x"}, Named{&w, "the weight"}, Named{&bias, "the bias"}, Named{&out, "out"}})
-    on_device(*t, "linear", what);
-  has_dtype(x, dtype_, "linear", "x");
-  has_dtype(w, dtype_, "linear", "the weight");
-  has_dtype(out, dtype_, "linear", "out");
-  float_dtype(bias, "linear", "the bias");
-  if (w.rank() != 2) fail("CUDA linear: the weight must be [N, K], got ", w.shape().str());
-  const int64_t width = w.dim(0), k = w.dim(1), m = k ? x.numel() / k : 0;
+  const int64_t m = check_linear(x, w, &bias, out, dtype_), width = w.dim(0), k = w.dim(1);
   int64_t rows = 0;
   for (int64_t n : row_blocks) rows += n;
-  if (rows != width || x.numel() != m * k || out.numel() != m * width || bias.numel() != width)
-    fail("CUDA linear: row blocks of ", rows, " rows, x ", x.shape().str(), ", out ",
-         out.shape().str(), " and a bias of ", bias.numel(), " do not fit the weight ",
+  if (rows != width)
+    fail("CUDA linear: row blocks of ", rows, " rows in all do not cover the weight ",
          w.shape().str());
+  if (m == 0) return true;
   CudaState& s = *state_;
   ProfileScope scope(s.profiler, s.stream,
                      [&] { return cat("linear by row blocks ", m, "x", width, "x", k); });
-  const size_t in_size = dtype_size(dtype_), bias_size = dtype_size(bias.dtype());
+  const size_t in_size = dtype_size(dtype_), bias_size = dtype_size(bias.dtype()),
+               out_size = dtype_size(out.dtype());
   int64_t row0 = 0;
   for (int64_t n : row_blocks) {
     const auto* wb = static_cast<const char*>(w.data()) + row0 * k * in_size;
     const auto* bb = static_cast<const char*>(bias.data()) + row0 * bias_size;
-    auto* ob = static_cast<char*>(out.data()) + row0 * in_size;
-    if (!s.linear->run(x.data(), wb, bb, bias.dtype(), ob, dtype_, m, n, k, dtype_, s.stream,
+    auto* ob = static_cast<char*>(out.data()) + row0 * out_size;
+    if (!s.linear->run(x.data(), wb, bb, bias.dtype(), ob, out.dtype(), m, n, k, dtype_, s.stream,
                        width))
       return false;
     row0 += n;
@@ -322,11 +326,10 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
                                   Tensor& k, Tensor& v) {
   CudaState& s = *state_;
   const int64_t m = q.rank() == 3 ? q.dim(0) : 0, kdim = w_qkv.rank() == 2 ? w_qkv.dim(1) : 0;
-  const bool gemv = s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows;
-  const bool fused = gemv && s.fuse_epilogues && kdim > 0 && kdim % 8 == 0 &&
-                     x.numel() == m * kdim && x.dtype() == dtype_ && w_qkv.dtype() == dtype_ &&
-                     w_qkv.dim(0) == qkv.dim(-1) && b_qkv.numel() == w_qkv.dim(0) &&
-                     aligned16(x.data()) && aligned16(w_qkv.data());
+  const bool gemv = gemv_serves(s, m, kdim, x, w_qkv);
+  const bool fused = gemv && s.fuse_epilogues && x.numel() == m * kdim && x.dtype() == dtype_ &&
+                     w_qkv.dtype() == dtype_ && w_qkv.dim(0) == qkv.dim(-1) &&
+                     b_qkv.numel() == w_qkv.dim(0);
   if (!fused) {  // the product(s) through cuBLASLt or the GEMV, then the rotary pass
     // The GEMV computes every output on its own, whatever the product's shape.
     if (products == QkvProducts::kPerProjection && !gemv && q.rank() == 3 && k.rank() == 3) {
