@@ -18,7 +18,13 @@ KvCacheShape cache_shape(const TextConfig& t, int64_t max_context) {
 // M-RoPE positions, its cache slot, then cu_q {0, 1} and cu_k {0, cache length} of the one
 // attention segment.
 enum StepInput { kPositions = 0, kSlot = 3, kCuQ = 4, kCuK = 6, kStepInputs = 8 };
+// Decode steps are two captured graphs: while the context is at most kShortContextKeys keys,
+// attention's launch bound is that many keys instead of the cache's capacity, so a backend can
+// size its attention for a short context (CUDA: a different kernel up to 1,024 keys). Warm-up
+// records the short one; the first step past it records the other (a few milliseconds, once).
 constexpr int kDecodeStepGraph = 1;
+constexpr int kShortDecodeStepGraph = 2;
+constexpr int64_t kShortContextKeys = 1024;
 
 size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
@@ -187,10 +193,13 @@ void Qwen25VL::decode_next() {
   in.segments.cu_k = step_inputs_.rows(kCuK, 2);
   in.segments.segments = 1;
   in.segments.max_q = 1;
-  in.segments.max_k = int(cache_.capacity());  // a launch bound valid for every step
+  const bool short_context = slot + 1 <= kShortContextKeys;
+  // A launch bound valid for every step of its graph.
+  in.segments.max_k = int(short_context ? std::min(kShortContextKeys, cache_.capacity())
+                                        : cache_.capacity());
   in.segments.causal = true;
   in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
-  backend_.run_captured(kDecodeStepGraph, [&] {
+  backend_.run_captured(short_context ? kShortDecodeStepGraph : kDecodeStepGraph, [&] {
     // The token joins the history at its cache slot (the history's positions are the cache's).
     Tensor history_rows = history_.view({history_.dim(0), 1});
     backend_.scatter_rows(next_token_.view({1, 1}), in.slots, history_rows);

@@ -465,13 +465,17 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
       {"vision full", {700, 300}, {700, 300}, 16, 16, 80, false},
       {"causal after prefix, GQA", {100, 70, 5}, {300, 70, 131}, 16, 2, 128, true},
       {"causal prefill 7B", {257}, {257}, 28, 4, 128, true},
+      // Decode: up to 1,024 keys (max_k) a block per query head, beyond a block per kv head.
       {"decode split-K", {1, 1, 0, 1}, {8000, 1, 5, 3000}, 28, 4, 128, true},
       {"decode, a short segment uses fewer slices", {1, 1}, {130, 9000}, 16, 2, 128, true},
       {"decode head_dim 80", {1, 1}, {700, 64}, 16, 16, 80, true},
+      {"decode head_dim 80, long context", {1, 1}, {1500, 3}, 16, 16, 80, true},
+      {"decode short context, 3B heads", {1, 1}, {1000, 37}, 16, 2, 128, true},
       {"decode wide group", {1}, {2000}, 16, 1, 128, true},
       {"small heads (tiny test models)", {33, 7}, {40, 7}, 4, 2, 16, true},
       {"small heads, windows", {64, 20}, {64, 20}, 4, 4, 32, false},
       {"small heads decode", {1}, {300}, 4, 2, 16, true},
+      {"small heads decode, long context", {1, 1}, {2100, 40}, 4, 2, 16, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);

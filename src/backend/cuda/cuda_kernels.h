@@ -96,7 +96,6 @@ bool flash_attention_supports(int head_dim);
 void flash_attention(const AttentionArgs& args, cudaStream_t stream);
 
 // Split-K decode: every segment has at most one query. Partials go to `scratch`.
-constexpr int kDecodeMaxGroup = 8;  // query heads per kv head handled by one block
 bool decode_attention_supports(const AttentionArgs& args);
 size_t decode_attention_scratch_bytes(const AttentionArgs& args, int multiprocessors);
 void decode_attention(const AttentionArgs& args, void* scratch, int multiprocessors,
