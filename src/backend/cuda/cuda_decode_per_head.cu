@@ -7,6 +7,7 @@
 // at 29-285 keys: 391.6 vs 387.4 tok/s), while beyond ~1,000 keys reading each kv head's keys G
 // times loses (see cuda_decode_attention.cu).
 #include <algorithm>
+#include <climits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_decode_split.cuh"
@@ -41,7 +42,6 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float p_s[G][kTile];
   __shared__ float alpha_s[G];
 
-  chain_start();
   const int split = blockIdx.x, segment = blockIdx.z;
   // Block y serves query heads [head0, head0 + group) of kv head hkv: at most G of the kv head's
   // heads_q / heads_kv, so that each thread's serial work stays short.
@@ -63,24 +63,33 @@ __global__ void __launch_bounds__(kThreads)
   const T* v = static_cast<const T*>(args.v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
-  const float scale_log2 = args.scale * kLog2e;
-  for (int i = threadIdx.x; i < group * D; i += kThreads) {
-    int gi = i / D, d = i % D;
-    q_s[gi][d] = to_float(q[(q_row * args.heads_q + head0 + gi) * int64_t(D) + d]) * scale_log2;
-  }
-
-  auto load = [&](int tile, int stage) {
+  // Rows of tile `tile` whose keys lie in [lo, hi); those past key_end are zero-filled.
+  auto load = [&](int tile, int stage, int lo, int hi) {
     constexpr int kChunks = D / 8;
     int key0 = key_begin + tile * kTile;
     for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
       int r = i / kChunks, c = i % kChunks;
       int key = key0 + r;
+      if (key < lo || key >= hi) continue;
       bool valid = key < key_end;
       int64_t offset = ((k_start + (valid ? key : 0)) * args.heads_kv + hkv) * int64_t(D) + c * 8;
       cp_async16(&k_tiles[stage][r * kStride<D> + c * 8], k + offset, valid);
       cp_async16(&v_tiles[stage][r * kStride<D> + c * 8], v + offset, valid);
     }
   };
+  // The first tile's cached keys are copied before waiting on the q/k/v product, which writes
+  // only the segment's last nq keys (and q); see cuda_decode_split.cuh.
+  const int cached_end = nk - nq;
+  if (tiles > 0) load(0, 0, INT_MIN, cached_end);
+  chain_start();
+  if (tiles > 0) load(0, 0, cached_end, INT_MAX);
+  cp_async_commit();
+
+  const float scale_log2 = args.scale * kLog2e;
+  for (int i = threadIdx.x; i < group * D; i += kThreads) {
+    int gi = i / D, d = i % D;
+    q_s[gi][d] = to_float(q[(q_row * args.heads_q + head0 + gi) * int64_t(D) + d]) * scale_log2;
+  }
 
   // Warp w keeps the running max / sum of heads w and w + 4.
   float run_max[2] = {-INFINITY, -INFINITY}, run_sum[2] = {0.0f, 0.0f};
@@ -89,12 +98,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int gi = 0; gi < G; ++gi) o[gi] = 0.0f;
 
-  if (tiles > 0) load(0, 0);
-  cp_async_commit();
   for (int tile = 0; tile < tiles; ++tile) {
     const int stage = tile & 1;
     if (tile + 1 < tiles) {
-      load(tile + 1, stage ^ 1);
+      load(tile + 1, stage ^ 1, INT_MIN, INT_MAX);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
