@@ -195,8 +195,8 @@ void Qwen25VL::decode_next() {
   in.segments.max_q = 1;
   const bool short_context = slot + 1 <= kShortContextKeys;
   // A launch bound valid for every step of its graph.
-  in.segments.max_k = int(short_context ? std::min(kShortContextKeys, cache_.capacity())
-                                        : cache_.capacity());
+  in.segments.max_k =
+      int(short_context ? std::min(kShortContextKeys, cache_.capacity()) : cache_.capacity());
   in.segments.causal = true;
   in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
   backend_.run_captured(short_context ? kShortDecodeStepGraph : kDecodeStepGraph, [&] {

@@ -145,8 +145,9 @@ void decode_attention(const AttentionArgs& args, void* scratch, int multiprocess
   if (splits > 1)
     with_half(args.dtype, [&](auto tag) {
       using T = decltype(tag);
-      launch_chained(decode_combine_kernel<T>, dim3(unsigned(args.heads_q), unsigned(args.segments)),
-                     kCombineThreads, 0, stream, args, part, splits);
+      launch_chained(decode_combine_kernel<T>,
+                     dim3(unsigned(args.heads_q), unsigned(args.segments)), kCombineThreads, 0,
+                     stream, args, part, splits);
     });
 }
 
