@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <tuple>
@@ -574,6 +575,39 @@ TEST_P(CudaOps, SamplePicksTheCpuToken) {
       EXPECT_EQ(to_host(next).data<int32_t>()[0], want.data<int32_t>()[0]);
     }
     ++index;
+  }
+}
+
+TEST_P(CudaOps, GreedyPicksTheLowestIdOfTiedMaxima) {
+  TRACE_SEED();
+  // The greedy argmax reduces per block, then across blocks: equal maxima far apart, NaNs, a
+  // vocabulary that is not a multiple of the 16-byte loads, and one with nothing but NaN.
+  struct Case {
+    int64_t vocab;
+    std::vector<std::pair<int64_t, float>> set;
+    int32_t want;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<Case> cases = {
+      {151936, {{150000, 100.0f}, {1234, 100.0f}, {3, nan}, {5000, nan}}, 1234},
+      {151936, {{151935, 100.0f}}, 151935},
+      {1001, {{1000, 100.0f}, {999, nan}}, 1000},
+      {3, {{0, nan}, {1, nan}, {2, nan}}, 0},
+  };
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.vocab);
+    Tensor logits = random({c.vocab});
+    for (auto [id, value] : c.set) logits.data<float>()[id] = value;
+    Tensor want = ints({-2});
+    Tensor cpu_logits = copy(logits);
+    cpu_.sample(cpu_logits, Tensor(), greedy, 0.0f, want);
+    EXPECT_EQ(want.data<int32_t>()[0], c.want);
+    Tensor next = to_gpu(ints({-2}));
+    Tensor glogits = to_gpu(logits, DType::F32);
+    gpu_->sample(glogits, Tensor(), greedy, 0.0f, next);
+    EXPECT_EQ(to_host(next).data<int32_t>()[0], c.want);
   }
 }
 

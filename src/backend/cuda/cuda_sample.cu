@@ -10,7 +10,7 @@
 // double as on the CPU but in another order, so a decision can differ only when a cumulative
 // probability lies within double rounding of its bound. Only the chosen id is written.
 #include <cfloat>
-
+#include <climits>
 #include <cub/cub.cuh>
 
 #include "backend/cuda/cuda_check.h"
@@ -22,8 +22,14 @@ namespace qwenvl::cuda {
 namespace {
 
 constexpr int kPickThreads = 1024;
+constexpr int kArgmaxThreads = 256;
+constexpr int kArgmaxPerThread = 4;  // one 16-byte load each
+constexpr int kArgmaxMaxBlocks = 1024;
 
 struct Layout {
+  unsigned* ticket;    // the greedy argmax's count of finished blocks, zero between calls
+  float* best_values;  // [kArgmaxMaxBlocks]: each block's maximum and its id
+  int32_t* best_ids;
   uint8_t* marks;  // [vocab], zero between calls
   float* keys_in;
   int32_t* ids_in;
@@ -47,6 +53,12 @@ size_t sort_temp_bytes(int vocab) {
 Layout layout_in(void* scratch, int vocab) {
   char* p = static_cast<char*>(scratch);
   Layout l;
+  l.ticket = reinterpret_cast<unsigned*>(p);
+  p += 256;
+  l.best_values = reinterpret_cast<float*>(p);
+  p += align256(kArgmaxMaxBlocks * 4);
+  l.best_ids = reinterpret_cast<int32_t*>(p);
+  p += align256(kArgmaxMaxBlocks * 4);
   l.marks = reinterpret_cast<uint8_t*>(p);
   p += align256(vocab);
   l.keys_in = reinterpret_cast<float*>(p);
@@ -79,54 +91,69 @@ __global__ void penalize_kernel(float* logits, int vocab, uint8_t* marks, float 
   }
 }
 
-__global__ void argmax_kernel(const float* logits, int vocab, int32_t* next_token) {
-  __shared__ float best_value[32];
-  __shared__ int best_index[32];
+// The larger of two candidates, the lower id among equal values; NaN never wins ("none yet" is
+// id == vocab, larger than every real id).
+__device__ __forceinline__ void keep_best(float& value, int& index, float v2, int i2) {
+  if (v2 > value || (v2 == value && i2 < index)) value = v2, index = i2;
+}
+
+__device__ __forceinline__ void block_best(float& value, int& index, float* values, int* indices) {
+  for (int o = 16; o > 0; o >>= 1)
+    keep_best(value, index, __shfl_xor_sync(0xffffffffu, value, o),
+              __shfl_xor_sync(0xffffffffu, index, o));
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) values[warp] = value, indices[warp] = index;
+  __syncthreads();
+  const int warps = blockDim.x / 32;
+  value = lane < warps ? values[lane] : -INFINITY;
+  index = lane < warps ? indices[lane] : INT_MAX;
+  for (int o = 16; o > 0; o >>= 1)
+    keep_best(value, index, __shfl_xor_sync(0xffffffffu, value, o),
+              __shfl_xor_sync(0xffffffffu, index, o));
+}
+
+// Greedy argmax over the whole GPU: each block finds the best of its kArgmaxThreads x 4 logits
+// (one 16-byte load per thread) and the last block to finish picks among the blocks' bests. One
+// block reading all 150k logits took several L2 round trips per thread.
+__global__ void __launch_bounds__(kArgmaxThreads)
+    argmax_kernel(const float* logits, int vocab, Layout l, int32_t* next_token) {
+  __shared__ float values[32];
+  __shared__ int indices[32];
+  __shared__ bool last;
   float value = -INFINITY;
   int index = vocab;  // "none yet": larger than every real index
   auto consider = [&](float s, int i) {
     if (s > value || (index == vocab && s == s)) value = s, index = i;
   };
-  // 16-byte loads, kUnroll of them in flight per thread: one block reads 150k logits in a few
-  // round trips instead of one dependent load after another. Each thread visits its ids in
-  // increasing order, so a strict > keeps the lowest id among its equal maxima.
-  constexpr int kUnroll = 4;
-  const bool aligned = reinterpret_cast<uintptr_t>(logits) % 16 == 0;
-  const int vectors = aligned ? vocab / 4 : 0;
-  const float4* v4 = reinterpret_cast<const float4*>(logits);
-  for (int base = threadIdx.x; base < vectors; base += kUnroll * blockDim.x) {
-    float4 chunk[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int c = base + u * blockDim.x;
-      chunk[u] = c < vectors ? v4[c] : make_float4(NAN, NAN, NAN, NAN);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int i = 4 * (base + u * blockDim.x);
-      consider(chunk[u].x, i), consider(chunk[u].y, i + 1);
-      consider(chunk[u].z, i + 2), consider(chunk[u].w, i + 3);
-    }
+  const int first = (blockIdx.x * kArgmaxThreads + threadIdx.x) * kArgmaxPerThread;
+  if (first + kArgmaxPerThread <= vocab && reinterpret_cast<uintptr_t>(logits) % 16 == 0) {
+    const float4 v = *reinterpret_cast<const float4*>(logits + first);
+    consider(v.x, first), consider(v.y, first + 1), consider(v.z, first + 2);
+    consider(v.w, first + 3);
+  } else {
+    for (int i = first; i < min(vocab, first + kArgmaxPerThread); ++i) consider(logits[i], i);
   }
-  for (int i = 4 * vectors + threadIdx.x; i < vocab; i += blockDim.x) consider(logits[i], i);
-  for (int o = 16; o > 0; o >>= 1) {
-    float v2 = __shfl_xor_sync(0xffffffffu, value, o);
-    int i2 = __shfl_xor_sync(0xffffffffu, index, o);
-    if (v2 > value || (v2 == value && i2 < index)) value = v2, index = i2;
+  block_best(value, index, values, indices);
+  if (threadIdx.x == 0) {
+    l.best_values[blockIdx.x] = value;
+    l.best_ids[blockIdx.x] = index;
+    __threadfence();
+    last = atomicAdd(l.ticket, 1u) == gridDim.x - 1;
   }
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) best_value[warp] = value, best_index[warp] = index;
   __syncthreads();
-  if (warp == 0) {
-    int warps = blockDim.x / 32;
-    value = lane < warps ? best_value[lane] : -INFINITY;
-    index = lane < warps ? best_index[lane] : vocab;
-    for (int o = 16; o > 0; o >>= 1) {
-      float v2 = __shfl_xor_sync(0xffffffffu, value, o);
-      int i2 = __shfl_xor_sync(0xffffffffu, index, o);
-      if (v2 > value || (v2 == value && i2 < index)) value = v2, index = i2;
-    }
-    if (lane == 0) *next_token = index < vocab ? index : 0;  // all NaN: id 0, as the CPU's loop
+  if (!last) return;
+  __threadfence();
+  value = -INFINITY, index = vocab;
+  for (int b = threadIdx.x; b < gridDim.x; b += kArgmaxThreads) {
+    const float v2 = __ldcg(l.best_values + b);
+    const int i2 = __ldcg(l.best_ids + b);
+    if (i2 < vocab) keep_best(value, index, v2, i2);
+  }
+  __syncthreads();  // values / indices are reused
+  block_best(value, index, values, indices);
+  if (threadIdx.x == 0) {
+    *next_token = index < vocab ? index : 0;  // all NaN: id 0, as the CPU's loop
+    *l.ticket = 0;
   }
 }
 
@@ -272,7 +299,8 @@ __global__ void __launch_bounds__(kPickThreads) pick_kernel(SampleArgs args, con
 }  // namespace
 
 size_t sample_scratch_bytes(int vocab) {
-  return align256(vocab) + 4 * align256(size_t(vocab) * 4) + sort_temp_bytes(vocab);
+  return 256 + 2 * align256(kArgmaxMaxBlocks * 4) + align256(vocab) +
+         4 * align256(size_t(vocab) * 4) + sort_temp_bytes(vocab);
 }
 
 void sample(const SampleArgs& args, void* scratch, cudaStream_t stream) {
@@ -287,7 +315,11 @@ void sample(const SampleArgs& args, void* scratch, cudaStream_t stream) {
     CUDA_CHECK_LAUNCH();
   }
   if (args.temperature == 0.0f) {
-    argmax_kernel<<<1, 1024, 0, stream>>>(args.logits, args.vocab, args.next_token);
+    const unsigned blocks = blocks_for(args.vocab, kArgmaxThreads * kArgmaxPerThread);
+    if (blocks > unsigned(kArgmaxMaxBlocks))
+      fail("sampling: a vocabulary of ", args.vocab, " is more than greedy decoding takes");
+    argmax_kernel<<<blocks, kArgmaxThreads, 0, stream>>>(args.logits, args.vocab, l,
+                                                         args.next_token);
     CUDA_CHECK_LAUNCH();
     return;
   }
