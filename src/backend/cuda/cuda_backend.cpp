@@ -123,6 +123,7 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
     CUDA_CHECK(cudaEventRecord(e, s.stream));
   }
   CUDA_CHECK(cudaMallocHost(&s.read_host, kPendingReads * kReadBytes));
+  CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&s.read_mapped), s.read_host, 0));
   for (cudaEvent_t& e : s.read_done)
     CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
 }
@@ -299,8 +300,8 @@ int64_t CudaBackend::begin_read(const Tensor& device_src) {
   CudaState& s = *state_;
   const int64_t ticket = open_read(device_src);
   const size_t slot = size_t(ticket % kPendingReads);
-  CUDA_CHECK(cudaMemcpyAsync(s.read_host + slot * kReadBytes, device_src.data(),
-                             device_src.nbytes(), cudaMemcpyDeviceToHost, s.stream));
+  cuda::copy_to_mapped_host(device_src.data(), s.read_mapped + slot * kReadBytes,
+                            device_src.nbytes(), s.stream);
   CUDA_CHECK(cudaEventRecord(s.read_done[slot], s.stream));
   return ticket;
 }

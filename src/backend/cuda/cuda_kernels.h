@@ -22,6 +22,9 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
              cudaStream_t stream);
 // Fills n elements of dst with a quiet NaN (tests poison outputs with it).
 void fill_nan(void* dst, DType dtype, int64_t n, cudaStream_t stream);
+// A few bytes written by a kernel straight into pinned host memory mapped into the device's
+// address space: no copy-engine transfer in the stream.
+void copy_to_mapped_host(const void* src, void* host_mapped, size_t bytes, cudaStream_t stream);
 
 // cuda_norm.cu. x, out, residual: `dtype` (bf16/f16); delta: dtype or f32; w: any float dtype,
 // a weight (add_rms_norm reads it before waiting for the kernel before it, as the GEMV does).

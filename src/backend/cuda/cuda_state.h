@@ -68,6 +68,7 @@ struct CudaState {
   StagingRing staging;
   // Backend::begin_read's pinned mailboxes, one per pending ticket, and their copies' events.
   char* read_host = nullptr;  // Backend::kPendingReads * Backend::kReadBytes
+  char* read_mapped = nullptr;  // read_host as kernels address it
   std::array<cudaEvent_t, Backend::kPendingReads> read_done{};
   std::unique_ptr<LinearPlanner> linear;
   bool prefer_gemv = true;
