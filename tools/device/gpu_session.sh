@@ -2,9 +2,10 @@
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
 # Stages: info ops tiny kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
-#         profile7B activations cpu  (FP32_SIZES=3B,7B: the logits stages add an fp32
-#         transformers reference for those sizes; 3B by default. activations:
-#         tools/study_activations.py for SIZES, 3B,7B by default)
+#         profile7B activations vision_rounding cpu  (FP32_SIZES=3B,7B: the logits stages add an
+#         fp32 transformers reference for those sizes; 3B by default. activations:
+#         tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
+#         tools/study_vision_rounding.py for SIZE, 3B by default)
 # (quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -112,6 +113,8 @@ for stage in "$@"; do
     activations) run_stage activations python3 tools/study_activations.py \
               --sizes "${SIZES:-3B,7B}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
               --out "$OUT/activations.json" ;;
+    vision_rounding) run_stage vision_rounding python3 tools/study_vision_rounding.py \
+              --size "${SIZE:-3B}" --ckpt-root /tmp/qwenvl-bench --out "$OUT/vision_rounding.json" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;
