@@ -125,8 +125,7 @@ __global__ void __launch_bounds__(kCombineThreads)
 bool decode_attention_supports(const AttentionArgs& args) {
   int group = args.heads_kv > 0 ? args.heads_q / args.heads_kv : 0;
   return args.max_q == 1 && group >= 1 && group <= decode::kMaxGroup &&
-         (args.head_dim == 16 || args.head_dim == 32 || args.head_dim == 64 ||
-          args.head_dim == 80 || args.head_dim == 96 || args.head_dim == 128);
+         attention_head_dim_supported(args.head_dim);
 }
 
 size_t decode_attention_scratch_bytes(const AttentionArgs& args, int multiprocessors) {

@@ -232,28 +232,8 @@ int per_head_splits(const AttentionArgs& args, int multiprocessors) {
 void per_head(const AttentionArgs& args, const Partials& part, int splits, cudaStream_t stream) {
   with_half(args.dtype, [&](auto tag) {
     using T = decltype(tag);
-    switch (args.head_dim) {
-      case 16:
-        launch<T, 16>(args, part, splits, stream);
-        break;  // the tiny test models
-      case 32:
-        launch<T, 32>(args, part, splits, stream);
-        break;
-      case 64:
-        launch<T, 64>(args, part, splits, stream);
-        break;
-      case 80:
-        launch<T, 80>(args, part, splits, stream);
-        break;
-      case 96:
-        launch<T, 96>(args, part, splits, stream);
-        break;
-      case 128:
-        launch<T, 128>(args, part, splits, stream);
-        break;
-      default:
-        fail("decode attention: unsupported head_dim ", args.head_dim);
-    }
+    with_head_dim(args.head_dim,
+                  [&](auto dim) { launch<T, decltype(dim)::value>(args, part, splits, stream); });
   });
 }
 

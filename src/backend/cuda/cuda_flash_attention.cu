@@ -279,23 +279,12 @@ void launch(const AttentionArgs& args, cudaStream_t stream) {
 
 }  // namespace
 
-bool flash_attention_supports(int head_dim) {
-  return head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 80 || head_dim == 96 ||
-         head_dim == 128;
-}
+bool flash_attention_supports(int head_dim) { return attention_head_dim_supported(head_dim); }
 
 void flash_attention(const AttentionArgs& args, cudaStream_t stream) {
   with_half(args.dtype, [&](auto tag) {
     using T = decltype(tag);
-    switch (args.head_dim) {
-      case 16: launch<T, 16>(args, stream); break;  // the tiny test models
-      case 32: launch<T, 32>(args, stream); break;
-      case 64: launch<T, 64>(args, stream); break;
-      case 80: launch<T, 80>(args, stream); break;
-      case 96: launch<T, 96>(args, stream); break;
-      case 128: launch<T, 128>(args, stream); break;
-      default: fail("flash attention: unsupported head_dim ", args.head_dim);
-    }
+    with_head_dim(args.head_dim, [&](auto dim) { launch<T, decltype(dim)::value>(args, stream); });
   });
 }
 
