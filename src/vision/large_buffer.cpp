@@ -31,7 +31,7 @@ void touch_pages(void* p, size_t bytes) {
 
 std::shared_ptr<void> allocate_large(size_t bytes) {
   constexpr size_t kHugePage = size_t(2) << 20;
-  if (bytes < 2 * kHugePage) {
+  if (bytes < kTouchInParallel) {
     void* p = std::malloc(bytes ? bytes : 1);
     if (!p) fail("out of host memory allocating ", bytes, " bytes for an image");
     return std::shared_ptr<void>(p, std::free);
