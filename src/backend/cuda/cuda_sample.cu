@@ -11,6 +11,7 @@
 // probability lies within double rounding of its bound. Only the chosen id is written.
 #include <cfloat>
 #include <climits>
+
 #include <cub/cub.cuh>
 
 #include "backend/cuda/cuda_check.h"
