@@ -49,34 +49,17 @@ __global__ void __launch_bounds__(kThreads)
   const int hkv = blockIdx.y / head_groups, sub = blockIdx.y % head_groups;
   const int head0 = hkv * kv_group + sub * G;
   const int group = min(G, kv_group - sub * G);
-  const int nq = args.cu_q[segment + 1] - args.cu_q[segment];
-  if (nq == 0) return;  // nothing to attend; combine skips the segment too
-  const int64_t q_row = args.cu_q[segment], k_start = args.cu_k[segment];
-  const int nk = args.cu_k[segment + 1] - args.cu_k[segment];
-  const int used = used_splits(nk, splits);
-  if (split >= used) return;
-  const int chunk = (nk + used - 1) / used;
-  const int key_begin = min(nk, split * chunk), key_end = min(nk, key_begin + chunk);
-  const int tiles = (key_end - key_begin + kTile - 1) / kTile;
+  Slice slice;
+  if (!slice_of(args, segment, split, splits, slice)) return;
+  const int64_t q_row = slice.q_row;
+  const int nq = slice.nq, nk = slice.nk, used = slice.used, key_begin = slice.key_begin,
+            key_end = slice.key_end, tiles = slice.tiles;
   const T* q = static_cast<const T*>(args.q);
-  const T* k = static_cast<const T*>(args.k);
-  const T* v = static_cast<const T*>(args.v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-
-  // Rows of tile `tile` whose keys lie in [lo, hi); those past key_end are zero-filled.
   auto load = [&](int tile, int stage, int lo, int hi) {
-    constexpr int kChunks = D / 8;
-    int key0 = key_begin + tile * kTile;
-    for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
-      int r = i / kChunks, c = i % kChunks;
-      int key = key0 + r;
-      if (key < lo || key >= hi) continue;
-      bool valid = key < key_end;
-      int64_t offset = ((k_start + (valid ? key : 0)) * args.heads_kv + hkv) * int64_t(D) + c * 8;
-      cp_async16(&k_tiles[stage][r * kStride<D> + c * 8], k + offset, valid);
-      cp_async16(&v_tiles[stage][r * kStride<D> + c * 8], v + offset, valid);
-    }
+    copy_tile_rows<T, D, kThreads>(args, slice, hkv, tile, lo, hi, k_tiles[stage], v_tiles[stage]);
   };
+
   // The first tile's cached keys are copied before waiting on the q/k/v product, which writes
   // only the segment's last nq keys (and q); see cuda_decode_split.cuh.
   const int cached_end = nk - nq;

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_mma.cuh"
 
 namespace qwenvl::cuda::decode {
 
@@ -21,6 +22,50 @@ constexpr int kStride = D + 8;  // 16-byte row padding, as in the flash kernel
 // (its block writes the output). 3B decode at short context 389.8 -> 390.8 tok/s.
 __device__ __forceinline__ int used_splits(int nk, int splits) {
   return min(splits, max(1, (nk + kTile - 1) / kTile));
+}
+
+// A block's slice of its segment's keys: [key_begin, key_end) of the segment's nk keys, in
+// `tiles` tiles of kTile; its queries start at row q_row, its keys at row k_start.
+struct Slice {
+  int64_t q_row, k_start;
+  int nq, nk, used, key_begin, key_end, tiles;
+};
+
+// Slice `split` of `segment`, or false where the block has nothing to do: a segment without a
+// query (the combine skips it too), or a slice past the ones its keys use.
+__device__ __forceinline__ bool slice_of(const AttentionArgs& args, int segment, int split,
+                                         int splits, Slice& s) {
+  s.nq = args.cu_q[segment + 1] - args.cu_q[segment];
+  if (s.nq == 0) return false;
+  s.q_row = args.cu_q[segment], s.k_start = args.cu_k[segment];
+  s.nk = args.cu_k[segment + 1] - args.cu_k[segment];
+  s.used = used_splits(s.nk, splits);
+  if (split >= s.used) return false;
+  const int chunk = (s.nk + s.used - 1) / s.used;
+  s.key_begin = min(s.nk, split * chunk), s.key_end = min(s.nk, s.key_begin + chunk);
+  s.tiles = (s.key_end - s.key_begin + kTile - 1) / kTile;
+  return true;
+}
+
+// cp.async copies of the rows of tile `tile` of the slice whose keys lie in [lo, hi), for kv head
+// hkv, into k_tile / v_tile (rows kStride<D> apart), by the block's kThreads threads; rows past
+// key_end are zero-filled.
+template <typename T, int D, int kThreads>
+__device__ __forceinline__ void copy_tile_rows(const AttentionArgs& args, const Slice& s, int hkv,
+                                               int tile, int lo, int hi, T* k_tile, T* v_tile) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  const T* k = static_cast<const T*>(args.k);
+  const T* v = static_cast<const T*>(args.v);
+  const int key0 = s.key_begin + tile * kTile;
+  for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
+    const int r = i / kChunks, c = i % kChunks, key = key0 + r;
+    if (key < lo || key >= hi) continue;
+    const bool valid = key < s.key_end;
+    const int64_t offset =
+        ((s.k_start + (valid ? key : 0)) * args.heads_kv + hkv) * int64_t(D) + c * 8;
+    cp_async16(k_tile + r * kStride<D> + c * 8, k + offset, valid);
+    cp_async16(v_tile + r * kStride<D> + c * 8, v + offset, valid);
+  }
 }
 
 // The slices' unnormalized outputs with their row max and sum, per query head.
