@@ -45,6 +45,39 @@ void Backend::end_read(int64_t ticket, Tensor& host_dst) {
   value = Tensor();
 }
 
+// One I32 value of a device tensor [1], read now.
+static int64_t read_index(Backend& backend, const Tensor& value, const char* what) {
+  if (value.dtype() != DType::I32 || value.numel() != 1)
+    fail("publish_row: ", what, " must be one I32 value, not ", value.shape().str(), " ",
+         dtype_name(value.dtype()));
+  Tensor host = Tensor::empty({1}, DType::I32);
+  backend.copy_to_host(value, host);
+  return host.data<int32_t>()[0];
+}
+
+void Backend::publish_row(const Tensor& table, const Tensor& row, const Tensor& tag) {
+  if (table.rank() < 1 || table.dim(0) == 0) fail("publish_row: the table has no rows");
+  const int64_t r = read_index(*this, row, "row"), t = read_index(*this, tag, "tag");
+  if (r < 0 || r >= table.dim(0))
+    fail("publish_row: row ", r, " is outside the ", table.dim(0), " rows");
+  if (t < 0) fail("publish_row: tag ", t, " is negative");
+  const Tensor source = table.rows(r, 1);
+  if (source.nbytes() > kReadBytes)
+    fail("publish_row takes rows of at most ", kReadBytes, " bytes, not ", source.nbytes());
+  Published& box = published_[size_t(t % kPendingReads)];
+  box.tag = t;
+  box.value = Tensor::empty(source.shape(), source.dtype());
+  copy_to_host(source, box.value);
+}
+
+void Backend::wait_published(int64_t tag, Tensor& host_dst) {
+  const Published& box = published_[size_t(tag >= 0 ? tag % kPendingReads : 0)];
+  if (tag < 0 || box.tag != tag) fail("wait_published: nothing was published as ", tag);
+  if (host_dst.dtype() != box.value.dtype() || host_dst.numel() != box.value.numel())
+    fail("wait_published: host_dst ", host_dst.shape().str(), " does not match the row published");
+  std::memcpy(host_dst.data(), box.value.data(), box.value.nbytes());
+}
+
 void Backend::linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& residual,
                                   const Tensor& norm_w, float eps, Tensor& delta, Tensor& normed) {
   linear(x, w, nullptr, delta);

@@ -108,6 +108,14 @@ class Backend {
   static constexpr size_t kReadBytes = 256;
   virtual int64_t begin_read(const Tensor& device_src);
   virtual void end_read(int64_t ticket, Tensor& host_dst);
+  // A copy to the host that captured work makes (Backend::run_captured): publish_row copies row
+  // row[0] of `table` (a row of at most kReadBytes) into a host-visible mailbox tagged tag[0]
+  // (row, tag: I32 device tensors [1]), off the path of the ops queued after it;
+  // wait_published(tag, host_dst) waits for the row tagged `tag`. A decode step publishes the
+  // token it consumes this way, tagged with its step number, so no copy of the host's own sits
+  // between two steps. Tags only grow; a row is kept until kPendingReads later tags arrive.
+  virtual void publish_row(const Tensor& table, const Tensor& row, const Tensor& tag);
+  virtual void wait_published(int64_t tag, Tensor& host_dst);
 
   // Runs the ops `enqueue` issues. A backend with graphs (CUDA) records them the first time `key`
   // is seen and from then on replays the recording without calling `enqueue`: valid because those
@@ -181,6 +189,9 @@ class Backend {
   virtual void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) = 0;
   // dst[indices[i]] = src[i] (image embeddings into the prompt, new keys into the KV cache).
   virtual void scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) = 0;
+  // values[i] += 1 for an I32 tensor: a captured decode step advances its own inputs (positions,
+  // cache slot, key count) for the next replay, so no upload stands between two steps.
+  virtual void increment(Tensor& values) = 0;
   // Picks the next token from f32 logits [vocab]: greedy or sampled with `params`, using the
   // uniform draw `uniform` in [0, 1) (drawn by the caller, so every backend picks the same token).
   // history: I32 device tensor of token ids for the repetition penalty (may be empty).
@@ -202,6 +213,11 @@ class Backend {
   std::array<PendingRead, kPendingReads> reads_{};
   std::array<Tensor, kPendingReads> read_values_{};  // the default begin_read's copies
   int64_t next_read_ = 0;
+  struct Published {
+    int64_t tag = -1;  // -1: none
+    Tensor value;
+  };
+  std::array<Published, kPendingReads> published_{};  // the default publish_row's copies
 };
 
 // The backend for `device` ("cpu", "cuda", "auto"), defined in runtime/backend_factory.cpp, the one

@@ -14,17 +14,24 @@ KvCacheShape cache_shape(const TextConfig& t, int64_t max_context) {
 }
 
 // Logits, the sampled token and the id history the sampler's repetition penalty reads.
-// Layout of a decode step's inputs in step_inputs_ (the token itself is next_token_): its three
-// M-RoPE positions, its cache slot, then cu_q {0, 1} and cu_k {0, cache length} of the one
-// attention segment.
-enum StepInput { kPositions = 0, kSlot = 3, kCuQ = 4, kCuK = 6, kStepInputs = 8 };
-// Decode steps are two captured graphs: while the context is at most kShortContextKeys keys,
+// Layout of a decode step's inputs in step_inputs_ (the token itself is next_token_): cu_q {0, 1}
+// and cu_k {0, cache length} of the one attention segment, its three M-RoPE positions, its cache
+// slot, its step number (the tag of the token it publishes). From cu_k's second entry on, each
+// step's values are the last one's plus one, which the captured step applies itself
+// (kAdvancing).
+enum StepInput { kCuQ = 0, kCuK = 2, kPositions = 4, kSlot = 7, kStepNumber = 8, kStepInputs = 9 };
+constexpr int64_t kAdvancing = kCuK + 1;
+// Decode steps are captured graphs: while the context is at most kShortContextKeys keys,
 // attention's launch bound is that many keys instead of the cache's capacity, so a backend can
-// size its attention for a short context (CUDA: a different kernel up to 1,024 keys). Warm-up
-// records the short one; the first step past it records the other (a few milliseconds, once).
+// size its attention for a short context (CUDA: a different kernel up to 1,024 keys). Each comes
+// with and without the greedy pick at its end. Warm-up records the short ones; the first step
+// past it records the others (a few milliseconds, once).
 constexpr int kDecodeStepGraph = 1;
 constexpr int kShortDecodeStepGraph = 2;
+constexpr int kGreedyGraphOffset = 2;
 constexpr int64_t kShortContextKeys = 1024;
+// Step numbers wrap before they leave the I32 they travel in.
+constexpr int64_t kStepNumbers = int64_t(1) << 31;
 
 size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
@@ -106,9 +113,11 @@ void Qwen25VL::warm_up() {
     prefill(ids, rope_index(ids, text_only), nullptr);
     backend_.workspace_release(mark);
     decode_step(int32_t(warm_tokens));
+    if (warm_tokens + 2 <= limits_.max_context) decode_next(true);  // and its greedy twin
   }
   backend_.synchronize();
   cache_.clear();
+  device_inputs_slot_ = -1;
 }
 
 Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {
@@ -144,6 +153,7 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
          " embeddings");
 
   cache_.clear();
+  device_inputs_slot_ = -1;
   rope_delta_ = positions.rope_delta;
   size_t next_pad = 0;
   for (int64_t begin = 0; begin < n; begin += limits_.prefill_chunk) {
@@ -170,20 +180,27 @@ void Qwen25VL::decode_step(int32_t token) {
   Tensor host = Tensor::empty({1}, DType::I32);
   host.data<int32_t>()[0] = token;
   backend_.copy_from_host(host, next_token_);
-  decode_next();
+  decode_next(false);
 }
 
-void Qwen25VL::decode_next() {
-  const int64_t slot = cache_.length();
+void Qwen25VL::upload_step_inputs(int64_t slot) {
   const int32_t position = int32_t(decode_position(slot, rope_delta_));
-  cache_.set_length(slot + 1);  // Error before any work when the context is full
   Tensor host = Tensor::empty({kStepInputs}, DType::I32);
   int32_t* v = host.data<int32_t>();
-  v[kPositions] = v[kPositions + 1] = v[kPositions + 2] = position;
-  v[kSlot] = int32_t(slot);
   v[kCuQ] = 0, v[kCuQ + 1] = 1;
   v[kCuK] = 0, v[kCuK + 1] = int32_t(slot + 1);
+  v[kPositions] = v[kPositions + 1] = v[kPositions + 2] = position;
+  v[kSlot] = int32_t(slot);
+  v[kStepNumber] = int32_t(step_number_);
   backend_.copy_from_host(host, step_inputs_);
+}
+
+int64_t Qwen25VL::decode_next(bool pick_greedily) {
+  const int64_t slot = cache_.length();
+  cache_.set_length(slot + 1);  // Error before any work when the context is full
+  // The last step left the device's inputs ready for this one, except after a prefill.
+  if (device_inputs_slot_ != slot) upload_step_inputs(slot);
+  const int64_t tag = step_number_;
 
   DecoderInputs in;
   in.ids = next_token_;
@@ -199,12 +216,26 @@ void Qwen25VL::decode_next() {
       int(short_context ? std::min(kShortContextKeys, cache_.capacity()) : cache_.capacity());
   in.segments.causal = true;
   in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
-  backend_.run_captured(short_context ? kShortDecodeStepGraph : kDecodeStepGraph, [&] {
+  const int graph = (short_context ? kShortDecodeStepGraph : kDecodeStepGraph) +
+                    (pick_greedily ? kGreedyGraphOffset : 0);
+  backend_.run_captured(graph, [&] {
     // The token joins the history at its cache slot (the history's positions are the cache's).
     Tensor history_rows = history_.view({history_.dim(0), 1});
     backend_.scatter_rows(next_token_.view({1, 1}), in.slots, history_rows);
+    backend_.publish_row(history_rows, in.slots, step_inputs_.rows(kStepNumber, 1));
     decoder_->run(backend_, cache_, in, &logits_);
+    if (pick_greedily) {
+      SamplingParams greedy;
+      greedy.temperature = 0.0f;
+      backend_.sample(logits_, Tensor(), greedy, 0.0f, next_token_);
+    }
+    Tensor advancing = step_inputs_.rows(kAdvancing, kStepInputs - kAdvancing);
+    backend_.increment(advancing);
   });
+  device_inputs_slot_ = slot + 1;
+  step_number_ = (step_number_ + 1) % kStepNumbers;
+  if (step_number_ == 0) device_inputs_slot_ = -1;  // the device's I32 would overflow: upload
+  return tag;
 }
 
 }  // namespace qwenvl

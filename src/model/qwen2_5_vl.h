@@ -66,10 +66,15 @@ class Qwen25VL {
                const Tensor* image_embeds);
   // Appends the token in next_token() (where Backend::sample leaves it) at the next cache
   // position, its M-RoPE position continuing with the prompt's rope_delta, and to history() at
-  // the same index. One small host-to-device copy of the step's positions, then the decoder's
-  // device work, captured once and replayed (Backend::run_captured). The token never crosses to
-  // the host, so a caller can queue this step before reading the token back.
-  void decode_next();
+  // the same index. The decoder's device work is captured once and replayed
+  // (Backend::run_captured); each replay leaves the device's step inputs (positions, slot) ready
+  // for the next, so only the first step after a prefill uploads them. The token never needs the
+  // host: a caller can queue this step before it knows the token, which the step publishes
+  // (Backend::publish_row) under the tag it returns: Backend::wait_published(tag) reads it.
+  // pick_greedily: the step ends by putting the argmax of its logits in next_token() (what
+  // Backend::sample does at temperature 0 without a repetition penalty: a rule with no per-step
+  // input, so it can be part of the replayed work), ready for the next step.
+  int64_t decode_next(bool pick_greedily = false);
   // decode_next() for a token given by the host.
   void decode_step(int32_t token);
 
@@ -93,7 +98,10 @@ class Qwen25VL {
   std::optional<Decoder> decoder_;
   KvCache cache_;
   Tensor logits_, next_token_, history_;
-  Tensor step_inputs_;  // I32, a decode step's device inputs (see decode_step)
+  void upload_step_inputs(int64_t slot);
+  Tensor step_inputs_;               // I32, a decode step's device inputs (see decode_next)
+  int64_t device_inputs_slot_ = -1;  // the slot step_inputs_ holds the inputs of; -1: none
+  int64_t step_number_ = 0;          // of the next decode step
   int64_t rope_delta_ = 0;
 };
 

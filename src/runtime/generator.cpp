@@ -100,26 +100,29 @@ GenerationResult Generator::generate(const GenerationRequest& request,
     result.text += piece;
     if (on_text) on_text(piece);
   };
-  // Token i is read back while step i + 1 already runs: the device picks each token and feeds it
-  // to the next step itself (Qwen25VL::decode_next), so the host's reading, detokenizing and
-  // stop checks never leave it idle. A stop at token i leaves one step computed in vain.
-  auto sample_next = [&](int64_t step) {
+  // Decode step i consumes token i and runs without waiting for the host: it publishes the token
+  // (Qwen25VL::decode_next) and the host reads it while the step runs, so the host's reading,
+  // detokenizing and stop checks never leave the device idle. A stop at token i leaves step i
+  // computed in vain. The last token, which no step consumes, is read with begin_read. Greedy
+  // decoding's pick is part of the step itself.
+  const bool greedy =
+      request.sampling.temperature == 0.0f && request.sampling.repetition_penalty == 1.0f;
+  auto sample = [&](int64_t step) {
     backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), request.sampling,
                    rng.uniform(uint64_t(step)), model_.next_token());
-    return backend.begin_read(model_.next_token());
   };
   Tensor token_host = Tensor::empty({1}, DType::I32);
   result.finish_reason = "length";
   backend.profile_section("decode");
-  int64_t pending = sample_next(0);
+  sample(0);
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
-    const bool more = step + 1 < request.max_new_tokens;
-    const int64_t ticket = pending;
-    if (more) {
-      model_.decode_next();
-      pending = sample_next(step + 1);
+    if (step + 1 < request.max_new_tokens) {
+      const int64_t tag = model_.decode_next(greedy);
+      if (!greedy) sample(step + 1);
+      backend.wait_published(tag, token_host);
+    } else {
+      backend.end_read(backend.begin_read(model_.next_token()), token_host);
     }
-    backend.end_read(ticket, token_host);
     const int32_t id = token_host.data<int32_t>()[0];
     result.tokens.push_back(id);
     const bool eos = std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(), id) !=

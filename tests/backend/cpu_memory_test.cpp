@@ -112,5 +112,28 @@ TEST_F(CpuMemoryTest, ReadsAreCollectedByTicket) {
   EXPECT_THROW(backend_.begin_read(big), Error) << "too large";
 }
 
+TEST_F(CpuMemoryTest, PublishedRowsAreFoundByTheirTag) {
+  backend_.reserve(0, 0, 4096);
+  Tensor table = backend_.alloc({5, 2}, DType::I32);
+  for (int32_t i = 0; i < 10; ++i) table.data<int32_t>()[i] = 10 * i;
+  Tensor row = backend_.alloc({1}, DType::I32), tag = backend_.alloc({1}, DType::I32);
+  Tensor back = Tensor::empty({1, 2}, DType::I32);
+  for (int32_t t = 40; t < 40 + Backend::kPendingReads; ++t) {
+    row.data<int32_t>()[0] = t % 5, tag.data<int32_t>()[0] = t;
+    backend_.publish_row(table, row, tag);
+  }
+  for (int32_t t = 40; t < 40 + Backend::kPendingReads; ++t) {
+    backend_.wait_published(t, back);
+    EXPECT_EQ(back.data<int32_t>()[0], 10 * (2 * (t % 5)));
+    EXPECT_EQ(back.data<int32_t>()[1], 10 * (2 * (t % 5) + 1));
+  }
+  EXPECT_THROW(backend_.wait_published(39, back), Error) << "never published";
+  row.data<int32_t>()[0] = 5;
+  EXPECT_THROW(backend_.publish_row(table, row, tag), Error) << "row past the table";
+  Tensor wide = backend_.alloc({2, int64_t(Backend::kReadBytes)}, DType::I32);
+  row.data<int32_t>()[0] = 0;
+  EXPECT_THROW(backend_.publish_row(wide, row, tag), Error) << "row too large";
+}
+
 }  // namespace
 }  // namespace qwenvl::test

@@ -1,6 +1,7 @@
 // The small ops against double-precision references: rms_norm, add_rms_norm, add, swiglu,
-// gelu, rope (plain and M-RoPE sections), gather_rows, scatter_rows.
+// gelu, rope (plain and M-RoPE sections), gather_rows, scatter_rows; increment.
 #include <cmath>
+#include <cstring>
 
 #include "cpu_test_support.h"
 
@@ -174,6 +175,16 @@ TEST_F(CpuOpsTest, GatherConvertsRowsAndScatterPlacesThem) {
   idx.data<int32_t>()[1] = -1;
   Tensor out = Tensor::empty({3, 4, 3}, DType::F32);
   EXPECT_THROW(backend_.gather_rows(dst, idx, out), Error) << "negative index";
+}
+
+TEST_F(CpuOpsTest, IncrementAddsOneToEveryIndex) {
+  Tensor values = Tensor::empty({4}, DType::I32);
+  const int32_t before[4] = {0, -1, 41, 1 << 20};
+  std::memcpy(values.data(), before, sizeof before);
+  backend_.increment(values);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(values.data<int32_t>()[i], before[i] + 1);
+  Tensor floats = Tensor::empty({4}, DType::F32);
+  EXPECT_THROW(backend_.increment(floats), Error) << "only I32 indices";
 }
 
 }  // namespace

@@ -540,6 +540,15 @@ TEST_P(CudaOps, RowsMatchCpu) {
   EXPECT_EQ(rel_l2(to_host(back), rows), 0.0);
 }
 
+TEST_P(CudaOps, IncrementMatchesTheCpu) {
+  Tensor want = ints({0, -1, 41, 1 << 20, 7});
+  Tensor got = to_gpu(want);
+  cpu_.increment(want);
+  gpu_->increment(got);
+  Tensor back = to_host(got);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(back.data<int32_t>()[i], want.data<int32_t>()[i]);
+}
+
 TEST_P(CudaOps, SamplePicksTheCpuToken) {
   TRACE_SEED();
   const int64_t vocab = 151936;
@@ -649,6 +658,28 @@ TEST_P(CudaOps, ReadsCollectTheValueOfTheirTime) {
     EXPECT_EQ(back.data<int32_t>()[1], -i);
   }
   EXPECT_THROW(gpu_->end_read(tickets[0], back), Error);
+}
+
+TEST_P(CudaOps, CapturedStepsPublishTheirRows) {
+  // A replayed graph publishes row `row` of a table under tag `tag`, both advanced on the device
+  // by the graph itself (as a decode step does), and the host finds each replay's row by tag.
+  std::vector<int32_t> values(64);
+  std::iota(values.begin(), values.end(), 1000);
+  Tensor table = to_gpu(ints(values)).view({32, 2});
+  Tensor indices = to_gpu(ints({3, 500}));  // row, tag
+  Tensor row = indices.rows(0, 1), tag = indices.rows(1, 1);
+  Tensor back = Tensor::empty({1, 2}, DType::I32);
+  for (int replay = 0; replay < 3 * Backend::kPendingReads; ++replay) {
+    gpu_->run_captured(8, [&] {
+      gpu_->publish_row(table, row, tag);
+      gpu_->increment(indices);
+    });
+    gpu_->wait_published(500 + replay, back);
+    EXPECT_EQ(back.data<int32_t>()[0], 1000 + 2 * (3 + replay)) << "replay " << replay;
+    EXPECT_EQ(back.data<int32_t>()[1], 1001 + 2 * (3 + replay)) << "replay " << replay;
+  }
+  gpu_->synchronize();
+  EXPECT_THROW(gpu_->wait_published(400, back), Error) << "never published";
 }
 
 TEST_P(CudaOps, ErrorsAreSentences) {

@@ -47,6 +47,7 @@ class CpuBackend : public Backend {
                  const AttentionSegments& segments, Tensor& out) override;
   void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;
   void scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) override;
+  void increment(Tensor& values) override;
   void sample(Tensor& logits, const Tensor& history, const SamplingParams& params, float uniform,
               Tensor& next_token) override;
 

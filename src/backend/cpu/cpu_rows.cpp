@@ -1,5 +1,6 @@
 // gather_rows / scatter_rows: row copies by index, converting the dtype when the two sides
-// differ (the embedding lookup reads a bf16 table into fp32 activations).
+// differ (the embedding lookup reads a bf16 table into fp32 activations); increment, which
+// advances the index tensors of a decode step.
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_checks.h"
 #include "backend/cpu/cpu_convert.h"
@@ -57,6 +58,13 @@ void CpuBackend::scatter_rows(const Tensor& src, const Tensor& indices, Tensor& 
   // In index order, so that a repeated index keeps the last row, as a sequential loop would.
   for (int64_t i = 0; i < indices.numel(); ++i)
     convert_elements(s + i * ss, src.dtype(), d + idx[i] * ds, dst.dtype(), re, "scatter_rows");
+}
+
+void CpuBackend::increment(Tensor& values) {
+  check_cpu(values, "increment", "values");
+  check_dtype(values, "increment", "values", {DType::I32});
+  int32_t* v = values.data<int32_t>();
+  for (int64_t i = 0; i < values.numel(); ++i) ++v[i];
 }
 
 }  // namespace qwenvl

@@ -3,8 +3,10 @@
 #include "backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
@@ -61,9 +63,7 @@ CudaState::~CudaState() {
   for (cudaEvent_t e : staging.done)
     if (e) cudaEventDestroy(e);
   if (staging.host) cudaFreeHost(staging.host);
-  for (cudaEvent_t e : read_done)
-    if (e) cudaEventDestroy(e);
-  if (read_host) cudaFreeHost(read_host);
+  if (mailbox_host) cudaFreeHost(mailbox_host);
   if (side_stream) {
     cudaStreamSynchronize(side_stream);
     cudaStreamDestroy(side_stream);
@@ -122,10 +122,11 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
     CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventRecord(e, s.stream));
   }
-  CUDA_CHECK(cudaMallocHost(&s.read_host, kPendingReads * kReadBytes));
-  CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&s.read_mapped), s.read_host, 0));
-  for (cudaEvent_t& e : s.read_done)
-    CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  const size_t mailbox_bytes = 2 * kPendingReads * CudaState::kMailboxBytes;
+  CUDA_CHECK(cudaMallocHost(&s.mailbox_host, mailbox_bytes));
+  std::memset(s.mailbox_host, 0, mailbox_bytes);  // tag 0: nothing delivered
+  CUDA_CHECK(
+      cudaHostGetDevicePointer(reinterpret_cast<void**>(&s.mailbox_mapped), s.mailbox_host, 0));
 }
 
 CudaBackend::~CudaBackend() {
@@ -295,28 +296,86 @@ void CudaBackend::copy_to_host(const Tensor& device_src, Tensor& host_dst) {
   }
 }
 
+// Mailbox `box`: begin_read's tickets use 0 .. kPendingReads - 1, publish_row the ones after.
+static char* mailbox(char* base, size_t box) { return base + box * CudaState::kMailboxBytes; }
+
 int64_t CudaBackend::begin_read(const Tensor& device_src) {
   check_device(device_src, "begin_read");
   CudaState& s = *state_;
   const int64_t ticket = open_read(device_src);
-  const size_t slot = size_t(ticket % kPendingReads);
-  cuda::copy_to_mapped_host(device_src.data(), s.read_mapped + slot * kReadBytes,
-                            device_src.nbytes(), s.stream);
-  CUDA_CHECK(cudaEventRecord(s.read_done[slot], s.stream));
+  cuda::copy_to_mailbox(device_src.data(), device_src.nbytes(),
+                        mailbox(s.mailbox_mapped, size_t(ticket % kPendingReads)),
+                        uint64_t(ticket) + 1, s.stream);
   return ticket;
+}
+
+// Polls the mailbox's tag word until it reads `tag`: no event on the stream between two decode
+// steps and no wake-up latency. Whether the device has failed, or finished without delivering,
+// shows in cudaStreamQuery, asked every few microseconds.
+static void wait_for_mailbox(CudaState& s, const char* box, uint64_t tag, const char* op) {
+  const volatile uint64_t* word = reinterpret_cast<const volatile uint64_t*>(box);
+  for (uint64_t spins = 1;; ++spins) {
+    if (*word == tag) break;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+    if (spins % 256 != 0) continue;
+    const cudaError_t main = cudaStreamQuery(s.stream);
+    const cudaError_t side = main == cudaSuccess ? cudaStreamQuery(s.side_stream) : main;
+    if (side == cudaErrorNotReady) {
+      if (spins > (1u << 16)) std::this_thread::yield();  // a long wait: leave the core
+      continue;
+    }
+    CUDA_CHECK(side);
+    if (*word != tag) fail(op, ": the device finished without delivering the value");
+  }
+  std::atomic_thread_fence(std::memory_order_acquire);
 }
 
 void CudaBackend::end_read(int64_t ticket, Tensor& host_dst) {
   check_host(host_dst, "end_read");
   CudaState& s = *state_;
-  const size_t slot = size_t(close_read(ticket, host_dst));
-  CUDA_CHECK(cudaEventSynchronize(s.read_done[slot]));
-  std::memcpy(host_dst.data(), s.read_host + slot * kReadBytes, host_dst.nbytes());
+  const char* box = mailbox(s.mailbox_host, size_t(close_read(ticket, host_dst)));
+  wait_for_mailbox(s, box, uint64_t(ticket) + 1, "end_read");
+  std::memcpy(host_dst.data(), box + cuda::kMailboxValueOffset, host_dst.nbytes());
+}
+
+// On the side branch (as Backend::prefetch), so the ops queued after it do not wait for the
+// write to reach the host.
+void CudaBackend::publish_row(const Tensor& table, const Tensor& row, const Tensor& tag) {
+  check_device(table, "publish_row");
+  for (const Tensor* t : {&row, &tag}) {
+    check_device(*t, "publish_row");
+    if (t->dtype() != DType::I32 || t->numel() != 1)
+      fail("publish_row: row and tag must be one I32 value each, not ", t->shape().str());
+  }
+  if (table.rank() < 1 || table.dim(0) == 0) fail("publish_row: the table has no rows");
+  const size_t row_bytes = table.nbytes() / size_t(table.dim(0));
+  if (row_bytes > kReadBytes)
+    fail("publish_row takes rows of at most ", kReadBytes, " bytes, not ", row_bytes);
+  CudaState& s = *state_;
+  CUDA_CHECK(cudaEventRecord(s.fork_event, s.stream));
+  CUDA_CHECK(cudaStreamWaitEvent(s.side_stream, s.fork_event));
+  cuda::publish_row_to_mailbox(table.data(), table.dim(0), row_bytes, row.data<int32_t>(),
+                               tag.data<int32_t>(), mailbox(s.mailbox_mapped, kPendingReads),
+                               kPendingReads, CudaState::kMailboxBytes, s.side_stream);
+  CUDA_CHECK(cudaEventRecord(s.join_event, s.side_stream));
+  s.side_pending = true;
+}
+
+void CudaBackend::wait_published(int64_t tag, Tensor& host_dst) {
+  check_host(host_dst, "wait_published");
+  if (tag < 0) fail("wait_published: tag ", tag, " is negative");
+  if (host_dst.nbytes() > kReadBytes) fail("wait_published: host_dst is larger than a row");
+  CudaState& s = *state_;
+  const char* box = mailbox(s.mailbox_host, size_t(kPendingReads + tag % kPendingReads));
+  wait_for_mailbox(s, box, uint64_t(tag) + 1, "wait_published");
+  std::memcpy(host_dst.data(), box + cuda::kMailboxValueOffset, host_dst.nbytes());
 }
 
 // The side branch of Backend::prefetch rejoins the main stream: a captured graph must end with
 // every forked stream joined, and a synchronize must cover all work.
-static void join_side_stream(CudaState& s) {
+void join_side_stream(CudaState& s) {
   if (!s.side_pending) return;
   CUDA_CHECK(cudaStreamWaitEvent(s.stream, s.join_event));
   s.side_pending = false;

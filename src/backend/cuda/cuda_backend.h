@@ -48,6 +48,8 @@ class CudaBackend : public Backend {
   void synchronize() override;
   int64_t begin_read(const Tensor& device_src) override;
   void end_read(int64_t ticket, Tensor& host_dst) override;
+  void publish_row(const Tensor& table, const Tensor& row, const Tensor& tag) override;
+  void wait_published(int64_t tag, Tensor& host_dst) override;
 
   void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) override;
   void prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
@@ -70,6 +72,7 @@ class CudaBackend : public Backend {
                  const AttentionSegments& segments, Tensor& out) override;
   void gather_rows(const Tensor& src, const Tensor& indices, Tensor& out) override;
   void scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) override;
+  void increment(Tensor& values) override;
   // `uniform` and `params` are launch arguments: keep sample outside run_captured.
   void sample(Tensor& logits, const Tensor& history, const SamplingParams& params, float uniform,
               Tensor& next_token) override;

@@ -38,10 +38,6 @@ __global__ void fill_u32_kernel(uint32_t* dst, uint32_t bits, int64_t n) {
     dst[i] = bits;
 }
 
-__global__ void copy_bytes_kernel(const unsigned char* src, unsigned char* dst, int bytes) {
-  for (int i = threadIdx.x; i < bytes; i += blockDim.x) dst[i] = src[i];
-}
-
 unsigned grid_for(int64_t n) {
   return unsigned(std::min<int64_t>((n + 255) / 256, 65535));
 }
@@ -64,13 +60,6 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
                                                                  static_cast<To*>(dst), n);
     });
   });
-  CUDA_CHECK_LAUNCH();
-}
-
-void copy_to_mapped_host(const void* src, void* host_mapped, size_t bytes, cudaStream_t stream) {
-  if (bytes == 0) return;
-  copy_bytes_kernel<<<1, 256, 0, stream>>>(static_cast<const unsigned char*>(src),
-                                           static_cast<unsigned char*>(host_mapped), int(bytes));
   CUDA_CHECK_LAUNCH();
 }
 

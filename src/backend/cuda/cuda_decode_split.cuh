@@ -76,9 +76,10 @@ struct Partials {
 };
 
 // Both split kernels start before the op that wrote q and the new keys ends (a chained launch,
-// cuda_launch.cuh), and before waiting for it they read the segment bounds (cu_q, cu_k: uploaded
-// with a step's inputs, never written by that op) and copy the keys before the segment's last nq
-// (written by earlier steps), so that their first tile's memory latency overlaps that op's tail.
+// cuda_launch.cuh), and before waiting for it they read the segment bounds (cu_q, cu_k: a step's
+// inputs, set before the step begins, never written by that op) and copy the keys before the
+// segment's last nq (written by earlier steps), so that their first tile's memory latency
+// overlaps that op's tail.
 
 // Slices for `blocks_per_split` blocks each: two blocks per multiprocessor, at least a tile each.
 int split_count(const AttentionArgs& args, int blocks_per_split, int multiprocessors);

@@ -22,9 +22,20 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
              cudaStream_t stream);
 // Fills n elements of dst with a quiet NaN (tests poison outputs with it).
 void fill_nan(void* dst, DType dtype, int64_t n, cudaStream_t stream);
-// A few bytes written by a kernel straight into pinned host memory mapped into the device's
-// address space: no copy-engine transfer in the stream.
-void copy_to_mapped_host(const void* src, void* host_mapped, size_t bytes, cudaStream_t stream);
+
+// cuda_mailbox.cu: a few bytes written by a kernel straight into a mailbox of pinned host memory
+// mapped into the device's address space (no copy-engine transfer in the stream): the value at
+// kMailboxValueOffset, then, once every byte of it is visible to the host, the tag word at the
+// mailbox's start, which the host polls.
+constexpr size_t kMailboxValueOffset = 16;
+void copy_to_mailbox(const void* src, size_t bytes, char* mailbox, uint64_t tag,
+                     cudaStream_t stream);
+// Row row[0] of table[rows, row_bytes] into mailbox (tag[0] % mailboxes) of the `mailboxes` that
+// start at `first` (each mailbox_bytes apart), tagged tag[0] + 1; a row outside the table or a
+// negative tag writes nothing.
+void publish_row_to_mailbox(const void* table, int64_t rows, size_t row_bytes, const int32_t* row,
+                            const int32_t* tag, char* first, int mailboxes, size_t mailbox_bytes,
+                            cudaStream_t stream);
 
 // cuda_norm.cu. x, out, residual: `dtype` (bf16/f16); delta: dtype or f32; w: any float dtype,
 // a weight (add_rms_norm reads it before waiting for the kernel before it, as the GEMV does).
@@ -64,6 +75,7 @@ void rope_qkv(const RopeQkvArgs& args, DType dtype, cudaStream_t stream);
 // cuda_rows.cu. Rows of row_elems elements; conversion between float dtypes, plain copy else.
 void gather_rows(const void* src, DType src_dtype, int64_t src_rows, const int32_t* indices,
                  int64_t count, int64_t row_elems, void* out, DType out_dtype, cudaStream_t stream);
+void increment(int32_t* values, int64_t n, cudaStream_t stream);
 void scatter_rows(const void* src, DType src_dtype, const int32_t* indices, int64_t count,
                   int64_t row_elems, void* dst, DType dst_dtype, int64_t dst_rows,
                   cudaStream_t stream);

@@ -449,6 +449,16 @@ void CudaBackend::scatter_rows(const Tensor& src, const Tensor& indices, Tensor&
                      dst.dtype(), dst.dim(0), state_->stream);
 }
 
+void CudaBackend::increment(Tensor& values) {
+  on_device(values, "increment", "values");
+  has_dtype(values, DType::I32, "increment", "values");
+  // Side-branch work may read these indices (publish_row's row and tag).
+  join_side_stream(*state_);
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [&] { return cat("increment ", values.shape().str()); });
+  cuda::increment(values.data<int32_t>(), values.numel(), state_->stream);
+}
+
 void CudaBackend::sample(Tensor& logits, const Tensor& history, const SamplingParams& params,
                          float uniform, Tensor& next_token) {
   on_device(logits, "sample", "logits");

@@ -1,5 +1,6 @@
 // Row gathers and scatters: embedding lookup (from a weight of another dtype), window
-// reordering, image embeddings into the prompt, new keys and values into the KV cache.
+// reordering, image embeddings into the prompt, new keys and values into the KV cache; and
+// increment, which advances a decode step's index tensors.
 // One block per row; an index outside the table leaves the row untouched (gather writes NaN so
 // the mistake shows) instead of reading or writing out of bounds.
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 
 namespace qwenvl::cuda {
 
@@ -56,6 +58,12 @@ __global__ void scatter_copy_kernel(const Word* src, const int32_t* indices, int
   const Word* row = src + blockIdx.x * row_words;
   Word* to = dst + index * row_words;
   for (int64_t c = threadIdx.x; c < row_words; c += blockDim.x) to[c] = row[c];
+}
+
+// A chained launch: it waits for the step's last kernel like any consumer, without a launch gap.
+__global__ void increment_kernel(int32_t* values, int64_t n) {
+  chain_start();
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ++values[i];
 }
 
 template <typename F>
@@ -121,6 +129,11 @@ void scatter_rows(const void* src, DType src_dtype, const int32_t* indices, int6
     });
   });
   CUDA_CHECK_LAUNCH();
+}
+
+void increment(int32_t* values, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  launch_chained(increment_kernel, dim3(1), dim3(32), 0, stream, values, n);
 }
 
 }  // namespace qwenvl::cuda

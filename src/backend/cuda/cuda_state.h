@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_linear.h"
 #include "backend/cuda/cuda_profile.h"
 #include "core/dtype.h"
@@ -66,10 +67,11 @@ struct CudaState {
   char* sample_scratch = nullptr;
   size_t sample_scratch_bytes = 0;
   StagingRing staging;
-  // Backend::begin_read's pinned mailboxes, one per pending ticket, and their copies' events.
-  char* read_host = nullptr;  // Backend::kPendingReads * Backend::kReadBytes
-  char* read_mapped = nullptr;  // read_host as kernels address it
-  std::array<cudaEvent_t, Backend::kPendingReads> read_done{};
+  // Mailboxes in mapped pinned memory (cuda_mailbox.cu): kPendingReads for begin_read (tagged
+  // ticket + 1), then kPendingReads for publish_row (tagged tag + 1), kMailboxBytes each.
+  static constexpr size_t kMailboxBytes = cuda::kMailboxValueOffset + Backend::kReadBytes;
+  char* mailbox_host = nullptr;
+  char* mailbox_mapped = nullptr;  // mailbox_host as kernels address it
   std::unique_ptr<LinearPlanner> linear;
   bool prefer_gemv = true;
   // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
@@ -90,5 +92,9 @@ struct CudaState {
   ~CudaState();
   void release_memory();
 };
+
+// The side branch (Backend::prefetch, publish_row) rejoins the main stream: ops after this wait
+// for its work.
+void join_side_stream(CudaState& s);
 
 }  // namespace qwenvl
