@@ -10,6 +10,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 // jpeglib.h needs size_t and FILE declared first.
 #include <jpeglib.h>
@@ -131,7 +132,11 @@ struct JpegSpec {
   J_COLOR_SPACE in_space = JCS_RGB;
   int quality = 95;
   bool progressive = false;
-  Bytes app1;  // written as one APP1 segment when not empty
+  Bytes app1;                                 // written as one APP1 segment when not empty
+  J_COLOR_SPACE jpeg_space = JCS_UNKNOWN;     // the stored colour space, when not libjpeg's default
+  std::vector<std::pair<int, int>> sampling;  // h, v per component, when not libjpeg's default
+  int restart_interval = 0;                   // MCUs between restart markers; 0: none
+  bool arithmetic = false;                    // arithmetic instead of Huffman coding
 };
 
 inline Bytes encode_jpeg(const JpegSpec& spec, const Bytes& samples) {
@@ -148,6 +153,13 @@ inline Bytes encode_jpeg(const JpegSpec& spec, const Bytes& samples) {
   cinfo.in_color_space = spec.in_space;
   jpeg_set_defaults(&cinfo);
   jpeg_set_quality(&cinfo, spec.quality, TRUE);
+  if (spec.jpeg_space != JCS_UNKNOWN) jpeg_set_colorspace(&cinfo, spec.jpeg_space);
+  for (size_t c = 0; c < spec.sampling.size(); ++c) {
+    cinfo.comp_info[c].h_samp_factor = spec.sampling[c].first;
+    cinfo.comp_info[c].v_samp_factor = spec.sampling[c].second;
+  }
+  cinfo.restart_interval = unsigned(spec.restart_interval);
+  cinfo.arith_code = spec.arithmetic;
   if (spec.progressive) jpeg_simple_progression(&cinfo);
   jpeg_start_compress(&cinfo, TRUE);
   if (!spec.app1.empty())
