@@ -22,24 +22,13 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "vision/image.h"
 #include "vision/jpeg_bands.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace vd = qwenvl::vision_detail;
-
-std::vector<uint8_t> read_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) qwenvl::fail("cannot open ", path);
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0)
-    bytes.insert(bytes.end(), chunk, chunk + n);
-  std::fclose(f);
-  return bytes;
-}
 
 double best_ms(int runs, const std::function<void()>& fn) {
   double best = 1e30;
@@ -87,7 +76,7 @@ void libjpeg_rows(const std::vector<uint8_t>& bytes, int first, int end, int row
 }
 
 void bench_file(const std::string& path, int runs, int max_bands) {
-  std::vector<uint8_t> bytes = read_file(path);
+  std::vector<uint8_t> bytes = qwenvl::read_image_file(path);
   Layout l{};
   libjpeg_rows(bytes, 0, 0, 1, &l);
   const int64_t pixels = int64_t(l.width) * l.height;

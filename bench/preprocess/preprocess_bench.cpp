@@ -62,18 +62,6 @@ std::vector<uint8_t> synthetic_jpeg(int width, int height) {
   return out;
 }
 
-std::vector<uint8_t> read_file(const char* path) {
-  FILE* f = std::fopen(path, "rb");
-  if (!f) qwenvl::fail("cannot open ", path);
-  std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  size_t n;
-  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0)
-    bytes.insert(bytes.end(), chunk, chunk + n);
-  std::fclose(f);
-  return bytes;
-}
-
 double cpu_ms() {
   rusage u;
   getrusage(RUSAGE_SELF, &u);
@@ -107,7 +95,7 @@ int main(int argc, char** argv) {
       else
         path = argv[i];
     }
-    std::vector<uint8_t> bytes = path ? read_file(path) : synthetic_jpeg(4000, 3000);
+    std::vector<uint8_t> bytes = path ? qwenvl::read_image_file(path) : synthetic_jpeg(4000, 3000);
     std::printf("input: %s, %.1f MB, %d threads, %d runs\n",
                 path ? path : "synthetic 4000x3000 q90 JPEG", bytes.size() / 1e6,
                 qwenvl::ThreadPool::global().size(), runs);

@@ -17,6 +17,8 @@ struct RgbImage {
 // file name for anything unreadable or unsupported.
 RgbImage load_image(const std::string& path);
 RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name_for_errors);
+// The bytes of an image file (load_image without the decoding); refuses files over 1 GiB.
+std::vector<uint8_t> read_image_file(const std::string& path);
 
 // The Orientation tag (0x0112) of an EXIF block (a TIFF header, optionally after "Exif\0\0"):
 // 1..8, or 1 when the block is absent, malformed or has none.

@@ -71,7 +71,7 @@ RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name_fo
   return apply_orientation(rgb, orientation);
 }
 
-RgbImage load_image(const std::string& path) {
+std::vector<uint8_t> read_image_file(const std::string& path) {
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
   if (!file) fail("cannot open image ", path, ": ", std::strerror(errno));
   // 1 GiB: far above any image under the pixel limit; stops a wrong path to a huge file early.
@@ -84,7 +84,9 @@ RgbImage load_image(const std::string& path) {
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   if (size > 0 && std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
     fail("cannot read image ", path, ": ", std::strerror(errno));
-  return decode_image(bytes, path);
+  return bytes;
 }
+
+RgbImage load_image(const std::string& path) { return decode_image(read_image_file(path), path); }
 
 }  // namespace qwenvl
