@@ -113,7 +113,7 @@ class Backend {
   // (row, tag: I32 device tensors [1]), off the path of the ops queued after it;
   // wait_published(tag, host_dst) waits for the row tagged `tag`. A decode step publishes the
   // token it consumes this way, tagged with its step number, so no copy of the host's own sits
-  // between two steps. Tags only grow; a row is kept until kPendingReads later tags arrive.
+  // between two steps. A row is kept until the next kPendingReads tags have arrived.
   virtual void publish_row(const Tensor& table, const Tensor& row, const Tensor& tag);
   virtual void wait_published(int64_t tag, Tensor& host_dst);
 
@@ -190,7 +190,7 @@ class Backend {
   // dst[indices[i]] = src[i] (image embeddings into the prompt, new keys into the KV cache).
   virtual void scatter_rows(const Tensor& src, const Tensor& indices, Tensor& dst) = 0;
   // values[i] += 1 for an I32 tensor: a captured decode step advances its own inputs (positions,
-  // cache slot, key count) for the next replay, so no upload stands between two steps.
+  // cache slot, key count, step number) for the next replay, so no upload stands between steps.
   virtual void increment(Tensor& values) = 0;
   // Picks the next token from f32 logits [vocab]: greedy or sampled with `params`, using the
   // uniform draw `uniform` in [0, 1) (drawn by the caller, so every backend picks the same token).

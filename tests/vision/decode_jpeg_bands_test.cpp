@@ -6,13 +6,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <random>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "image_writers.h"
+#include "vision/image.h"
 #include "vision/jpeg_bands.h"
 
 namespace qwenvl {
@@ -24,11 +23,6 @@ using vision_detail::decode_jpeg_in_bands;
 using vision_detail::DecodedImage;
 
 const int kBandCounts[] = {2, 3, 5, 7};
-
-Bytes read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // A smooth field plus noise: real entropy-coded data in every block, unlike a flat test card.
 Bytes noisy_samples(int width, int height, int components, uint32_t seed) {
@@ -105,7 +99,7 @@ TEST(DecodeJpegBands, EveryFixtureMatchesTheSingleDecoder) {
   for (const auto& entry : fs::directory_iterator(images)) {
     if (entry.path().extension() != ".jpg") continue;
     const std::string name = entry.path().filename().string();
-    Bytes jpeg = read_file(entry.path());
+    Bytes jpeg = read_image_file(entry.path().string());
     expect_bands_match(jpeg, name, pool);
     progressive += rows_per_imcu_row(jpeg) == 0;
     with_exif += !vision_detail::decode_jpeg(jpeg, name).exif.empty();
