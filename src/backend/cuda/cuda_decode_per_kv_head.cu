@@ -239,16 +239,11 @@ __global__ void __launch_bounds__(kThreads)
 
 template <typename T, int D>
 void launch(const AttentionArgs& args, const Partials& part, int splits, cudaStream_t stream) {
-  auto kernel = per_kv_head_kernel<T, D>;
+  constexpr auto kernel = per_kv_head_kernel<T, D>;
   constexpr size_t bytes = shared_bytes<D>();
   static_assert(bytes >= (size_t(kWarps) * kRows * (D + 3) + 2 * kRows) * sizeof(float),
                 "the warps' states reuse the tiles' shared memory");
-  static bool configured = false;
-  if (!configured) {
-    CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-    configured = true;
-  }
+  allow_dynamic_shared_memory<kernel>(bytes);
   dim3 grid(unsigned(splits), unsigned(args.heads_kv), unsigned(args.segments));
   launch_chained(kernel, grid, kThreads, bytes, stream, args, part, splits);
 }
@@ -260,10 +255,8 @@ int per_kv_head_splits(const AttentionArgs& args, int multiprocessors) {
 }
 
 void per_kv_head(const AttentionArgs& args, const Partials& part, int splits, cudaStream_t stream) {
-  with_half(args.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    with_head_dim(args.head_dim,
-                  [&](auto dim) { launch<T, decltype(dim)::value>(args, part, splits, stream); });
+  with_half_and_head_dim(args.dtype, args.head_dim, [&](auto tag, auto dim) {
+    launch<decltype(tag), decltype(dim)::value>(args, part, splits, stream);
   });
 }
 

@@ -4,6 +4,7 @@
 // from a head dimension to the attention kernels' D: with_head_dim(d, [&](auto dim) {
 // launch<T, decltype(dim)::value>(...); }).
 #include <type_traits>
+#include <utility>
 
 #include "backend/cuda/cuda_types.cuh"
 #include "core/dtype.h"
@@ -32,35 +33,35 @@ void with_half(DType dtype, F&& f) {
 }
 
 // The head dimensions the attention kernels are built for (16 and 32: the tiny test models).
-inline bool attention_head_dim_supported(int head_dim) {
-  return head_dim == 16 || head_dim == 32 || head_dim == 64 || head_dim == 80 || head_dim == 96 ||
-         head_dim == 128;
+using AttentionHeadDims = std::integer_sequence<int, 16, 32, 64, 80, 96, 128>;
+
+template <int... D>
+bool head_dim_in(int head_dim, std::integer_sequence<int, D...>) {
+  return ((head_dim == D) || ...);
 }
 
+inline bool attention_head_dim_supported(int head_dim) {
+  return head_dim_in(head_dim, AttentionHeadDims{});
+}
+
+// f(std::integral_constant<int, head_dim>{}) if head_dim is one of D; whether it was.
+template <typename F, int... D>
+bool call_with_head_dim(int head_dim, F& f, std::integer_sequence<int, D...>) {
+  return ((head_dim == D ? (f(std::integral_constant<int, D>{}), true) : false) || ...);
+}
+
+// f(std::integral_constant<int, head_dim>{}) for a head_dim of AttentionHeadDims.
 template <typename F>
 void with_head_dim(int head_dim, F&& f) {
-  switch (head_dim) {
-    case 16:
-      f(std::integral_constant<int, 16>{});
-      return;
-    case 32:
-      f(std::integral_constant<int, 32>{});
-      return;
-    case 64:
-      f(std::integral_constant<int, 64>{});
-      return;
-    case 80:
-      f(std::integral_constant<int, 80>{});
-      return;
-    case 96:
-      f(std::integral_constant<int, 96>{});
-      return;
-    case 128:
-      f(std::integral_constant<int, 128>{});
-      return;
-    default:
-      fail("CUDA attention: unsupported head_dim ", head_dim);
-  }
+  if (!call_with_head_dim(head_dim, f, AttentionHeadDims{}))
+    fail("CUDA attention: unsupported head_dim ", head_dim);
+}
+
+// The attention kernels' dispatch: f(T{}, std::integral_constant<int, D>{}) for the activation
+// dtype (with_half) and the head dimension (with_head_dim).
+template <typename F>
+void with_half_and_head_dim(DType dtype, int head_dim, F&& f) {
+  with_half(dtype, [&](auto tag) { with_head_dim(head_dim, [&](auto dim) { f(tag, dim); }); });
 }
 
 inline unsigned blocks_for(int64_t n, int threads) { return unsigned((n + threads - 1) / threads); }

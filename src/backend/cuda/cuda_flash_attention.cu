@@ -23,6 +23,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 
 namespace qwenvl::cuda {
@@ -253,14 +254,9 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 template <typename T, int D, int KB>
 void launch_tiles(const AttentionArgs& args, cudaStream_t stream) {
-  auto kernel = flash_attention_kernel<T, D, KB>;
+  constexpr auto kernel = flash_attention_kernel<T, D, KB>;
   constexpr size_t bytes = shared_bytes<D, KB>();
-  static bool configured = false;  // per instantiation; the attribute is per device function
-  if (!configured) {
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(bytes)));
-    configured = true;
-  }
+  allow_dynamic_shared_memory<kernel>(bytes);
   int q_tiles = (args.max_q + kBlockQ - 1) / kBlockQ;
   const unsigned blocks = unsigned(q_tiles) * unsigned(args.segments) * unsigned(args.heads_q);
   kernel<<<blocks, kWarps * 32, bytes, stream>>>(args, q_tiles);
@@ -282,9 +278,8 @@ void launch(const AttentionArgs& args, cudaStream_t stream) {
 bool flash_attention_supports(int head_dim) { return attention_head_dim_supported(head_dim); }
 
 void flash_attention(const AttentionArgs& args, cudaStream_t stream) {
-  with_half(args.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    with_head_dim(args.head_dim, [&](auto dim) { launch<T, decltype(dim)::value>(args, stream); });
+  with_half_and_head_dim(args.dtype, args.head_dim, [&](auto tag, auto dim) {
+    launch<decltype(tag), decltype(dim)::value>(args, stream);
   });
 }
 

@@ -41,6 +41,18 @@ __device__ __forceinline__ void prefetch_l2(const void* p, unsigned bytes) {
 #endif
 }
 
+// Lets `kernel` use `bytes` of dynamic shared memory beyond the 48 KB default; the attribute
+// belongs to the device function, so it is set once per kernel (each one its own instantiation).
+template <auto kernel>
+void allow_dynamic_shared_memory(size_t bytes) {
+  static const bool set = [&] {
+    CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    return true;
+  }();
+  (void)set;
+}
+
 template <typename... Params, typename... Args>
 void launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
                     cudaStream_t stream, Args&&... args) {
