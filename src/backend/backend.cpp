@@ -45,25 +45,32 @@ void Backend::end_read(int64_t ticket, Tensor& host_dst) {
   value = Tensor();
 }
 
+size_t Backend::check_publish(const Tensor& table, const Tensor& row, const Tensor& tag) {
+  for (const Tensor* t : {&row, &tag})
+    if (t->dtype() != DType::I32 || t->numel() != 1)
+      fail("publish_row: row and tag must be one I32 value each, not ", t->shape().str(), " ",
+           dtype_name(t->dtype()));
+  if (table.rank() < 1 || table.dim(0) == 0) fail("publish_row: the table has no rows");
+  const size_t row_bytes = table.nbytes() / size_t(table.dim(0));
+  if (row_bytes > kReadBytes)
+    fail("publish_row takes rows of at most ", kReadBytes, " bytes, not ", row_bytes);
+  return row_bytes;
+}
+
 // One I32 value of a device tensor [1], read now.
-static int64_t read_index(Backend& backend, const Tensor& value, const char* what) {
-  if (value.dtype() != DType::I32 || value.numel() != 1)
-    fail("publish_row: ", what, " must be one I32 value, not ", value.shape().str(), " ",
-         dtype_name(value.dtype()));
+static int64_t read_index(Backend& backend, const Tensor& value) {
   Tensor host = Tensor::empty({1}, DType::I32);
   backend.copy_to_host(value, host);
   return host.data<int32_t>()[0];
 }
 
 void Backend::publish_row(const Tensor& table, const Tensor& row, const Tensor& tag) {
-  if (table.rank() < 1 || table.dim(0) == 0) fail("publish_row: the table has no rows");
-  const int64_t r = read_index(*this, row, "row"), t = read_index(*this, tag, "tag");
+  check_publish(table, row, tag);
+  const int64_t r = read_index(*this, row), t = read_index(*this, tag);
   if (r < 0 || r >= table.dim(0))
     fail("publish_row: row ", r, " is outside the ", table.dim(0), " rows");
   if (t < 0) fail("publish_row: tag ", t, " is negative");
   const Tensor source = table.rows(r, 1);
-  if (source.nbytes() > kReadBytes)
-    fail("publish_row takes rows of at most ", kReadBytes, " bytes, not ", source.nbytes());
   Published& box = published_[size_t(t % kPendingReads)];
   box.tag = t;
   box.value = Tensor::empty(source.shape(), source.dtype());

@@ -203,6 +203,8 @@ class Backend {
   // begin_read's bookkeeping: ticket t uses slot t % kPendingReads.
   int64_t open_read(const Tensor& device_src);  // checks the size, returns the next ticket
   int close_read(int64_t ticket, const Tensor& host_dst);  // checks it, returns its slot
+  // publish_row's checks of what the host can see (shapes, dtypes); returns the row's bytes.
+  size_t check_publish(const Tensor& table, const Tensor& row, const Tensor& tag);
 
  private:
   struct PendingRead {

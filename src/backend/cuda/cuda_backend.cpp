@@ -361,16 +361,8 @@ void CudaBackend::end_read(int64_t ticket, Tensor& host_dst) {
 // On the side branch (as Backend::prefetch), so the ops queued after it do not wait for the
 // write to reach the host.
 void CudaBackend::publish_row(const Tensor& table, const Tensor& row, const Tensor& tag) {
-  check_device(table, "publish_row");
-  for (const Tensor* t : {&row, &tag}) {
-    check_device(*t, "publish_row");
-    if (t->dtype() != DType::I32 || t->numel() != 1)
-      fail("publish_row: row and tag must be one I32 value each, not ", t->shape().str());
-  }
-  if (table.rank() < 1 || table.dim(0) == 0) fail("publish_row: the table has no rows");
-  const size_t row_bytes = table.nbytes() / size_t(table.dim(0));
-  if (row_bytes > kReadBytes)
-    fail("publish_row takes rows of at most ", kReadBytes, " bytes, not ", row_bytes);
+  for (const Tensor* t : {&table, &row, &tag}) check_device(*t, "publish_row");
+  const size_t row_bytes = check_publish(table, row, tag);
   CudaState& s = *state_;
   CUDA_CHECK(cudaEventRecord(s.fork_event, s.stream));
   CUDA_CHECK(cudaStreamWaitEvent(s.side_stream, s.fork_event));
