@@ -48,20 +48,16 @@ __global__ void __launch_bounds__(kThreads)
   Slice slice;
   if (!slice_of(args, segment, split, splits, slice)) return;
   const int64_t q_row = slice.q_row;
-  const int nq = slice.nq, nk = slice.nk, used = slice.used, key_begin = slice.key_begin,
-            key_end = slice.key_end, tiles = slice.tiles;
+  const int used = slice.used, key_begin = slice.key_begin, key_end = slice.key_end,
+            tiles = slice.tiles;
   const T* q = static_cast<const T*>(args.q);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   auto load = [&](int tile, T* k_tile, T* v_tile, int lo, int hi) {
     copy_tile_rows<T, D, kThreads>(args, slice, hkv, tile, lo, hi, k_tile, v_tile);
   };
 
-  // The first tile's cached keys are copied before waiting on the q/k/v product, which writes
-  // only the segment's last nq keys (and q); see cuda_decode_split.cuh.
-  const int cached_end = nk - nq;
-  if (tiles > 0) load(0, shared, shared + kTileElems, INT_MIN, cached_end);
-  chain_start();
-  if (tiles > 0) load(0, shared, shared + kTileElems, cached_end, INT_MAX);
+  // See cuda_decode_split.cuh.
+  copy_first_tile_around_wait<T, D, kThreads>(args, slice, hkv, shared, shared + kTileElems);
 
   // The group's query rows in shared memory (rows past the group zero), read back per 16-dim
   // step as A fragments by ldmatrix: one coalesced load per 16 bytes, no registers held.

@@ -4,7 +4,10 @@
 // of a segment's keys, and the partial results the combine kernel merges.
 #include <cuda_runtime.h>
 
+#include <climits>
+
 #include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
 
 namespace qwenvl::cuda::decode {
@@ -66,6 +69,20 @@ __device__ __forceinline__ void copy_tile_rows(const AttentionArgs& args, const 
     cp_async16(k_tile + r * kStride<D> + c * 8, k + offset, valid);
     cp_async16(v_tile + r * kStride<D> + c * 8, v + offset, valid);
   }
+}
+
+// Tile 0 of the slice around the wait for the q/k/v product (chain_start): the keys earlier steps
+// cached before it, the segment's last nq keys (which that product writes) after it.
+template <typename T, int D, int kThreads>
+__device__ __forceinline__ void copy_first_tile_around_wait(const AttentionArgs& args,
+                                                            const Slice& s, int hkv, T* k_tile,
+                                                            T* v_tile) {
+  const int cached_end = s.nk - s.nq;
+  if (s.tiles > 0)
+    copy_tile_rows<T, D, kThreads>(args, s, hkv, 0, INT_MIN, cached_end, k_tile, v_tile);
+  chain_start();
+  if (s.tiles > 0)
+    copy_tile_rows<T, D, kThreads>(args, s, hkv, 0, cached_end, INT_MAX, k_tile, v_tile);
 }
 
 // The slices' unnormalized outputs with their row max and sum, per query head.
