@@ -30,7 +30,6 @@ int split_count(const AttentionArgs& args, int blocks_per_split, int multiproces
 
 namespace {
 
-using decode::kMaxSplits;
 using decode::Partials;
 using decode::used_splits;
 
@@ -53,71 +52,68 @@ Partials partials_in(void* scratch, const AttentionArgs& args, int splits) {
   return {base, base + rows * args.head_dim, base + rows * args.head_dim + rows};
 }
 
-// One block per (query head, segment): the slices' maxima and sums are reduced by all threads at
-// once, then each warp sums a share of the slices' outputs, a lane four dimensions of a slice with
-// one 16-byte load, so that a long context's hundred slices take a few rounds of loads (before,
-// a thread per dimension in two groups: 3B decode at 8k 346.3 -> 350.0 tok/s, short 393.1 ->
-// 393.9). Slices for one, two or four blocks per multiprocessor: 351.5 / 350.0 / 351.2 at 8k.
+// One block per (query head, segment), one round trip to memory after the wait: the segment's
+// bounds are a step's inputs (set before the step, never written by the split kernel) and are read
+// before it; then each warp folds a share of the slices into its own running max, sum and output
+// (a lane four dimensions of a slice with one 16-byte load, the slice's max and sum with it), and
+// the warps' states merge through shared memory. Before, the maxima, the sums and the outputs were
+// read in three dependent rounds after the bounds.
 constexpr int kCombineThreads = 256;
 constexpr int kCombineWarps = kCombineThreads / 32;
 
 template <typename T>
 __global__ void __launch_bounds__(kCombineThreads)
     decode_combine_kernel(AttentionArgs args, Partials part, int splits) {
-  __shared__ float weight_s[kMaxSplits];
-  __shared__ float reduce_s[32];
+  __shared__ float max_s[kCombineWarps], sum_s[kCombineWarps];
   __shared__ __align__(16) float acc_s[kCombineWarps][128];
-  chain_start();
   const int h = blockIdx.x, segment = blockIdx.y;
+  const int64_t q_row = args.cu_q[segment];
   const int nq = args.cu_q[segment + 1] - args.cu_q[segment];
-  if (nq == 0) return;
-  const size_t row0 = (size_t(segment) * args.heads_q + h) * splits;
   const int nk = args.cu_k[segment + 1] - args.cu_k[segment];
+  chain_start();
   const int used = used_splits(nk, splits);
-  if (used == 1) return;  // the split kernel wrote the output
-
-  float local_max = -INFINITY;
-  for (int i = threadIdx.x; i < used; i += kCombineThreads)
-    local_max = fmaxf(local_max, part.max[row0 + i]);
-  local_max = warp_max(local_max);
-  if (threadIdx.x % 32 == 0) reduce_s[threadIdx.x / 32] = local_max;
-  __syncthreads();
-  float global_max = -INFINITY;
-  for (int w = 0; w < kCombineWarps; ++w) global_max = fmaxf(global_max, reduce_s[w]);
-  const float base = global_max == -INFINITY ? 0.0f : global_max;
-  float local_sum = 0.0f;
-  for (int i = threadIdx.x; i < used; i += kCombineThreads) {
-    const float w = exp2f(part.max[row0 + i] - base);  // 0 for an empty slice
-    weight_s[i] = w;
-    local_sum += part.sum[row0 + i] * w;
-  }
-  const float sum = block_sum(local_sum, reduce_s);  // its barriers also publish weight_s
+  if (nq == 0 || used == 1) return;  // no query, or the split kernel wrote the output
+  const size_t row0 = (size_t(segment) * args.heads_q + h) * splits;
 
   const int warp = threadIdx.x / 32, d4 = threadIdx.x % 32 * 4;
+  const bool has_dims = d4 < args.head_dim;
+  float run_max = -INFINITY, run_sum = 0.0f;
   float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-  if (d4 < args.head_dim) {
-#pragma unroll 8
-    for (int i = warp; i < used; i += kCombineWarps) {
-      const float4 o = *reinterpret_cast<const float4*>(part.o + (row0 + i) * args.head_dim + d4);
-      const float w = weight_s[i];
-      acc.x += o.x * w;
-      acc.y += o.y * w;
-      acc.z += o.z * w;
-      acc.w += o.w * w;
-    }
-    *reinterpret_cast<float4*>(&acc_s[warp][d4]) = acc;
+#pragma unroll 4
+  for (int i = warp; i < used; i += kCombineWarps) {
+    const float slice_max = part.max[row0 + i], slice_sum = part.sum[row0 + i];
+    float4 o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (has_dims) o = *reinterpret_cast<const float4*>(part.o + (row0 + i) * args.head_dim + d4);
+    const float new_max = fmaxf(run_max, slice_max);
+    const float base = new_max == -INFINITY ? 0.0f : new_max;
+    const float keep = exp2f(run_max - base), take = exp2f(slice_max - base);  // 0 for -inf
+    run_sum = run_sum * keep + slice_sum * take;
+    acc.x = acc.x * keep + o.x * take;
+    acc.y = acc.y * keep + o.y * take;
+    acc.z = acc.z * keep + o.z * take;
+    acc.w = acc.w * keep + o.w * take;
+    run_max = new_max;
   }
+  if (threadIdx.x % 32 == 0) max_s[warp] = run_max, sum_s[warp] = run_sum;
+  if (has_dims) *reinterpret_cast<float4*>(&acc_s[warp][d4]) = acc;
   __syncthreads();
+
   const int d = threadIdx.x;
-  if (d < args.head_dim) {
-    float total = 0.0f;
+  if (d >= args.head_dim) return;
+  float global_max = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kCombineWarps; ++w) total += acc_s[w][d];
-    T* out = static_cast<T*>(args.out);
-    const int64_t q_row = args.cu_q[segment];
-    out[(q_row * args.heads_q + h) * int64_t(args.head_dim) + d] =
-        from_float<T>(sum > 0.0f ? total / sum : 0.0f);
+  for (int w = 0; w < kCombineWarps; ++w) global_max = fmaxf(global_max, max_s[w]);
+  const float base = global_max == -INFINITY ? 0.0f : global_max;
+  float total = 0.0f, sum = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kCombineWarps; ++w) {
+    const float weight = exp2f(max_s[w] - base);  // 0 for a warp without slices
+    total += acc_s[w][d] * weight;
+    sum += sum_s[w] * weight;
   }
+  T* out = static_cast<T*>(args.out);
+  out[(q_row * args.heads_q + h) * int64_t(args.head_dim) + d] =
+      from_float<T>(sum > 0.0f ? total / sum : 0.0f);
 }
 
 }  // namespace
