@@ -61,10 +61,10 @@ MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoin
   const size_t embeds =
       size_t(limits.max_image_tokens) * size_t(config.text.hidden_size) * dtype_size(compute);
   const int64_t chunk = std::min(limits.prefill_chunk, limits.max_context);
-  const size_t vision =
-      limits.max_image_patches > 0
-          ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches, compute)
-          : 0;
+  const size_t vision = limits.max_image_patches > 0
+                            ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches,
+                                                           compute, limits.vision_chunk_rows)
+                            : 0;
   p.workspace_bytes =
       embeds + std::max(vision, Decoder::workspace_bytes(config.text, chunk, compute));
   return p;
@@ -73,12 +73,13 @@ MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoin
 Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
                    const ModelLimits& limits)
     : config_(config), backend_(backend), limits_(limits) {
-  if (limits.max_context < 1 || limits.prefill_chunk < 1)
-    fail("the context limit and prefill chunk must be positive");
+  if (limits.max_context < 1 || limits.prefill_chunk < 1 || limits.vision_chunk_rows < 1)
+    fail("the context limit, prefill chunk and vision chunk must be positive");
   const MemoryPlan p = plan(config, checkpoint, backend.compute_dtype(), limits);
   backend.reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
   WeightLoader loader(checkpoint, &backend, backend.compute_dtype());
-  vision_.emplace(config.vision, load_vision_weights(config.vision, loader));
+  vision_.emplace(config.vision, load_vision_weights(config.vision, loader),
+                  limits.vision_chunk_rows);
   decoder_.emplace(config.text, load_decoder_weights(config.text, loader));
   cache_ = KvCache(backend, cache_shape(config.text, limits.max_context));
   logits_ = backend.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);

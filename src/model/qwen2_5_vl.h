@@ -28,6 +28,7 @@ struct ModelLimits {
   int64_t prefill_chunk = 2048;   // tokens per prefill pass (bounds the workspace)
   int64_t max_image_patches = 0;  // patches of the largest single image (0: no images)
   int64_t max_image_tokens = 0;   // merged tokens of all images of one request
+  int64_t vision_chunk_rows = kChunkRows;  // patches a vision block processes at once
 };
 
 struct MemoryPlan {

@@ -45,8 +45,9 @@ VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
   return w;
 }
 
-VisionTower::VisionTower(const VisionConfig& config, VisionWeights weights)
-    : config_(config), weights_(std::move(weights)) {
+VisionTower::VisionTower(const VisionConfig& config, VisionWeights weights, int64_t chunk_rows)
+    : config_(config), weights_(std::move(weights)), chunk_rows_(chunk_rows) {
+  if (chunk_rows < 1) fail("the vision chunk must hold at least one patch, not ", chunk_rows);
   if (config.hidden_act != "silu")
     fail("vision_config.hidden_act '", config.hidden_act,
          "' is not supported (Qwen2.5-VL uses silu)");
@@ -57,27 +58,30 @@ VisionTower::VisionTower(const VisionConfig& config, VisionWeights weights)
   rope_ = vision_rope_spec(head_dim_);
 }
 
-size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DType dtype) {
+size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DType dtype,
+                                    int64_t chunk_rows) {
   const int64_t patch_dim =
       int64_t(c.in_channels) * c.temporal_patch_size * c.patch_size * c.patch_size;
   const int64_t h = c.hidden_size, vi = vision_mlp_width(c);
   const int64_t unit = int64_t(c.spatial_merge_size) * c.spatial_merge_size;
-  // A block chunk holds whole windows: at most kChunkRows patches, or one window when a window
-  // alone is larger. The patch embedding takes the processor's rows kChunkRows at a time.
+  // A block chunk holds whole windows: at most chunk_rows patches, or one window when a window
+  // alone is larger. The patch embedding takes the processor's rows chunk_rows at a time.
   const int64_t window_side = c.window_size / c.patch_size;
-  const int64_t chunk_rows =
-      std::min<int64_t>(patches, std::max<int64_t>(kChunkRows, window_side * window_side));
-  const int64_t embed_rows = std::min<int64_t>(patches, kChunkRows);
+  const int64_t block_rows =
+      std::min<int64_t>(patches, std::max<int64_t>(chunk_rows, window_side * window_side));
+  const int64_t embed_rows = std::min<int64_t>(patches, chunk_rows);
   // The residual stream x exists for every patch from start to end; each phase adds its own.
   // Patch embedding: a chunk of pixels and their embedding.
   const int64_t embedding = embed_rows * (patch_dim + h);
-  // Blocks: the full-attention blocks' keys and values for every patch, and per chunk row
-  // normed, qkv, q, k, v, attention output, delta, normed, gate/up and their SwiGLU (computing the
-  // keys and values takes less: normed, qkv and q).
-  const int64_t key_values = c.fullatt_block_indexes.empty() ? 0 : 2 * h * patches;
-  const int64_t blocks = key_values + chunk_rows * (10 * h + 3 * vi);
+  // Blocks: in an image of several chunks, the full-attention blocks' keys and values for every
+  // patch; per chunk row, the attention half (delta, attention output, q, k, v, and while they
+  // are made normed and qkv: 9·hidden) or the MLP half (delta, normed, gate/up and their SwiGLU:
+  // 2·hidden + 3·intermediate), whichever is larger. Computing the keys and values takes less.
+  const bool one_chunk = patches <= chunk_rows;
+  const int64_t key_values = c.fullatt_block_indexes.empty() || one_chunk ? 0 : 2 * h * patches;
+  const int64_t blocks = key_values + block_rows * std::max(9 * h, 2 * h + 3 * vi);
   // Merger: a chunk's normed rows, its hidden layer (4·hidden per merged unit) and its output.
-  const int64_t merger = chunk_rows * 2 * h + chunk_rows / unit * c.out_hidden_size;
+  const int64_t merger = block_rows * 2 * h + block_rows / unit * c.out_hidden_size;
   const int64_t elements = patches * h + std::max({embedding, blocks, merger});
   // Index tensors, fewer than 8 I32 per patch: the patches' window positions (1), the units'
   // order (1/4), per chunk rope positions (2) and window and frame boundaries (at most one per
@@ -89,18 +93,18 @@ size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DTyp
 
 namespace {
 
-// Chunks of at most kChunkRows patches that end on window boundaries (windows never cross
+// Chunks of at most chunk_rows patches that end on window boundaries (windows never cross
 // frames), each with its positions and attention segments on the device.
 std::vector<VisionChunk> make_chunks(Backend& backend, const WindowIndex& windows,
                                      const std::vector<int32_t>& frames,
                                      const std::vector<int32_t>& positions, int64_t patches,
-                                     float scale) {
+                                     int64_t chunk_rows, float scale) {
   std::vector<VisionChunk> chunks;
   const std::vector<int32_t>& cu = windows.cu_window_seqlens;
   size_t w = 0;
   while (w + 1 < cu.size()) {
     size_t end = w + 1;
-    while (end + 1 < cu.size() && cu[end + 1] - cu[w] <= kChunkRows) ++end;
+    while (end + 1 < cu.size() && cu[end + 1] - cu[w] <= chunk_rows) ++end;
     VisionChunk c;
     c.begin = cu[w];
     c.count = cu[end] - cu[w];
@@ -162,19 +166,19 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
     positions[size_t(patches + i)] = positions_blocked[size_t(patches + patch_order[size_t(i)])];
   }
   const float scale = 1.0f / std::sqrt(float(head_dim_));
-  const std::vector<VisionChunk> chunks =
-      make_chunks(backend, windows, frame_cu_seqlens(grids), positions, patches, scale);
+  const std::vector<VisionChunk> chunks = make_chunks(backend, windows, frame_cu_seqlens(grids),
+                                                      positions, patches, chunk_rows_, scale);
   // Where each patch and merged unit goes: the window-order row of processor patch p, and the
   // processor-order unit of window-order unit u (windows.unit_order).
   const Tensor patch_rows_dev = upload_indices(backend, inverse_permutation(patch_order));
   const Tensor unit_order_dev = upload_indices(backend, windows.unit_order);
 
   // Patch embedding (a Conv3d whose stride equals its kernel: one matrix product per patch),
-  // kChunkRows of the processor's patches at a time, each row placed at its window position.
+  // chunk_rows_ of the processor's patches at a time, each row placed at its window position.
   Tensor x = backend.alloc({patches, h}, dt);
   {
     const size_t before_embedding = backend.workspace_mark();
-    const int64_t rows = std::min<int64_t>(patches, kChunkRows);
+    const int64_t rows = std::min<int64_t>(patches, chunk_rows_);
     Tensor pixels = backend.alloc({rows, pixel_values.dim(1)}, dt);
     Tensor embedded = backend.alloc({rows, h}, dt);
     for (int64_t begin = 0; begin < patches; begin += rows) {
@@ -217,7 +221,7 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
 
 void VisionTower::prepare(Backend& backend, int64_t max_patches) const {
   if (weights_.blocks.empty() || max_patches <= 0) return;
-  const int64_t rows = std::min(max_patches, kChunkRows);  // every product runs chunk by chunk
+  const int64_t rows = std::min(max_patches, chunk_rows_);  // every product runs chunk by chunk
   const int64_t units = config_.spatial_merge_size * config_.spatial_merge_size;
   const DType dt = backend.compute_dtype();
   const VisionBlockWeights& b = weights_.blocks.front();  // every block has the same shapes
@@ -233,21 +237,23 @@ void VisionTower::attention_inputs(Backend& backend, const VisionBlockWeights& w
                                    Tensor& k, Tensor& v) {
   const int64_t n = x_rows.dim(0), h = config_.hidden_size;
   const DType dt = backend.compute_dtype();
+  const size_t mark = backend.workspace_mark();
   Tensor normed = backend.alloc({n, h}, dt);
   backend.rms_norm(x_rows, w.norm1, kVisionNormEps, normed);
   Tensor qkv = backend.alloc({n, 3 * h}, dt);
   backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, QkvProducts::kOne, positions, rope_, Tensor(),
                           qkv, q, k, v);
+  backend.workspace_release(mark);
 }
 
 void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
                         const std::vector<VisionChunk>& chunks) {
-  if (!full) {
-    for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, nullptr, nullptr);
+  if (!full || chunks.size() == 1) {
+    for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, full, nullptr, nullptr);
     return;
   }
-  // Full attention reads every patch's keys and values: compute them all first, chunk by chunk,
-  // then run each chunk's queries against them.
+  // Full attention over several chunks reads every patch's keys and values: compute them all
+  // first, chunk by chunk, then run each chunk's queries against them.
   const size_t mark = backend.workspace_mark();
   const int64_t n = x.dim(0), heads = config_.num_heads, hd = head_dim_;
   const DType dt = backend.compute_dtype();
@@ -260,30 +266,37 @@ void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full
     attention_inputs(backend, w, x.rows(c.begin, c.count), c.positions, q, k, v);
     backend.workspace_release(chunk_mark);
   }
-  for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, &keys, &values);
+  for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, true, &keys, &values);
   backend.workspace_release(mark);
 }
 
 void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x,
-                             const VisionChunk& c, const Tensor* keys, const Tensor* values) {
+                             const VisionChunk& c, bool full, const Tensor* keys,
+                             const Tensor* values) {
   const size_t mark = backend.workspace_mark();
   const int64_t n = c.count, h = config_.hidden_size, vi = vision_mlp_width(config_);
   const int64_t heads = config_.num_heads, hd = head_dim_;
   const DType dt = backend.compute_dtype();
   Tensor rows = x.rows(c.begin, n);
+  // Allocated in the order they die, so that the attention half's temporaries are gone before
+  // the MLP's take their place (VisionTower::workspace_bytes counts the larger half).
+  Tensor delta = backend.alloc({n, h}, dt);
 
   // x = x + proj(attention(rope(q), rope(k), v)) over norm1(x)
+  const size_t attention_mark = backend.workspace_mark();
+  Tensor attended = backend.alloc({n, heads, hd}, dt);
   Tensor q = backend.alloc({n, heads, hd}, dt);
   Tensor k = backend.alloc({n, heads, hd}, dt);
   Tensor v = backend.alloc({n, heads, hd}, dt);
   attention_inputs(backend, w, rows, c.positions, q, k, v);
-  Tensor attended = backend.alloc({n, heads, hd}, dt);
-  if (keys)
+  if (!full)
+    backend.attention(q, k, v, c.windows, attended);
+  else if (keys)
     backend.attention(q, *keys, *values, c.frames, attended);
   else
-    backend.attention(q, k, v, c.windows, attended);
-  Tensor delta = backend.alloc({n, h}, dt);
+    backend.attention(q, k, v, c.frames, attended);
   backend.linear(attended.view({n, h}), w.proj_w, &w.proj_b, delta);
+  backend.workspace_release(attention_mark);
 
   // x = x + down(silu(gate(y)) * up(y)), y = norm2(x)
   Tensor normed = backend.alloc({n, h}, dt);

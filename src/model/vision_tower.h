@@ -39,10 +39,13 @@ inline int64_t vision_mlp_width(const VisionConfig& c) {
   return (c.intermediate_size + kMlpWidthMultiple - 1) / kMlpWidthMultiple * kMlpWidthMultiple;
 }
 
-// Patches a block processes at once (whole windows, so up to one window less): bounds the
-// activations of attention and MLP independently of the image size. Only the residual stream,
-// and in the full-attention blocks the keys and values, exist for every patch.
-constexpr int64_t kChunkRows = 4096;
+// Patches a block processes at once by default (whole windows, so up to one window less): bounds
+// the activations of attention and MLP independently of the image size. Only the residual
+// stream, and in the full-attention blocks of an image of several chunks the keys and values,
+// exist for every patch. 8192 keeps a ~1 MP image (6,256 patches at 1280x960) in one chunk:
+// every product runs once over all its rows, and the full-attention blocks take their keys from
+// the chunk itself.
+constexpr int64_t kChunkRows = 8192;
 
 // A range of patches (in window order) processed together, with what its attention needs.
 struct VisionChunk {
@@ -54,7 +57,8 @@ struct VisionChunk {
 
 class VisionTower {
  public:
-  VisionTower(const VisionConfig& config, VisionWeights weights);
+  // chunk_rows: patches a block processes at once (see kChunkRows).
+  VisionTower(const VisionConfig& config, VisionWeights weights, int64_t chunk_rows = kChunkRows);
 
   // One image or video (all its frames): pixel_values f32 host [patches, 1176] as the processor
   // makes them -> out [patches / 4, out_hidden] (compute dtype, allocated by the caller), rows in
@@ -65,18 +69,22 @@ class VisionTower {
   // Lets the backend prepare the matrix products of images of up to max_patches patches.
   void prepare(Backend& backend, int64_t max_patches) const;
 
-  // Workspace encode() needs for a grid of `patches` patches, in bytes of `dtype` activations.
-  static size_t workspace_bytes(const VisionConfig& config, int64_t patches, DType dtype);
+  // Workspace encode() needs for a grid of `patches` patches, in bytes of `dtype` activations,
+  // with chunks of at most chunk_rows patches.
+  static size_t workspace_bytes(const VisionConfig& config, int64_t patches, DType dtype,
+                                int64_t chunk_rows = kChunkRows);
 
  private:
   void block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
              const std::vector<VisionChunk>& chunks);
   // The block's attention over one chunk: x rows += proj(attention(...)), then the MLP on them.
-  // `keys`/`values`: every patch's (full attention) or undefined (the chunk's own windows).
+  // Full attention (`full`) reads every patch's `keys`/`values`, or the chunk's own when they are
+  // null (an image of one chunk); otherwise the chunk's windows.
   void chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x, const VisionChunk& c,
-                  const Tensor* keys, const Tensor* values);
+                  bool full, const Tensor* keys, const Tensor* values);
   // q, k, v of a chunk's rows (k and v may be views into every patch's keys and values):
-  // norm1, the fused q/k/v product and the 2-D rotary step at `positions`.
+  // norm1, the fused q/k/v product and the 2-D rotary step at `positions`; its temporaries are
+  // released before it returns.
   void attention_inputs(Backend& backend, const VisionBlockWeights& w, const Tensor& x_rows,
                         const Tensor& positions, Tensor& q, Tensor& k, Tensor& v);
 
@@ -84,6 +92,7 @@ class VisionTower {
   VisionWeights weights_;
   RopeSpec rope_;
   int head_dim_ = 0;
+  int64_t chunk_rows_ = kChunkRows;
 };
 
 }  // namespace qwenvl

@@ -22,7 +22,8 @@ using test::kSynthImagePad;
 using test::kSynthVisionEnd;
 using test::kSynthVisionStart;
 
-void check_against_naive(bool tied, const std::vector<ImageInput>& images) {
+void check_against_naive(bool tied, const std::vector<ImageInput>& images,
+                         int64_t vision_chunk_rows = kChunkRows) {
   const std::string dir =
       test::write_synthetic_checkpoint(tied ? "naive_tied" : "naive_untied", tied, tied ? 7u : 8u);
   const ModelConfig config = load_model_config(dir);
@@ -42,6 +43,7 @@ void check_against_naive(bool tied, const std::vector<ImageInput>& images) {
   ModelLimits limits;
   limits.max_context = int64_t(ids.size()) + 4;
   limits.prefill_chunk = 16;  // several chunks, image rows split across them
+  limits.vision_chunk_rows = vision_chunk_rows;
   for (const auto& image : images) {
     limits.max_image_patches = std::max(limits.max_image_patches, image.grid.patches());
     limits.max_image_tokens += image.grid.patches() / 4;
@@ -91,10 +93,16 @@ TEST(NaiveReference, ImagesWithWindowsUntied) {
   check_against_naive(false, {random_image(20, 12, 5), random_image(8, 8, 6)});
 }
 
-TEST(NaiveReference, ImageAboveTheMlpChunkTied) {
-  // More patches than kChunkRows: the vision blocks run chunk by chunk, the last one partial.
-  static_assert(68 * 68 > kChunkRows);
-  check_against_naive(true, {random_image(68, 68, 13)});
+TEST(NaiveReference, ImagesInChunksOfWindowsUntied) {
+  // A vision chunk of 16 patches, less than a window (8x8 patches): each chunk is one window
+  // (partial at the edges), and the full-attention block computes every key and value first.
+  check_against_naive(false, {random_image(20, 12, 5), random_image(8, 8, 6)}, 16);
+}
+
+TEST(NaiveReference, ImageAboveTheChunkTied) {
+  // More patches than the vision chunk: the blocks run chunk by chunk, the last one partial.
+  static_assert(68 * 68 > 4096);
+  check_against_naive(true, {random_image(68, 68, 13)}, 4096);
 }
 
 TEST(NaiveReference, WideImageTied) { check_against_naive(true, {random_image(4, 36, 9)}); }

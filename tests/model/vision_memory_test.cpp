@@ -14,12 +14,15 @@ namespace qwenvl {
 namespace {
 
 // Patches per window side in these configs (the real models' 112-pixel windows of 14-pixel
-// patches): the 64x72-patch image below is 8x9 whole windows, so its first chunk is exactly
-// kChunkRows patches and its second the 512 left.
+// patches): the 64x72-patch image below is 8x9 whole windows, so in chunks of kSeveralChunks
+// rows its first chunk is exactly that many patches and its second the 512 left; in chunks of
+// the default kChunkRows it is one chunk.
 constexpr int kWindowPatches = 8;
 constexpr VisionGrid kGrid{1, 64, 72};
-static_assert(kGrid.h * kGrid.w > kChunkRows);
-static_assert(kChunkRows % (kWindowPatches * kWindowPatches) == 0 && kGrid.w % kWindowPatches == 0);
+constexpr int64_t kSeveralChunks = 4096;
+static_assert(kGrid.h * kGrid.w > kSeveralChunks && kGrid.h * kGrid.w <= kChunkRows);
+static_assert(kSeveralChunks % (kWindowPatches * kWindowPatches) == 0 &&
+              kGrid.w % kWindowPatches == 0);
 
 VisionConfig small_vision(int hidden, int intermediate, int patch_size, int in_channels,
                           int temporal_patch_size, int out_hidden) {
@@ -79,9 +82,9 @@ VisionWeights random_weights(const VisionConfig& c, std::mt19937& rng) {
   return w;
 }
 
-// Encodes kGrid's random pixels on a CPU backend whose workspace is `workspace` bytes; throws
-// Error when the workspace runs out.
-void encode_in(const VisionConfig& c, size_t workspace) {
+// Encodes kGrid's random pixels in chunks of chunk_rows on a CPU backend whose workspace is
+// `workspace` bytes; throws Error when the workspace runs out.
+void encode_in(const VisionConfig& c, int64_t chunk_rows, size_t workspace) {
   std::mt19937 rng(5);
   auto backend = make_backend("cpu", DType::BF16, 2);
   const int64_t patches = kGrid.patches();
@@ -90,7 +93,7 @@ void encode_in(const VisionConfig& c, size_t workspace) {
   const Shape out_shape{patches / 4, int64_t(c.out_hidden_size)};
   const size_t out_bytes = size_t(out_shape.numel()) * dtype_size(backend->compute_dtype());
   backend->reserve(0, out_bytes + kAllocationAlignment, workspace);
-  VisionTower tower(c, random_weights(c, rng));
+  VisionTower tower(c, random_weights(c, rng), chunk_rows);
   const Tensor pixels = random_tensor({patches, patch_dim}, 1.0f, 0.0f, rng);
   Tensor out = backend->alloc_persistent(out_shape, backend->compute_dtype());
   tower.encode(*backend, pixels, kGrid, out);
@@ -100,19 +103,29 @@ void encode_in(const VisionConfig& c, size_t workspace) {
 // the allowance for index tensors and alignment, the workspace runs out. The configs below are
 // wide enough (hidden >= 80) that each per-row term of a chunk, 4096 rows of f32, outweighs that
 // allowance: a term missing from workspace_bytes fails one of them.
-void check_workspace_bound(const VisionConfig& c) {
+void check_workspace_bound(const VisionConfig& c, int64_t chunk_rows = kSeveralChunks) {
   const int64_t patches = kGrid.patches();
-  const size_t bound = VisionTower::workspace_bytes(c, patches, DType::F32);
+  const size_t bound = VisionTower::workspace_bytes(c, patches, DType::F32, chunk_rows);
   // What workspace_bytes adds to the activations: 8 I32 per patch and a MiB.
   const size_t allowance = size_t(patches) * 8 * sizeof(int32_t) + (size_t(1) << 20);
-  EXPECT_NO_THROW(encode_in(c, bound));
-  EXPECT_THROW(encode_in(c, bound - allowance), Error);
+  EXPECT_NO_THROW(encode_in(c, chunk_rows, bound));
+  EXPECT_THROW(encode_in(c, chunk_rows, bound - allowance), Error);
 }
 
-TEST(VisionMemory, BlocksLargest) {
-  // 1x14x14 one-channel patches: a block's chunk step (10·hidden + 3·intermediate per row) and
-  // every patch's keys and values outweigh the embedding and the merger.
+TEST(VisionMemory, AttentionHalfLargest) {
+  // 1x14x14 one-channel patches: a block's attention half (9·hidden per row) and every patch's
+  // keys and values outweigh the MLP half, the embedding and the merger.
   check_workspace_bound(small_vision(128, 192, 14, 1, 1, 64));
+}
+
+TEST(VisionMemory, AttentionHalfLargestInOneChunk) {
+  // The same in one chunk: the full-attention blocks take their keys from the chunk itself.
+  check_workspace_bound(small_vision(128, 192, 14, 1, 1, 64), kChunkRows);
+}
+
+TEST(VisionMemory, MlpHalfLargest) {
+  // A wide MLP: its half (2·hidden + 3·intermediate per row) outweighs the attention half.
+  check_workspace_bound(small_vision(80, 320, 14, 1, 1, 64));
 }
 
 TEST(VisionMemory, PatchEmbeddingLargest) {
