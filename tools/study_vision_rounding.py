@@ -16,6 +16,11 @@ Each variant's last-position logits are compared with the default's (rel L2). A 
 moves them by more than the issue's 2e-2 bound shows that the bound can only be met by rounding
 exactly as transformers does at that step. Also counts the patch-embedding outputs that differ
 between the conv3d and the GEMM.
+
+With --qwenvl BIN, qwenvl's vision tower output for the same image (generate --dump-vision) is
+compared element by element with transformers' as it is and with the variants that compute as
+qwenvl does (the patch embedding as a GEMM, K padded to 3424): outputs that differ and rel L2.
+None differing against a variant means the vision towers round alike everywhere else.
 """
 
 import argparse
@@ -28,9 +33,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from bench.bench_common import log, make_photo  # noqa: E402
+from bench.bench_common import log, make_photo, run_qwenvl  # noqa: E402
 from tools.build_random_checkpoint import ensure_checkpoint  # noqa: E402
-from tools.check_full_size_logits import IMAGE_PROMPT, compare, hf_inputs, hf_logits  # noqa: E402
+from tools.check_full_size_logits import (IMAGE_PROMPT, compare, fp32_gemm_reductions,  # noqa: E402
+                                          hf_inputs, hf_logits)
+from tools.reference.model_cases import vision_features  # noqa: E402
 
 
 def patch_embed_as_gemm(patch_embed, x):
@@ -109,6 +116,39 @@ VARIANTS = [
 ]
 
 
+VISION_VARIANTS = [  # (label, variant switches, split-K partial sums in fp32 as qwenvl's)
+    ("transformers as it is", {}, False),
+    ("patch embedding as a GEMM", dict(conv=True), False),
+    ("down projection, K padded to 3424", dict(down=True), False),
+    ("both", dict(conv=True, down=True), False),
+    ("both, fp32 split-K sums", dict(conv=True, down=True), True),
+]
+
+
+def compare_vision(binary, model_dir, photo, model, inputs, tmp_dir):
+    """qwenvl's vision tower output against transformers' (as it is and per variant)."""
+    import numpy as np
+    import torch
+
+    path = os.path.join(tmp_dir, "qwenvl_vision.npy")
+    run_qwenvl(binary, model_dir, IMAGE_PROMPT, [photo], device="cuda", max_new_tokens=1,
+               extra=["--dtype", "bf16", "--dump-vision", path], timeout=300)
+    ours = np.load(path).astype(np.float64)
+    rows = {}
+    inputs = inputs.to("cuda")
+    for label, switches, fp32_sums in VISION_VARIANTS:
+        sums = fp32_gemm_reductions() if fp32_sums else contextlib.nullcontext()
+        with torch.no_grad(), sums, variant(model.model.visual, **switches):
+            theirs = vision_features(model, inputs).cpu().numpy().astype(np.float64)
+        if theirs.shape != ours.shape:
+            raise RuntimeError("vision shapes differ: %s vs %s" % (ours.shape, theirs.shape))
+        rows[label] = {"outputs_differing": int((ours != theirs).sum()), "outputs": ours.size,
+                       "rel_l2": float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))}
+        log("qwenvl vision vs %-36s %8d of %d outputs differ, rel L2 %.3e" % (
+            label, rows[label]["outputs_differing"], ours.size, rows[label]["rel_l2"]))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,6 +156,7 @@ def main():
     p.add_argument("--ckpt-root", default="/tmp/qwenvl-bench")
     p.add_argument("--tmp", default="/tmp/qwenvl-logits")
     p.add_argument("--out", required=True)
+    p.add_argument("--qwenvl", help="a qwenvl binary whose vision tower output to compare")
     args = p.parse_args()
 
     import torch
@@ -149,6 +190,9 @@ def main():
         result["patch_embedding_outputs"] = conv.numel()
     log("patch embedding, conv3d vs GEMM: %d of %d outputs differ" % (
         result["patch_embedding_outputs_differing"], result["patch_embedding_outputs"]))
+    if args.qwenvl:
+        result["qwenvl_vision"] = compare_vision(args.qwenvl, model_dir, photo, model, inputs,
+                                                 args.tmp)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

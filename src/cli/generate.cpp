@@ -42,7 +42,9 @@ constexpr const char* kUsage =
     "  --dump-logits FILE.npy   float32 logits at the last prompt position\n"
     "  --dump-activations FILE.npy  float32 [3 * layers + 1, hidden], the last prompt\n"
     "                           position's embedding, then per layer: the attention's output,\n"
-    "                           the residual stream after attention and after the MLP\n";
+    "                           the residual stream after attention and after the MLP\n"
+    "  --dump-vision FILE.npy   float32 [image tokens, hidden], the vision tower's output for\n"
+    "                           every image of the prompt\n";
 
 constexpr int64_t kDefaultMaxNewTokens = 256;
 constexpr int64_t kDefaultMaxContext = 32768;
@@ -75,7 +77,8 @@ int run_generate(int argc, char** argv) {
                                "max-pixels",     "device",
                                "dtype",          "threads",
                                "dump-logits",    "dump-activations",
-                               "stop",           "max-context"},
+                               "dump-vision",    "stop",
+                               "max-context"},
                   {"ignore-eos", "json", "help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
@@ -124,6 +127,7 @@ int run_generate(int argc, char** argv) {
   request.stop = args.all("stop");
   request.keep_prompt_logits = args.has("dump-logits");
   request.keep_prompt_activations = args.has("dump-activations");
+  request.keep_image_embeds = args.has("dump-vision");
   const DType cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
   const int threads = int(args.get_int("threads", 0));
   int64_t max_context = args.get_int("max-context", kDefaultMaxContext);
@@ -186,6 +190,11 @@ int run_generate(int argc, char** argv) {
 
   if (auto path = args.get("dump-logits"))
     write_npy(*path, result.prompt_logits.data(), {int64_t(result.prompt_logits.size())});
+  if (auto path = args.get("dump-vision")) {
+    const int64_t hidden = model.config().text.hidden_size;
+    write_npy(*path, result.image_embeds.data(),
+              {int64_t(result.image_embeds.size()) / hidden, hidden});
+  }
   if (auto path = args.get("dump-activations")) {
     std::vector<float> rows;
     for (const std::vector<float>& row : result.prompt_activations)

@@ -59,6 +59,12 @@ GenerationResult Generator::generate(const GenerationRequest& request,
     backend.synchronize();
   }
   result.timings.vision_ms = ms_since(start);
+  if (request.keep_image_embeds && image_embeds.defined()) {
+    Tensor host = Tensor::empty(image_embeds.shape(), DType::F32);
+    backend.copy_to_host(image_embeds, host);
+    backend.synchronize();
+    result.image_embeds.assign(host.data<float>(), host.data<float>() + host.numel());
+  }
 
   backend.profile_section("prefill");
   start = Clock::now();

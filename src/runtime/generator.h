@@ -25,6 +25,9 @@ struct GenerationRequest {
   // Copy the last prompt position's activations, step by step (Decoder::set_activation_tap), into
   // the result, for comparisons with another implementation op by op.
   bool keep_prompt_activations = false;
+  // Copy the vision tower's output (every image's merged embeddings, in prompt order) into the
+  // result, for comparisons with another implementation.
+  bool keep_image_embeds = false;
 };
 
 struct GenerationTimings {
@@ -43,6 +46,7 @@ struct GenerationResult {
   MropePositions positions;     // of the prompt
   std::vector<float> prompt_logits;
   std::vector<std::vector<float>> prompt_activations;  // [3 · layers + 1][hidden]
+  std::vector<float> image_embeds;                     // [image tokens · hidden], f32
   GenerationTimings timings;
 };
 

@@ -1,5 +1,6 @@
 // `qwenvl generate` as scripts use it: exit codes, one-line errors on stderr, the --json summary
-// and --dump-logits / --dump-activations, on the tiny fixture model and on hand-made bad inputs.
+// and --dump-logits / --dump-activations / --dump-vision, on the tiny fixture model and on
+// hand-made bad inputs.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -174,6 +175,26 @@ TEST(GenerateCli, DumpsActivationsPerLayer) {
     EXPECT_TRUE(changed(3 * l + 2, 3 * l)) << "attention of layer " << l;
     EXPECT_TRUE(changed(3 * l + 3, 3 * l + 2)) << "MLP of layer " << l;
   }
+}
+
+// --dump-vision: the vision tower's output for the prompt's image, [tokens, hidden], as the
+// reference fixture's transformers run computed it (fp32 here as there).
+TEST(GenerateCli, DumpsVisionEmbeddings) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  const fs::path vision = scratch_dir() / "vision.npy";
+  RunResult r = run_generate(
+      {"--model", kTiny.string(), "--image", (kTiny / "reference" / "chelsea.png").string(),
+       "--prompt", "What animal is this?", "--min-pixels", "3136", "--max-pixels", "50176",
+       "--max-new-tokens", "1", "--device", "cpu", "--dump-vision", vision.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const qwenvl::test::Npy ours = qwenvl::test::read_npy(vision.string());
+  const qwenvl::test::Npy want =
+      qwenvl::test::read_npy((kTiny / "reference" / "one_image_vision.npy").string());
+  ASSERT_EQ(ours.shape, want.shape);
+  const std::vector<double> a = ours.as_double(), b = want.as_double();
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff += (a[i] - b[i]) * (a[i] - b[i]), norm += b[i] * b[i];
+  EXPECT_LT(std::sqrt(diff / norm), 1e-4);
 }
 
 TEST(GenerateCli, OneImageSampled) {

@@ -114,7 +114,8 @@ for stage in "$@"; do
               --sizes "${SIZES:-3B,7B}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
               --out "$OUT/activations.json" ;;
     vision_rounding) run_stage vision_rounding python3 tools/study_vision_rounding.py \
-              --size "${SIZE:-3B}" --ckpt-root /tmp/qwenvl-bench --out "$OUT/vision_rounding.json" ;;
+              --size "${SIZE:-3B}" --ckpt-root /tmp/qwenvl-bench --qwenvl "$bin/qwenvl" \
+              --out "$OUT/vision_rounding.json" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;
