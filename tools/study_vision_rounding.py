@@ -21,6 +21,10 @@ With --qwenvl BIN, qwenvl's vision tower output for the same image (generate --d
 compared element by element with transformers' as it is and with the variants that compute as
 qwenvl does (the patch embedding as a GEMM, K padded to 3424): outputs that differ and rel L2.
 None differing against a variant means the vision towers round alike everywhere else.
+
+With --depths 0,1,..., the same comparison on copies of the checkpoint whose vision tower keeps
+only its first d blocks (0: the patch embedding and the merger), to find the first step where
+the two towers part.
 """
 
 import argparse
@@ -125,6 +129,59 @@ VISION_VARIANTS = [  # (label, variant switches, split-K partial sums in fp32 as
 ]
 
 
+def truncated_vision_checkpoint(model_dir, depth, out_dir):
+    """A copy of model_dir whose vision tower has only its first `depth` blocks."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    if os.path.exists(os.path.join(out_dir, "model.safetensors")):
+        return out_dir
+    os.makedirs(out_dir, exist_ok=True)
+    for name in os.listdir(model_dir):
+        if name.endswith(".safetensors") or name.endswith(".index.json") or name.startswith("."):
+            continue
+        shutil.copy(os.path.join(model_dir, name), out_dir)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    vision = config["vision_config"]
+    vision["depth"] = depth
+    vision["fullatt_block_indexes"] = [b for b in vision["fullatt_block_indexes"] if b < depth]
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    tensors = {}
+    for name in sorted(os.listdir(model_dir)):
+        if name.endswith(".safetensors"):
+            for key, value in load_file(os.path.join(model_dir, name)).items():
+                parts = key.split(".")
+                if key.startswith("visual.blocks.") and int(parts[2]) >= depth:
+                    continue
+                tensors[key] = value
+    save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    return out_dir
+
+
+def compare_depths(binary, model_dir, photo, depths, tmp_dir):
+    """compare_vision on vision towers cut to each of `depths` blocks."""
+    import gc
+
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    rows = {}
+    for depth in depths:
+        cut = truncated_vision_checkpoint(model_dir, depth, model_dir + "-vision%d" % depth)
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+            cut, dtype=torch.bfloat16, attn_implementation="sdpa").cuda().eval()
+        inputs = hf_inputs(cut, {"prompt": IMAGE_PROMPT, "images": [photo]})
+        log("vision tower cut to %d blocks:" % depth)
+        rows[str(depth)] = compare_vision(binary, cut, photo, model, inputs, tmp_dir)
+        del model
+        gc.collect()
+        torch.cuda.empty_cache()
+    return rows
+
+
 def compare_vision(binary, model_dir, photo, model, inputs, tmp_dir):
     """qwenvl's vision tower output against transformers' (as it is and per variant)."""
     import numpy as np
@@ -157,6 +214,8 @@ def main():
     p.add_argument("--tmp", default="/tmp/qwenvl-logits")
     p.add_argument("--out", required=True)
     p.add_argument("--qwenvl", help="a qwenvl binary whose vision tower output to compare")
+    p.add_argument("--depths", default="",
+                   help="with --qwenvl: also compare vision towers cut to these block counts")
     args = p.parse_args()
 
     import torch
@@ -193,6 +252,10 @@ def main():
     if args.qwenvl:
         result["qwenvl_vision"] = compare_vision(args.qwenvl, model_dir, photo, model, inputs,
                                                  args.tmp)
+    if args.qwenvl and args.depths:
+        del model
+        result["qwenvl_vision_by_depth"] = compare_depths(
+            args.qwenvl, model_dir, photo, [int(d) for d in args.depths.split(",")], args.tmp)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

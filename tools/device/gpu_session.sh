@@ -5,7 +5,8 @@
 #         profile7B activations vision_rounding cpu  (FP32_SIZES=3B,7B: the logits stages add an
 #         fp32 transformers reference for those sizes; 3B by default. activations:
 #         tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
-#         tools/study_vision_rounding.py for SIZE, 3B by default)
+#         tools/study_vision_rounding.py for SIZE, 3B by default, DEPTHS: vision towers cut to
+#         these block counts too)
 # (quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -115,7 +116,7 @@ for stage in "$@"; do
               --out "$OUT/activations.json" ;;
     vision_rounding) run_stage vision_rounding python3 tools/study_vision_rounding.py \
               --size "${SIZE:-3B}" --ckpt-root /tmp/qwenvl-bench --qwenvl "$bin/qwenvl" \
-              --out "$OUT/vision_rounding.json" ;;
+              --depths "${DEPTHS:-}" --out "$OUT/vision_rounding.json" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;
