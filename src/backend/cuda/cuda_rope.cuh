@@ -1,8 +1,8 @@
 #pragma once
 // Backend::rope_qkv's arithmetic and destinations, shared by its two kernels: the rotary pass
 // (cuda_rope.cu) and the decode GEMV's rotary epilogue (cuda_gemv.cu). Angles in fp32 (accurate
-// sincosf: angles reach tens of thousands of radians); the rotation in fp32 with one rounding at
-// the end, or rounded step by step as torch does in the activation dtype
+// sincosf: angles reach tens of thousands of radians); the rotation rounded step by step as torch
+// does it, in fp32 (the vision tower) or in the activation dtype
 // (RopeSpec::round_in_activation_dtype).
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_types.cuh"
@@ -37,8 +37,10 @@ __device__ __forceinline__ void rotate_pair(const RopeQkvArgs& a, float x1, floa
     out2 = from_float<T>(round(x2 * c) + round(x1 * s));
     return;
   }
-  out1 = from_float<T>(x1 * c - x2 * s);
-  out2 = from_float<T>(x2 * c + x1 * s);
+  // In fp32, each product and the sum rounded as torch's element-wise ops round them (q * cos,
+  // rotate_half(q) * sin, their sum): a fused multiply-add would round once less.
+  out1 = from_float<T>(__fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s)));
+  out2 = from_float<T>(__fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s)));
 }
 
 }  // namespace qwenvl::cuda
