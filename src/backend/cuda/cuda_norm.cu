@@ -1,6 +1,8 @@
 // RMS norm and the decoder's fused residual-add + RMS norm: one block per row, statistics in
 // fp32. Mirrors transformers' Qwen2RMSNorm: x * rsqrt(mean(x^2) + eps) is rounded to the
-// activation dtype before the multiplication by the weight, which rounds again.
+// activation dtype before the multiplication by the weight, which rounds again; the mean is the
+// sum times 1/cols, as torch's mean projects it (for widths that are not a power of two, such as
+// the vision tower's 1280, a division rounds differently).
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_dispatch.cuh"
 #include "backend/cuda/cuda_kernels.h"
@@ -11,6 +13,12 @@ namespace qwenvl::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+
+// rsqrt(mean + eps) from the sum of squares, each step rounded as torch's separate ops round it
+// (no fused multiply-add of the mean and eps).
+__device__ __forceinline__ float inverse_rms(float sum_of_squares, int cols, float eps) {
+  return rsqrtf(__fadd_rn(__fmul_rn(sum_of_squares, 1.0f / float(cols)), eps));
+}
 
 template <typename T, typename W>
 __device__ __forceinline__ T normalize(float x, float inv_rms, W w) {
@@ -35,7 +43,7 @@ __global__ void rms_norm_kernel(const T* x, const W* w, T* out, int cols, float 
   } else {
     for (int c = threadIdx.x; c < cols; c += blockDim.x) sum += to_float(row[c]) * to_float(row[c]);
   }
-  float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
+  float inv_rms = inverse_rms(block_sum(sum, partial), cols, eps);
   if (vector) {
     for (int c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
       Vec<T> v = load16(row + c), o;
@@ -92,7 +100,7 @@ __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* 
       }
       store16(row + c, r);
     }
-    const float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
+    const float inv_rms = inverse_rms(block_sum(sum, partial), cols, eps);
 #pragma unroll
     for (int i = 0; i < kHeld; ++i) {
       const int c = (threadIdx.x + i * blockDim.x) * 8;
@@ -111,7 +119,7 @@ __global__ void add_rms_norm_kernel(T* residual, const D* delta, const W* w, T* 
     row[c] = r;
     sum += to_float(r) * to_float(r);
   }
-  float inv_rms = rsqrtf(block_sum(sum, partial) / float(cols) + eps);
+  float inv_rms = inverse_rms(block_sum(sum, partial), cols, eps);
   for (int c = threadIdx.x; c < cols; c += blockDim.x)
     out_row[c] = normalize<T>(to_float(row[c]), inv_rms, w[c]);
 }
