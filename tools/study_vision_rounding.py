@@ -182,6 +182,33 @@ def compare_depths(binary, model_dir, photo, depths, tmp_dir):
     return rows
 
 
+def inv_freq_check(visual):
+    """transformers' vision rotary frequencies against 1 / powf(theta, 2i / dim) in fp32 (glibc's
+    powf, as qwenvl's model/rope.cpp computes them): how many differ, and the bits of both."""
+    import ctypes
+    import struct
+
+    import torch
+
+    rotary = getattr(visual, "rotary_pos_emb", None)
+    if rotary is None or not hasattr(rotary, "inv_freq"):
+        return {"missing": True}
+    theirs = rotary.inv_freq.float().cpu()
+    count = theirs.numel()
+    libm = ctypes.CDLL("libm.so.6")
+    libm.powf.restype, libm.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    f32 = lambda x: struct.unpack("<f", struct.pack("<f", x))[0]  # noqa: E731
+    bits = lambda x: struct.unpack("<I", struct.pack("<f", x))[0]  # noqa: E731
+    theta = float(getattr(rotary, "theta", 10000.0))
+    ours = [f32(1.0 / libm.powf(theta, f32(f32(2 * i) / f32(2 * count)))) for i in range(count)]
+    theirs_bits = [bits(x) for x in theirs.tolist()]
+    ours_bits = [bits(x) for x in ours]
+    differ = sum(a != b for a, b in zip(theirs_bits, ours_bits))
+    log("vision inv_freq: %d of %d differ from glibc powf's" % (differ, count))
+    return {"differ": differ, "count": count, "theirs": ["%08x" % b for b in theirs_bits],
+            "ours": ["%08x" % b for b in ours_bits], "device": str(rotary.inv_freq.device)}
+
+
 def compare_vision(binary, model_dir, photo, model, inputs, tmp_dir):
     """qwenvl's vision tower output against transformers' (as it is and per variant)."""
     import numpy as np
@@ -249,6 +276,7 @@ def main():
         result["patch_embedding_outputs"] = conv.numel()
     log("patch embedding, conv3d vs GEMM: %d of %d outputs differ" % (
         result["patch_embedding_outputs_differing"], result["patch_embedding_outputs"]))
+    result["vision_inv_freq"] = inv_freq_check(visual)
     if args.qwenvl:
         result["qwenvl_vision"] = compare_vision(args.qwenvl, model_dir, photo, model, inputs,
                                                  args.tmp)
