@@ -358,19 +358,29 @@ void CudaBackend::end_read(int64_t ticket, Tensor& host_dst) {
   std::memcpy(host_dst.data(), box + cuda::kMailboxValueOffset, host_dst.nbytes());
 }
 
+// Queues work(side_stream) after everything queued so far on the main stream, off the main
+// stream's path: it rejoins at join_side_stream (a synchronize, a capture's end, or an op that
+// reads what the side branch reads).
+template <typename F>
+static void on_side_branch(CudaState& s, F&& work) {
+  CUDA_CHECK(cudaEventRecord(s.fork_event, s.stream));
+  CUDA_CHECK(cudaStreamWaitEvent(s.side_stream, s.fork_event));
+  work(s.side_stream);
+  CUDA_CHECK(cudaEventRecord(s.join_event, s.side_stream));
+  s.side_pending = true;
+}
+
 // On the side branch (as Backend::prefetch), so the ops queued after it do not wait for the
 // write to reach the host.
 void CudaBackend::publish_row(const Tensor& table, const Tensor& row, const Tensor& tag) {
   for (const Tensor* t : {&table, &row, &tag}) check_device(*t, "publish_row");
   const size_t row_bytes = check_publish(table, row, tag);
   CudaState& s = *state_;
-  CUDA_CHECK(cudaEventRecord(s.fork_event, s.stream));
-  CUDA_CHECK(cudaStreamWaitEvent(s.side_stream, s.fork_event));
-  cuda::publish_row_to_mailbox(table.data(), table.dim(0), row_bytes, row.data<int32_t>(),
-                               tag.data<int32_t>(), mailbox(s.mailbox_mapped, kPendingReads),
-                               kPendingReads, CudaState::kMailboxBytes, s.side_stream);
-  CUDA_CHECK(cudaEventRecord(s.join_event, s.side_stream));
-  s.side_pending = true;
+  on_side_branch(s, [&](cudaStream_t side) {
+    cuda::publish_row_to_mailbox(table.data(), table.dim(0), row_bytes, row.data<int32_t>(),
+                                 tag.data<int32_t>(), mailbox(s.mailbox_mapped, kPendingReads),
+                                 kPendingReads, CudaState::kMailboxBytes, side);
+  });
 }
 
 void CudaBackend::wait_published(int64_t tag, Tensor& host_dst) {
@@ -383,8 +393,8 @@ void CudaBackend::wait_published(int64_t tag, Tensor& host_dst) {
   std::memcpy(host_dst.data(), box + cuda::kMailboxValueOffset, host_dst.nbytes());
 }
 
-// The side branch of Backend::prefetch rejoins the main stream: a captured graph must end with
-// every forked stream joined, and a synchronize must cover all work.
+// The side branch (on_side_branch: prefetch, publish_row) rejoins the main stream: a captured
+// graph must end with every forked stream joined, and a synchronize must cover all work.
 void join_side_stream(CudaState& s) {
   if (!s.side_pending) return;
   CUDA_CHECK(cudaStreamWaitEvent(s.stream, s.join_event));
@@ -396,11 +406,7 @@ void CudaBackend::prefetch(const Tensor& weight) {
   check_device(weight, "prefetch");
   const size_t bytes = std::min(weight.nbytes(), s.prefetch_bytes) / 16 * 16;
   if (bytes == 0) return;
-  CUDA_CHECK(cudaEventRecord(s.fork_event, s.stream));
-  CUDA_CHECK(cudaStreamWaitEvent(s.side_stream, s.fork_event));
-  cuda::prefetch_to_l2(weight.data(), bytes, s.side_stream);
-  CUDA_CHECK(cudaEventRecord(s.join_event, s.side_stream));
-  s.side_pending = true;
+  on_side_branch(s, [&](cudaStream_t side) { cuda::prefetch_to_l2(weight.data(), bytes, side); });
 }
 
 void CudaBackend::synchronize() {
