@@ -91,6 +91,24 @@ void Backend::linear_add_rms_norm(const Tensor& x, const Tensor& w, Tensor& resi
   add_rms_norm(residual, delta, norm_w, eps, normed);
 }
 
+void Backend::linear_in_order(const Tensor& x, const Tensor& w, Tensor& out) {
+  linear(x, w, nullptr, out);
+}
+
+void Backend::linear_residue_first(const Tensor& x, const Tensor& w, const Tensor* bias,
+                                   int64_t /*k*/, int64_t /*reference_rows*/, Tensor& out) {
+  linear(x, w, bias, out);
+}
+
+// The CUDA backend's packed operands (x and w with each of at most 8 parts padded by less than a
+// 64-column tile) and one part's fp32 product, [rows, n] (two elements of 16 bits per value);
+// nothing for a k of whole 16-byte rows, which the plain product serves.
+int64_t Backend::linear_residue_first_workspace(int64_t rows, int64_t n, int64_t k) {
+  if (k % 8 == 0) return 0;
+  const int64_t packed_width = k + 8 * 64;
+  return (rows + n) * packed_width + 2 * rows * n;
+}
+
 void Backend::linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
                             Tensor& gate_up, Tensor& out) {
   linear(x, w_gate_up, bias, gate_up);

@@ -127,6 +127,8 @@ class Backend {
   // the first request of a new length does not pay for it (CUDA: cuBLASLt's algorithm choice,
   // ~3 ms per new shape). Called at warm-up; a backend with nothing to prepare ignores it.
   virtual void prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {}
+  // The same for linear_residue_first's products with weight w (and a bias) over k columns.
+  virtual void prepare_linear_residue_first(const Tensor& w, int64_t k, int64_t max_rows) {}
   // The same for linear_rope_qkv's products with stacked weight w_qkv (and its bias), whose first
   // q_rows rows are the query projection and the rest the key and value projections, halves.
   virtual void prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
@@ -146,6 +148,22 @@ class Backend {
   // out[M,N] = x[M,K] · w[N,K]^T (+ bias[N]). out may be f32 even when activations are not
   // (logits). x and out are compute_dtype (or f32 for out).
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // Two products that round as the reference's kernels (transformers on CUDA) do, for the
+  // products where a bf16/fp16 backend's usual kernels would round differently and, through
+  // many random-weight layers, end far from the reference. Both default to linear (a backend
+  // computing in fp32 gains nothing from the order).
+  // linear without bias, each output's fp32 sum taken in increasing K: the order of the implicit
+  // GEMM that cuDNN runs for transformers' patch-embedding Conv3d.
+  virtual void linear_in_order(const Tensor& x, const Tensor& w, Tensor& out);
+  // linear over x's and w's K columns holding k columns laid out ResidueFirst{k} (K = its
+  // width): rounds as transformers' product over the k columns of a reference_rows-row matrix
+  // does, which cuBLAS may compute in slices of K summed in the output dtype (the vision MLP's
+  // down projection, k = 3420).
+  virtual void linear_residue_first(const Tensor& x, const Tensor& w, const Tensor* bias, int64_t k,
+                                    int64_t reference_rows, Tensor& out);
+  // Workspace elements (compute dtype) linear_residue_first may take for x [rows, K] and n
+  // outputs, at most, whatever the backend.
+  static int64_t linear_residue_first_workspace(int64_t rows, int64_t n, int64_t k);
   // out = x / rms(x) * w over the last dimension, statistics in fp32.
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
   // residual += delta; out = rms_norm(residual, w, eps). The decoder's pre-norm step in one pass.

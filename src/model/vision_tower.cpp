@@ -28,12 +28,10 @@ VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
     bw.qkv_b = loader.get(p + "attn.qkv.bias");
     bw.proj_w = loader.get(p + "attn.proj.weight");
     bw.proj_b = loader.get(p + "attn.proj.bias");
-    // The MLP's width padded with zero rows/columns (see vision_mlp_width).
-    bw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"},
-                                  kMlpWidthMultiple);
-    bw.gate_up_b =
-        loader.stacked({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, kMlpWidthMultiple);
-    bw.down_w = loader.padded_columns(p + "mlp.down_proj.weight", kMlpWidthMultiple);
+    // The MLP's width laid out residue first (see vision_mlp_width).
+    bw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, true);
+    bw.gate_up_b = loader.stacked({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, true);
+    bw.down_w = loader.residue_first_columns(p + "mlp.down_proj.weight");
     bw.down_b = loader.get(p + "mlp.down_proj.bias");
     w.blocks.push_back(std::move(bw));
   }
@@ -74,12 +72,17 @@ size_t VisionTower::workspace_bytes(const VisionConfig& c, int64_t patches, DTyp
   // Patch embedding: a chunk of pixels and their embedding.
   const int64_t embedding = embed_rows * (patch_dim + h);
   // Blocks: in an image of several chunks, the full-attention blocks' keys and values for every
-  // patch; per chunk row, the attention half (delta, attention output, q, k, v, and while they
-  // are made normed and qkv: 9·hidden) or the MLP half (delta, normed, gate/up and their SwiGLU:
-  // 2·hidden + 3·intermediate), whichever is larger. Computing the keys and values takes less.
+  // patch; per chunk, the attention half (per row delta, attention output, q, k, v, and while
+  // they are made normed and qkv: 9·hidden) or the MLP half (per row delta, normed and the
+  // SwiGLU, 2·hidden + intermediate, then the gate/up product, 2·intermediate per row, or after
+  // it the down projection's scratch), whichever is larger. Computing the keys and values takes
+  // less.
   const bool one_chunk = patches <= chunk_rows;
   const int64_t key_values = c.fullatt_block_indexes.empty() || one_chunk ? 0 : 2 * h * patches;
-  const int64_t blocks = key_values + block_rows * std::max(9 * h, 2 * h + 3 * vi);
+  const int64_t mlp = block_rows * (2 * h + vi) +
+                      std::max(block_rows * 2 * vi, Backend::linear_residue_first_workspace(
+                                                        block_rows, h, c.intermediate_size));
+  const int64_t blocks = key_values + std::max(block_rows * 9 * h, mlp);
   // Merger: a chunk's normed rows, its hidden layer (4·hidden per merged unit) and its output.
   const int64_t merger = block_rows * 2 * h + block_rows / unit * c.out_hidden_size;
   const int64_t elements = patches * h + std::max({embedding, blocks, merger});
@@ -106,6 +109,7 @@ std::vector<VisionChunk> make_chunks(Backend& backend, const WindowIndex& window
     size_t end = w + 1;
     while (end + 1 < cu.size() && cu[end + 1] - cu[w] <= chunk_rows) ++end;
     VisionChunk c;
+    c.image_patches = patches;
     c.begin = cu[w];
     c.count = cu[end] - cu[w];
     std::vector<int32_t> local;
@@ -185,7 +189,7 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
       const int64_t count = std::min(rows, patches - begin);
       Tensor chunk_pixels = pixels.rows(0, count), chunk_embedded = embedded.rows(0, count);
       backend.copy_from_host(pixel_values.rows(begin, count), chunk_pixels);
-      backend.linear(chunk_pixels, weights_.patch_embed, nullptr, chunk_embedded);
+      backend.linear_in_order(chunk_pixels, weights_.patch_embed, chunk_embedded);
       backend.scatter_rows(chunk_embedded, patch_rows_dev.rows(begin, count), x);
     }
     backend.workspace_release(before_embedding);
@@ -225,9 +229,9 @@ void VisionTower::prepare(Backend& backend, int64_t max_patches) const {
   const int64_t units = config_.spatial_merge_size * config_.spatial_merge_size;
   const DType dt = backend.compute_dtype();
   const VisionBlockWeights& b = weights_.blocks.front();  // every block has the same shapes
-  backend.prepare_linear(weights_.patch_embed, false, dt, rows);
-  for (const Tensor* w : {&b.qkv_w, &b.proj_w, &b.gate_up_w, &b.down_w})
+  for (const Tensor* w : {&b.qkv_w, &b.proj_w, &b.gate_up_w})
     backend.prepare_linear(*w, true, dt, rows);
+  backend.prepare_linear_residue_first(b.down_w, config_.intermediate_size, rows);
   for (const Tensor* w : {&weights_.merger_fc1, &weights_.merger_fc2})
     backend.prepare_linear(*w, true, dt, rows / units);
 }
@@ -298,13 +302,19 @@ void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tens
   backend.linear(attended.view({n, h}), w.proj_w, &w.proj_b, delta);
   backend.workspace_release(attention_mark);
 
-  // x = x + down(silu(gate(y)) * up(y)), y = norm2(x)
+  // x = x + down(silu(gate(y)) * up(y)), y = norm2(x); the down projection's scratch takes
+  // gate_up's place
   Tensor normed = backend.alloc({n, h}, dt);
   backend.add_rms_norm(rows, delta, w.norm2, kVisionNormEps, normed);
-  Tensor gate_up = backend.alloc({n, 2 * vi}, dt);
   Tensor hidden = backend.alloc({n, vi}, dt);
-  backend.linear_swiglu(normed, w.gate_up_w, &w.gate_up_b, gate_up, hidden);
-  backend.linear(hidden, w.down_w, &w.down_b, delta);
+  {
+    const size_t gate_up_mark = backend.workspace_mark();
+    Tensor gate_up = backend.alloc({n, 2 * vi}, dt);
+    backend.linear_swiglu(normed, w.gate_up_w, &w.gate_up_b, gate_up, hidden);
+    backend.workspace_release(gate_up_mark);
+  }
+  backend.linear_residue_first(hidden, w.down_w, &w.down_b, config_.intermediate_size,
+                               c.image_patches, delta);
   backend.add(rows, delta);
   backend.workspace_release(mark);
 }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/residue_first.h"
 #include "checkpoint/config.h"
 #include "model/weight_loader.h"
 #include "model/window_index.h"
@@ -30,13 +31,14 @@ struct VisionWeights {
 
 VisionWeights load_vision_weights(const VisionConfig& config, WeightLoader& loader);
 
-// The vision MLP's intermediate_size (3420 in every Qwen2.5-VL) rounded up to a multiple of 8
-// with zero weights: rows of 3420 bf16 values are not 16-byte aligned, which costs the down
-// projection its Hopper GEMM kernels (3x slower) and the activation its vector loads. The zero
-// columns contribute exact zeros (silu(0)·0 = 0, times zero weights).
-constexpr int64_t kMlpWidthMultiple = 8;
+// The vision MLP's width as stored: intermediate_size (3420 in every Qwen2.5-VL) laid out
+// ResidueFirst (3456: 28 columns, 36 zero columns, 3392 columns), gate/up rows and down
+// columns alike. Rows of 3420 bf16 values are not 16-byte aligned, which would cost the down
+// projection its Hopper GEMM kernels (3x slower) and the activation its vector loads; the zero
+// columns contribute exact zeros (silu(0)·0 = 0, times zero weights), and the layout lets the
+// down projection round as transformers' does (Backend::linear_residue_first).
 inline int64_t vision_mlp_width(const VisionConfig& c) {
-  return (c.intermediate_size + kMlpWidthMultiple - 1) / kMlpWidthMultiple * kMlpWidthMultiple;
+  return ResidueFirst{c.intermediate_size}.width();
 }
 
 // Patches a block processes at once by default (whole windows, so up to one window less): bounds
@@ -53,6 +55,7 @@ struct VisionChunk {
   Tensor positions;                    // I32 [2, count]: the chunk's (h, w) rope positions
   AttentionSegments windows;           // its windows, rows relative to the chunk
   AttentionSegments frames;            // its rows against all keys of their frames
+  int64_t image_patches = 0;  // all the image's patches: the rows of transformers' products
 };
 
 class VisionTower {

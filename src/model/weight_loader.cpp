@@ -25,31 +25,31 @@ Tensor WeightLoader::reshaped(const std::string& name, Shape shape) {
 
 namespace {
 
-int64_t round_up(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
-
-// `part` with zero rows appended up to `rows` rows, in its own dtype.
-Tensor with_zero_rows(const Tensor& part, int64_t rows) {
+// `part` with its rows moved to ResidueFirst{rows}'s positions, zero rows in the gap, in its own
+// dtype.
+Tensor with_residue_first_rows(const Tensor& part) {
+  const ResidueFirst layout{part.dim(0)};
   Shape shape = part.shape();
-  shape[0] = rows;
+  shape[0] = layout.width();
   Tensor out = Tensor::empty(shape, part.dtype());
-  const size_t bytes = size_t(part.numel()) * dtype_size(part.dtype());
-  std::memcpy(out.data(), part.data(), bytes);
-  std::memset(static_cast<char*>(out.data()) + bytes, 0,
-              size_t(out.numel()) * dtype_size(part.dtype()) - bytes);
+  const size_t row_bytes = size_t(part.numel() / part.dim(0)) * dtype_size(part.dtype());
+  std::memset(out.data(), 0, size_t(out.numel()) * dtype_size(part.dtype()));
+  for (int64_t r = 0; r < part.dim(0); ++r)
+    std::memcpy(static_cast<char*>(out.data()) + size_t(layout.position(r)) * row_bytes,
+                static_cast<const char*>(part.data()) + size_t(r) * row_bytes, row_bytes);
   return out;
 }
 
 }  // namespace
 
-Tensor WeightLoader::stacked(const std::vector<std::string>& names, int64_t row_multiple) {
+Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue_first) {
   std::vector<Tensor> parts;
   int64_t elements = 0;
   bool one_dtype = true, padded = false;
   for (const std::string& name : names) {
     Tensor part = checkpoint_.get(name);
-    const int64_t rows = round_up(part.dim(0), row_multiple);
-    if (rows != part.dim(0)) {
-      part = with_zero_rows(part, rows);
+    if (residue_first && ResidueFirst{part.dim(0)}.width() != part.dim(0)) {
+      part = with_residue_first_rows(part);
       padded = true;
     }
     parts.push_back(part);
@@ -67,17 +67,23 @@ Tensor WeightLoader::stacked(const std::vector<std::string>& names, int64_t row_
   return out;
 }
 
-Tensor WeightLoader::padded_columns(const std::string& name, int64_t multiple) {
+Tensor WeightLoader::residue_first_columns(const std::string& name) {
   const Tensor& w = checkpoint_.get(name);
-  const int64_t rows = w.dim(0), cols = w.dim(1), padded = round_up(cols, multiple);
-  if (padded == cols) return get(name);
-  Tensor out = Tensor::empty({rows, padded}, w.dtype());
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  const ResidueFirst layout{cols};
+  if (layout.width() == cols) return get(name);
+  Tensor out = Tensor::empty({rows, layout.width()}, w.dtype());
   const size_t element = dtype_size(w.dtype());
   std::memset(out.data(), 0, size_t(out.numel()) * element);
-  for (int64_t r = 0; r < rows; ++r)
-    std::memcpy(static_cast<char*>(out.data()) + size_t(r * padded) * element,
-                static_cast<const char*>(w.data()) + size_t(r * cols) * element,
-                size_t(cols) * element);
+  // Two runs per row: the residue's columns, then the rest after the gap.
+  const int64_t residue = layout.residue();
+  for (int64_t r = 0; r < rows; ++r) {
+    char* dst = static_cast<char*>(out.data()) + size_t(r * layout.width()) * element;
+    const char* src = static_cast<const char*>(w.data()) + size_t(r * cols) * element;
+    std::memcpy(dst, src, size_t(residue) * element);
+    std::memcpy(dst + size_t(layout.position(residue)) * element, src + size_t(residue) * element,
+                size_t(cols - residue) * element);
+  }
   if (!in_place()) return upload(out);
   // The CPU computes from this host copy itself: count it, as a stacked weight is counted.
   count(out.numel(), out.dtype());

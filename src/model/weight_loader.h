@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/residue_first.h"
 #include "checkpoint/checkpoint.h"
 
 namespace qwenvl {
@@ -23,10 +24,11 @@ class WeightLoader {
   // [hidden, 3·2·14·14] matrix).
   Tensor reshaped(const std::string& name, Shape shape);
   // Parameters stacked along their first dimension into one (a fused projection: q/k/v, gate/up),
-  // each part followed by zero rows up to a multiple of `row_multiple` rows.
-  Tensor stacked(const std::vector<std::string>& names, int64_t row_multiple = 1);
-  // A matrix with zero columns appended up to a multiple of `multiple` columns.
-  Tensor padded_columns(const std::string& name, int64_t multiple);
+  // each part's rows stored as they are or, with residue_first, as ResidueFirst{its rows} lays
+  // them out (zero rows in the gap).
+  Tensor stacked(const std::vector<std::string>& names, bool residue_first = false);
+  // A matrix whose columns are stored as ResidueFirst{its columns} lays them out.
+  Tensor residue_first_columns(const std::string& name);
 
   size_t bytes() const { return bytes_; }
 

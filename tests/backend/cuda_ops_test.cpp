@@ -17,6 +17,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/residue_first.h"
 #include "core/error.h"
 #include "core/half.h"
 
@@ -166,6 +167,54 @@ TEST_P(CudaOps, LinearMatchesCpu) {
     gpu_->workspace_release(mark);
   }
   gpu_->set_prefer_gemv(true);
+}
+
+// The patch embedding's product: each output's fp32 sum taken in increasing K, bit for bit.
+TEST_P(CudaOps, LinearInOrderSumsInOrder) {
+  TRACE_SEED();
+  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{300, 200, 1176}, {5, 130, 40}}) {
+    SCOPED_TRACE(::testing::Message() << m << "x" << n << "x" << k);
+    Tensor x = random({m, k}), w = random({n, k}, 0.05f);
+    size_t mark = gpu_->workspace_mark();
+    Tensor out = poisoned({m, n}, dtype());
+    gpu_->linear_in_order(to_gpu(x), gpu_->upload_weight(w, dtype()), out);
+    Tensor got = to_host(out);
+    int64_t differ = 0;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        float sum = 0.0f;  // products of two bf16 or fp16 values are exact in fp32
+        for (int64_t i = 0; i < k; ++i)
+          sum += x.data<float>()[r * k + i] * w.data<float>()[c * k + i];
+        differ += got.data<float>()[r * n + c] != round_to(sum, dtype());
+      }
+    EXPECT_EQ(differ, 0);
+    gpu_->workspace_release(mark);
+  }
+}
+
+// The vision MLP's down projection over K = 3420 stored residue first (3456 columns), at row
+// counts where transformers' cuBLAS splits K in parts (5,336 rows on an H100) and where it does
+// not.
+TEST_P(CudaOps, LinearResidueFirstMatchesCpu) {
+  TRACE_SEED();
+  const int64_t n = 1280, k = 3420;
+  const ResidueFirst layout{k};
+  const int64_t width = layout.width(), gap = layout.position(layout.residue()) - layout.residue();
+  for (int64_t m : {5336, 6256, 40}) {
+    SCOPED_TRACE(::testing::Message() << m << " rows");
+    Tensor x = random({m, width}), w = random({n, width}, 0.05f), b = random({n});
+    for (Tensor* t : {&x, &w})
+      for (int64_t r = 0; r < t->dim(0); ++r)
+        std::fill_n(t->data<float>() + r * width + layout.residue(), gap, 0.0f);
+    Tensor want = Tensor::empty({m, n}, DType::F32);
+    cpu_.linear(x, w, &b, want);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight(w, dtype()), gb = gpu_->upload_weight(b, dtype());
+    Tensor out = poisoned({m, n}, dtype());
+    gpu_->linear_residue_first(to_gpu(x), gw, &gb, k, m, out);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    gpu_->workspace_release(mark);
+  }
 }
 
 // The MLP's fused first half: stacked [gate; up] weights uploaded in two parts, the decode path

@@ -45,7 +45,9 @@ inline std::string synthetic_config_json(bool tied) {
       {"vision_config",
        {{"depth", 2},
         {"hidden_size", 16},
-        {"intermediate_size", 24},
+        // Not a multiple of 8, as Qwen2.5-VL's 3420: the MLP's width is stored residue first
+        // (36 columns, 28 zero columns, 64 columns).
+        {"intermediate_size", 100},
         {"num_heads", 2},
         {"in_chans", 3},
         {"out_hidden_size", 32},

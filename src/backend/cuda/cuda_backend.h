@@ -55,6 +55,10 @@ class CudaBackend : public Backend {
   void prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
                                int64_t max_rows) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
+  void linear_in_order(const Tensor& x, const Tensor& w, Tensor& out) override;
+  void linear_residue_first(const Tensor& x, const Tensor& w, const Tensor* bias, int64_t k,
+                            int64_t reference_rows, Tensor& out) override;
+  void prepare_linear_residue_first(const Tensor& w, int64_t k, int64_t max_rows) override;
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
                     Tensor& out) override;
@@ -94,10 +98,16 @@ class CudaBackend : public Backend {
   // cuBLASLt cannot fuse this bias.
   bool linear_row_blocks(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& out,
                          const std::vector<int64_t>& row_blocks);
+  // linear_residue_first's product as `parts` slices of K (cuBLASLt's split-K, see
+  // cuda_reference_products.cpp), each packed residue first, summed into out in its dtype.
+  void linear_in_parts(const Tensor& x, const Tensor& w, const Tensor* bias, int64_t k, int parts,
+                       Tensor& out);
   // One product per power-of-two bucket of M up to max_rows (see prepare_linear), each run by
-  // `product`(x, out) with x [rows, w's columns] and out [rows, w's rows] from the workspace.
+  // `product`(x, out) with x [rows, w's columns] and out [rows, w's rows] from the workspace,
+  // where the workspace also holds the product's own scratch_elements(rows) (if given).
   void prepare_products(const Tensor& w, DType out_dtype, int64_t max_rows,
-                        const std::function<void(const Tensor& x, Tensor& out)>& product);
+                        const std::function<void(const Tensor& x, Tensor& out)>& product,
+                        const std::function<int64_t(int64_t rows)>& scratch_elements = nullptr);
 
   DType dtype_;
   std::unique_ptr<CudaState> state_;

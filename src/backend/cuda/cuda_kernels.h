@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "backend/residue_first.h"
 #include "core/dtype.h"
 
 namespace qwenvl::cuda {
@@ -54,6 +55,29 @@ void gelu(void* x, int64_t n, DType dtype, cudaStream_t stream);
 // out[i] += bias[i % n_cols], for linear when cuBLASLt cannot fuse the bias.
 void add_bias(void* out, DType out_dtype, const void* bias, DType bias_dtype, int64_t rows,
               int64_t cols, cudaStream_t stream);
+
+// cuda_reference_products.cu: products that round as transformers' kernels do (see
+// CudaBackend::linear_in_order and linear_residue_first). x, w, out, src, dst: `dtype` (bf16/f16).
+// out [m, n] = x [m, k] · w [n, k]^T, each output's fp32 sum taken in increasing k.
+void linear_in_order(const void* x, const void* w, void* out, int64_t m, int64_t n, int64_t k,
+                     DType dtype, cudaStream_t stream);
+// A product's K cut in parts, each laid out as cuBLAS's split-K kernels read a part: its
+// length % 64 leading columns, zeros up to a whole 64-column tile, then the rest (as
+// backend/residue_first.h lays out a width, here whatever the length). `begin`, `length`: the
+// part's columns, numbered as in the source rows' ResidueFirst{source_count} layout; `offset`:
+// where its block starts in a packed row of `width` columns.
+constexpr int kMaxKParts = 8;
+struct KParts {
+  int count = 0;
+  int begin[kMaxKParts] = {}, length[kMaxKParts] = {}, offset[kMaxKParts] = {};
+  int width = 0;
+  int source_count = 0;
+};
+// dst [rows, parts.width] = src [rows, src_ld]'s columns packed as `parts` says.
+void pack_k_parts(const void* src, int64_t rows, int64_t src_ld, const KParts& parts, void* dst,
+                  DType dtype, cudaStream_t stream);
+// out[i] = round(out[i] + part[i]): one more part of a K split summed in out's dtype.
+void fold_part(void* out, const float* part, int64_t n, DType dtype, cudaStream_t stream);
 
 // cuda_rope.cu: Backend::rope_qkv. Pointers of `dtype` except the I32 index arrays; pos_row and
 // inv_freq hold head_dim/2 entries on the device; slots may be null (row i for token i).

@@ -69,14 +69,14 @@ LinearPlanner::~LinearPlanner() {
 LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   auto found = plans_.find(key);
   if (found != plans_.end()) return found->second;
-  auto [m, n, k, in_dtype, out_dtype, bias_dtype, align, ldc] = key;
+  auto [m, n, k, in_dtype, out_dtype, bias_dtype, align, ldc, ld] = key;
   Plan& plan = plans_[key];
   cudaDataType_t in = cuda_type(DType(in_dtype)), out = cuda_type(DType(out_dtype));
   plan.desc = make_desc(bias_dtype, nullptr);
-  // Column-major views: w is [K, N] with ld K, x is [K, M] with ld K, out^T is [N, M] with ld
-  // ldc (N for a whole matrix).
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, uint64_t(k), uint64_t(n), k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, uint64_t(k), uint64_t(m), k));
+  // Column-major views: w is [K, N] with ld `ld` (K for a whole matrix), x is [K, M] with ld
+  // `ld`, out^T is [N, M] with ld ldc (N for a whole matrix).
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, uint64_t(k), uint64_t(n), ld));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, uint64_t(k), uint64_t(m), ld));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, uint64_t(n), uint64_t(m), ldc));
 
   // The bucket's answer first; the caller falls back to this shape's own (see run()).
@@ -87,8 +87,8 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
     Plan probe;  // layouts for the bucket's m, for the query only
     probe.desc = plan.desc;
     const uint64_t bm = uint64_t(std::get<0>(bucket));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), k));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), bm, k));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), ld));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), bm, ld));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), bm, ldc));
     cublasLtMatmulAlgo_t algo{};
     const bool ok = heuristic(bucket, probe, algo);
@@ -150,10 +150,18 @@ cublasLtMatmulDesc_t LinearPlanner::desc_with_bias(Plan& plan, const Key& key, c
 
 bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
                         DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype,
-                        cudaStream_t stream, int64_t ldc) {
+                        cudaStream_t stream, int64_t ldc, int64_t ld) {
   int align = std::min({alignment_of(x), alignment_of(w), alignment_of(out),
                         bias ? alignment_of(bias) : 16});
-  Key key{m, n, k, int(dtype), int(out_dtype), bias ? int(bias_dtype) : -1, align, ldc ? ldc : n};
+  Key key{m,
+          n,
+          k,
+          int(dtype),
+          int(out_dtype),
+          bias ? int(bias_dtype) : -1,
+          align,
+          ldc ? ldc : n,
+          ld ? ld : k};
   Plan& plan = plan_for(key);
   if (!plan.usable) return false;
   const cublasLtMatmulDesc_t desc = bias ? desc_with_bias(plan, key, bias) : plan.desc;
@@ -168,6 +176,41 @@ bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bi
   }
   CUBLAS_CHECK(status);
   return true;
+}
+
+LinearPlanner::ReferenceSplit LinearPlanner::reference_split(int64_t m, int64_t n, int64_t k,
+                                                             DType dtype, DType out_dtype,
+                                                             int bias_dtype) {
+  // torch derives the alignment preference from its pointers (256 for its allocations).
+  constexpr int kTorchAlignment = 256;
+  const Key key{m, n, k, int(dtype), int(out_dtype), bias_dtype, kTorchAlignment, n, k};
+  auto found = reference_splits_.find(key);
+  if (found != reference_splits_.end()) return found->second;
+  ReferenceSplit split;
+  Plan probe;
+  const cudaDataType_t in = cuda_type(dtype), out = cuda_type(out_dtype);
+  probe.desc = make_desc(bias_dtype, nullptr);
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), k));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), uint64_t(m), k));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), uint64_t(m), n));
+  cublasLtMatmulAlgo_t algo{};
+  if (heuristic(key, probe, algo)) {
+    int parts = 1;
+    uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
+    size_t written = 0;
+    CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM,
+                                                      &parts, sizeof(parts), &written));
+    CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                                                      &scheme, sizeof(scheme), &written));
+    split.parts = std::max(parts, 1);
+    split.known = split.parts == 1 || scheme == CUBLASLT_REDUCTION_SCHEME_INPLACE;
+  }
+  cublasLtMatrixLayoutDestroy(probe.a);
+  cublasLtMatrixLayoutDestroy(probe.b);
+  cublasLtMatrixLayoutDestroy(probe.c);
+  cublasLtMatmulDescDestroy(probe.desc);
+  reference_splits_.emplace(key, split);
+  return split;
 }
 
 }  // namespace qwenvl

@@ -33,10 +33,23 @@ class LinearPlanner {
 
   // Returns false when cuBLASLt has no algorithm for a fused bias of this dtype (the caller then
   // adds the bias itself); throws Error for any other failure. out's rows are ldc apart (0: n),
-  // so that a product can fill a column block of a wider matrix.
+  // so that a product can fill a column block of a wider matrix; x's and w's rows are ld apart
+  // (0: k), so that a product can take a column block of wider operands.
   bool run(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
            DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype, cudaStream_t stream,
-           int64_t ldc = 0);
+           int64_t ldc = 0, int64_t ld = 0);
+
+  // How the reference (transformers: torch's addmm through cuBLASLt, asking its heuristic for
+  // this shape with contiguous operands and 256-byte aligned pointers) computes a product of m
+  // rows: in `parts` slices of K, each summed into the output in the output's dtype in turn
+  // (cuBLASLt's split-K with CUBLASLT_REDUCTION_SCHEME_INPLACE), or in one part. `known` is false
+  // for any other algorithm (the caller then computes as it would anyway).
+  struct ReferenceSplit {
+    int parts = 1;
+    bool known = false;
+  };
+  ReferenceSplit reference_split(int64_t m, int64_t n, int64_t k, DType dtype, DType out_dtype,
+                                 int bias_dtype);
 
  private:
   struct Plan {
@@ -49,8 +62,8 @@ class LinearPlanner {
     // one shared descriptor before every call would make cuBLASLt re-examine it each time.
     std::map<const void*, cublasLtMatmulDesc_t> bias_descs;
   };
-  // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment, ldc.
-  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int64_t>;
+  // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment, ldc, ld.
+  using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int64_t, int64_t>;
   Plan& plan_for(const Key& key);
   // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
   bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);
@@ -63,6 +76,7 @@ class LinearPlanner {
   size_t workspace_bytes_;
   std::map<Key, Plan> plans_;
   std::map<Key, std::pair<bool, cublasLtMatmulAlgo_t>> bucket_algos_;  // key with m = bucket
+  std::map<Key, ReferenceSplit> reference_splits_;
 };
 
 }  // namespace qwenvl
