@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "backend/residue_first.h"
 #include "core/error.h"
 
 namespace qwenvl {
@@ -104,8 +105,8 @@ void Backend::linear_residue_first(const Tensor& x, const Tensor& w, const Tenso
 // 64-column tile) and one part's fp32 product, [rows, n] (two elements of 16 bits per value);
 // nothing for a k of whole 16-byte rows, which the plain product serves.
 int64_t Backend::linear_residue_first_workspace(int64_t rows, int64_t n, int64_t k) {
-  if (k % 8 == 0) return 0;
-  const int64_t packed_width = k + 8 * 64;
+  if (!ResidueFirst{k}.residue()) return 0;
+  const int64_t packed_width = k + kMaxResidueFirstParts * ResidueFirst::kTile;
   return (rows + n) * packed_width + 2 * rows * n;
 }
 

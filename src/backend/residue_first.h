@@ -27,4 +27,8 @@ struct ResidueFirst {
   }
 };
 
+// The most parts in which a product over a residue-first K is computed when the reference splits
+// K (Backend::linear_residue_first).
+constexpr int kMaxResidueFirstParts = 8;
+
 }  // namespace qwenvl

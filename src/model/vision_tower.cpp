@@ -109,7 +109,6 @@ std::vector<VisionChunk> make_chunks(Backend& backend, const WindowIndex& window
     size_t end = w + 1;
     while (end + 1 < cu.size() && cu[end + 1] - cu[w] <= chunk_rows) ++end;
     VisionChunk c;
-    c.image_patches = patches;
     c.begin = cu[w];
     c.count = cu[end] - cu[w];
     std::vector<int32_t> local;
@@ -313,8 +312,9 @@ void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tens
     backend.linear_swiglu(normed, w.gate_up_w, &w.gate_up_b, gate_up, hidden);
     backend.workspace_release(gate_up_mark);
   }
-  backend.linear_residue_first(hidden, w.down_w, &w.down_b, config_.intermediate_size,
-                               c.image_patches, delta);
+  // transformers multiplies all the image's patches (x's rows) at once.
+  backend.linear_residue_first(hidden, w.down_w, &w.down_b, config_.intermediate_size, x.dim(0),
+                               delta);
   backend.add(rows, delta);
   backend.workspace_release(mark);
 }

@@ -55,7 +55,6 @@ struct VisionChunk {
   Tensor positions;                    // I32 [2, count]: the chunk's (h, w) rope positions
   AttentionSegments windows;           // its windows, rows relative to the chunk
   AttentionSegments frames;            // its rows against all keys of their frames
-  int64_t image_patches = 0;  // all the image's patches: the rows of transformers' products
 };
 
 class VisionTower {

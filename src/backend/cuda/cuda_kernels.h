@@ -66,7 +66,7 @@ void linear_in_order(const void* x, const void* w, void* out, int64_t m, int64_t
 // backend/residue_first.h lays out a width, here whatever the length). `begin`, `length`: the
 // part's columns, numbered as in the source rows' ResidueFirst{source_count} layout; `offset`:
 // where its block starts in a packed row of `width` columns.
-constexpr int kMaxKParts = 8;
+constexpr int kMaxKParts = kMaxResidueFirstParts;
 struct KParts {
   int count = 0;
   int begin[kMaxKParts] = {}, length[kMaxKParts] = {}, offset[kMaxKParts] = {};

@@ -57,13 +57,26 @@ LinearPlanner::LinearPlanner(void* workspace, size_t workspace_bytes)
 
 LinearPlanner::~LinearPlanner() {
   for (auto& [key, plan] : plans_) {
-    if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
-    if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
-    if (plan.c) cublasLtMatrixLayoutDestroy(plan.c);
+    destroy_layouts(plan);
     if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
     for (auto& [bias, desc] : plan.bias_descs) cublasLtMatmulDescDestroy(desc);
   }
   if (handle_) cublasLtDestroy(handle_);
+}
+
+void LinearPlanner::create_layouts(Plan& plan, DType in, DType out, int64_t m, int64_t n, int64_t k,
+                                   int64_t ld, int64_t ldc) {
+  const cudaDataType_t in_type = cuda_type(in), out_type = cuda_type(out);
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in_type, uint64_t(k), uint64_t(n), ld));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in_type, uint64_t(k), uint64_t(m), ld));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out_type, uint64_t(n), uint64_t(m), ldc));
+}
+
+void LinearPlanner::destroy_layouts(Plan& plan) {
+  for (cublasLtMatrixLayout_t* layout : {&plan.a, &plan.b, &plan.c}) {
+    if (*layout) cublasLtMatrixLayoutDestroy(*layout);
+    *layout = nullptr;
+  }
 }
 
 LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
@@ -71,13 +84,9 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   if (found != plans_.end()) return found->second;
   auto [m, n, k, in_dtype, out_dtype, bias_dtype, align, ldc, ld] = key;
   Plan& plan = plans_[key];
-  cudaDataType_t in = cuda_type(DType(in_dtype)), out = cuda_type(DType(out_dtype));
   plan.desc = make_desc(bias_dtype, nullptr);
-  // Column-major views: w is [K, N] with ld `ld` (K for a whole matrix), x is [K, M] with ld
-  // `ld`, out^T is [N, M] with ld ldc (N for a whole matrix).
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, uint64_t(k), uint64_t(n), ld));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, uint64_t(k), uint64_t(m), ld));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, uint64_t(n), uint64_t(m), ldc));
+  // ld is K and ldc N for whole matrices.
+  create_layouts(plan, DType(in_dtype), DType(out_dtype), m, n, k, ld, ldc);
 
   // The bucket's answer first; the caller falls back to this shape's own (see run()).
   Key bucket = key;
@@ -86,15 +95,10 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
   if (found_bucket == bucket_algos_.end()) {
     Plan probe;  // layouts for the bucket's m, for the query only
     probe.desc = plan.desc;
-    const uint64_t bm = uint64_t(std::get<0>(bucket));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), ld));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), bm, ld));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), bm, ldc));
+    create_layouts(probe, DType(in_dtype), DType(out_dtype), std::get<0>(bucket), n, k, ld, ldc);
     cublasLtMatmulAlgo_t algo{};
     const bool ok = heuristic(bucket, probe, algo);
-    cublasLtMatrixLayoutDestroy(probe.a);
-    cublasLtMatrixLayoutDestroy(probe.b);
-    cublasLtMatrixLayoutDestroy(probe.c);
+    destroy_layouts(probe);
     found_bucket = bucket_algos_.emplace(bucket, std::pair{ok, algo}).first;
   }
   plan.usable = found_bucket->second.first;
@@ -188,11 +192,8 @@ LinearPlanner::ReferenceSplit LinearPlanner::reference_split(int64_t m, int64_t 
   if (found != reference_splits_.end()) return found->second;
   ReferenceSplit split;
   Plan probe;
-  const cudaDataType_t in = cuda_type(dtype), out = cuda_type(out_dtype);
   probe.desc = make_desc(bias_dtype, nullptr);
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.a, in, uint64_t(k), uint64_t(n), k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.b, in, uint64_t(k), uint64_t(m), k));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&probe.c, out, uint64_t(n), uint64_t(m), n));
+  create_layouts(probe, dtype, out_dtype, m, n, k, k, n);
   cublasLtMatmulAlgo_t algo{};
   if (heuristic(key, probe, algo)) {
     int parts = 1;
@@ -205,9 +206,7 @@ LinearPlanner::ReferenceSplit LinearPlanner::reference_split(int64_t m, int64_t 
     split.parts = std::max(parts, 1);
     split.known = split.parts == 1 || scheme == CUBLASLT_REDUCTION_SCHEME_INPLACE;
   }
-  cublasLtMatrixLayoutDestroy(probe.a);
-  cublasLtMatrixLayoutDestroy(probe.b);
-  cublasLtMatrixLayoutDestroy(probe.c);
+  destroy_layouts(probe);
   cublasLtMatmulDescDestroy(probe.desc);
   reference_splits_.emplace(key, split);
   return split;

@@ -64,6 +64,11 @@ class LinearPlanner {
   };
   // m, n, k, input dtype, out dtype, bias dtype (or -1), minimal pointer alignment, ldc, ld.
   using Key = std::tuple<int64_t, int64_t, int64_t, int, int, int, int, int64_t, int64_t>;
+  // plan's three column-major views for m rows: w [K, N] and x [K, M] with rows ld apart, out^T
+  // [N, M] with ld ldc; and their release.
+  static void create_layouts(Plan& plan, DType in, DType out, int64_t m, int64_t n, int64_t k,
+                             int64_t ld, int64_t ldc);
+  static void destroy_layouts(Plan& plan);
   Plan& plan_for(const Key& key);
   // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
   bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);

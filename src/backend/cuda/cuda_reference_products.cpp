@@ -111,18 +111,17 @@ void CudaBackend::linear_in_parts(const Tensor& x, const Tensor& w, const Tensor
 }
 
 void CudaBackend::prepare_linear_residue_first(const Tensor& w, int64_t k, int64_t max_rows) {
-  if (w.rank() != 2) fail("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
-  const size_t mark = workspace_mark();
-  Tensor b = alloc({w.dim(0)}, dtype_);
-  prepare_linear(w, true, dtype_, max_rows);
+  prepare_linear(w, true, dtype_, max_rows);  // one part: the product as stored
+  if (!ResidueFirst{k}.residue()) return;
   // Which split a request needs depends on its image's size: prepare the parts' products of
   // every split cuBLASLt takes for such products (2 to 4 parts seen on H100 and H200).
-  if (ResidueFirst{k}.residue())
-    for (int parts = 2; parts <= 4; ++parts)
-      prepare_products(
-          w, dtype_, max_rows,
-          [&](const Tensor& x, Tensor& out) { linear_in_parts(x, w, &b, k, parts, out); },
-          [&](int64_t rows) { return linear_residue_first_workspace(rows, w.dim(0), k); });
+  const size_t mark = workspace_mark();
+  Tensor b = alloc({w.dim(0)}, dtype_);
+  for (int parts = 2; parts <= 4; ++parts)
+    prepare_products(
+        w, dtype_, max_rows,
+        [&](const Tensor& x, Tensor& out) { linear_in_parts(x, w, &b, k, parts, out); },
+        [&](int64_t rows) { return linear_residue_first_workspace(rows, w.dim(0), k); });
   workspace_release(mark);
 }
 
