@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/npy.h"
+#include "common/reference_logits.h"
 #include "model/qwen2_5_vl.h"
 #include "runtime/generator.h"
 #include "text/tokenizer.h"
@@ -150,8 +151,8 @@ TEST_P(ReferenceFixture, MatchesTransformers) {
   }
   model.prefill(ids, positions, images.empty() ? nullptr : &embeds);
   backend->workspace_release(mark);
-  const test::Npy logits = test::read_npy((ref / e["logits_npy"].get<std::string>()).string());
-  const double logits_err = rel_l2(to_host(*backend, model.logits()), logits.as_double());
+  const std::vector<double> want_logits = test::reference_logits(model_dir, e);
+  const double logits_err = rel_l2(to_host(*backend, model.logits()), want_logits);
   EXPECT_LT(logits_err, dut.logits_tolerance);
   std::printf("  %s/%s logits rel L2 %.2e\n", c.model.c_str(), e["name"].get<std::string>().c_str(),
               logits_err);

@@ -1,8 +1,10 @@
 """Section 4b: fp32 reference outputs of the tiny checkpoints, reloaded from disk like a user would.
 
 For each case: processor inputs, M-RoPE position ids and rope delta, the vision tower's output,
-last-position logits, and 12 greedy steps (no EOS stop, no repetition penalty) with the top-2
-logit margin of every step so tests can skip near-ties.
+the last position's final hidden state (what lm_head multiplies: the last-position logits are that
+product, rebuilt whole by the tests from the checkpoint's own lm_head tensor), and 12 greedy steps
+(no EOS stop, no repetition penalty) with the top-2 logit margin of every step so tests can skip
+near-ties.
 """
 
 import inspect
@@ -15,15 +17,24 @@ from tools.reference.processor import build_processor, render_chat, run_processo
 IMAGE_TOKEN_ID = 151655
 VIDEO_TOKEN_ID = 151656
 GREEDY_STEPS = 12
+# transformers' own largest logits of each case, kept so a test can check its rebuilt logits
+# against transformers' values directly (the rebuild itself is checked here to 1e-6).
+TOP_LOGITS = 8
+# fp32 GEMV against the same product in fp64: ~1e-7 apart; the tests' bound is 1e-4.
+MAX_REBUILD_REL_L2 = 1e-6
 
 
 def _reference_images(ref_dir):
-    """Write the case images as PNG (lossless, so the C++ side decodes the same pixels)."""
+    """Write the case images as PNG (lossless, so the C++ side decodes the same pixels) once, in
+    models/case_images/, and link them from ref_dir (both models' cases use the same images)."""
     import numpy as np
     from PIL import Image
     from skimage import data
 
     os.makedirs(ref_dir, exist_ok=True)
+    shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(ref_dir))),
+                          "case_images")
+    os.makedirs(shared, exist_ok=True)
     files = {}
     chelsea = Image.fromarray(data.chelsea())                          # 451x300
     files["chelsea.png"] = chelsea
@@ -35,7 +46,11 @@ def _reference_images(ref_dir):
     files["thin_synthetic.png"] = Image.fromarray(thin, "RGB")
     files["coffee.png"] = Image.fromarray(data.coffee()).resize((360, 240), Image.BICUBIC)
     for name, image in files.items():
-        image.save(os.path.join(ref_dir, name))
+        image.save(os.path.join(shared, name))
+        link = os.path.join(ref_dir, name)
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.join("..", "..", "case_images", name), link)
     return sorted(files)
 
 
@@ -148,8 +163,14 @@ def vision_features(model, inputs):
 
 
 def _forward_last_logits(model, ids, inputs):
-    """model(...) exactly as transformers runs a prompt: it derives the M-RoPE positions itself."""
+    """model(...) exactly as transformers runs a prompt: it derives the M-RoPE positions itself.
+    Returns the last position's logits and lm_head's input there (the final, normed hidden state)."""
     import torch
+
+    captured = {}
+
+    def keep_input(module, args):
+        captured["hidden"] = args[0]
 
     if hasattr(model.model, "rope_deltas"):
         model.model.rope_deltas = None
@@ -159,8 +180,12 @@ def _forward_last_logits(model, ids, inputs):
         kwargs["image_grid_thw"] = inputs["image_grid_thw"]
     if "mm_token_type_ids" in inspect.signature(model.forward).parameters:
         kwargs["mm_token_type_ids"] = mm_token_type_ids_for(ids)
-    out = model(**kwargs)
-    return out.logits[0, -1].detach().float()
+    handle = model.lm_head.register_forward_pre_hook(keep_input)
+    try:
+        out = model(**kwargs)
+    finally:
+        handle.remove()
+    return out.logits[0, -1].detach().float(), captured["hidden"][0, -1].detach().float()
 
 
 def greedy(model, inputs, steps=GREEDY_STEPS):
@@ -169,17 +194,39 @@ def greedy(model, inputs, steps=GREEDY_STEPS):
 
     ids = inputs["input_ids"]
     generated, margins = [], []
-    first_logits = None
+    first = None
     for _ in range(steps):
-        logits = _forward_last_logits(model, ids, inputs)
-        if first_logits is None:
-            first_logits = logits
+        logits, hidden = _forward_last_logits(model, ids, inputs)
+        if first is None:
+            first = (logits, hidden)
         top = torch.topk(logits, 2)
         next_id = int(top.indices[0])
         generated.append(next_id)
         margins.append(float(top.values[0] - top.values[1]))
         ids = torch.cat([ids, torch.tensor([[next_id]], dtype=ids.dtype)], dim=1)
-    return first_logits, generated, margins
+    return first[0], first[1], generated, margins
+
+
+def lm_head_tensor_name(model):
+    """The stored tensor (canonical Hub name) that transformers' lm_head multiplies by."""
+    import torch
+
+    if model.lm_head.bias is not None:
+        raise RuntimeError("lm_head has a bias; the tests rebuild logits as weight x hidden only")
+    emb = model.get_input_embeddings().weight
+    tied = torch.equal(model.lm_head.weight, emb)
+    return "model.embed_tokens.weight" if tied else "lm_head.weight"
+
+
+def check_rebuild(model, logits, hidden, label):
+    """lm_head.weight (fp64) x hidden must give transformers' logits: what the tests rely on."""
+    weight = model.lm_head.weight.detach().double().cpu()
+    rebuilt = weight @ hidden.double().cpu()
+    want = logits.double().cpu()
+    rel = float((rebuilt - want).norm() / want.norm())
+    if rel > MAX_REBUILD_REL_L2:
+        raise RuntimeError("%s: lm_head x hidden differs from the logits by %.2e" % (label, rel))
+    return rel
 
 
 def cross_check_generate(model, inputs, expected):
@@ -206,6 +253,7 @@ def write_model_reference(model_dir, tokenizer_dir):
     ref_dir = os.path.join(model_dir, "reference")
     _reference_images(ref_dir)
     model = load_reference_model(model_dir)
+    head_name = lm_head_tensor_name(model)
     cases = []
     with torch.no_grad():
         for case_name, messages, min_px, max_px in model_cases():
@@ -234,14 +282,20 @@ def write_model_reference(model_dir, tokenizer_dir):
                                        % (case_name, vis.shape[0], n_pad))
             else:
                 entry["vision_npy"] = None
-            logits, generated, margins = greedy(model, inputs)
-            logits_file = "%s_logits.npy" % case_name
-            save_npy(os.path.join(ref_dir, logits_file), logits.numpy(), "<f4")
-            entry.update({"logits_npy": logits_file, "greedy_ids": generated,
+            logits, hidden, generated, margins = greedy(model, inputs)
+            rebuild = check_rebuild(model, logits, hidden, "%s/%s" % (name, case_name))
+            hidden_file = "%s_final_hidden.npy" % case_name
+            save_npy(os.path.join(ref_dir, hidden_file), hidden.cpu().numpy(), "<f4")
+            top = torch.topk(logits, TOP_LOGITS)
+            entry.update({"final_hidden_npy": hidden_file, "lm_head_tensor": head_name,
+                          "logits_top": [[int(i), float(v)] for v, i in zip(top.values,
+                                                                            top.indices)],
+                          "logits_rebuild_rel_l2": rebuild, "greedy_ids": generated,
                           "greedy_top2_margins": margins})
             entry["generate_matches"] = cross_check_generate(model, inputs, generated)
             cases.append(entry)
-            log("%s/%s: %d ids, delta %d, greedy %s, min margin %.4f" % (
-                name, case_name, len(entry["input_ids"]), delta, generated, min(margins)))
+            log("%s/%s: %d ids, delta %d, greedy %s, min margin %.4f, rebuild %.1e" % (
+                name, case_name, len(entry["input_ids"]), delta, generated, min(margins),
+                rebuild))
     write_json(os.path.join(ref_dir, "cases.json"), cases)
     return {"model": name, "cases": len(cases)}

@@ -72,9 +72,14 @@ OFFICIAL_CONFIGS = {"3b": OFFICIAL_3B, "7b": OFFICIAL_7B}
 
 
 def tiny_flat_config(tied):
+    """Text widths as narrow as the CUDA attention kernels allow (head_dim 16, the smallest of
+    AttentionHeadDims; mrope_section sums to head_dim / 2): the vocabulary's rows dominate the
+    checkpoint, so the width sets the fixture's size. tiny-tied keeps grouped-query attention
+    (2 query heads sharing 1 key/value head, hidden 32); tiny-untied has one head of each
+    (hidden 16), so both layouts are covered."""
     cfg = copy.deepcopy(OFFICIAL_3B if tied else OFFICIAL_7B)
-    hidden = 64 if tied else 32
-    heads, kv = (4, 2) if tied else (2, 1)
+    hidden = 32 if tied else 16
+    heads, kv = (2, 1) if tied else (1, 1)
     cfg.update({
         "hidden_size": hidden, "intermediate_size": 128, "num_hidden_layers": 3,
         "num_attention_heads": heads, "num_key_value_heads": kv, "max_position_embeddings": 32768,
