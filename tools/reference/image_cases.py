@@ -147,6 +147,17 @@ def build_images(out_dir):
     chelsea_im = Image.fromarray(chelsea)
     astronaut_im = Image.fromarray(astronaut)
     coffee_im = Image.fromarray(coffee)
+    # Lossless files are as large as their pixels (BMP) or nearly (noisy 16-bit PNG), and the
+    # repository carries them: they hold smaller versions of the photos, since each decoder path
+    # needs its format, not megapixels. Every one is still resized (none is a multiple of 28).
+    def smaller(im, size):
+        return im.resize(size, Image.Resampling.LANCZOS)
+
+    coffee_small = smaller(coffee_im, (200, 133))  # 600 x 400 photos keep their 3:2
+    chelsea_small = smaller(chelsea_im, (225, 150))
+    astronaut_small = smaller(astronaut_im, (256, 256))
+    coffee_tiny = np.asarray(smaller(coffee_im, (120, 80)))
+    chelsea_tiny = np.asarray(smaller(chelsea_im, (120, 80)))
 
     # JPEG: the photos at q90 (4:2:0, Pillow's default), progressive, 4:2:2, grey, CMYK.
     chelsea_im.save(path("chelsea.jpg"), "JPEG", quality=JPEG_QUALITY)
@@ -170,29 +181,32 @@ def build_images(out_dir):
 
     # PNG: RGB, RGBA, palette + tRNS (per-index alphas and one transparent index), grey 1/8/16-bit,
     # grey + alpha, RGB(A) 16-bit, eXIf orientation.
-    coffee_im.save(path("coffee.png"), "PNG")
-    rgba = np.dstack([chelsea, _radial_alpha(*chelsea.shape[:2])])
+    coffee_small.save(path("coffee.png"), "PNG")
+    chelsea_small_rgb = np.asarray(chelsea_small)
+    rgba = np.dstack([chelsea_small_rgb, _radial_alpha(*chelsea_small_rgb.shape[:2])])
     Image.fromarray(rgba).save(path("rgba_gradient.png"), "PNG")
-    palette_im = coffee_im.quantize(colors=64)
+    palette_im = coffee_small.quantize(colors=64)
     palette_im.save(path("palette_trns.png"), "PNG",
                     transparency=bytes((i * 37) % 256 for i in range(64)))
     palette_im.save(path("palette_trns_index.png"), "PNG", transparency=5)
-    astronaut_im.convert("L").save(path("grey8.png"), "PNG")
+    astronaut_small.convert("L").save(path("grey8.png"), "PNG")
     Image.fromarray(astronaut[:, :, 0] > 128).save(path("bilevel.png"), "PNG")  # mode "1"
-    la = np.dstack([np.asarray(astronaut_im.convert("L")), _radial_alpha(512, 512)[::-1]])
+    la = np.dstack([np.asarray(astronaut_small.convert("L")), _radial_alpha(256, 256)[::-1]])
     Image.fromarray(la).save(path("grey_alpha.png"), "PNG")
     rng = np.random.default_rng(SEED + 1)
     # Values up to ~600: Pillow clips 16-bit grey to 255 on convert("RGB"), so both sides show.
     ramp = np.linspace(0, 600, 320)[None, :] + np.linspace(0, 40, 240)[:, None]
     grey16 = np.clip(ramp + rng.normal(0, 8, (240, 320)), 0, 65535).astype(np.uint16)
     write_png16(path("grey16.png"), grey16[:, :, None])
-    rgb16 = (coffee.astype(np.uint16) * 257) ^ rng.integers(0, 256, coffee.shape, dtype=np.uint16)
+    rgb16 = ((coffee_tiny.astype(np.uint16) * 257)
+             ^ rng.integers(0, 256, coffee_tiny.shape, dtype=np.uint16))
     write_png16(path("rgb16.png"), rgb16)
     # Random low bytes under the image: Pillow keeps only the high byte of each sample.
-    low = rng.integers(0, 256, chelsea.shape[:2] + (4,), dtype=np.uint16)
-    rgba16 = np.dstack([chelsea, _radial_alpha(*chelsea.shape[:2])]).astype(np.uint16) * 256 + low
+    low = rng.integers(0, 256, chelsea_tiny.shape[:2] + (4,), dtype=np.uint16)
+    rgba16 = (np.dstack([chelsea_tiny, _radial_alpha(*chelsea_tiny.shape[:2])]).astype(np.uint16)
+              * 256 + low)
     write_png16(path("rgba16.png"), rgba16)
-    coffee_im.save(path("exif8.png"), "PNG", exif=_exif_bytes(8))
+    coffee_small.save(path("exif8.png"), "PNG", exif=_exif_bytes(8))
 
     # WebP: lossy, lossy with alpha, lossless with alpha, EXIF orientation.
     chelsea_im.save(path("webp_lossy.webp"), "WEBP", quality=80)
@@ -201,10 +215,11 @@ def build_images(out_dir):
     coffee_im.save(path("webp_exif6.webp"), "WEBP", quality=80, exif=_exif_bytes(6))
 
     # BMP: 24-bit bottom-up, 24-bit top-down, 32-bit (alpha byte ignored by Pillow), 8-bit palette.
-    chelsea_im.save(path("bmp24.bmp"), "BMP")
+    Image.fromarray(chelsea_tiny).save(path("bmp24.bmp"), "BMP")
     write_bmp24_top_down(path("bmp24_topdown.bmp"), coffee[:101, :203])
-    Image.fromarray(rgba).save(path("bmp32.bmp"), "BMP")
-    coffee_im.quantize(colors=200).save(path("bmp8.bmp"), "BMP")
+    Image.fromarray(np.dstack([chelsea_tiny, _radial_alpha(*chelsea_tiny.shape[:2])])).save(
+        path("bmp32.bmp"), "BMP")
+    coffee_small.quantize(colors=200).save(path("bmp8.bmp"), "BMP")
 
     # Sizes: tiny (scaled up to min_pixels), banker's rounding, already a multiple of 28 (no
     # resample at all), thin (Pillow resizes images taller than 100:1 vertically first), too thin.
