@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Write tests/fixtures/ (layout: docs/FIXTURES.md) from transformers 5 / torch / HF tokenizers.
 
-Run on the GPU machine from the repository root:
-    python3 tools/make_reference.py --out tests/fixtures [--bench-out $OUT/ref_bench.json]
+Run on the GPU machine from the repository root, into a fresh folder holding a copy of
+tests/fixtures/tokenizer/tokenizer*.json (so no stale file of an earlier layout is packed):
+    python3 tools/make_reference.py --out /tmp/fx [--bench-out $OUT/ref_bench.json]
                                     [--pack $OUT/pack] [--only tokenizer,chat,...]
 Sections: tokenizer, tokenizer_bench, chat, images, image_bench, tiny_models, model_refs, pack.
 Each section runs on its own: a failure is logged with its traceback and the next one runs; the
