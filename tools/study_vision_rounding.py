@@ -13,15 +13,15 @@ way to compute one step of its vision tower, the way another engine (qwenvl amon
 - every vision product in chunks of 4,096 rows;
 - the gate and up projections stacked into one product.
 Each variant's last-position logits are compared with the default's (rel L2). A variant that
-moves them by more than the issue's 2e-2 bound shows that the bound can only be met by rounding
+moves them by more than the logits check's 2e-2 bound shows that the bound can only be met by rounding
 exactly as transformers does at that step. Also counts the patch-embedding outputs that differ
 between the conv3d and the GEMM.
 
 With --qwenvl BIN, qwenvl's vision tower output for the same image (generate --dump-vision) is
-compared element by element with transformers' as it is and with the variants that compute as
-qwenvl does (the patch embedding as a GEMM, K padded to 3424): outputs that differ and rel L2.
-None differing against a variant means the vision towers round alike everywhere else; since
-the tenth session qwenvl's tower (CUDA bf16) matches transformers as it is: 0 values differ.
+compared element by element with transformers' as it is and with the variants (the patch
+embedding as a GEMM, K padded to 3424): outputs that differ and rel L2.
+None differing against a variant means the vision towers round alike everywhere else; qwenvl's
+tower (CUDA bf16) matches transformers as it is: 0 values differ.
 
 With --depths 0,1,..., the same comparison on copies of the checkpoint whose vision tower keeps
 only its first d blocks (0: the patch embedding and the merger), to find the first step where

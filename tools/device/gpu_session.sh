@@ -56,7 +56,7 @@ stage_tiny() {
   return $rc
 }
 
-stage_host() {  # issue 2's speeds on this machine's CPU, beside transformers' in the same call
+stage_host() {  # tokenizer and preprocessing speeds on this machine's CPU, beside the references'
   "$bin/bench_tokenizer" --corpus tests/fixtures/tokenizer/corpus.jsonl
   "$bin/bench_preprocess"
   mkdir -p /tmp/fx && cp -r tests/fixtures/tokenizer /tmp/fx/ 2>/dev/null
