@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -144,16 +145,42 @@ def machine_info():
                     break
     except OSError:
         pass
-    # The GPU machine receives a copy of the tree without .git: the commit the programs were
-    # built from travels in QWENVL_COMMIT (tools/device/gpu_session.sh sets it).
-    info["commit"] = os.environ.get("QWENVL_COMMIT")
-    if not info["commit"]:
-        try:
-            info["commit"] = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                                            capture_output=True, text=True).stdout.strip() or None
-        except Exception:
-            info["commit"] = None
+    info["commit"] = current_commit()
     return info
+
+
+def current_commit():
+    """The commit the programs were built from, or None."""
+    # The GPU machine receives a copy of the tree without .git: the commit travels in
+    # QWENVL_COMMIT (tools/device/gpu_session.sh sets it).
+    commit = os.environ.get("QWENVL_COMMIT")
+    if commit:
+        return commit
+    try:
+        return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or None
+    except Exception:
+        return None
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
+def slug(name):
+    """The machine part of a results file's name: 'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3',
+    'Intel(R) Xeon(R) Processor' -> 'intel-xeon-processor'."""
+    name = re.sub(r"\((r|tm)\)", "", (name or "").lower())
+    return re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "unknown"
+
+
+# Fields of a `qwenvl generate --json` summary that are inputs or raw outputs (token ids, text),
+# not figures: results files leave them out.
+BULKY_FIELDS = ("prompt_token_ids", "tokens", "text")
+
+
+def figures_of(summary):
+    return {k: v for k, v in summary.items() if k not in BULKY_FIELDS}
 
 
 def fmt(value, digits=1):
@@ -178,15 +205,19 @@ def markdown_table(header, rows):
     return "\n".join(out)
 
 
-def write_results(kind, markdown, data, results_dir=RESULTS_DIR, tag=None):
-    """bench/results/<date>-<tag>.md and .json; returns the markdown path."""
+def write_results(name, markdown, data, results_dir=RESULTS_DIR):
+    """<results_dir>/<name>.md and .json, replacing the previous run's; returns the markdown path.
+
+    name is '<gpu or host slug>-<benchmark>', e.g. 'nvidia-h100-80gb-hbm3-3B': no date or commit
+    in it, so that a run replaces the last one; the markdown's header line and the JSON's "date"
+    and "commit" fields say when and at which commit it ran. The JSON is compact and holds
+    figures, not inputs (see figures_of)."""
     os.makedirs(results_dir, exist_ok=True)
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    stem = "%s-%s" % (date, tag or kind)
-    md_path = os.path.join(results_dir, stem + ".md")
+    data = dict({"date": today(), "commit": current_commit()}, **data)
+    md_path = os.path.join(results_dir, name + ".md")
     with open(md_path, "w") as f:
         f.write(markdown)
-    with open(os.path.join(results_dir, stem + ".json"), "w") as f:
-        json.dump(data, f, indent=1, default=str)
+    with open(os.path.join(results_dir, name + ".json"), "w") as f:
+        json.dump(data, f, separators=(",", ":"), default=str)
     log("wrote", md_path)
     return md_path

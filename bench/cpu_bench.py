@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Issue 3: qwenvl on the CPU vs transformers (fp32, CPU) on a full-size random 3B checkpoint.
+"""qwenvl on the CPU vs transformers (fp32, CPU) on a full-size random 3B checkpoint.
 
     python3 bench/cpu_bench.py [--qwenvl build/qwenvl] [--size 3B] [--threads 16]
                                [--only qwenvl,transformers] [--decode-tokens 32]
 
 Builds (or reuses) the random checkpoint under --ckpt-root, makes a 1 MP photo, then measures for
 each engine: preprocess and vision time for the image, prefill tokens/s, decode tokens/s over
---decode-tokens greedy tokens (EOS ignored), and peak RSS. Writes bench/results/<date>-cpu.md and
-.json. One run per engine after a warm-up; transformers runs in a child process.
+--decode-tokens greedy tokens (EOS ignored), and peak RSS. Writes bench/results/<host>-cpu-<size>.md
+and .json (<host>: the CPU model), replacing the previous run's; the date and commit are inside.
+One run per engine after a warm-up; transformers runs in a child process.
 """
 
 import argparse
@@ -18,8 +19,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (DEFAULT_QWENVL, REPO, log, machine_info, make_photo,  # noqa: E402
-                          markdown_table, ratio, run_hf, run_qwenvl, write_results)
+from bench_common import (DEFAULT_QWENVL, REPO, figures_of, log, machine_info,  # noqa: E402
+                          make_photo, markdown_table, ratio, run_hf, run_qwenvl, slug, today,
+                          write_results)
 
 
 def scenarios(image, decode_tokens):
@@ -89,9 +91,9 @@ def main():
     if "qwenvl" in only:
         for case in cases:
             try:
-                q_results[case["name"]] = run_qwenvl(
+                q_results[case["name"]] = figures_of(run_qwenvl(
                     args.qwenvl, model_dir, case["prompt"], case["images"], device="cpu",
-                    max_new_tokens=case["max_new_tokens"], threads=args.threads)
+                    max_new_tokens=case["max_new_tokens"], threads=args.threads))
                 log("qwenvl %s: %s" % (case["name"], json.dumps(q_results[case["name"]].get(
                     "timings"))))
             except Exception as exc:
@@ -122,8 +124,8 @@ def main():
     rows.append(["load ms", q_load[0] if q_load else None, hf_meta.get("load_ms"),
                  ratio(hf_meta.get("load_ms"), q_load[0]) if q_load else "—"])
     md = ["# CPU: qwenvl vs transformers, Qwen2.5-VL-%s (random weights)" % args.size, "",
-          "- machine: %s, %s cores; commit %s" % (info.get("cpu"), info.get("cores"),
-                                                   info.get("commit")),
+          "- %s, commit %s; machine: %s, %s cores" % (today(), info.get("commit"),
+                                                       info.get("cpu"), info.get("cores")),
           "- qwenvl: `--device cpu --threads %d`, bf16 weights from the checkpoint" % args.threads,
           "- transformers %s / torch %s: fp32 on CPU, %s threads, %s attention, %s" % (
               hf_meta.get("transformers"), hf_meta.get("torch"), hf_meta.get("threads"),
@@ -139,9 +141,9 @@ def main():
     md.append("Total bench time: %.0f s" % (time.time() - t_start))
     markdown = "\n".join(md) + "\n"
     print(markdown, flush=True)
-    write_results("cpu", markdown, {"machine": info, "qwenvl": q_results, "transformers": h_results,
-                                    "transformers_meta": hf_meta, "errors": errors},
-                  args.results_dir, tag="cpu-%s" % args.size)
+    write_results("%s-cpu-%s" % (slug(info.get("cpu")), args.size), markdown,
+                  {"machine": info, "qwenvl": q_results, "transformers": h_results,
+                   "transformers_meta": hf_meta, "errors": errors}, args.results_dir)
     return 0 if not errors else 1
 
 

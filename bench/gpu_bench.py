@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Issue 4: qwenvl (CUDA) vs transformers (bf16, sdpa, CUDA) on full-size random checkpoints.
+"""qwenvl (CUDA) vs transformers (bf16, sdpa, CUDA) on full-size random checkpoints.
 
     python3 bench/gpu_bench.py [--models 3B,7B] [--only ttft,images,decode,hardware]
                                [--engines qwenvl,transformers] [--qwenvl build/qwenvl]
@@ -10,7 +10,8 @@ Per model: TTFT for a short text prompt and for 1280x960, 2048x2048 and max_pixe
 above the weights. In the same run: device-to-device copy bandwidth (4 GB) and bf16 GEMM
 throughput (8192^3), from which the decode roofline (weight + KV bytes per token / bandwidth) and
 the prefill roofline (2 * decoder params * tokens / GEMM rate) follow. Writes
-bench/results/<date>-<gpu>-<models>.md and .json.
+bench/results/<gpu>-<models>.md and .json (<gpu>-<models>-quick without transformers' rows),
+replacing the previous run's; the date and commit are inside.
 
 One device call is 10 minutes: a first 7B build takes ~1-2 min, each model ~3-4 min after that;
 run one model per call (`--models 3B`, then `--models 7B`) when time is short. Checkpoints are kept
@@ -20,15 +21,14 @@ under --ckpt-root and reused while the machine stays warm.
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_common import (DEFAULT_QWENVL, REPO, checkpoint_weight_bytes, log,  # noqa: E402
-                          long_prompt, machine_info, make_photo, markdown_table, ratio, run_hf,
-                          run_qwenvl, write_results)
+                          figures_of, long_prompt, machine_info, make_photo, markdown_table,
+                          ratio, run_hf, run_qwenvl, slug, today, write_results)
 
 TOKENIZER_JSON = os.path.join(REPO, "tests", "fixtures", "tokenizer", "tokenizer.json")
 SHORT_PROMPT = "Write a short story about a lighthouse keeper."
@@ -192,7 +192,7 @@ def main():
                                        timeout=max(30, int(time_left())))
                             for _ in range(args.ttft_runs if case["kind"] == "ttft" else 1)]
                     runs.sort(key=lambda r: r["ttft_ms"])
-                    q[case["name"]] = runs[len(runs) // 2]
+                    q[case["name"]] = figures_of(runs[len(runs) // 2])
                     q[case["name"]]["ttft_runs_ms"] = [r["ttft_ms"] for r in runs]
                     log("qwenvl %s %s: ttft %.1f ms, timings %s" % (
                         size, case["name"], q[case["name"]]["ttft_ms"],
@@ -223,7 +223,7 @@ def main():
 
     gpu = hw.get("gpu") or (info.get("gpu") or "gpu").split(",")[0]
     head = ["# GPU: qwenvl vs transformers on %s" % gpu, "",
-            "- commit %s; %s" % (info.get("commit"), info.get("gpu")),
+            "- %s, commit %s; %s" % (today(), info.get("commit"), info.get("gpu")),
             "- measured in this run: device-to-device copy %s GB/s (4 GB, read+write), "
             "bf16 GEMM 8192^3 %s TFLOP/s" % (
                 ("%.0f" % hw["copy_GBps"]) if hw.get("copy_GBps") else "—",
@@ -242,9 +242,10 @@ def main():
     print(markdown, flush=True)
     data.update({"machine": info, "hardware": hw, "errors": errors, "cases": [
         {k: v for k, v in c.items() if k != "prompt"} for c in cases]})
-    slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") or "gpu"
-    write_results("gpu", markdown, data, args.results_dir,
-                  tag="%s-%s" % (slug, args.models.replace(",", "-")))
+    name = "%s-%s" % (slug(gpu), args.models.replace(",", "-"))
+    if "transformers" not in engines:
+        name += "-quick"
+    write_results(name, markdown, data, args.results_dir)
     return 0 if not errors else 1
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Issue 4: last-position logits of qwenvl (CUDA bf16) vs transformers (bf16, and fp32 for 3B).
+"""Last-position logits of qwenvl (CUDA bf16) vs transformers (bf16, and fp32 for 3B).
 
     python3 tools/check_full_size_logits.py --sizes 3B,7B --qwenvl build/qwenvl \
-        --ckpt-root /tmp/qwenvl-bench --out $OUT/full_logits.json
+        --ckpt-root /tmp/qwenvl-bench --results-dir $OUT
 
 Per size: the random full-size checkpoint of tools/build_random_checkpoint.py (same layout as
 bench/gpu_bench.py, so a warm machine reuses it); a text prompt and a ~1 MP PNG photo. qwenvl runs
@@ -10,7 +10,8 @@ as a subprocess with --dump-logits; transformers gets the same prompt through th
 template and the PIL image processor (the one qwenvl reproduces), and we check both built the same
 token ids before comparing. Pass: rel L2(qwenvl bf16, transformers bf16) <= 2e-2 on every case.
 Where fp32 runs, both bf16 engines are also compared to it, to show whether qwenvl's bf16 error is
-in line with transformers' own.
+in line with transformers' own. Writes <results-dir>/<gpu>-logits-<sizes>.md and .json (default
+bench/results), replacing the previous run's; the date and commit are inside.
 """
 
 import argparse
@@ -26,7 +27,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from bench.bench_common import DEFAULT_QWENVL, log, make_photo, run_qwenvl  # noqa: E402
+from bench.bench_common import (DEFAULT_QWENVL, RESULTS_DIR, current_commit, log,  # noqa: E402
+                                make_photo, run_qwenvl, slug, today, write_results)
 from tools.build_random_checkpoint import TOKENIZER_DIR, ensure_checkpoint  # noqa: E402
 from tools.reference.processor import build_processor, render_chat, run_processor  # noqa: E402
 
@@ -238,6 +240,14 @@ def table(data):
     return "\n".join(lines)
 
 
+def markdown(data):
+    return "\n".join([
+        "# Logits: qwenvl (CUDA bf16) vs transformers bf16 on %s" % data["gpu"], "",
+        "- %s, commit %s; transformers %s, torch %s; pass: rel L2 <= %g" % (
+            today(), current_commit(), data["transformers"], data["torch"], data["pass_rel_l2"]),
+        "", "```", table(data), "```", ""])
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,7 +256,7 @@ def main():
     p.add_argument("--ckpt-root", default="/tmp/qwenvl-bench")
     p.add_argument("--fp32-sizes", default="3B", help="sizes that also get an fp32 reference")
     p.add_argument("--tmp", default="/tmp/qwenvl-logits")
-    p.add_argument("--out", required=True)
+    p.add_argument("--results-dir", default=RESULTS_DIR)
     args = p.parse_args()
     args.fp32_sizes = {s.upper() for s in args.fp32_sizes.split(",") if s}
     os.makedirs(args.tmp, exist_ok=True)
@@ -259,6 +269,7 @@ def main():
     data = {"pass_rel_l2": PASS_REL_L2, "torch": torch.__version__,
             "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name(0),
             "photo": photo, "sizes": {}}
+    name = "%s-logits-%s" % (slug(data["gpu"]), args.sizes.replace(",", "-"))
     t_start = time.time()
     for size in [s for s in args.sizes.split(",") if s]:
         try:
@@ -267,14 +278,13 @@ def main():
             data["sizes"][size] = {"error": "%s: %s" % (type(exc).__name__, exc)}
             log("%s FAILED: %s" % (size, exc))
         data["elapsed_s"] = time.time() - t_start
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:  # after every size, so a timeout keeps what finished
-            json.dump(data, f, indent=1)
+        # After every size, so a timeout keeps what finished.
+        path = write_results(name, markdown(data), data, args.results_dir)
     print(table(data), flush=True)
     ok = all(r.get("pass") for res in data["sizes"].values()
              for r in res.get("cases", {"x": {}}).values())
-    print("overall: %s (%.0fs); wrote %s" % ("PASS" if ok else "FAIL", data["elapsed_s"],
-                                              args.out), flush=True)
+    print("overall: %s (%.0fs); wrote %s" % ("PASS" if ok else "FAIL", data["elapsed_s"], path),
+          flush=True)
     return 0 if ok else 1
 
 

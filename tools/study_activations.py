@@ -2,7 +2,7 @@
 """Where qwenvl's bf16 activations part from transformers', op by op.
 
     python3 tools/study_activations.py --sizes 3B,7B --qwenvl build/qwenvl \
-        --ckpt-root /tmp/qwenvl-bench --out $OUT/activations.json
+        --ckpt-root /tmp/qwenvl-bench --results-dir $OUT
 
 For each size and case of tools/check_full_size_logits.py (a text prompt, a ~1 MP photo), the
 last prompt position's activations from qwenvl (CUDA bf16, --dump-activations) and from
@@ -10,11 +10,12 @@ transformers in bf16 and fp32 (hooks on each decoder layer): the embedding, then
 attention's output (o_proj's input), the residual stream after attention and after the MLP.
 Prints rel L2 of qwenvl vs transformers bf16 next to transformers bf16 vs fp32 and qwenvl vs
 fp32. A first column of zeros says qwenvl rounds exactly as transformers does up to there; where
-it first leaves zero names the op that rounds differently.
+it first leaves zero names the op that rounds differently. Writes
+<results-dir>/<gpu>-activations.md and .json (default bench/results), replacing the previous run's;
+the date and commit are inside.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -22,7 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from bench.bench_common import DEFAULT_QWENVL, log, make_photo, run_qwenvl  # noqa: E402
+from bench.bench_common import (DEFAULT_QWENVL, RESULTS_DIR, current_commit, log,  # noqa: E402
+                                make_photo, run_qwenvl, slug, today, write_results)
 from tools.build_random_checkpoint import ensure_checkpoint  # noqa: E402
 from tools.check_full_size_logits import (IMAGE_PROMPT, TEXT_PROMPT, compare,  # noqa: E402
                                           hf_inputs)
@@ -104,15 +106,29 @@ def study_size(size, args, cases):
                          "norm": float((hf.astype("float64") ** 2).sum() ** 0.5)})
         result[name] = rows
         log("%s %s" % (size, name))
-        print("%-9s %-10s %-10s %-10s %s" % ("step", "q vs hf", "hf vs fp32", "q vs fp32",
-                                             "|x| fp32"), flush=True)
-        for r in rows:
-            layer, part = divmod(r["step"] - 1, 3)
-            label = "emb" if r["step"] == 0 else "L%d %s" % (layer, ("attn", "+attn", "+mlp")[part])
-            print("%-9s %-10.2e %-10.2e %-10.2e %.1f" % (
-                label, r["qwenvl_vs_hf_bf16"], r["hf_bf16_vs_fp32"], r["qwenvl_vs_fp32"],
-                r["norm"]), flush=True)
+        print(step_table(rows), flush=True)
     return result
+
+
+def step_table(rows):
+    lines = ["%-9s %-10s %-10s %-10s %s" % ("step", "q vs hf", "hf vs fp32", "q vs fp32",
+                                            "|x| fp32")]
+    for r in rows:
+        layer, part = divmod(r["step"] - 1, 3)
+        label = "emb" if r["step"] == 0 else "L%d %s" % (layer, ("attn", "+attn", "+mlp")[part])
+        lines.append("%-9s %-10.2e %-10.2e %-10.2e %.1f" % (
+            label, r["qwenvl_vs_hf_bf16"], r["hf_bf16_vs_fp32"], r["qwenvl_vs_fp32"], r["norm"]))
+    return "\n".join(lines)
+
+
+def markdown(data, gpu):
+    md = ["# Activations: qwenvl (CUDA bf16) vs transformers bf16 and fp32 on %s" % gpu, "",
+          "- %s, commit %s; rel L2 at the last prompt position, per decoder step" % (
+              today(), current_commit()), ""]
+    for size, cases in data.items():
+        for name, rows in cases.items():
+            md += ["## %s %s" % (size, name), "", "```", step_table(rows), "```", ""]
+    return "\n".join(md)
 
 
 def main():
@@ -123,18 +139,21 @@ def main():
     p.add_argument("--qwenvl", default=DEFAULT_QWENVL)
     p.add_argument("--ckpt-root", default="/tmp/qwenvl-bench")
     p.add_argument("--tmp", default="/tmp/qwenvl-activations")
-    p.add_argument("--out", required=True)
+    p.add_argument("--results-dir", default=RESULTS_DIR)
     args = p.parse_args()
     os.makedirs(args.tmp, exist_ok=True)
     photo = make_photo(os.path.join(args.tmp, "astronaut_1280x800.png"), 1280, 800)
     cases = [c for c in ({"name": "text", "prompt": TEXT_PROMPT, "images": []},
                          {"name": "image", "prompt": IMAGE_PROMPT, "images": [photo]})
              if c["name"] in args.cases.split(",")]
+    import torch
+
+    gpu = torch.cuda.get_device_name(0)
     data = {}
     for size in [s for s in args.sizes.split(",") if s]:
         data[size] = study_size(size, args, cases)
-        with open(args.out, "w") as f:
-            json.dump(data, f, indent=1)
+        write_results("%s-activations" % slug(gpu), markdown(data, gpu), {"gpu": gpu, "sizes": data},
+                      args.results_dir)
     return 0
 
 

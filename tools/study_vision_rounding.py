@@ -2,7 +2,7 @@
 """How far one rounding choice in the vision tower moves transformers' own bf16 image logits.
 
     python3 tools/study_vision_rounding.py --size 3B --ckpt-root /tmp/qwenvl-bench \
-        --out $OUT/vision_rounding.json
+        --results-dir $OUT
 
 transformers (bf16, SDPA) runs the image case of tools/check_full_size_logits.py (the random
 full-size checkpoint, a ~1 MP photo) once as it is, then once per variant, each an equally valid
@@ -13,19 +13,22 @@ way to compute one step of its vision tower, the way another engine (qwenvl amon
 - every vision product in chunks of 4,096 rows;
 - the gate and up projections stacked into one product.
 Each variant's last-position logits are compared with the default's (rel L2). A variant that
-moves them by more than the issue's 2e-2 bound shows that the bound can only be met by rounding
+moves them by more than the logits check's 2e-2 bound shows that the bound can only be met by rounding
 exactly as transformers does at that step. Also counts the patch-embedding outputs that differ
 between the conv3d and the GEMM.
 
 With --qwenvl BIN, qwenvl's vision tower output for the same image (generate --dump-vision) is
-compared element by element with transformers' as it is and with the variants that compute as
-qwenvl does (the patch embedding as a GEMM, K padded to 3424): outputs that differ and rel L2.
-None differing against a variant means the vision towers round alike everywhere else; since
-the tenth session qwenvl's tower (CUDA bf16) matches transformers as it is: 0 values differ.
+compared element by element with transformers' as it is and with the variants (the patch
+embedding as a GEMM, K padded to 3424): outputs that differ and rel L2.
+None differing against a variant means the vision towers round alike everywhere else; qwenvl's
+tower (CUDA bf16) matches transformers as it is: 0 values differ.
 
 With --depths 0,1,..., the same comparison on copies of the checkpoint whose vision tower keeps
 only its first d blocks (0: the patch embedding and the merger), to find the first step where
 the two towers part.
+
+Writes <results-dir>/<gpu>-vision-rounding-<size>.md and .json (default bench/results), replacing
+the previous run's; the date and commit are inside.
 """
 
 import argparse
@@ -38,7 +41,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from bench.bench_common import log, make_photo, run_qwenvl  # noqa: E402
+from bench.bench_common import (RESULTS_DIR, current_commit, log, make_photo,  # noqa: E402
+                                run_qwenvl, slug, today, write_results)
 from tools.build_random_checkpoint import ensure_checkpoint  # noqa: E402
 from tools.check_full_size_logits import (IMAGE_PROMPT, compare, fp32_gemm_reductions,  # noqa: E402
                                           hf_inputs, hf_logits)
@@ -240,7 +244,7 @@ def main():
     p.add_argument("--size", default="3B")
     p.add_argument("--ckpt-root", default="/tmp/qwenvl-bench")
     p.add_argument("--tmp", default="/tmp/qwenvl-logits")
-    p.add_argument("--out", required=True)
+    p.add_argument("--results-dir", default=RESULTS_DIR)
     p.add_argument("--qwenvl", help="a qwenvl binary whose vision tower output to compare")
     p.add_argument("--depths", default="",
                    help="with --qwenvl: also compare vision towers cut to these block counts")
@@ -285,11 +289,24 @@ def main():
         del model
         result["qwenvl_vision_by_depth"] = compare_depths(
             args.qwenvl, model_dir, photo, [int(d) for d in args.depths.split(",")], args.tmp)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print("wrote %s" % args.out, flush=True)
+    write_results("%s-vision-rounding-%s" % (slug(result["gpu"]), args.size), markdown(result),
+                  result, args.results_dir)
     return 0
+
+
+def markdown(result):
+    md = ["# Vision tower rounding: transformers bf16 variants, %s, on %s" % (
+              result["size"], result["gpu"]), "",
+          "- %s, commit %s; transformers %s, torch %s, cuDNN %s" % (
+              today(), current_commit(), result["transformers"], result["torch"], result["cudnn"]),
+          "- patch embedding, conv3d vs GEMM: %d of %d outputs differ" % (
+              result["patch_embedding_outputs_differing"], result["patch_embedding_outputs"]), "",
+          "| variant | image logits rel L2 vs transformers as it is |", "|---|---|"]
+    md += ["| %s | %.3e |" % (label, r["rel_l2"]) for label, r in result["variants"].items()]
+    if "qwenvl_vision" in result:
+        md += ["", "qwenvl's vision tower output against these: `%s`" % json.dumps(
+            result["qwenvl_vision"], separators=(",", ":"))]
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ bool read_header(Decompressor& d, std::span<const uint8_t> bytes, DecodedImage& 
 // decompressor and skips to `first`; the one that reaches the bottom also reads up to the EOI
 // marker, so a file cut just before it fails as in a single decode. `scratch` holds one row of
 // grey or CMYK samples (unused for RGB, which is read in place). One row per
-// jpeg_read_scanlines call: asking for 16 was no faster with one band and 5-8% slower with two
+// jpeg_read_scanlines call: asking for 16 is no faster with one band and 5-8% slower with two
 // (libjpeg-turbo 2.1.5, 2-core VM); fancy upsampling has no spare-row copy to save.
 bool decode_rows(Decompressor& d, std::span<const uint8_t> bytes, const JpegHeader& header,
                  bool opened, int first, int end, DecodedImage& out, uint8_t* scratch) {

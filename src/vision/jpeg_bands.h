@@ -25,9 +25,9 @@ class ThreadPool;
 
 namespace qwenvl::vision_detail {
 
-// Below this many pixels the single decoder is used. Two bands still won on a 2-core VM for
-// 0.14-0.26 MP fixtures, but 0.05-0.2 ms for ~40% more CPU time; at 1280x960 the saving is ~1 ms
-// (4.8 -> 3.8 ms for a q90 photo-like file, 2.2 -> 1.35 ms for a sparse one) and grows from there.
+// Below this many pixels the single decoder is used. On a 2-core VM two bands save only
+// 0.05-0.2 ms on 0.14-0.26 MP pictures, for ~40% more CPU time; at 1280x960 they save ~1 ms of a
+// q90 photo's 4.8 ms, and more on larger pictures.
 inline constexpr int64_t kMinBandedJpegPixels = 1'000'000;
 
 // The fraction of a baseline JPEG's decode time spent in entropy decoding, estimated from its

@@ -13,9 +13,8 @@
 namespace qwenvl::vision_detail {
 
 // `bytes` of uninitialised memory, released when the last shared_ptr copy goes. Small requests
-// (under 1 MB) come from malloc. (The bicubic resize's 3.7 MB intermediate rows of a 1280x960
-// photo came from malloc too, and faulting its 4 KB pages inside the horizontal pass doubled the
-// resize: 10.8-15.7 ms vs 6.8-7.3 ms on a two-core VM.)
+// (under 1 MB) come from malloc. (Faulting the 4 KB pages of the bicubic resize's 3.7 MB
+// intermediate rows of a 1280x960 photo inside the horizontal pass would double the resize.)
 std::shared_ptr<void> allocate_large(size_t bytes);
 
 // Tensor::empty with the storage above.

@@ -33,7 +33,7 @@ fs::path fixtures_dir() {
 
 // The backend under test and the bounds it is held to. fp32 against the fp32 reference: 1e-4
 // relative L2 and identical greedy tokens wherever the reference's top-2 margin exceeds 1e-3.
-// Half precision (issue 4): 2e-2 in bf16, 1e-2 in fp16; greedy tokens only where the margin
+// Half precision: 2e-2 in bf16, 1e-2 in fp16; greedy tokens only where the margin
 // is far above the rounding noise of 16-bit activations.
 struct DeviceUnderTest {
   std::string device = "cpu";

@@ -12,6 +12,8 @@
 #  checkpoint and the images)
 # Expects the programs built here in .carry/bin and the libraries the GPU machine lacks in
 # .carry/lib, or both packed in .carrypack/carry.tar.xz (tools/device/prepare_carry.sh). Logs go to $OUT; a summary table is printed last.
+# The benchmark and study stages write <gpu>-<benchmark>.md and .json into $OUT (quickNB into
+# $OUT/quick), named as in bench/results: copy them over the files there.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 [ -f .carrypack/carry.tar.xz ] && [ ! -d .carry/bin ] && tar -xJf .carrypack/carry.tar.xz
@@ -62,7 +64,7 @@ stage_tiny() {
   return $rc
 }
 
-stage_host() {  # issue 2's speeds on this machine's CPU, beside transformers' in the same call
+stage_host() {  # tokenizer and preprocessing speeds on this machine's CPU, beside the references'
   "$bin/bench_tokenizer" --corpus tests/fixtures/tokenizer/corpus.jsonl
   "$bin/bench_preprocess"
   mkdir -p /tmp/fx && cp -r tests/fixtures/tokenizer /tmp/fx/ 2>/dev/null
@@ -109,7 +111,7 @@ for stage in "$@"; do
     host) run_stage host stage_host ;;
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
               --sizes "${stage#logits}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
-              --fp32-sizes "${FP32_SIZES:-3B}" --out "$OUT/$stage.json" ;;
+              --fp32-sizes "${FP32_SIZES:-3B}" --results-dir "$OUT" ;;
     bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     quick3B|quick7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#quick}" \
@@ -119,10 +121,10 @@ for stage in "$@"; do
     ncu3B|ncu7B) run_stage "$stage" stage_ncu "${stage#ncu}" ;;
     activations) run_stage activations python3 tools/study_activations.py \
               --sizes "${SIZES:-3B,7B}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
-              --out "$OUT/activations.json" ;;
+              --results-dir "$OUT" ;;
     vision_rounding) run_stage vision_rounding python3 tools/study_vision_rounding.py \
               --size "${SIZE:-3B}" --ckpt-root /tmp/qwenvl-bench --qwenvl "$bin/qwenvl" \
-              --depths "${DEPTHS:-}" --out "$OUT/vision_rounding.json" ;;
+              --depths "${DEPTHS:-}" --results-dir "$OUT" ;;
     cpu) run_stage cpu python3 bench/cpu_bench.py --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     *) note "unknown stage $stage" ;;

@@ -205,8 +205,8 @@ size_t CudaBackend::peak_bytes() const {
   return s.weights.capacity + s.persistent.capacity + s.workspace.capacity + s.internal.capacity;
 }
 
-// Into pinned memory across the thread pool when large: one thread's memcpy (several GB/s) made
-// a 1 MP image's 15 MB of pixel values wait milliseconds before the vision tower could start.
+// Into pinned memory across the thread pool when large: one thread's memcpy (several GB/s) would
+// make a 1 MP image's 15 MB of pixel values wait milliseconds before the vision tower can start.
 static void copy_to_pinned(char* pinned, const char* src, size_t bytes) {
   constexpr size_t kPiece = size_t(1) << 20;
   if (bytes < 2 * kPiece) {

@@ -34,9 +34,8 @@ using decode::Partials;
 using decode::used_splits;
 
 // Where the per-head kernel's many small blocks stop paying for reading each kv head's keys once
-// per query head. 3B decode of 256 tokens, tok/s per-head / per-kv-head (its first, four-warp
-// version): 391.5 / 384.5 from 29 keys, 378.7 / 374.6 from 512, 372.2 / 375.4 from 1,024, 358.7 /
-// 371.6 from 2,048.
+// per query head: in 3B decode on an H100 the two break even near 1,024 keys, the per-head kernel
+// ahead below, the per-kv-head kernel beyond.
 constexpr int kPerHeadMaxKeys = 1024;
 
 bool per_head(const AttentionArgs& args) { return args.max_k <= kPerHeadMaxKeys; }
@@ -59,10 +58,8 @@ Partials partials_in(void* scratch, const AttentionArgs& args, int splits) {
 // through shared memory. The segment's bounds are a step's inputs (set before the step, never
 // written by the split kernel), read before the wait; the first slice's output is loaded with the
 // maxima and sums, so that at short context (one slice per warp) the kernel waits on memory once.
-// Before, maxima, sums and outputs were read in three dependent rounds after the bounds: 3B decode
-// on an H100, binaries side by side, 397.2-397.4 -> 401.4-402.2 tok/s short, 8k 359.4-359.8 ->
-// 358.1-358.5 (a first version that folded each slice into a running max and sum in turn, a
-// serial exp2 chain per warp: 402.2-402.4 short, 356.1-356.2 at 8k).
+// (Folding slice after slice into a running max and sum would be a serial exp2 chain per warp,
+// slower at long contexts.)
 constexpr int kCombineThreads = 256;
 constexpr int kCombineWarps = kCombineThreads / 32;
 static_assert(kCombineWarps * 32 >= decode::kMaxSplits,

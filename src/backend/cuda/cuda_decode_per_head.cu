@@ -3,9 +3,8 @@
 // double-buffered in shared memory by cp.async, scores with two threads per key, an online
 // softmax, then P·V with a thread per output dimension. A block's work on one tile is a long
 // serial chain, so slices are as short as the grid allows; at short contexts this kernel's many
-// small blocks (16 per slice for 3B) finish sooner than the per-kv-head kernel's few (3B decode
-// at 29-285 keys: 391.6 vs 387.4 tok/s), while beyond ~1,000 keys reading each kv head's keys G
-// times loses (see cuda_decode_attention.cu).
+// small blocks (16 per slice for 3B) finish sooner than the per-kv-head kernel's few, while
+// beyond ~1,000 keys reading each kv head's keys G times loses (see cuda_decode_attention.cu).
 #include <algorithm>
 #include <climits>
 
@@ -23,9 +22,8 @@ constexpr int kThreads = 128;
 
 // Query heads one block serves (of the heads_q / heads_kv that share a kv head): each thread's
 // score and P·V loops run over them one after the other, so fewer heads per block means a
-// shorter chain; the blocks of one kv head read the same keys, mostly from L2. 3B, one decode
-// step's attention (Nsight, H200): 8 heads per block 11 us, 2 heads 6 us; 1 head then made the
-// whole decode about 1% faster on an H100.
+// shorter chain; the blocks of one kv head read the same keys, mostly from L2. One head per block
+// is the fastest (3B on an H200: 8 heads per block take 11 us per step's attention, 2 heads 6 us).
 constexpr int kHeadsPerBlock = 1;
 int head_groups(const AttentionArgs& args) {
   return (args.heads_q / args.heads_kv + kHeadsPerBlock - 1) / kHeadsPerBlock;

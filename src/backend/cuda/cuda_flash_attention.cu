@@ -10,10 +10,10 @@
 //
 // The rounding follows cuDNN's fused attention, which transformers' SDPA runs on Hopper, so that
 // our bf16 activations equal transformers' bit for bit (checked against it on random inputs,
-// bench/cuda/NOTES.md): 128-key tiles, scores scaled into the log2 domain by one multiply, each
+// docs/CUDA.md): 128-key tiles, scores scaled into the log2 domain by one multiply, each
 // tile's probabilities summed per thread before they join the rescaled running sum, P rounded
 // to bf16 for P·V, O times the approximate reciprocal of the row sum at the end. With 64-key tiles
-// one output in ten differed by a rounding.
+// one output in ten would round differently.
 //
 // Fragment layouts (PTX ISA, mma.m16n8k16): lane = 4g + t. A: a0 (row g, cols 2t..2t+1),
 // a1 (row g+8), a2 (row g, cols 2t+8..), a3 (row g+8, cols 2t+8..). B: b0 (k 2t..2t+1, col g),
@@ -35,7 +35,7 @@ constexpr int kWarps = 4;
 constexpr float kLog2e = 1.4426950408889634f;
 
 // The hardware's approximate reciprocal (rcp.approx.ftz, about 1 ulp), as cuDNN normalizes with;
-// 1.0f / x (correctly rounded) gave one output in 200,000 a different rounding.
+// 1.0f / x (correctly rounded) rounds one output in 200,000 differently.
 __device__ __forceinline__ float reciprocal_approx(float x) {
   float r;
   asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));

@@ -12,8 +12,8 @@
 //   writes silu(gate) * up;
 // - rotary, for the stacked q/k/v projection: the block's rows are the pair (j, j + d/2) of one
 //   head, which it rotates (q, k) and writes to q or to the key/value cache rows (see rope_qkv).
-// (A third, the residual add + RMSNorm done by the last block to finish, measured slower than
-// the separate add_rms_norm kernel: 372 vs 410 tokens/s for 3B on an H200; see NOTES.md.)
+// (A third, the residual add + RMSNorm done by the last block to finish, is slower than the
+// separate add_rms_norm kernel: every block pays the fence and ticket; see docs/CUDA.md.)
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
@@ -156,16 +156,14 @@ template <typename T, typename O, typename B, Epilogue E>
 void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
             const RopeQkvArgs& rope, cudaStream_t stream) {
   // The q/k/v product runs blocks of 128 threads: 3B's 1,280 blocks then fit an H100 in one wave
-  // instead of two (decode 369 -> 373 tok/s; the same for every product with K <= 2048 gained
-  // nothing more).
+  // instead of two (the same for every other product with K <= 2048 gains nothing).
   constexpr int threads = E == Epilogue::kRope ? 128 : kThreads;
   // Rows per block for a single token's plain products: one for long rows (the down
   // projections, K >= 8192: each thread keeps four loads of one row in flight rather than two of
-  // each of two rows, and twice the blocks share out more evenly over the SMs; 3B decode
-  // 376 -> 383 tok/s, its down projection alone at 99% of copy bandwidth), four for short rows up
-  // to 8192 of them (the o projections: half the blocks, each reading x once for four rows; 3B
-  // decode 386 -> 389 tok/s). Both A/B on an H100, three rounds. Two otherwise (SwiGLU and rotary
-  // pairs, M > 1, lm_head).
+  // each of two rows, and twice the blocks share out more evenly over the SMs; 3B's down
+  // projection reads at 99% of copy bandwidth on an H100), four for short rows up to 8192 of them
+  // (the o projections: half the blocks, each reading x once for four rows). Two otherwise
+  // (SwiGLU and rotary pairs, M > 1, lm_head).
   const bool single = E == Epilogue::kPlain && m == 1;
   const int rows = !single ? 2 : k >= 8192 ? 1 : n <= 8192 ? 4 : 2;
   const unsigned blocks = E == Epilogue::kSwiglu ? unsigned(n)

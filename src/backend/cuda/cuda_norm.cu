@@ -146,8 +146,8 @@ constexpr int kHeld = 4;
 // `held` (cols % 8 == 0, 16-byte aligned rows, cols <= kHeld · 8 · blockDim.x: every Qwen2.5-VL
 // width): each thread keeps its eight-element groups in registers between the two passes and
 // re-reads nothing, and the norm weights are read before waiting for the producer (no kernel
-// writes them), so in a decode step the kernel waits on one round trip to memory, not three
-// (3B decode 372 -> 377 tok/s on an H100, A/B in one call). Otherwise one element at a time; each
+// writes them), so in a decode step the kernel waits on one round trip to memory, not three.
+// Otherwise one element at a time; each
 // thread re-reads only the residual elements it wrote itself, so no barrier is needed between
 // the two passes.
 template <typename T, typename D, typename W>

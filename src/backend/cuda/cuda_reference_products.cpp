@@ -2,7 +2,7 @@
 // Backend::linear_residue_first). Through 32 random-weight vision blocks any rounding difference
 // grows to transformers' own bf16 noise, so the vision tower computes the two products whose
 // reference kernels differ from ours as those kernels do, found by comparing outputs bit for bit
-// with transformers on an H100 (bench/cuda/NOTES.md, tenth session):
+// with transformers on an H100 (docs/CUDA.md, "Vision tower numerics"):
 // - the patch embedding (a Conv3d with stride = kernel): cuDNN's implicit GEMM sums each output
 //   in fp32 in increasing K, without tensor cores;
 // - the MLP's down projection, K = 3420: rows of 3420 bf16 values are not 16-byte aligned, so

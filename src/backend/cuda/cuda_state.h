@@ -48,9 +48,8 @@ struct RopeTable {
 };
 
 // Backend::prefetch's default reach per weight: the decode step's output projection and a good
-// part of its gate/up weight fit in H100's 50 MB L2 beside the streamed weights. 12 MB edges out
-// 16 (A/B on an H100, QWENVL_PREFETCH_MB 8/12/16/20/24: 3B 390.1/390.4/389.4/388.5/387.5 tok/s;
-// 7B 199.0 at 12 vs 198.4 at 16).
+// part of its gate/up weight fit in H100's 50 MB L2 beside the streamed weights; a larger reach
+// evicts more than it hides (QWENVL_PREFETCH_MB overrides it; docs/CUDA.md).
 constexpr size_t kDefaultPrefetchBytes = size_t(12) << 20;
 
 struct CudaState {
