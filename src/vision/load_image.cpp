@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "vision/decoded_image.h"
 #include "vision/image.h"
 
@@ -72,19 +73,9 @@ RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name_fo
 }
 
 std::vector<uint8_t> read_image_file(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!file) fail("cannot open image ", path, ": ", std::strerror(errno));
   // 1 GiB: far above any image under the pixel limit; stops a wrong path to a huge file early.
-  constexpr long kMaxFileBytes = 1L << 30;
-  if (std::fseek(file.get(), 0, SEEK_END) != 0) fail("cannot read image ", path);
-  long size = std::ftell(file.get());
-  if (size < 0) fail("cannot read image ", path, " (is it a regular file?)");
-  if (size > kMaxFileBytes) fail("image ", path, " is ", size >> 20, " MiB; the limit is 1024 MiB");
-  std::rewind(file.get());
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  if (size > 0 && std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
-    fail("cannot read image ", path, ": ", std::strerror(errno));
-  return bytes;
+  constexpr int64_t kMaxImageFileBytes = 1ll << 30;
+  return read_binary_file(path, kMaxImageFileBytes, "image");
 }
 
 RgbImage load_image(const std::string& path) { return decode_image(read_image_file(path), path); }
