@@ -10,7 +10,7 @@ namespace qwenvl::cli {
 
 void write_stdout(std::string_view text, bool flush) {
   errno = 0;
-  bool ok = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
+  bool ok = text.empty() || std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
   if (flush) ok = std::fflush(stdout) == 0 && ok;
   if (!ok || std::ferror(stdout))
     fail("cannot write to standard output: ", errno ? std::strerror(errno) : "write failed");
