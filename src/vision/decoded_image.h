@@ -44,9 +44,9 @@ inline constexpr int kMaxJpegWarnings = 1'000;
 inline constexpr long kMaxJpegMemory = 2L << 30;
 
 // PNG: libpng's limits (png_set_user_limits, png_set_chunk_cache_max, png_set_chunk_malloc_max).
-// Sides as kMaxImageSide; at most 1,000 ancillary chunks kept and 8 MB per chunk (an iCCP profile
-// or eXIf block is kilobytes; a larger chunk, or a compressed text chunk inflating past it, is an
-// error).
+// Sides as kMaxImageSide; at most 1,000 ancillary chunks kept and 8 MB per chunk: an iCCP profile
+// or eXIf block is kilobytes, and a compressed text chunk or profile that would inflate past
+// 8 MB is dropped (libpng's benign error) instead of being inflated.
 inline constexpr int kMaxPngAncillaryChunks = 1'000;
 inline constexpr size_t kMaxPngChunkBytes = 8'000'000;
 // Deflate turns n bytes into at most 1,032 n (a 258-byte match in 2 bits), so a PNG whose IDAT
