@@ -58,21 +58,31 @@ void on_message(j_common_ptr cinfo, int level) {
 }
 
 // libjpeg calls the progress monitor before consuming each iMCU row of input, so in a multi-scan
-// file at least once per scan: the place to stop a file of too many scans.
+// file at least once per scan, after the scan's header is read: the place to stop a file whose
+// scans add up to more work than any encoder's would (kMaxJpegScans, kMaxJpegScanSamples).
 struct ScanLimit {
   jpeg_progress_mgr base;
-  int max_scans;
+  int counted_scans;  // scans whose samples are in `samples`
+  int64_t samples;    // every counted scan's components' samples, block padding included
 };
 
 void on_progress(j_common_ptr cinfo) {
   if (cinfo->is_decompressor == 0) return;
   auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
   auto* limit = reinterpret_cast<ScanLimit*>(cinfo->progress);
-  if (d->input_scan_number > limit->max_scans) {
+  if (d->input_scan_number == limit->counted_scans) return;
+  limit->counted_scans = d->input_scan_number;
+  for (int c = 0; c < d->comps_in_scan; ++c) {
+    const jpeg_component_info* comp = d->cur_comp_info[c];
+    limit->samples += int64_t(comp->width_in_blocks) * comp->height_in_blocks * DCTSIZE2;
+  }
+  if (d->input_scan_number > kMaxJpegScans || limit->samples > kMaxJpegScanSamples) {
     char text[JMSG_LENGTH_MAX];
     std::snprintf(text, sizeof text,
-                  "more than %d scans for %ux%u pixels, more than any encoder writes",
-                  limit->max_scans, unsigned(d->image_width), unsigned(d->image_height));
+                  "%d scans of %ux%u pixels are more than any encoder writes (the limits are %d "
+                  "scans and %lld G samples in all)",
+                  d->input_scan_number, unsigned(d->image_width), unsigned(d->image_height),
+                  kMaxJpegScans, static_cast<long long>(kMaxJpegScanSamples / 1'000'000'000));
     stop(cinfo, text);
   }
 }
@@ -106,7 +116,6 @@ class Decompressors {
     d.errors.base.emit_message = on_message;
     d.errors.base.output_message = on_output;
     d.scans.base.progress_monitor = on_progress;
-    d.scans.max_scans = kMaxJpegScans;
     return d;
   }
   Decompressor& operator[](size_t i) { return *items_[i]; }
@@ -157,11 +166,6 @@ void open_decompressor(Decompressor& d, std::span<const uint8_t> bytes) {
   cinfo.mem->max_memory_to_use = kMaxJpegMemory;
   cinfo.progress = &d.scans.base;
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
-}
-
-// The scan limit for a picture of `pixels`: kMaxJpegScans, fewer for large pictures.
-int max_scans(int64_t pixels) {
-  return int(std::min<int64_t>(kMaxJpegScans, kMaxJpegScanPixels / std::max<int64_t>(pixels, 1)));
 }
 
 // Every successful decode reads an end-of-image marker, so a file without one is truncated:
@@ -267,7 +271,6 @@ DecodedImage decode(std::span<const uint8_t> bytes, const std::string& name, int
   Decompressors decoders;
   JpegHeader header{};
   DecodedImage out = read_checked_header(decoders, bytes, name, header);
-  const int scan_limit = max_scans(int64_t(header.width) * header.height);
 
   std::vector<int> starts{0};
   if (!header.multi_scan) {  // multi-scan files entropy-decode everything in start_decompress
@@ -280,7 +283,6 @@ DecodedImage decode(std::span<const uint8_t> bytes, const std::string& name, int
   const int64_t bands = int64_t(starts.size());
   if (bands_used) *bands_used = int(bands);
   while (int64_t(decoders.size()) < bands) decoders.add();
-  for (size_t k = 0; k < decoders.size(); ++k) decoders[k].scans.max_scans = scan_limit;
 
   out.width = header.width;
   out.height = header.height;

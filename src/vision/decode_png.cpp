@@ -25,7 +25,13 @@ uint32_t be32(const uint8_t* p) {
 struct Chunk {
   char type[5];
   std::span<const uint8_t> data;  // cut short when the file is
-  bool complete;                  // data and CRC all present, CRC correct
+  const uint8_t* crc;             // the stored CRC; null when the file ends before it
+
+  // Computed on demand: walking the chunks of a large file costs nothing per IDAT byte.
+  bool crc_ok() const {
+    return crc && crc32(crc32(0, reinterpret_cast<const Bytef*>(type), 4), data.data(),
+                        uInt(data.size())) == be32(crc);
+  }
 };
 
 // Calls visit(chunk) for each chunk after the signature, in file order, until IEND, the end of
@@ -38,9 +44,7 @@ void for_each_chunk(std::span<const uint8_t> bytes, Visit visit) {
     std::memcpy(chunk.type, &bytes[pos + 4], 4);
     const size_t available = bytes.size() - pos - 8;
     chunk.data = bytes.subspan(pos + 8, size_t(std::min<uint64_t>(length, available)));
-    chunk.complete =
-        length + 4 <= available && crc32(crc32(0, &bytes[pos + 4], 4), chunk.data.data(),
-                                         uInt(chunk.data.size())) == be32(&bytes[pos + 8 + length]);
+    chunk.crc = length + 4 <= available ? &bytes[pos + 8 + length] : nullptr;
     if (!visit(chunk) || std::memcmp(chunk.type, "IEND", 4) == 0 || length + 4 > available) return;
     pos += 8 + size_t(length) + 4;
   }
@@ -186,7 +190,7 @@ DecodedImage probe_png(std::span<const uint8_t> bytes, const std::string& name) 
   if (!ihdr || std::memcmp(ihdr->type, "IHDR", 4) != 0 || ihdr->data.size() != 13 ||
       be32(&bytes[8]) != 13)
     bad("the file does not start with an IHDR chunk");
-  if (!ihdr->complete) bad("the IHDR chunk is corrupt (CRC error)");
+  if (!ihdr->crc_ok()) bad("the IHDR chunk is corrupt (CRC error)");
   const uint8_t* h = ihdr->data.data();
   const int64_t width = be32(h), height = be32(h + 4);
   const int depth = h[8], color = h[9];
@@ -206,8 +210,8 @@ DecodedImage probe_png(std::span<const uint8_t> bytes, const std::string& name) 
   out.height = int(height);
   for_each_chunk(bytes, [&](const Chunk& c) {
     const auto& d = c.data;
-    if (std::memcmp(c.type, "eXIf", 4) == 0 && c.complete && d.size() >= 2 &&
-        (d[1] == 'M' || d[1] == 'I' || d[0] == d[1])) {
+    if (std::memcmp(c.type, "eXIf", 4) == 0 && d.size() >= 2 &&
+        (d[1] == 'M' || d[1] == 'I' || d[0] == d[1]) && c.crc_ok()) {
       out.exif.assign(d.begin(), d.end());
       return false;
     }

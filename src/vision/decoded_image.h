@@ -29,13 +29,13 @@ inline constexpr int64_t kMaxImageSide = 65'535;
 // 179 MP as a decompression bomb).
 inline constexpr int64_t kMaxImagePixels = 200'000'000;
 
-// JPEG: every scan of a progressive (or multi-scan) file walks the whole coefficient buffer, so a
-// small file of empty scans costs minutes. Encoders write about 10 scans (libjpeg's
-// jpeg_simple_progression: 10 for colour, 6 for grey) and custom scan scripts stay in the tens;
-// we refuse a file past 1,000 scans, or past 20 G scan-pixels (scans x width x height: 100 scans
-// at the pixel cap, about a second of libjpeg time per 1,000 scans of a 12 MP photo).
+// JPEG: every scan of a progressive (or multi-scan) file walks the coefficients of each of its
+// components, data or not, so a small file of empty scans costs minutes. Encoders write about 10
+// scans (libjpeg's jpeg_simple_progression: 10 for YCbCr, 18 for CMYK: 12 to 24 full-resolution
+// component passes); we refuse a file past 1,000 scans, or whose scans add up to more than 10 G
+// samples (50 full-resolution component passes at the pixel cap, 1-2 s of libjpeg on one core).
 inline constexpr int kMaxJpegScans = 1'000;
-inline constexpr int64_t kMaxJpegScanPixels = 20'000'000'000;
+inline constexpr int64_t kMaxJpegScanSamples = 10'000'000'000;
 // libjpeg warns, and goes on, for each corrupt stretch of data; a file with more warnings than
 // this is refused rather than patched over again and again.
 inline constexpr int kMaxJpegWarnings = 1'000;
@@ -44,9 +44,9 @@ inline constexpr int kMaxJpegWarnings = 1'000;
 inline constexpr long kMaxJpegMemory = 2L << 30;
 
 // PNG: libpng's limits (png_set_user_limits, png_set_chunk_cache_max, png_set_chunk_malloc_max).
-// Sides as kMaxImageSide; at most 1,000 ancillary chunks kept and 8 MB per chunk (an iCCP profile
-// or eXIf block is kilobytes; a larger chunk, or a compressed text chunk inflating past it, is an
-// error).
+// Sides as kMaxImageSide; at most 1,000 ancillary chunks kept and 8 MB per chunk: an iCCP profile
+// or eXIf block is kilobytes, and a compressed text chunk or profile that would inflate past
+// 8 MB is dropped (libpng's benign error) instead of being inflated.
 inline constexpr int kMaxPngAncillaryChunks = 1'000;
 inline constexpr size_t kMaxPngChunkBytes = 8'000'000;
 // Deflate turns n bytes into at most 1,032 n (a 258-byte match in 2 bits), so a PNG whose IDAT
