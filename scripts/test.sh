@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
-# The newcomer's test command: installs dependencies, builds everything, runs every test.
-# Tests that need a GPU skip themselves where none is present.
+# The newcomer's test command, and what CI runs: installs dependencies, then
+#   1. checks the format of every C++/CUDA source (clang-format, scripts/check-format.sh);
+#   2. builds everything with warnings as errors (the CUDA backend too where nvcc is found) and
+#      runs every test (tests that need a GPU skip themselves where none is present);
+#   3. builds the CPU code with AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU
+#      tests under them, the fuzz and hostile-input tests among them.
+# SANITIZE=0 skips step 3 (a quicker local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
-cd build
-ctest --output-on-failure --timeout 1500 -j "$(nproc)"
+jobs=$(nproc)
+
+echo "== format"
+scripts/check-format.sh
+
+echo "== build (warnings as errors) and tests"
+scripts/build.sh -DQWENVL_WERROR=ON
+(cd build && ctest --output-on-failure --timeout 1500 -j "$jobs")
+
+if [ "${SANITIZE:-1}" != "0" ]; then
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and CPU tests"
+  cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQWENVL_CUDA=OFF \
+        -DQWENVL_BENCH=OFF -DQWENVL_SANITIZE=ON -DQWENVL_WERROR=ON >/dev/null
+  ninja -C build-sanitize
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  (cd build-sanitize && ctest --output-on-failure --timeout 3000 -j "$jobs")
+fi

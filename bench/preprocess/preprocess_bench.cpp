@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
                 path ? path : "synthetic 4000x3000 q90 JPEG", bytes.size() / 1e6,
                 qwenvl::ThreadPool::global().size(), runs);
 
-    Stage decode{"decode"}, resize{"resize"}, patchify{"patchify"}, total{"total"};
+    Stage decode{"decode", {}, {}}, resize{"resize", {}, {}}, patchify{"patchify", {}, {}},
+        total{"total", {}, {}};
     int width = 0, height = 0, out_w = 0, out_h = 0;
     int64_t patches = 0;
     for (int r = 0; r < runs; ++r) {

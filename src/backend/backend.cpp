@@ -12,7 +12,7 @@ namespace qwenvl {
 
 int64_t Backend::open_read(const Tensor& device_src) {
   if (device_src.nbytes() > kReadBytes)
-    fail("begin_read takes at most ", kReadBytes, " bytes, not ", device_src.nbytes());
+    fail_internal("begin_read takes at most ", kReadBytes, " bytes, not ", device_src.nbytes());
   const int64_t ticket = next_read_;
   reads_[size_t(ticket % kPendingReads)] =
       PendingRead{ticket, device_src.dtype(), device_src.numel()};
@@ -24,9 +24,9 @@ int Backend::close_read(int64_t ticket, const Tensor& host_dst) {
   const int slot = int(ticket >= 0 ? ticket % kPendingReads : 0);
   PendingRead& read = reads_[size_t(slot)];
   if (ticket < 0 || read.ticket != ticket)
-    fail("end_read: ticket ", ticket, " was ended already or has expired");
+    fail_internal("end_read: ticket ", ticket, " was ended already or has expired");
   if (host_dst.dtype() != read.dtype || host_dst.numel() != read.numel)
-    fail("end_read: host_dst ", host_dst.shape().str(), " ", dtype_name(host_dst.dtype()),
+    fail_internal("end_read: host_dst ", host_dst.shape().str(), " ", dtype_name(host_dst.dtype()),
          " does not match the ", read.numel, " ", dtype_name(read.dtype), " values read");
   read.ticket = -1;
   return slot;
@@ -49,12 +49,12 @@ void Backend::end_read(int64_t ticket, Tensor& host_dst) {
 size_t Backend::check_publish(const Tensor& table, const Tensor& row, const Tensor& tag) {
   for (const Tensor* t : {&row, &tag})
     if (t->dtype() != DType::I32 || t->numel() != 1)
-      fail("publish_row: row and tag must be one I32 value each, not ", t->shape().str(), " ",
+      fail_internal("publish_row: row and tag must be one I32 value each, not ", t->shape().str(), " ",
            dtype_name(t->dtype()));
-  if (table.rank() < 1 || table.dim(0) == 0) fail("publish_row: the table has no rows");
+  if (table.rank() < 1 || table.dim(0) == 0) fail_internal("publish_row: the table has no rows");
   const size_t row_bytes = table.nbytes() / size_t(table.dim(0));
   if (row_bytes > kReadBytes)
-    fail("publish_row takes rows of at most ", kReadBytes, " bytes, not ", row_bytes);
+    fail_internal("publish_row takes rows of at most ", kReadBytes, " bytes, not ", row_bytes);
   return row_bytes;
 }
 
@@ -69,8 +69,8 @@ void Backend::publish_row(const Tensor& table, const Tensor& row, const Tensor& 
   check_publish(table, row, tag);
   const int64_t r = read_index(*this, row), t = read_index(*this, tag);
   if (r < 0 || r >= table.dim(0))
-    fail("publish_row: row ", r, " is outside the ", table.dim(0), " rows");
-  if (t < 0) fail("publish_row: tag ", t, " is negative");
+    fail_internal("publish_row: row ", r, " is outside the ", table.dim(0), " rows");
+  if (t < 0) fail_internal("publish_row: tag ", t, " is negative");
   const Tensor source = table.rows(r, 1);
   Published& box = published_[size_t(t % kPendingReads)];
   box.tag = t;
@@ -80,9 +80,9 @@ void Backend::publish_row(const Tensor& table, const Tensor& row, const Tensor& 
 
 void Backend::wait_published(int64_t tag, Tensor& host_dst) {
   const Published& box = published_[size_t(tag >= 0 ? tag % kPendingReads : 0)];
-  if (tag < 0 || box.tag != tag) fail("wait_published: nothing was published as ", tag);
+  if (tag < 0 || box.tag != tag) fail_internal("wait_published: nothing was published as ", tag);
   if (host_dst.dtype() != box.value.dtype() || host_dst.numel() != box.value.numel())
-    fail("wait_published: host_dst ", host_dst.shape().str(), " does not match the row published");
+    fail_internal("wait_published: host_dst ", host_dst.shape().str(), " does not match the row published");
   std::memcpy(host_dst.data(), box.value.data(), box.value.nbytes());
 }
 

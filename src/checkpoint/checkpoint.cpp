@@ -12,6 +12,7 @@
 #include "checkpoint/safetensors.h"
 #include "checkpoint/tensor_names.h"
 #include "core/error.h"
+#include "core/file_read.h"
 
 namespace qwenvl {
 
@@ -23,11 +24,7 @@ constexpr const char* kIndexName = "model.safetensors.index.json";
 constexpr const char* kSingleName = "model.safetensors";
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read ", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return read_text_file(path, kMaxJsonFileBytes, "checkpoint index");
 }
 
 // A shard name from the index must stay inside the model directory.

@@ -9,12 +9,14 @@
 // carry only hidden_size/out_hidden_size/tokens_per_second in vision_config.
 #include "checkpoint/config.h"
 
-#include <fstream>
+#include <cmath>
+#include <filesystem>
 #include <numeric>
 #include <sstream>
 
 #include "checkpoint/json_fields.h"
 #include "core/error.h"
+#include "core/file_read.h"
 
 namespace qwenvl {
 
@@ -119,11 +121,13 @@ TextConfig parse_text(const TextSource& src) {
                                      src.source, "max_position_embeddings");
   require_positive(t.max_position_embeddings, src.source, "max_position_embeddings");
   t.rms_norm_eps = float(src.optional_number("rms_norm_eps").value_or(1e-6));
-  if (!(t.rms_norm_eps > 0.0f)) fail(src.source, ": field 'rms_norm_eps' must be positive");
+  if (!(t.rms_norm_eps > 0.0f && t.rms_norm_eps < 1.0f))
+    fail(src.source, ": field 'rms_norm_eps' must be in (0, 1)");
   t.rope_theta = float(src.optional_number("rope_theta").value_or(1000000.0));
   t.hidden_act = src.optional_string("hidden_act").value_or("silu");
   parse_rope(src, t);
-  if (!(t.rope_theta > 0.0f)) fail(src.source, ": rope_theta must be positive");
+  if (!(t.rope_theta > 0.0f && std::isfinite(t.rope_theta)))
+    fail(src.source, ": rope_theta must be a positive finite number");
   return t;
 }
 
@@ -166,7 +170,47 @@ VisionConfig parse_vision(const json& root, const std::string& source) {
   return v;
 }
 
+// Upper bounds on the sizes a config.json may declare, far above any Qwen2.5-VL (72B: hidden 8192,
+// 80 layers, 64 heads, vocab 152,064, MLP 29,568) yet low enough that every size computed from
+// them (a layer's weights, a KV-cache row, a vision window) stays well inside 64-bit arithmetic
+// and nothing is sized from a hostile file before the checkpoint's own shapes are checked.
+struct SizeBound {
+  const char* field;
+  int value;
+  int max;
+};
+
+void check_bounds(const ModelConfig& c, const std::string& source) {
+  const TextConfig& t = c.text;
+  const VisionConfig& v = c.vision;
+  const SizeBound bounds[] = {
+      {"vocab_size", t.vocab_size, 1 << 22},
+      {"hidden_size", t.hidden_size, 1 << 16},
+      {"intermediate_size", t.intermediate_size, 1 << 18},
+      {"num_hidden_layers", t.num_hidden_layers, 1024},
+      {"num_attention_heads", t.num_attention_heads, 1024},
+      {"num_key_value_heads", t.num_key_value_heads, 1024},
+      {"max_position_embeddings", t.max_position_embeddings, 1 << 24},
+      {"vision_config.depth", v.depth, 1024},
+      {"vision_config.hidden_size", v.hidden_size, 1 << 16},
+      {"vision_config.intermediate_size", v.intermediate_size, 1 << 18},
+      {"vision_config.num_heads", v.num_heads, 1024},
+      {"vision_config.in_channels", v.in_channels, 4},
+      {"vision_config.patch_size", v.patch_size, 64},
+      {"vision_config.spatial_merge_size", v.spatial_merge_size, 8},
+      {"vision_config.temporal_patch_size", v.temporal_patch_size, 8},
+      {"vision_config.window_size", v.window_size, 4096},
+      {"vision_config.out_hidden_size", v.out_hidden_size, 1 << 16},
+      {"vision_config.tokens_per_second", v.tokens_per_second, 1000},
+  };
+  for (const SizeBound& b : bounds)
+    if (b.value > b.max)
+      fail(source, ": ", b.field, " is ", b.value, ", above the largest qwenvl accepts (", b.max,
+           "); is this a Qwen2.5-VL config.json?");
+}
+
 void validate(const ModelConfig& c, const std::string& source) {
+  check_bounds(c, source);
   const TextConfig& t = c.text;
   if (t.hidden_size % t.num_attention_heads != 0)
     fail(source, ": hidden_size ", t.hidden_size, " is not divisible by num_attention_heads ",
@@ -175,7 +219,7 @@ void validate(const ModelConfig& c, const std::string& source) {
     fail(source, ": num_attention_heads ", t.num_attention_heads,
          " is not divisible by num_key_value_heads ", t.num_key_value_heads);
   if (t.head_dim % 2 != 0) fail(source, ": head_dim ", t.head_dim, " must be even for RoPE");
-  int sum = std::accumulate(t.mrope_section.begin(), t.mrope_section.end(), 0);
+  const int64_t sum = std::accumulate(t.mrope_section.begin(), t.mrope_section.end(), int64_t{0});
   if (t.mrope_section.size() != 3 || sum != t.head_dim / 2) {
     std::ostringstream list;
     for (size_t i = 0; i < t.mrope_section.size(); ++i)
@@ -254,11 +298,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
 ModelConfig load_model_config(const std::string& model_dir) {
   std::string path = model_dir + "/config.json";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read ", path, " (is --model a Qwen2.5-VL checkpoint directory?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_model_config(text.str(), path);
+  if (!std::filesystem::exists(path))
+    fail("cannot read ", path, " (is --model a Qwen2.5-VL checkpoint directory?)");
+  return parse_model_config(read_text_file(path, kMaxJsonFileBytes, "model config"), path);
 }
 
 }  // namespace qwenvl

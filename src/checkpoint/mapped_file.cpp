@@ -9,20 +9,16 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/file_read.h"
 
 namespace qwenvl {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open ", path, ": ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(path, " is not a regular file");
-  }
+  const RegularFile regular = open_regular_file(path, "checkpoint file");
+  const int fd = regular.fd;
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
-  file->size_ = size_t(st.st_size);
+  file->size_ = size_t(regular.size);
   if (file->size_ > 0) {  // mmap refuses length 0; an empty file is reported by the parser
     void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

@@ -1,9 +1,12 @@
 #include "cli/args.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/file_read.h"
 
 namespace qwenvl::cli {
 
@@ -21,16 +24,14 @@ Args::Args(int argc, char** argv, const std::vector<std::string>& value_flags,
       positional_.push_back(arg);
       continue;
     }
-    std::string name = arg.substr(2), value;
-    bool inline_value = false;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-      inline_value = true;
-    }
+    const std::string body = arg.substr(2);
+    const size_t eq = body.find('=');
+    const bool inline_value = eq != std::string::npos;
+    const std::string name = inline_value ? body.substr(0, eq) : body;
+    std::string value = inline_value ? body.substr(eq + 1) : std::string();
     if (contains(bool_flags, name)) {
       if (inline_value) fail("flag --", name, " takes no value");
-      value = "1";
+      value = std::string(1, '1');
     } else if (contains(value_flags, name)) {
       if (!inline_value) {
         if (i + 1 >= argc) fail("flag --", name, " needs a value");
@@ -66,22 +67,32 @@ std::string Args::require(const std::string& name) const {
   return *v;
 }
 
-int64_t Args::get_int(const std::string& name, int64_t fallback) const {
+int64_t Args::get_int(const std::string& name, int64_t fallback, int64_t min, int64_t max) const {
   auto v = get(name);
   if (!v) return fallback;
   char* end = nullptr;
-  long long x = std::strtoll(v->c_str(), &end, 10);
+  errno = 0;
+  const long long x = std::strtoll(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0') fail("flag --", name, " expects an integer, got '", *v, "'");
+  if (errno == ERANGE || x < min || x > max)
+    fail("flag --", name, " must be in [", min, ", ", max, "], got ", *v);
   return x;
 }
 
-double Args::get_double(const std::string& name, double fallback) const {
+double Args::get_double(const std::string& name, double fallback, double min, double max) const {
   auto v = get(name);
   if (!v) return fallback;
   char* end = nullptr;
-  double x = std::strtod(v->c_str(), &end);
+  const double x = std::strtod(v->c_str(), &end);
   if (v->empty() || *end != '\0') fail("flag --", name, " expects a number, got '", *v, "'");
+  if (!std::isfinite(x) || x < min || x > max)
+    fail("flag --", name, " must be a number in [", min, ", ", max, "], got ", *v);
   return x;
+}
+
+std::string read_prompt_file(const std::string& path, const std::string& flag) {
+  if (path == "-") return read_stdin(kMaxPromptFileBytes, "text of " + flag);
+  return read_text_file(path, kMaxPromptFileBytes, "file of " + flag);
 }
 
 }  // namespace qwenvl::cli

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint.h"
@@ -12,14 +13,15 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/npy.h"
+#include "cli/output.h"
 #include "core/error.h"
 #include "model/qwen2_5_vl.h"
+#include "runtime/chat_request.h"
 #include "runtime/generation_config.h"
 #include "runtime/generator.h"
 #include "runtime/memory_stats.h"
-#include "text/chat.h"
+#include "runtime/sampling_limits.h"
 #include "text/tokenizer.h"
-#include "vision/image.h"
 #include "vision/preprocess.h"
 
 namespace qwenvl::cli {
@@ -27,7 +29,9 @@ namespace qwenvl::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: qwenvl generate --model DIR [--image PATH]... --prompt TEXT [flags]\n"
+    "usage: qwenvl generate --model DIR [--image PATH]... (--prompt TEXT | --prompt-file F) "
+    "[flags]\n"
+    "  --prompt-file F          the prompt's text from a file (- for standard input)\n"
     "  --system TEXT            system message (default: the chat template's)\n"
     "  --max-new-tokens N       tokens to generate (default: generation_config or 256)\n"
     "  --temperature T          0 = greedy; --top-k K, --top-p P, --min-p P,\n"
@@ -48,6 +52,9 @@ constexpr const char* kUsage =
 
 constexpr int64_t kDefaultMaxNewTokens = 256;
 constexpr int64_t kDefaultMaxContext = 32768;
+constexpr int64_t kMaxContextLimit = int64_t(1)
+                                     << 24;  // config.cpp bounds max_position_embeddings alike
+constexpr int64_t kMaxThreads = 1024;
 
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point start) {
@@ -55,7 +62,7 @@ double ms_since(Clock::time_point start) {
 }
 
 void require_file(const std::filesystem::path& path, const char* what) {
-  if (!std::filesystem::is_regular_file(path))
+  if (!std::filesystem::exists(path))
     fail("the model directory has no ", what, " (", path.string(), ")");
 }
 
@@ -78,7 +85,7 @@ int run_generate(int argc, char** argv) {
                                "dtype",          "threads",
                                "dump-logits",    "dump-activations",
                                "dump-vision",    "stop",
-                               "max-context"},
+                               "max-context",    "prompt-file"},
                   {"ignore-eos", "json", "help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
@@ -87,10 +94,14 @@ int run_generate(int argc, char** argv) {
   if (!args.positional().empty())
     fail("unexpected argument '", args.positional().front(), "' (see --help)");
   const std::string model_dir = args.require("model");
-  const std::string prompt = args.require("prompt");
+  if (args.has("prompt") == args.has("prompt-file"))
+    fail("give the prompt with exactly one of --prompt and --prompt-file");
+  const std::string prompt = args.has("prompt")
+                                 ? args.require("prompt")
+                                 : read_prompt_file(args.require("prompt-file"), "--prompt-file");
   const bool json = args.has("json");
 
-  // ---- configuration, tokenizer, images: everything that can fail cheaply comes first.
+  // ---- configuration, tokenizer: everything that can fail cheaply comes first.
   auto start = Clock::now();
   if (!std::filesystem::is_directory(model_dir))
     fail("model directory ", model_dir, " does not exist");
@@ -98,28 +109,35 @@ int run_generate(int argc, char** argv) {
   const std::filesystem::path dir(model_dir);
   require_file(dir / "tokenizer.json", "tokenizer.json");
   const GenerationConfig gen = load_generation_config(model_dir);
-  PreprocessConfig pre = load_preprocess_config(model_dir);
-  pre.min_pixels = args.get_int("min-pixels", pre.min_pixels);
-  pre.max_pixels = args.get_int("max-pixels", pre.max_pixels);
+  ChatRequest chat;
+  chat.preprocess = load_preprocess_config(model_dir);
+  chat.preprocess.min_pixels =
+      args.get_int("min-pixels", chat.preprocess.min_pixels, 1, kMaxResizedPixels);
+  chat.preprocess.max_pixels =
+      args.get_int("max-pixels", chat.preprocess.max_pixels, 1, kMaxResizedPixels);
+  check_pixel_bounds(chat.preprocess.min_pixels, chat.preprocess.max_pixels,
+                     "--min-pixels / --max-pixels");
   const Tokenizer tokenizer = Tokenizer::load((dir / "tokenizer.json").string());
   const double config_ms = ms_since(start);  // counted as loading, not preprocessing
 
-  // ---- generation settings: flags over generation_config.json.
+  // ---- generation settings: flags over generation_config.json (which load_generation_config
+  // has checked), each flag within the range of runtime/sampling_limits.h.
   GenerationRequest request;
-  request.max_new_tokens =
-      args.get_int("max-new-tokens", gen.max_new_tokens.value_or(kDefaultMaxNewTokens));
+  request.max_new_tokens = args.get_int(
+      "max-new-tokens", gen.max_new_tokens.value_or(kDefaultMaxNewTokens), 1, kMaxNewTokensLimit);
   request.sampling = gen.sampling();
-  if (args.has("temperature"))
-    request.sampling.temperature = float(args.get_double("temperature", 0));
-  if (request.sampling.temperature < 0) fail("--temperature must be >= 0");
-  request.sampling.top_k = int(args.get_int("top-k", request.sampling.top_k));
-  request.sampling.top_p = float(args.get_double("top-p", request.sampling.top_p));
-  request.sampling.min_p = float(args.get_double("min-p", request.sampling.min_p));
-  request.sampling.repetition_penalty =
-      float(args.get_double("repetition-penalty", request.sampling.repetition_penalty));
-  if (request.sampling.top_p <= 0 || request.sampling.top_p > 1) fail("--top-p must be in (0, 1]");
-  if (request.sampling.repetition_penalty <= 0) fail("--repetition-penalty must be > 0");
-  request.seed = uint64_t(args.get_int("seed", 0));
+  SamplingParams& sampling = request.sampling;
+  auto setting = [&](const char* flag, float value, const SettingRange& range) {
+    return float(args.get_double(flag, value, range.min, range.max));
+  };
+  sampling.temperature = setting("temperature", sampling.temperature, kTemperatureRange);
+  sampling.top_k =
+      int(args.get_int("top-k", sampling.top_k, int64_t(kTopKRange.min), int64_t(kTopKRange.max)));
+  sampling.top_p = setting("top-p", sampling.top_p, kTopPRange);
+  sampling.min_p = setting("min-p", sampling.min_p, kMinPRange);
+  sampling.repetition_penalty =
+      setting("repetition-penalty", sampling.repetition_penalty, kRepetitionPenaltyRange);
+  request.seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
   request.eos_token_ids = gen.eos_token_ids;
   if (request.eos_token_ids.empty())
     request.eos_token_ids.push_back(tokenizer.token_id("<|im_end|>"));
@@ -129,10 +147,11 @@ int run_generate(int argc, char** argv) {
   request.keep_prompt_activations = args.has("dump-activations");
   request.keep_image_embeds = args.has("dump-vision");
   const DType cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
-  const int threads = int(args.get_int("threads", 0));
-  int64_t max_context = args.get_int("max-context", kDefaultMaxContext);
+  const int threads = int(args.get_int("threads", 0, 0, kMaxThreads));
+  chat.max_context = args.get_int("max-context", kDefaultMaxContext, 1, kMaxContextLimit);
   if (config.text.max_position_embeddings > 0)
-    max_context = std::min<int64_t>(max_context, config.text.max_position_embeddings);
+    chat.max_context = std::min<int64_t>(chat.max_context, config.text.max_position_embeddings);
+  chat.max_new_tokens = request.max_new_tokens;
 
   // ---- the backend, before the images: they are preprocessed into its compute dtype (the values
   // its patch embedding would round them to), and --threads sizes the pool they use.
@@ -141,52 +160,35 @@ int run_generate(int argc, char** argv) {
       make_backend(args.get("device").value_or("auto"), cuda_dtype, threads);
   const double backend_ms = ms_since(start);
 
-  // ---- images and the chat prompt (images first in the user turn, in the order given).
+  // ---- the request: images' token counts from their headers, the context checked, then the
+  // images decoded (images first in the user turn, in the order given).
   start = Clock::now();
-  std::vector<ChatMessage> messages;
-  if (auto system = args.get("system"))
-    messages.push_back({"system", {{ChatPart::Kind::Text, *system}}});
-  ChatMessage user{"user", {}};
-  std::vector<int64_t> pad_counts;
-  const int64_t unit = int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
-  int64_t max_patches = 0;
-  double image_load_ms = 0;  // file reading and decoding, within preprocess_ms
-  for (const std::string& path : args.all("image")) {
-    const auto load_start = Clock::now();
-    const RgbImage image = load_image(path);
-    image_load_ms += ms_since(load_start);
-    const ImagePatches patches = preprocess_image(image, pre, backend->compute_dtype());
-    request.images.push_back(
-        {patches.pixel_values, {patches.grid_t, patches.grid_h, patches.grid_w}});
-    pad_counts.push_back(patches.tokens() / unit);
-    max_patches = std::max(max_patches, patches.tokens());
-    user.parts.push_back({ChatPart::Kind::Image, ""});
-  }
-  user.parts.push_back({ChatPart::Kind::Text, prompt});
-  messages.push_back(user);
-  request.prompt_ids = chat_prompt_ids(tokenizer, messages, pad_counts, true);
+  chat.system = args.get("system");
+  for (const std::string& path : args.all("image")) chat.images.push_back({path, path, {}});
+  chat.text = prompt;
+  PreparedPrompt prepared = prepare_chat_request(chat, tokenizer, config, backend->compute_dtype());
+  request.prompt_ids = std::move(prepared.prompt_ids);
+  request.images = std::move(prepared.images);
   const double preprocess_ms = ms_since(start);
+  const double image_load_ms = prepared.image_load_ms;  // within preprocess_ms
   const int64_t prompt_tokens = int64_t(request.prompt_ids.size());
-  check_context(prompt_tokens, request.max_new_tokens, max_context);
 
   // ---- weights.
   start = Clock::now();
   const Checkpoint checkpoint = Checkpoint::open(model_dir, config);
   ModelLimits limits;
   limits.max_context = prompt_tokens + request.max_new_tokens;  // the cache this request needs
-  limits.max_image_patches = max_patches;
-  for (int64_t count : pad_counts) limits.max_image_tokens += count;
+  limits.max_image_patches = prepared.max_image_patches;
+  limits.max_image_tokens = prepared.image_tokens;
   Qwen25VL model(config, checkpoint, *backend, limits);
   model.warm_up();
   const double load_ms = config_ms + backend_ms + ms_since(start);
 
   // ---- generation, streamed.
   Generator generator(model, tokenizer);
-  const GenerationResult result = generator.generate(request, [](const std::string& piece) {
-    std::fwrite(piece.data(), 1, piece.size(), stdout);
-    std::fflush(stdout);
-  });
-  std::fputc('\n', stdout);
+  const GenerationResult result =
+      generator.generate(request, [](const std::string& piece) { write_stdout(piece, true); });
+  write_stdout("\n", false);
 
   if (auto path = args.get("dump-logits"))
     write_npy(*path, result.prompt_logits.data(), {int64_t(result.prompt_logits.size())});
@@ -230,11 +232,10 @@ int run_generate(int argc, char** argv) {
           {"decode_tokens_per_s", result.timings.decode_tokens_per_s}}},
         {"peak_memory_bytes", peak},
     };
-    std::fputs(
-        (summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n").c_str(),
-        stdout);
+    write_stdout(summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+                 false);
   }
-  std::fflush(stdout);
+  write_stdout("", true);
   return 0;
 }
 

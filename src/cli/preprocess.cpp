@@ -50,10 +50,9 @@ int run_preprocess(int argc, char** argv) {
   PreprocessConfig config;
   config.max_pixels = 12845056;  // Qwen2.5-VL's preprocessor_config.json
   if (auto model = args.get("model")) config = load_preprocess_config(*model);
-  config.min_pixels = args.get_int("min-pixels", config.min_pixels);
-  config.max_pixels = args.get_int("max-pixels", config.max_pixels);
-  if (config.min_pixels <= 0 || config.max_pixels <= 0)
-    fail("--min-pixels and --max-pixels must be positive");
+  config.min_pixels = args.get_int("min-pixels", config.min_pixels, 1, kMaxResizedPixels);
+  config.max_pixels = args.get_int("max-pixels", config.max_pixels, 1, kMaxResizedPixels);
+  check_pixel_bounds(config.min_pixels, config.max_pixels, "--min-pixels / --max-pixels");
 
   auto start = std::chrono::steady_clock::now();
   RgbImage image = load_image(path);

@@ -54,13 +54,6 @@ std::vector<int32_t> parse_ids(const std::string& list) {
   return ids;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open --file ", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void print_ids(const std::vector<int32_t>& ids, bool as_json, const std::string* prompt) {
   if (as_json) {
@@ -121,7 +114,7 @@ int run_tokenize(int argc, char** argv) {
     print_ids(chat_prompt_ids(tokenizer, chat, counts, true), as_json, &rendered);
     return 0;
   }
-  std::string text = args.has("text") ? args.require("text") : read_file(args.require("file"));
+  std::string text = args.has("text") ? args.require("text") : read_prompt_file(args.require("file"), "--file");
   print_ids(tokenizer.encode(text), as_json, nullptr);
   return 0;
 }

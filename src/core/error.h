@@ -1,17 +1,60 @@
 #pragma once
-// The one error type qwenvl throws for anything a user can cause (bad files, bad flags, too-long
-// prompts). It carries one human sentence: what went wrong, where, and what to do. The CLI prints
-// it as one line and exits non-zero; the server turns it into a 4xx answer.
+// The one exception type qwenvl throws. It carries one human sentence (what went wrong, where, and
+// what to do) and a category, so that the edges can tell a user's mistake from a machine's limit,
+// a lost device or a bug: the CLI maps the category to an exit code (exit_code below), the server
+// to an HTTP status.
 #include <sstream>
 #include <stdexcept>
 #include <string>
 
 namespace qwenvl {
 
+enum class ErrorKind {
+  BadInput,       // files, flags, prompts, images, requests a user can fix
+  ResourceLimit,  // memory or a budget too small for what was asked
+  Device,         // the accelerator failed or was lost (CUDA, cuBLAS)
+  Internal,       // an invariant broke: a bug in qwenvl
+};
+
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& message) : std::runtime_error(message) {}
+  explicit Error(const std::string& message, ErrorKind kind = ErrorKind::BadInput)
+      : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const { return kind_; }
+
+ private:
+  ErrorKind kind_;
 };
+
+// The CLI's exit status per category (README "Exit status"); 2 is the usage error of main.cpp.
+constexpr int exit_code(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::BadInput:
+      return 1;
+    case ErrorKind::ResourceLimit:
+      return 3;
+    case ErrorKind::Device:
+      return 4;
+    case ErrorKind::Internal:
+      return 5;
+  }
+  return 5;
+}
+
+// How the CLI labels a message of that category: "error", "resource limit", ...
+constexpr const char* error_label(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::BadInput:
+      return "error";
+    case ErrorKind::ResourceLimit:
+      return "resource limit";
+    case ErrorKind::Device:
+      return "device error";
+    case ErrorKind::Internal:
+      return "internal error";
+  }
+  return "internal error";
+}
 
 // Concatenates any streamable values: cat("tensor ", name, " has ", n, " dims").
 template <typename... Parts>
@@ -21,16 +64,35 @@ std::string cat(const Parts&... parts) {
   return out.str();
 }
 
+// Bad input: what a user gave (a file, a flag, a prompt, an image) cannot be used.
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
-  throw Error(cat(parts...));
+  throw Error(cat(parts...), ErrorKind::BadInput);
+}
+
+// A resource limit: the input is fine, but memory or a budget does not hold what it needs.
+template <typename... Parts>
+[[noreturn]] void fail_resource(const Parts&... parts) {
+  throw Error(cat(parts...), ErrorKind::ResourceLimit);
+}
+
+// The accelerator reported a failure.
+template <typename... Parts>
+[[noreturn]] void fail_device(const Parts&... parts) {
+  throw Error(cat(parts...), ErrorKind::Device);
+}
+
+// An invariant of qwenvl's own broke.
+template <typename... Parts>
+[[noreturn]] void fail_internal(const Parts&... parts) {
+  throw Error(cat(parts...), ErrorKind::Internal);
 }
 
 // For internal invariants that user input cannot break; still an exception, never abort().
-#define QWENVL_CHECK(cond, ...)                                                        \
-  do {                                                                                 \
-    if (!(cond)) ::qwenvl::fail("internal error at ", __FILE__, ":", __LINE__, ": ", \
-                                #cond " ", ##__VA_ARGS__);                             \
+#define QWENVL_CHECK(cond, ...)                                                                \
+  do {                                                                                         \
+    if (!(cond))                                                                               \
+      ::qwenvl::fail_internal("at ", __FILE__, ":", __LINE__, ": ", #cond " ", ##__VA_ARGS__); \
   } while (0)
 
 }  // namespace qwenvl

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "runtime/sampler_rng.h"
+#include "runtime/sampling_limits.h"
 #include "runtime/stop_strings.h"
 
 namespace qwenvl {
@@ -38,6 +39,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
                                      const std::function<void(const std::string&)>& on_text) {
   const int64_t prompt_len = int64_t(request.prompt_ids.size());
   check_context(prompt_len, request.max_new_tokens, model_.max_context());
+  const SamplingParams sampling = effective_sampling(request.sampling);
   Backend& backend = model_.backend();
   const ModelConfig& config = model_.config();
   GenerationResult result;
@@ -112,9 +114,9 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   // computed in vain. The last token, which no step consumes, is read with begin_read. Greedy
   // decoding's pick is part of the step itself.
   const bool greedy =
-      request.sampling.temperature == 0.0f && request.sampling.repetition_penalty == 1.0f;
+      sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
   auto sample = [&](int64_t step) {
-    backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), request.sampling,
+    backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), sampling,
                    rng.uniform(uint64_t(step)), model_.next_token());
   };
   Tensor token_host = Tensor::empty({1}, DType::I32);

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "text/byte_level.h"
 #include "text/normalize.h"
 #include "text/pretokenize.h"
@@ -25,12 +26,7 @@ Tokenizer Tokenizer::load(const std::string& tokenizer_json_path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     path = (std::filesystem::path(path) / "tokenizer.json").string();
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail("cannot open tokenizer file ", path, " (give tokenizer.json or its model folder)");
-  std::string text(size_t(in.tellg()), '\0');
-  in.seekg(0);
-  if (!in.read(text.data(), std::streamsize(text.size())))
-    fail("cannot read tokenizer file ", path);
+  const std::string text = read_text_file(path, kMaxTokenizerFileBytes, "tokenizer file");
   // The code-point class table takes ~12 ms to build: pay it while loading, not in the first
   // encode (which a request's time to first token would otherwise include).
   unicode::class_table();

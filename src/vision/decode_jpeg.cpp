@@ -33,18 +33,58 @@ struct ErrorManager {
   char message[JMSG_LENGTH_MAX];
 };
 
-// libjpeg's default error_exit calls exit(); a server cannot. Jump back to the setjmp of the
-// function driving this decompressor instead.
-[[noreturn]] void on_error(j_common_ptr cinfo) {
+// Stops the decompressor with `text` (or libjpeg's own message when null).
+[[noreturn]] void stop(j_common_ptr cinfo, const char* text) {
   auto* manager = reinterpret_cast<ErrorManager*>(cinfo->err);
-  cinfo->err->format_message(cinfo, manager->message);
+  if (text)
+    std::snprintf(manager->message, sizeof manager->message, "%s", text);
+  else
+    cinfo->err->format_message(cinfo, manager->message);
   std::longjmp(manager->jump, 1);
 }
 
+// libjpeg's default error_exit calls exit(); a server cannot. Jump back to the setjmp of the
+// function driving this decompressor instead.
+[[noreturn]] void on_error(j_common_ptr cinfo) { stop(cinfo, nullptr); }
+
 // Warnings are silent, except a premature end of data: libjpeg would pad the picture with grey,
-// where Pillow refuses the file ("image file is truncated").
+// where Pillow refuses the file ("image file is truncated"). Other warnings (corrupt data, which
+// libjpeg patches over) are counted, and a file that keeps producing them is refused.
 void on_message(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) on_error(cinfo);
+  if (level >= 0) return;
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) on_error(cinfo);
+  if (++cinfo->err->num_warnings > kMaxJpegWarnings)
+    stop(cinfo, "the data is corrupt throughout (too many libjpeg warnings)");
+}
+
+// libjpeg calls the progress monitor before consuming each iMCU row of input, so in a multi-scan
+// file at least once per scan, after the scan's header is read: the place to stop a file whose
+// scans add up to more work than any encoder's would (kMaxJpegScans, kMaxJpegScanSamples).
+struct ScanLimit {
+  jpeg_progress_mgr base;
+  int counted_scans;  // scans whose samples are in `samples`
+  int64_t samples;    // every counted scan's components' samples, block padding included
+};
+
+void on_progress(j_common_ptr cinfo) {
+  if (cinfo->is_decompressor == 0) return;
+  auto* d = reinterpret_cast<j_decompress_ptr>(cinfo);
+  auto* limit = reinterpret_cast<ScanLimit*>(cinfo->progress);
+  if (d->input_scan_number == limit->counted_scans) return;
+  limit->counted_scans = d->input_scan_number;
+  for (int c = 0; c < d->comps_in_scan; ++c) {
+    const jpeg_component_info* comp = d->cur_comp_info[c];
+    limit->samples += int64_t(comp->width_in_blocks) * comp->height_in_blocks * DCTSIZE2;
+  }
+  if (d->input_scan_number > kMaxJpegScans || limit->samples > kMaxJpegScanSamples) {
+    char text[JMSG_LENGTH_MAX];
+    std::snprintf(text, sizeof text,
+                  "%d scans of %ux%u pixels are more than any encoder writes (the limits are %d "
+                  "scans and %lld G samples in all)",
+                  d->input_scan_number, unsigned(d->image_width), unsigned(d->image_height),
+                  kMaxJpegScans, static_cast<long long>(kMaxJpegScanSamples / 1'000'000'000));
+    stop(cinfo, text);
+  }
 }
 
 void on_output(j_common_ptr) {}
@@ -54,6 +94,7 @@ void on_output(j_common_ptr) {}
 struct Decompressor {
   jpeg_decompress_struct cinfo;
   ErrorManager errors;
+  ScanLimit scans;
   bool failed;  // its band stopped on an error (errors.message)
 };
 
@@ -74,6 +115,7 @@ class Decompressors {
     d.errors.base.error_exit = on_error;
     d.errors.base.emit_message = on_message;
     d.errors.base.output_message = on_output;
+    d.scans.base.progress_monitor = on_progress;
     return d;
   }
   Decompressor& operator[](size_t i) { return *items_[i]; }
@@ -117,16 +159,28 @@ void to_rgb(const uint8_t* src, int components, int width, uint8_t* dst) {
 // longjmp out of libjpeg skips no destructor. Each returns false with errors.message filled on
 // failure.
 
-void open_decompressor(jpeg_decompress_struct& cinfo, std::span<const uint8_t> bytes) {
+void open_decompressor(Decompressor& d, std::span<const uint8_t> bytes) {
+  jpeg_decompress_struct& cinfo = d.cinfo;
   jpeg_create_decompress(&cinfo);
+  // Past this, libjpeg asks for a backing store, which this build does not have: an error.
+  cinfo.mem->max_memory_to_use = kMaxJpegMemory;
+  cinfo.progress = &d.scans.base;
   jpeg_mem_src(&cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
+}
+
+// Every successful decode reads an end-of-image marker, so a file without one is truncated:
+// refused before its (possibly huge) declared size is allocated.
+bool has_end_marker(std::span<const uint8_t> bytes) {
+  static constexpr uint8_t kEoi[2] = {0xFF, 0xD9};
+  return std::search(bytes.begin() + std::min<size_t>(bytes.size(), 2), bytes.end(), kEoi,
+                     kEoi + 2) != bytes.end();
 }
 
 bool read_header(Decompressor& d, std::span<const uint8_t> bytes, DecodedImage& out,
                  JpegHeader& header) {
   jpeg_decompress_struct& cinfo = d.cinfo;
   if (setjmp(d.errors.jump)) return false;
-  open_decompressor(cinfo, bytes);
+  open_decompressor(d, bytes);
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(&cinfo, TRUE);
 
@@ -152,13 +206,7 @@ bool read_header(Decompressor& d, std::span<const uint8_t> bytes, DecodedImage& 
                   components);
     return false;
   }
-  // Throws through libjpeg's frames would be undefined; check the size by hand first.
-  int64_t w = cinfo.image_width, h = cinfo.image_height;
-  if (w <= 0 || h <= 0 || w * h > kMaxImagePixels) {
-    std::snprintf(d.errors.message, sizeof d.errors.message, "image size %lldx%lld out of range",
-                  static_cast<long long>(w), static_cast<long long>(h));
-    return false;
-  }
+  // The caller checks the size (check_image_size) before anything is allocated for it.
   jpeg_calc_output_dimensions(&cinfo);
   header.width = int(cinfo.output_width);
   header.height = int(cinfo.output_height);
@@ -181,7 +229,7 @@ bool decode_rows(Decompressor& d, std::span<const uint8_t> bytes, const JpegHead
   jpeg_decompress_struct& cinfo = d.cinfo;
   if (setjmp(d.errors.jump)) return false;
   if (!opened) {
-    open_decompressor(cinfo, bytes);
+    open_decompressor(d, bytes);
     jpeg_read_header(&cinfo, TRUE);
     cinfo.out_color_space = header.out_color_space;
   }
@@ -202,13 +250,27 @@ bool decode_rows(Decompressor& d, std::span<const uint8_t> bytes, const JpegHead
   return true;
 }
 
+// The header, read by decoders[0] and checked before anything is allocated for the pixels: out
+// gets the EXIF block and the size, no pixels.
+DecodedImage read_checked_header(Decompressors& decoders, std::span<const uint8_t> bytes,
+                                 const std::string& name, JpegHeader& header) {
+  DecodedImage out;
+  if (!read_header(decoders.add(), bytes, out, header))
+    fail("cannot decode JPEG ", name, ": ", decoders[0].errors.message);
+  check_image_size(header.width, header.height, name);
+  if (!has_end_marker(bytes))
+    fail("cannot decode JPEG ", name,
+         ": Premature end of JPEG file (no end-of-image marker: the file is truncated)");
+  out.width = header.width;
+  out.height = header.height;
+  return out;
+}
+
 DecodedImage decode(std::span<const uint8_t> bytes, const std::string& name, int forced_bands,
                     ThreadPool& pool, int* bands_used) {
   Decompressors decoders;
-  DecodedImage out;
   JpegHeader header{};
-  if (!read_header(decoders.add(), bytes, out, header))
-    fail("cannot decode JPEG ", name, ": ", decoders[0].errors.message);
+  DecodedImage out = read_checked_header(decoders, bytes, name, header);
 
   std::vector<int> starts{0};
   if (!header.multi_scan) {  // multi-scan files entropy-decode everything in start_decompress
@@ -246,6 +308,12 @@ DecodedImage decode(std::span<const uint8_t> bytes, const std::string& name, int
 }
 
 }  // namespace
+
+DecodedImage probe_jpeg(std::span<const uint8_t> bytes, const std::string& name) {
+  Decompressors decoders;
+  JpegHeader header{};
+  return read_checked_header(decoders, bytes, name, header);
+}
 
 DecodedImage decode_jpeg(std::span<const uint8_t> bytes, const std::string& name) {
   return decode(bytes, name, 0, ThreadPool::global(), nullptr);

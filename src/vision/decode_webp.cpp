@@ -50,28 +50,42 @@ const char* status_text(VP8StatusCode status) {
   }
 }
 
-}  // namespace
-
-DecodedImage decode_webp(std::span<const uint8_t> bytes, const std::string& name) {
+// The headers (WebPGetFeatures reads the VP8X / VP8 / VP8L headers, nothing more), checked before
+// anything is allocated; out gets the size, the channels and the EXIF block, no pixels.
+DecodedImage read_header(std::span<const uint8_t> bytes, const std::string& name) {
+  // The RIFF size covers the whole file; libwebp's decode refuses a file shorter than that, but
+  // only after the caller has allocated its pixels.
+  if (bytes.size() < 12 || uint64_t(le32(bytes.data() + 4)) + 8 > bytes.size())
+    fail("cannot decode WebP ", name, ": file is truncated");
   WebPBitstreamFeatures features;
   VP8StatusCode status = WebPGetFeatures(bytes.data(), bytes.size(), &features);
   if (status != VP8_STATUS_OK) fail("cannot decode WebP ", name, ": ", status_text(status));
   if (features.has_animation) fail("cannot decode WebP ", name, ": animated WebP is not supported");
   check_image_size(features.width, features.height, name);
-
   DecodedImage out;
   out.width = features.width;
   out.height = features.height;
   out.channels = features.has_alpha ? 4 : 3;
+  out.exif = find_exif_chunk(bytes);
+  return out;
+}
+
+}  // namespace
+
+DecodedImage probe_webp(std::span<const uint8_t> bytes, const std::string& name) {
+  return read_header(bytes, name);
+}
+
+DecodedImage decode_webp(std::span<const uint8_t> bytes, const std::string& name) {
+  DecodedImage out = read_header(bytes, name);
   resize_pixels(out.pixels, size_t(out.width) * out.height * out.channels);
   size_t stride = size_t(out.width) * out.channels;
-  uint8_t* ok = features.has_alpha
+  uint8_t* ok = out.channels == 4
                     ? WebPDecodeRGBAInto(bytes.data(), bytes.size(), out.pixels.data(),
                                          out.pixels.size(), int(stride))
                     : WebPDecodeRGBInto(bytes.data(), bytes.size(), out.pixels.data(),
                                         out.pixels.size(), int(stride));
   if (!ok) fail("cannot decode WebP ", name, ": corrupt or truncated data");
-  if (bytes.size() >= 12) out.exif = find_exif_chunk(bytes);
   return out;
 }
 

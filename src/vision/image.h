@@ -13,6 +13,22 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // width * height * 3, interleaved RGB
 };
 
+enum class ImageFormat { kJpeg, kPng, kWebp, kBmp };
+
+// What probe_image reads from an image's headers: the size decode_image will return (EXIF
+// orientations 5-8 already swap width and height) and the format.
+struct ImageHeader {
+  int width = 0, height = 0;
+  ImageFormat format = ImageFormat::kJpeg;
+};
+
+// The upright size of an image from its headers alone (JPEG: markers up to the first scan, PNG:
+// IHDR and the chunk list, WebP: VP8X / VP8 / VP8L headers and the EXIF chunk, BMP: its headers),
+// with the same size checks as decode_image and without decoding any pixels: cheap on any bytes,
+// hostile ones included. Error where decode_image would refuse the headers; when both succeed the
+// sizes are equal. For counting an image's tokens (smart_resize) before decoding it.
+ImageHeader probe_image(std::span<const uint8_t> bytes, const std::string& name_for_errors);
+
 // JPEG (baseline, progressive), PNG (8/16-bit, palette, grey, alpha), WebP, BMP. Error with the
 // file name for anything unreadable or unsupported.
 RgbImage load_image(const std::string& path);

@@ -6,18 +6,30 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "vision/decoded_image.h"
 #include "vision/image.h"
 
 namespace qwenvl {
 namespace vision_detail {
 
+bool image_size_ok(int64_t width, int64_t height) {
+  // Each side first: with both at most kMaxImageSide the product cannot overflow.
+  return width > 0 && height > 0 && width <= kMaxImageSide && height <= kMaxImageSide &&
+         width * height <= kMaxImagePixels;
+}
+
 void check_image_size(int64_t width, int64_t height, const std::string& name) {
   if (width <= 0 || height <= 0)
-    fail("image ", name, " has an empty size (", width, "x", height, ")");
+    fail("image ", name, " has an empty size (", width, "x", height,
+         "); the file is corrupt, re-export it");
+  if (width > kMaxImageSide || height > kMaxImageSide)
+    fail("image ", name, " claims to be ", width, "x", height, "; the limit is ", kMaxImageSide,
+         " pixels a side (scale the image down)");
   if (width * height > kMaxImagePixels)
     fail("image ", name, " is ", width, "x", height, " = ", width * height / 1000000,
-         " megapixels; the limit is ", kMaxImagePixels / 1000000, " megapixels");
+         " megapixels; the limit is ", kMaxImagePixels / 1000000,
+         " megapixels (scale the image down)");
 }
 
 }  // namespace vision_detail
@@ -43,18 +55,36 @@ const char* unsupported_format(std::span<const uint8_t> b) {
 }
 
 DecodedImage decode_any(std::span<const uint8_t> bytes, const std::string& name) {
-  if (starts_with(bytes, 0, "\xFF\xD8\xFF", 3)) return vision_detail::decode_jpeg(bytes, name);
-  if (starts_with(bytes, 0, "\x89PNG\r\n\x1A\n", 8)) return vision_detail::decode_png(bytes, name);
+  switch (vision_detail::sniff_format(bytes, name)) {
+    case ImageFormat::kJpeg:
+      return vision_detail::decode_jpeg(bytes, name);
+    case ImageFormat::kPng:
+      return vision_detail::decode_png(bytes, name);
+    case ImageFormat::kWebp:
+      return vision_detail::decode_webp(bytes, name);
+    case ImageFormat::kBmp:
+      return vision_detail::decode_bmp(bytes, name);
+  }
+  fail("image ", name, ": unknown format");
+}
+
+}  // namespace
+
+namespace vision_detail {
+
+ImageFormat sniff_format(std::span<const uint8_t> bytes, const std::string& name) {
+  if (starts_with(bytes, 0, "\xFF\xD8\xFF", 3)) return ImageFormat::kJpeg;
+  if (starts_with(bytes, 0, "\x89PNG\r\n\x1A\n", 8)) return ImageFormat::kPng;
   if (starts_with(bytes, 0, "RIFF", 4) && starts_with(bytes, 8, "WEBP", 4))
-    return vision_detail::decode_webp(bytes, name);
-  if (starts_with(bytes, 0, "BM", 2)) return vision_detail::decode_bmp(bytes, name);
+    return ImageFormat::kWebp;
+  if (starts_with(bytes, 0, "BM", 2)) return ImageFormat::kBmp;
   if (bytes.empty()) fail("image ", name, " is an empty file");
   if (const char* format = unsupported_format(bytes))
     fail("image ", name, " is ", format, ", which is not supported (use JPEG, PNG, WebP or BMP)");
   fail("image ", name, " is not a JPEG, PNG, WebP or BMP file");
 }
 
-}  // namespace
+}  // namespace vision_detail
 
 RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name_for_errors) {
   DecodedImage decoded = decode_any(bytes, name_for_errors);
@@ -72,19 +102,9 @@ RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name_fo
 }
 
 std::vector<uint8_t> read_image_file(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!file) fail("cannot open image ", path, ": ", std::strerror(errno));
   // 1 GiB: far above any image under the pixel limit; stops a wrong path to a huge file early.
-  constexpr long kMaxFileBytes = 1L << 30;
-  if (std::fseek(file.get(), 0, SEEK_END) != 0) fail("cannot read image ", path);
-  long size = std::ftell(file.get());
-  if (size < 0) fail("cannot read image ", path, " (is it a regular file?)");
-  if (size > kMaxFileBytes) fail("image ", path, " is ", size >> 20, " MiB; the limit is 1024 MiB");
-  std::rewind(file.get());
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
-  if (size > 0 && std::fread(bytes.data(), 1, bytes.size(), file.get()) != bytes.size())
-    fail("cannot read image ", path, ": ", std::strerror(errno));
-  return bytes;
+  constexpr int64_t kMaxImageFileBytes = 1ll << 30;
+  return read_binary_file(path, kMaxImageFileBytes, "image");
 }
 
 RgbImage load_image(const std::string& path) { return decode_image(read_image_file(path), path); }

@@ -24,6 +24,14 @@ struct PreprocessConfig {
   float image_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 };
 
+// The most pixels an image may be resized to (min_pixels / max_pixels, from a file, a flag or a
+// request): four times Qwen2.5-VL's default max_pixels, 65,536 tokens. Its pixel values take
+// 1.2 GB in f32.
+inline constexpr int64_t kMaxResizedPixels = 4 * 12'845'056;
+
+// Error naming `source` unless 1 <= min_pixels <= max_pixels <= kMaxResizedPixels.
+void check_pixel_bounds(int64_t min_pixels, int64_t max_pixels, const std::string& source);
+
 // DIR/preprocessor_config.json (or the "image_processor" entry of DIR/processor_config.json);
 // fields it lacks keep the defaults above. `size` {shortest_edge, longest_edge} is read and then
 // overridden by top-level min_pixels / max_pixels, as the processor's constructor does. Error when

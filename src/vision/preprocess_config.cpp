@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/file_read.h"
 #include "vision/preprocess.h"
 
 namespace qwenvl {
@@ -41,6 +42,14 @@ void require_flag(const json& j, const char* key, const std::string& file) {
 
 }  // namespace
 
+void check_pixel_bounds(int64_t min_pixels, int64_t max_pixels, const std::string& source) {
+  if (min_pixels < 1 || max_pixels < 1 || max_pixels > kMaxResizedPixels)
+    fail(source, ": min_pixels and max_pixels must be in [1, ", kMaxResizedPixels, "], got ",
+         min_pixels, " and ", max_pixels);
+  if (min_pixels > max_pixels)
+    fail(source, ": min_pixels (", min_pixels, ") is larger than max_pixels (", max_pixels, ")");
+}
+
 PreprocessConfig load_preprocess_config(const std::string& model_dir) {
   namespace fs = std::filesystem;
   std::string file = (fs::path(model_dir) / "preprocessor_config.json").string();
@@ -53,10 +62,9 @@ PreprocessConfig load_preprocess_config(const std::string& model_dir) {
     file = combined;
     nested = true;
   }
-  std::ifstream in(file);
-  if (!in) fail("cannot open ", file);
+  const std::string text = read_text_file(file, kMaxJsonFileBytes, "preprocessor config");
   try {
-    j = json::parse(in);
+    j = json::parse(text);
   } catch (const json::exception& e) {
     fail(file, " is not valid JSON: ", e.what());
   }
@@ -90,6 +98,12 @@ PreprocessConfig load_preprocess_config(const std::string& model_dir) {
       fail(file, ": 'rescale_factor' must be a positive number");
     config.rescale_factor = j["rescale_factor"].get<double>();
   }
+  check_pixel_bounds(config.min_pixels, config.max_pixels, file);
+  const std::pair<const char*, int> sizes[] = {{"patch_size", config.patch_size},
+                                               {"merge_size", config.merge_size},
+                                               {"temporal_patch_size", config.temporal_patch_size}};
+  for (const auto& [key, value] : sizes)
+    if (value < 1 || value > 64) fail(file, ": '", key, "' is ", value, "; it must be in [1, 64]");
   require_flag(j, "do_resize", file);
   require_flag(j, "do_rescale", file);
   require_flag(j, "do_normalize", file);

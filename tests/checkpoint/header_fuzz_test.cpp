@@ -9,45 +9,11 @@
 
 #include "checkpoint/safetensors.h"
 #include "core/error.h"
+#include "common/mutate.h"
 #include "test_checkpoints.h"
 
 namespace qwenvl {
 namespace {
-
-std::string mutate(std::string bytes, std::mt19937& rng) {
-  int edits = 1 + int(rng() % 4);
-  for (int e = 0; e < edits && !bytes.empty(); ++e) {
-    size_t at = rng() % bytes.size();
-    switch (rng() % 7) {
-      case 0:
-        bytes[at] = char(bytes[at] ^ (1 << (rng() % 8)));
-        break;  // flip one bit
-      case 1:
-        bytes[at] = char(rng() & 0xff);
-        break;  // random byte
-      case 2:
-        bytes.insert(bytes.begin() + long(at), char(rng() & 0xff));
-        break;
-      case 3:
-        bytes.erase(at, 1 + rng() % 8);
-        break;
-      case 4:
-        bytes.resize(at);
-        break;   // truncate
-      case 5: {  // a JSON-significant character
-        static const char kChars[] = "{}[]\":,0-9e.\\ ";
-        bytes[at] = kChars[rng() % (sizeof(kChars) - 1)];
-        break;
-      }
-      case 6: {  // a digit run, to push numbers past their limits
-        std::string digits(1 + rng() % 24, '9');
-        bytes.insert(at, digits);
-        break;
-      }
-    }
-  }
-  return bytes;
-}
 
 TEST(SafetensorsFuzz, MutatedHeadersOnlyEverThrowError) {
   const uint32_t seed = 20250125;
@@ -63,7 +29,7 @@ TEST(SafetensorsFuzz, MutatedHeadersOnlyEverThrowError) {
   int iterations = 0, parsed = 0, refused = 0;
   auto start = std::chrono::steady_clock::now();
   for (; iterations < 50000; ++iterations) {
-    std::string bytes = mutate(seeds[rng() % seeds.size()], rng);
+    std::string bytes = test::mutate(seeds[rng() % seeds.size()], rng);
     // Keep the length field honest half the time, so mutations reach the JSON and offsets.
     if (rng() % 2 && bytes.size() >= 8) {
       uint64_t n = bytes.size() - 8 - std::min<size_t>(bytes.size() - 8, rng() % 64);

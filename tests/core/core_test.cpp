@@ -45,7 +45,9 @@ TEST(Half, Fp16RoundsLikeACast) {
     // No other half is closer to x than the one we picked.
     float up = fp16_to_float(uint16_t(h + 1)), down = fp16_to_float(uint16_t(h - 1));
     EXPECT_LE(std::fabs(back - x), std::fabs(up - x) + 1e-12f) << x;
-    if ((h & 0x7fff) != 0) EXPECT_LE(std::fabs(back - x), std::fabs(down - x) + 1e-12f) << x;
+    if ((h & 0x7fff) != 0) {
+      EXPECT_LE(std::fabs(back - x), std::fabs(down - x) + 1e-12f) << x;
+    }
   }
 }
 

@@ -16,6 +16,7 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <webp/encode.h>
+#include <zlib.h>
 
 namespace qwenvl::test {
 
@@ -174,6 +175,69 @@ inline Bytes encode_jpeg(const JpegSpec& spec, const Bytes& samples) {
   Bytes out(buffer, buffer + size);
   std::free(buffer);
   return out;
+}
+
+// A JPEG written byte by byte, for files no encoder would write: SOI, a quantisation table of
+// ones, SOFn (0xC0 baseline, 0xC2 progressive) of `components` full-resolution components,
+// Huffman tables DC 0 and AC 0 with one 1-bit code each (DC difference 0, EOB).
+inline Bytes jpeg_headers(int width, int height, int components, uint8_t sof = 0xC2) {
+  Bytes b = {0xFF, 0xD8, 0xFF, 0xDB};
+  put_be16(b, 67);
+  b.push_back(0);
+  b.resize(b.size() + 64, 1);
+  b.push_back(0xFF), b.push_back(sof);
+  put_be16(b, uint32_t(8 + 3 * components));
+  b.push_back(8);
+  put_be16(b, uint32_t(height));
+  put_be16(b, uint32_t(width));
+  b.push_back(uint8_t(components));
+  for (int c = 0; c < components; ++c)
+    b.push_back(uint8_t(c + 1)), b.push_back(0x11), b.push_back(0);
+  for (uint8_t table_class : {0x00, 0x10}) {
+    b.push_back(0xFF), b.push_back(0xC4);
+    put_be16(b, 20);
+    b.push_back(table_class);
+    b.push_back(1);  // one code of length 1
+    b.resize(b.size() + 15, 0);
+    b.push_back(0);  // its symbol: DC difference category 0 / AC end of block
+  }
+  return b;
+}
+
+// One SOS segment over `components` components (1..components), spectral selection Ss..Se,
+// successive approximation Ah/Al, then `data` (the entropy-coded bytes, often none).
+inline void jpeg_scan(Bytes& b, int components, int ss, int se, int ah, int al,
+                      const Bytes& data = {}) {
+  b.push_back(0xFF), b.push_back(0xDA);
+  put_be16(b, uint32_t(6 + 2 * components));
+  b.push_back(uint8_t(components));
+  for (int c = 0; c < components; ++c) b.push_back(uint8_t(c + 1)), b.push_back(0x00);
+  b.push_back(uint8_t(ss)), b.push_back(uint8_t(se)), b.push_back(uint8_t(ah << 4 | al));
+  b.insert(b.end(), data.begin(), data.end());
+}
+
+inline void jpeg_end(Bytes& b) { b.push_back(0xFF), b.push_back(0xD9); }
+
+// ----------------------------------------------------------------------------------------- PNG
+// Chunks written by hand, with their CRC, for files libpng would refuse to write.
+
+inline void png_chunk(Bytes& b, const char type[4], const Bytes& data) {
+  put_be32(b, uint32_t(data.size()));
+  const size_t start = b.size();
+  b.insert(b.end(), type, type + 4);
+  b.insert(b.end(), data.begin(), data.end());
+  put_be32(b, uint32_t(crc32(0, b.data() + start, uInt(b.size() - start))));
+}
+
+// Signature and IHDR (8-bit RGB unless told).
+inline Bytes png_header(uint32_t width, uint32_t height, uint8_t depth = 8, uint8_t color = 2) {
+  Bytes b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  Bytes ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr.insert(ihdr.end(), {depth, color, 0, 0, 0});
+  png_chunk(b, "IHDR", ihdr);
+  return b;
 }
 
 // ---------------------------------------------------------------------------------------- WebP

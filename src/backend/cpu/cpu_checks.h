@@ -9,22 +9,22 @@
 namespace qwenvl {
 
 inline void check_cpu(const Tensor& t, const char* op, const char* name) {
-  if (t.device() != Device::CPU) fail(op, ": tensor '", name, "' is not on the CPU");
-  if (!t.defined()) fail(op, ": tensor '", name, "' is empty (not allocated)");
+  if (t.device() != Device::CPU) fail_internal(op, ": tensor '", name, "' is not on the CPU");
+  if (!t.defined()) fail_internal(op, ": tensor '", name, "' is empty (not allocated)");
 }
 
 inline void check_dtype(const Tensor& t, const char* op, const char* name,
                         std::initializer_list<DType> allowed) {
   for (DType d : allowed)
     if (t.dtype() == d) return;
-  fail(op, ": tensor '", name, "' has dtype ", dtype_name(t.dtype()),
+  fail_internal(op, ": tensor '", name, "' has dtype ", dtype_name(t.dtype()),
        ", which this op does not take");
 }
 
 inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* a_name,
                              const char* b_name) {
   if (!(a.shape() == b.shape()))
-    fail(op, ": '", a_name, "' ", a.shape().str(), " and '", b_name, "' ", b.shape().str(),
+    fail_internal(op, ": '", a_name, "' ", a.shape().str(), " and '", b_name, "' ", b.shape().str(),
          " must have the same shape");
 }
 

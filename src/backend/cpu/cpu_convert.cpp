@@ -13,7 +13,7 @@ void convert_to_f32(const void* src, DType src_dtype, float* dst, int64_t n) {
     case DType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
     case DType::BF16: cpu_kernels().bf16_to_f32(static_cast<const uint16_t*>(src), dst, n); return;
     case DType::F16: cpu_kernels().f16_to_f32(static_cast<const uint16_t*>(src), dst, n); return;
-    default: fail("cannot convert a ", dtype_name(src_dtype), " tensor to f32");
+    default: fail_internal("cannot convert a ", dtype_name(src_dtype), " tensor to f32");
   }
 }
 
@@ -24,7 +24,7 @@ void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dty
     return;
   }
   if (!is_float(src_dtype) || !is_float(dst_dtype))
-    fail(what, ": cannot convert ", dtype_name(src_dtype), " to ", dtype_name(dst_dtype),
+    fail_internal(what, ": cannot convert ", dtype_name(src_dtype), " to ", dtype_name(dst_dtype),
          " (only float dtypes convert into each other)");
   if (dst_dtype == DType::F32) {
     convert_to_f32(src, src_dtype, static_cast<float*>(dst), n);

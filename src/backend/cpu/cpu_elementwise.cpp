@@ -36,7 +36,7 @@ void CpuBackend::swiglu(const Tensor& gate_up, Tensor& out) {
   check_f32(out, "swiglu", "out");
   const int64_t f = last_dim(out), rows = f ? out.numel() / f : 0;
   if (last_dim(gate_up) != 2 * f || gate_up.numel() != 2 * out.numel())
-    fail("swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
+    fail_internal("swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
          out.shape().str());
   const float* gu = gate_up.data<float>();
   float* o = out.data<float>();

@@ -103,18 +103,18 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
   check_dtype(w, "linear", "w", {DType::F32, DType::BF16, DType::F16});
   check_dtype(out, "linear", "out", {DType::F32});
   if (w.rank() != 2)
-    fail("linear: weight ", w.shape().str(), " must be [out_features, in_features]");
+    fail_internal("linear: weight ", w.shape().str(), " must be [out_features, in_features]");
   const int64_t n = w.dim(0), k = w.dim(1);
   if (last_dim(x) != k)
-    fail("linear: input ", x.shape().str(), " does not end in the weight's in_features ", k);
+    fail_internal("linear: input ", x.shape().str(), " does not end in the weight's in_features ", k);
   const int64_t m = x.numel() / k;
   if (last_dim(out) != n || out.numel() != m * n)
-    fail("linear: output ", out.shape().str(), " must be [", m, ", ", n, "]");
+    fail_internal("linear: output ", out.shape().str(), " must be [", m, ", ", n, "]");
   if (bias) {
     check_cpu(*bias, "linear", "bias");
     check_dtype(*bias, "linear", "bias", {DType::F32, DType::BF16, DType::F16});
     if (bias->numel() != n)
-      fail("linear: bias ", bias->shape().str(), " must have ", n, " entries");
+      fail_internal("linear: bias ", bias->shape().str(), " must have ", n, " entries");
   }
   if (m == 0) return;
 

@@ -32,7 +32,7 @@ void check_norm_args(const char* op, const Tensor& x, const Tensor& w, const Ten
   check_dtype(w, op, "w", {DType::F32, DType::BF16, DType::F16});
   check_same_shape(x, out, op, "x", "out");
   if (w.numel() != last_dim(x))
-    fail(op, ": weight ", w.shape().str(), " does not match the last dimension of ",
+    fail_internal(op, ": weight ", w.shape().str(), " does not match the last dimension of ",
          x.shape().str());
 }
 

@@ -48,7 +48,7 @@ void apply_repetition_penalty(float* logits, int64_t vocab, const Tensor& histor
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   for (int32_t id : ids) {
     if (id < 0 || id >= vocab)
-      fail("sample: history token id ", id, " is outside the vocabulary of ", vocab);
+      fail_internal("sample: history token id ", id, " is outside the vocabulary of ", vocab);
     float& s = logits[id];
     s = s < 0 ? s * penalty : s / penalty;
   }
@@ -78,10 +78,10 @@ void CpuBackend::sample(Tensor& logits, const Tensor& history, const SamplingPar
   check_cpu(next_token, "sample", "next_token");
   check_dtype(logits, "sample", "logits", {DType::F32});
   check_dtype(next_token, "sample", "next_token", {DType::I32});
-  if (next_token.numel() < 1) fail("sample: next_token must hold one id");
+  if (next_token.numel() < 1) fail_internal("sample: next_token must hold one id");
   check_params(params);
   const int64_t vocab = logits.numel();
-  if (vocab < 1) fail("sample: the logits are empty");
+  if (vocab < 1) fail_internal("sample: the logits are empty");
   float* s = logits.data<float>();
 
   if (params.repetition_penalty != 1.0f && history.defined() && history.numel() > 0) {

@@ -27,11 +27,11 @@ constexpr size_t kRopeTableBytes = size_t(64) << 10;
 size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
 void check_host(const Tensor& t, const char* op) {
-  if (t.device() != Device::CPU) fail("CUDA ", op, " expects a host tensor, got a device one");
+  if (t.device() != Device::CPU) fail_internal("CUDA ", op, " expects a host tensor, got a device one");
 }
 
 void check_device(const Tensor& t, const char* op) {
-  if (t.device() != Device::CUDA) fail("CUDA ", op, " expects a CUDA tensor, got a host one");
+  if (t.device() != Device::CUDA) fail_internal("CUDA ", op, " expects a CUDA tensor, got a host one");
 }
 
 bool convertible(DType from, DType to) {
@@ -43,7 +43,7 @@ bool convertible(DType from, DType to) {
 void* DeviceRegion::take(size_t bytes, const char* for_what) {
   size_t begin = align_up(used);
   if (begin + bytes > capacity)
-    fail("the CUDA ", what, " of ", capacity, " bytes is exhausted: ", used, " are in use and ",
+    fail_internal("the CUDA ", what, " of ", capacity, " bytes is exhausted: ", used, " are in use and ",
          for_what, " needs ", bytes, " more; reserve a larger ", what);
   used = begin + bytes;
   peak = std::max(peak, used);
@@ -105,7 +105,7 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
   if (dtype != DType::BF16 && dtype != DType::F16)
     fail("the CUDA backend computes in bf16 or f16, not ", dtype_name(dtype));
   if (!cuda_device_available())
-    fail("no CUDA device is available (check the driver with nvidia-smi, or use --device cpu)");
+    fail_device("no CUDA device is available (check the driver with nvidia-smi, or use --device cpu)");
   CudaState& s = *state_;
   CUDA_CHECK(cudaGetDevice(&s.device));
   CUDA_CHECK(cudaDeviceGetAttribute(&s.multiprocessors, cudaDevAttrMultiProcessorCount, s.device));
@@ -160,7 +160,7 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
     if (status != cudaSuccess) {
       cudaGetLastError();
       s.release_memory();
-      fail("could not reserve ", bytes, " bytes of GPU memory for the CUDA ", region->what, " (",
+      fail_resource("could not reserve ", bytes, " bytes of GPU memory for the CUDA ", region->what, " (",
            cudaGetErrorString(status), "); lower the memory budget");
     }
     region->capacity = bytes;
@@ -178,7 +178,7 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
 }
 
 static Tensor take_tensor(CudaState& s, DeviceRegion& region, const Shape& shape, DType dtype) {
-  if (!s.reserved) fail("the CUDA backend has no memory yet: call reserve() first");
+  if (!s.reserved) fail_internal("the CUDA backend has no memory yet: call reserve() first");
   size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   void* p = region.take(bytes, cat("a ", shape.str(), " ", dtype_name(dtype), " tensor").c_str());
   return Tensor(p, dtype, shape, Device::CUDA);
@@ -249,7 +249,7 @@ static void upload(CudaState& s, const void* host, DType host_dtype, void* devic
 Tensor CudaBackend::upload_weight(const Tensor& host, DType dtype) {
   check_host(host, "upload_weight");
   if (!convertible(host.dtype(), dtype))
-    fail("cannot upload a ", dtype_name(host.dtype()), " weight as ", dtype_name(dtype));
+    fail_internal("cannot upload a ", dtype_name(host.dtype()), " weight as ", dtype_name(dtype));
   Tensor out = take_tensor(*state_, state_->weights, host.shape(), dtype);
   upload(*state_, host.data(), host.dtype(), out.data(), dtype, host.numel());
   return out;
@@ -262,7 +262,7 @@ Tensor CudaBackend::upload_weight_stacked(const std::vector<Tensor>& parts, DTyp
   for (const Tensor& part : parts) {
     check_host(part, "upload_weight_stacked");
     if (!convertible(part.dtype(), dtype))
-      fail("cannot upload a ", dtype_name(part.dtype()), " weight as ", dtype_name(dtype));
+      fail_internal("cannot upload a ", dtype_name(part.dtype()), " weight as ", dtype_name(dtype));
     upload(*state_, part.data(), part.dtype(),
            static_cast<char*>(out.data()) + offset * int64_t(dtype_size(dtype)), dtype,
            part.numel());
@@ -275,9 +275,9 @@ namespace {
 // The checks both copy directions make on their source and destination.
 void check_copy(const char* what, const Tensor& src, const Tensor& dst) {
   if (src.numel() != dst.numel())
-    fail(what, " of ", src.shape().str(), " into ", dst.shape().str(), ": element counts differ");
+    fail_internal(what, " of ", src.shape().str(), " into ", dst.shape().str(), ": element counts differ");
   if (!convertible(src.dtype(), dst.dtype()))
-    fail(what, " cannot convert ", dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
+    fail_internal(what, " cannot convert ", dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
 }
 }  // namespace
 
@@ -345,7 +345,7 @@ static void wait_for_mailbox(CudaState& s, const char* box, uint64_t tag, const 
       continue;
     }
     CUDA_CHECK(side);
-    if (*word != tag) fail(op, ": the device finished without delivering the value");
+    if (*word != tag) fail_internal(op, ": the device finished without delivering the value");
   }
   std::atomic_thread_fence(std::memory_order_acquire);
 }
@@ -385,8 +385,8 @@ void CudaBackend::publish_row(const Tensor& table, const Tensor& row, const Tens
 
 void CudaBackend::wait_published(int64_t tag, Tensor& host_dst) {
   check_host(host_dst, "wait_published");
-  if (tag < 0) fail("wait_published: tag ", tag, " is negative");
-  if (host_dst.nbytes() > kReadBytes) fail("wait_published: host_dst is larger than a row");
+  if (tag < 0) fail_internal("wait_published: tag ", tag, " is negative");
+  if (host_dst.nbytes() > kReadBytes) fail_internal("wait_published: host_dst is larger than a row");
   CudaState& s = *state_;
   const char* box = mailbox(s.mailbox_host, size_t(kPendingReads + tag % kPendingReads));
   wait_for_mailbox(s, box, uint64_t(tag) + 1, "wait_published");

@@ -10,12 +10,12 @@ namespace qwenvl {
 
 inline void check_cuda(cudaError_t status, const char* what, const char* file, int line) {
   if (status != cudaSuccess)
-    fail("CUDA error in ", what, " at ", file, ":", line, ": ", cudaGetErrorString(status));
+    fail_device("CUDA error in ", what, " at ", file, ":", line, ": ", cudaGetErrorString(status));
 }
 
 inline void check_cublas(cublasStatus_t status, const char* what, const char* file, int line) {
   if (status != CUBLAS_STATUS_SUCCESS)
-    fail("cuBLAS error in ", what, " at ", file, ":", line, ": status ", int(status));
+    fail_device("cuBLAS error in ", what, " at ", file, ":", line, ": status ", int(status));
 }
 
 #define CUDA_CHECK(call) ::qwenvl::check_cuda((call), #call, __FILE__, __LINE__)

@@ -77,7 +77,7 @@ void fill_nan(void* dst, DType dtype, int64_t n, cudaStream_t stream) {
       fill_u32_kernel<<<grid_for(n), 256, 0, stream>>>(static_cast<uint32_t*>(dst), 0x7fc00000u,
                                                        n);
       break;
-    default: fail("fill_nan: unsupported dtype ", dtype_name(dtype));
+    default: fail_internal("fill_nan: unsupported dtype ", dtype_name(dtype));
   }
   CUDA_CHECK_LAUNCH();
 }

@@ -18,7 +18,7 @@ void with_float(DType dtype, F&& f) {
     case DType::F32: f(float{}); return;
     case DType::BF16: f(bf16{}); return;
     case DType::F16: f(f16{}); return;
-    default: fail("CUDA kernel: expected a float dtype, got ", dtype_name(dtype));
+    default: fail_internal("CUDA kernel: expected a float dtype, got ", dtype_name(dtype));
   }
 }
 
@@ -28,7 +28,7 @@ void with_half(DType dtype, F&& f) {
   switch (dtype) {
     case DType::BF16: f(bf16{}); return;
     case DType::F16: f(f16{}); return;
-    default: fail("CUDA kernel: expected bf16 or f16 activations, got ", dtype_name(dtype));
+    default: fail_internal("CUDA kernel: expected bf16 or f16 activations, got ", dtype_name(dtype));
   }
 }
 
@@ -54,7 +54,7 @@ bool call_with_head_dim(int head_dim, F& f, std::integer_sequence<int, D...>) {
 template <typename F>
 void with_head_dim(int head_dim, F&& f) {
   if (!call_with_head_dim(head_dim, f, AttentionHeadDims{}))
-    fail("CUDA attention: unsupported head_dim ", head_dim);
+    fail_internal("CUDA attention: unsupported head_dim ", head_dim);
 }
 
 // The attention kernels' dispatch: f(T{}, std::integral_constant<int, D>{}) for the activation

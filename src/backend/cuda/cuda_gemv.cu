@@ -187,7 +187,7 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
     case 6: run(gemv_kernel<T, O, B, 6, E, threads>); break;
     case 7: run(gemv_kernel<T, O, B, 7, E, threads>); break;
     case 8: run(gemv_kernel<T, O, B, 8, E, threads>); break;
-    default: fail("internal error: gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
+    default: fail_internal("gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
 }
 

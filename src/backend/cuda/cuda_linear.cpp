@@ -13,7 +13,7 @@ cudaDataType_t cuda_type(DType dtype) {
     case DType::BF16: return CUDA_R_16BF;
     case DType::F16: return CUDA_R_16F;
     case DType::F32: return CUDA_R_32F;
-    default: fail("cuBLASLt linear does not take ", dtype_name(dtype), " tensors");
+    default: fail_internal("cuBLASLt linear does not take ", dtype_name(dtype), " tensors");
   }
 }
 
@@ -109,7 +109,7 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
     plan.usable = heuristic(key, plan, plan.algo);
   }
   if (!plan.usable && bias_dtype < 0)
-    fail("cuBLASLt has no algorithm for a ", m, "x", n, "x", k, " ", dtype_name(DType(in_dtype)),
+    fail_device("cuBLASLt has no algorithm for a ", m, "x", n, "x", k, " ", dtype_name(DType(in_dtype)),
          " product with ", dtype_name(DType(out_dtype)), " output");
   return plan;
 }

@@ -12,23 +12,23 @@ namespace qwenvl::cuda_checks {
 
 inline void on_device(const Tensor& t, const char* op, const char* what) {
   if (t.device() != Device::CUDA || (!t.data() && t.numel() > 0))
-    fail("CUDA ", op, ": ", what, " must be a tensor on the GPU");
+    fail_internal("CUDA ", op, ": ", what, " must be a tensor on the GPU");
 }
 
 inline void has_dtype(const Tensor& t, DType dtype, const char* op, const char* what) {
   if (t.dtype() != dtype)
-    fail("CUDA ", op, ": ", what, " is ", dtype_name(t.dtype()), " but must be ",
+    fail_internal("CUDA ", op, ": ", what, " is ", dtype_name(t.dtype()), " but must be ",
          dtype_name(dtype));
 }
 
 inline void float_dtype(const Tensor& t, const char* op, const char* what) {
   if (!is_float(t.dtype()))
-    fail("CUDA ", op, ": ", what, " must be a float tensor, not ", dtype_name(t.dtype()));
+    fail_internal("CUDA ", op, ": ", what, " must be a float tensor, not ", dtype_name(t.dtype()));
 }
 
 inline void same_numel(const Tensor& a, const Tensor& b, const char* op) {
   if (a.numel() != b.numel())
-    fail("CUDA ", op, ": shapes ", a.shape().str(), " and ", b.shape().str(), " differ in size");
+    fail_internal("CUDA ", op, ": shapes ", a.shape().str(), " and ", b.shape().str(), " differ in size");
 }
 
 using cuda::aligned16;
@@ -54,18 +54,18 @@ inline int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias
   // cuBLASLt multiplies equal input types: linear weights are uploaded in the compute dtype.
   has_dtype(w, dtype, "linear", "the weight");
   if (out.dtype() != dtype && out.dtype() != DType::F32)
-    fail("CUDA linear: out must be ", dtype_name(dtype), " or f32, not ", dtype_name(out.dtype()));
-  if (w.rank() != 2) fail("CUDA linear: the weight must be [N, K], got ", w.shape().str());
+    fail_internal("CUDA linear: out must be ", dtype_name(dtype), " or f32, not ", dtype_name(out.dtype()));
+  if (w.rank() != 2) fail_internal("CUDA linear: the weight must be [N, K], got ", w.shape().str());
   const int64_t n = w.dim(0), k = w.dim(1);
   if (x.rank() < 1 || x.dim(-1) != k)
-    fail("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
+    fail_internal("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
   const int64_t m = k ? x.numel() / k : 0;
   if (out.dim(-1) != n || out.numel() != m * n)
-    fail("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
+    fail_internal("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
   if (bias) {
     on_device(*bias, "linear", "the bias");
     float_dtype(*bias, "linear", "the bias");
-    if (bias->numel() != n) fail("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
+    if (bias->numel() != n) fail_internal("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
   }
   return m;
 }

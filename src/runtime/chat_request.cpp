@@ -1,0 +1,77 @@
+#include "runtime/chat_request.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "runtime/generator.h"
+#include "text/chat.h"
+#include "vision/image.h"
+
+namespace qwenvl {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::vector<uint8_t> image_bytes(const ImageSource& source) {
+  return source.bytes.empty() ? read_image_file(source.path) : source.bytes;
+}
+
+std::vector<ChatMessage> chat_messages(const ChatRequest& request) {
+  std::vector<ChatMessage> messages;
+  if (request.system) messages.push_back({"system", {{ChatPart::Kind::Text, *request.system}}});
+  ChatMessage user{"user", {}};
+  for (size_t i = 0; i < request.images.size(); ++i)
+    user.parts.push_back({ChatPart::Kind::Image, ""});
+  user.parts.push_back({ChatPart::Kind::Text, request.text});
+  messages.push_back(std::move(user));
+  return messages;
+}
+
+}  // namespace
+
+PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer& tokenizer,
+                                    const ModelConfig& config, DType pixel_dtype) {
+  const int64_t count = int64_t(request.images.size());
+  if (count > kMaxImagesPerRequest)
+    fail("the request has ", count, " images; at most ", kMaxImagesPerRequest, " are accepted");
+  const PreprocessConfig& pre = request.preprocess;
+  const int factor = pre.patch_size * pre.merge_size;
+  const int64_t merge =
+      int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
+
+  // Token counts from the headers alone: the prompt is sized and checked before any decoding.
+  std::vector<int64_t> pad_counts;
+  for (const ImageSource& source : request.images) {
+    const ImageHeader header = probe_image(image_bytes(source), source.name);
+    const auto [height, width] =
+        smart_resize(header.height, header.width, factor, pre.min_pixels, pre.max_pixels);
+    pad_counts.push_back(int64_t(height / pre.patch_size) * (width / pre.patch_size) / merge);
+  }
+  PreparedPrompt out;
+  out.prompt_ids = chat_prompt_ids(tokenizer, chat_messages(request), pad_counts, true);
+  check_context(int64_t(out.prompt_ids.size()), request.max_new_tokens, request.max_context);
+
+  for (size_t i = 0; i < request.images.size(); ++i) {
+    const ImageSource& source = request.images[i];
+    const auto start = Clock::now();
+    const RgbImage image = decode_image(image_bytes(source), source.name);
+    out.image_load_ms += ms_since(start);
+    ImagePatches patches = preprocess_image(image, pre, pixel_dtype);
+    QWENVL_CHECK(patches.tokens() / merge == pad_counts[i], "image ", source.name,
+                 ": the header promised ", pad_counts[i], " tokens, the pixels give ",
+                 patches.tokens() / merge);
+    out.max_image_patches = std::max(out.max_image_patches, patches.tokens());
+    out.image_tokens += pad_counts[i];
+    out.images.push_back(
+        {std::move(patches.pixel_values), {patches.grid_t, patches.grid_h, patches.grid_w}});
+  }
+  return out;
+}
+
+}  // namespace qwenvl

@@ -1,0 +1,54 @@
+#pragma once
+// A chat request as a user states it (system text, images, the prompt) turned into what the model
+// takes: prompt ids with each image's pads expanded and the images' pixel values. The work is
+// bounded before it is done: every image's token count comes from its header (probe_image +
+// smart_resize, no pixels decoded), the prompt that those counts make is checked against the
+// context, and only then are the images decoded and preprocessed, one at a time. The CLI and the
+// server both build their requests here.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoint/config.h"
+#include "core/dtype.h"
+#include "model/qwen2_5_vl.h"
+#include "text/tokenizer.h"
+#include "vision/preprocess.h"
+
+namespace qwenvl {
+
+// One image of a request: bytes already in memory (a server's upload) or a file read when needed.
+struct ImageSource {
+  std::string name;  // for messages: the path, or a name the caller gives
+  std::string path;  // read when `bytes` is empty
+  std::vector<uint8_t> bytes;
+};
+
+struct ChatRequest {
+  std::optional<std::string> system;
+  std::vector<ImageSource> images;  // in the user turn, before the text, in this order
+  std::string text;
+  PreprocessConfig preprocess;  // min/max pixels of this request
+  int64_t max_new_tokens = 256;
+  int64_t max_context = 32768;  // prompt + generated tokens must fit
+};
+
+// Caps on a request's images, whatever the context would allow.
+inline constexpr int64_t kMaxImagesPerRequest = 256;
+
+struct PreparedPrompt {
+  std::vector<int32_t> prompt_ids;
+  std::vector<ImageInput> images;
+  int64_t max_image_patches = 0;  // of the largest image
+  int64_t image_tokens = 0;       // merged tokens of all images
+  double image_load_ms = 0;       // reading and decoding the image files
+};
+
+// Checks and builds a request. Errors, before any image is decoded: too many images, an image
+// whose header is unreadable or too large, a prompt (with the images' tokens) that does not leave
+// max_new_tokens in max_context.
+PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer& tokenizer,
+                                    const ModelConfig& config, DType pixel_dtype);
+
+}  // namespace qwenvl
