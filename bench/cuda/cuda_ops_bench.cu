@@ -46,9 +46,12 @@ Tensor random_host(const Shape& shape, DType dtype, float scale) {
   size_t offset = size_t(next_normalish() * 1e6 + 2e6) % pool.size();
   for (int64_t i = 0; i < t.numel(); ++i) {
     float v = pool[(offset + size_t(i) * 7) % pool.size()] * scale;
-    if (dtype == DType::BF16) t.data<uint16_t>()[i] = float_to_bf16(v);
-    else if (dtype == DType::F16) t.data<uint16_t>()[i] = float_to_fp16(v);
-    else t.data<float>()[i] = v;
+    if (dtype == DType::BF16)
+      t.data<uint16_t>()[i] = float_to_bf16(v);
+    else if (dtype == DType::F16)
+      t.data<uint16_t>()[i] = float_to_fp16(v);
+    else
+      t.data<float>()[i] = v;
   }
   return t;
 }
@@ -124,27 +127,36 @@ int main(int argc, char** argv) {
     b.reserve(size_t(4) << 30, size_t(1) << 30, size_t(4) << 30);
 
     // ---- linear at decode shapes: bytes of w per call over time, vs the copy bandwidth.
-    struct Shape3 { int m, n, k; bool f32; const char* what; };
-    for (Shape3 s : {Shape3{1, 22016, 2048, false, "3B gate_up"}, Shape3{1, 2048, 11008, false, "3B down"},
-                     Shape3{1, 2048, 2048, false, "3B o_proj"}, Shape3{1, 2560, 2048, false, "3B qkv"},
-                     Shape3{1, 37888, 3584, false, "7B gate_up"},
-                     Shape3{1, 3584, 18944, false, "7B down"}, Shape3{1, 151936, 2048, true, "3B logits f32"},
-                     Shape3{4, 11008, 2048, false, "3B gate/up M=4"}, Shape3{8, 18944, 3584, false, "7B gate/up M=8"}}) {
+    struct Shape3 {
+      int m, n, k;
+      bool f32;
+      const char* what;
+    };
+    for (Shape3 s :
+         {Shape3{1, 22016, 2048, false, "3B gate_up"}, Shape3{1, 2048, 11008, false, "3B down"},
+          Shape3{1, 2048, 2048, false, "3B o_proj"}, Shape3{1, 2560, 2048, false, "3B qkv"},
+          Shape3{1, 37888, 3584, false, "7B gate_up"}, Shape3{1, 3584, 18944, false, "7B down"},
+          Shape3{1, 151936, 2048, true, "3B logits f32"},
+          Shape3{4, 11008, 2048, false, "3B gate/up M=4"},
+          Shape3{8, 18944, 3584, false, "7B gate/up M=8"}}) {
       if (quick && (s.f32 || s.m > 1)) continue;
       size_t mark = b.workspace_mark();
       size_t wbytes = size_t(s.n) * s.k * 2;
       int copies = int(std::clamp<size_t>((size_t(200) << 20) / wbytes, 1, 8));
       std::vector<Tensor> ws;
-      for (int i = 0; i < copies; ++i) ws.push_back(b.upload_weight(random_host({s.n, s.k}, dtype, 0.02f), dtype));
+      for (int i = 0; i < copies; ++i)
+        ws.push_back(b.upload_weight(random_host({s.n, s.k}, dtype, 0.02f), dtype));
       Tensor x = b.alloc({s.m, s.k}, dtype);
       b.copy_from_host(random_host({s.m, s.k}, DType::F32, 1.0f), x);
       Tensor out = b.alloc({s.m, s.n}, s.f32 ? DType::F32 : dtype);
       for (bool gemv : {true, false}) {
         b.set_prefer_gemv(gemv);
-        double t = time_per_call(b, [&](int i) { b.linear(x, ws[i % copies], nullptr, out); }, 50);
+        double t = time_per_call(
+            b, [&](int i) { b.linear(x, ws[i % copies], nullptr, out); }, 50);
         double bw = double(wbytes) / t;
-        std::printf("linear %-16s M=%d N=%-6d K=%-6d %-8s %8.1f us %7.0f GB/s  %3.0f%% of copy\n", s.what,
-                    s.m, s.n, s.k, gemv ? "gemv" : "cublasLt", t * 1e6, bw / 1e9, 100 * bw / copy_bw);
+        std::printf("linear %-16s M=%d N=%-6d K=%-6d %-8s %8.1f us %7.0f GB/s  %3.0f%% of copy\n",
+                    s.what, s.m, s.n, s.k, gemv ? "gemv" : "cublasLt", t * 1e6, bw / 1e9,
+                    100 * bw / copy_bw);
       }
       b.set_prefer_gemv(true);
       b.workspace_release(mark);
@@ -180,7 +192,8 @@ int main(int argc, char** argv) {
       Tensor w = b.upload_weight(random_host({2560, 2048}, dtype, 0.02f), dtype);
       Tensor bias = b.upload_weight(random_host({2560}, dtype, 0.02f), dtype);
       Tensor x = b.alloc({28, 2048}, dtype), out = b.alloc({28, 2560}, dtype);
-      Tensor nw = b.upload_weight(random_host({2048}, dtype, 1.0f), dtype), normed = b.alloc({28, 2048}, dtype);
+      Tensor nw = b.upload_weight(random_host({2048}, dtype, 1.0f), dtype),
+             normed = b.alloc({28, 2048}, dtype);
       auto host_us = [&](const char* what, const std::function<void()>& op) {
         op();
         b.synchronize();
@@ -196,34 +209,49 @@ int main(int argc, char** argv) {
       Tensor x1 = x.rows(0, 1), o1 = out.rows(0, 1);
       host_us("linear 1x2560x2048 (gemv)", [&] { b.linear(x1, w, nullptr, o1); });
       host_us("rms_norm 28x2048", [&] { b.rms_norm(x, nw, 1e-6f, normed); });
-      host_us("alloc + release", [&] { size_t m2 = b.workspace_mark(); b.alloc({28, 2048}, dtype); b.workspace_release(m2); });
+      host_us("alloc + release", [&] {
+        size_t m2 = b.workspace_mark();
+        b.alloc({28, 2048}, dtype);
+        b.workspace_release(m2);
+      });
       b.workspace_release(mark);
     }
 
     // ---- linear at prefill shapes: TFLOP/s.
     if (!quick)
-    // (f32 = "with a bias" here: the vision tower's products carry one.)
-    for (Shape3 s : {Shape3{4096, 11008, 2048, false, "3B gate/up"}, Shape3{4096, 18944, 3584, false, "7B gate/up"},
-                     Shape3{4096, 3584, 18944, false, "7B down"}, Shape3{8192, 8192, 8192, false, "square"},
-                     Shape3{1024, 2560, 2048, true, "3B qkv"}, Shape3{1024, 2048, 2048, false, "3B o_proj"},
-                     Shape3{1024, 22016, 2048, false, "3B gate_up"}, Shape3{1024, 2048, 11008, false, "3B down"},
-                     Shape3{4064, 3840, 1280, true, "vision qkv"}, Shape3{4064, 1280, 1280, true, "vision proj"},
-                     Shape3{4064, 6840, 1280, true, "vision gate_up"}, Shape3{4064, 1280, 3420, true, "vision down"},
-                     Shape3{4096, 1280, 3420, true, "vision down 4096"}, Shape3{4064, 1280, 3420, false, "vision down nb"}}) {
-      size_t mark = b.workspace_mark();
-      Tensor w = b.upload_weight(random_host({s.n, s.k}, dtype, 0.02f), dtype);
-      Tensor bias = b.upload_weight(random_host({s.n}, dtype, 0.02f), dtype);
-      Tensor x = b.alloc({s.m, s.k}, dtype);
-      b.copy_from_host(random_host({s.m, s.k}, DType::F32, 1.0f), x);
-      Tensor out = b.alloc({s.m, s.n}, dtype);
-      double t = time_per_call(b, [&](int) { b.linear(x, w, s.f32 ? &bias : nullptr, out); }, 5);
-      std::printf("linear %-16s M=%d N=%-6d K=%-6d cublasLt %8.1f us %7.1f TFLOP/s\n", s.what, s.m, s.n,
-                  s.k, t * 1e6, 2.0 * s.m * s.n * s.k / t / 1e12);
-      b.workspace_release(mark);
-    }
+      // (f32 = "with a bias" here: the vision tower's products carry one.)
+      for (Shape3 s :
+           {Shape3{4096, 11008, 2048, false, "3B gate/up"},
+            Shape3{4096, 18944, 3584, false, "7B gate/up"},
+            Shape3{4096, 3584, 18944, false, "7B down"}, Shape3{8192, 8192, 8192, false, "square"},
+            Shape3{1024, 2560, 2048, true, "3B qkv"}, Shape3{1024, 2048, 2048, false, "3B o_proj"},
+            Shape3{1024, 22016, 2048, false, "3B gate_up"},
+            Shape3{1024, 2048, 11008, false, "3B down"},
+            Shape3{4064, 3840, 1280, true, "vision qkv"},
+            Shape3{4064, 1280, 1280, true, "vision proj"},
+            Shape3{4064, 6840, 1280, true, "vision gate_up"},
+            Shape3{4064, 1280, 3420, true, "vision down"},
+            Shape3{4096, 1280, 3420, true, "vision down 4096"},
+            Shape3{4064, 1280, 3420, false, "vision down nb"}}) {
+        size_t mark = b.workspace_mark();
+        Tensor w = b.upload_weight(random_host({s.n, s.k}, dtype, 0.02f), dtype);
+        Tensor bias = b.upload_weight(random_host({s.n}, dtype, 0.02f), dtype);
+        Tensor x = b.alloc({s.m, s.k}, dtype);
+        b.copy_from_host(random_host({s.m, s.k}, DType::F32, 1.0f), x);
+        Tensor out = b.alloc({s.m, s.n}, dtype);
+        double t = time_per_call(
+            b, [&](int) { b.linear(x, w, s.f32 ? &bias : nullptr, out); }, 5);
+        std::printf("linear %-16s M=%d N=%-6d K=%-6d cublasLt %8.1f us %7.1f TFLOP/s\n", s.what,
+                    s.m, s.n, s.k, t * 1e6, 2.0 * s.m * s.n * s.k / t / 1e12);
+        b.workspace_release(mark);
+      }
 
     // ---- attention.
-    struct Attn { const char* what; int segments, nq, nk, hq, hkv, d; bool causal; };
+    struct Attn {
+      const char* what;
+      int segments, nq, nk, hq, hkv, d;
+      bool causal;
+    };
     for (Attn a : {Attn{"prefill causal 4k 7B", 1, 4096, 4096, 28, 4, 128, true},
                    Attn{"prefill causal 4k 3B", 1, 4096, 4096, 16, 2, 128, true},
                    Attn{"vision windows 64", 256, 64, 64, 16, 16, 80, false},
@@ -236,10 +264,12 @@ int main(int argc, char** argv) {
       int64_t tq = int64_t(a.segments) * a.nq, tk = int64_t(a.segments) * a.nk;
       Tensor q = b.alloc({tq, a.hq, a.d}, dtype), k = b.alloc({tk, a.hkv, a.d}, dtype),
              v = b.alloc({tk, a.hkv, a.d}, dtype), out = b.alloc({tq, a.hq, a.d}, dtype);
-      for (Tensor* t : {&q, &k, &v}) b.copy_from_host(random_host(t->shape(), DType::F32, 1.0f), *t);
+      for (Tensor* t : {&q, &k, &v})
+        b.copy_from_host(random_host(t->shape(), DType::F32, 1.0f), *t);
       std::vector<int32_t> cu_q, cu_k;
       for (int s = 0; s <= a.segments; ++s) cu_q.push_back(s * a.nq), cu_k.push_back(s * a.nk);
-      Tensor hq = Tensor::empty({a.segments + 1}, DType::I32), hk = Tensor::empty({a.segments + 1}, DType::I32);
+      Tensor hq = Tensor::empty({a.segments + 1}, DType::I32),
+             hk = Tensor::empty({a.segments + 1}, DType::I32);
       std::memcpy(hq.data(), cu_q.data(), cu_q.size() * 4);
       std::memcpy(hk.data(), cu_k.data(), cu_k.size() * 4);
       AttentionSegments seg;
@@ -253,7 +283,8 @@ int main(int argc, char** argv) {
       seg.causal = a.causal;
       seg.scale = 1.0f / std::sqrt(float(a.d));
       int reps = a.nq == 1 ? 50 : 3;
-      double t = time_per_call(b, [&](int) { b.attention(q, k, v, seg, out); }, reps);
+      double t = time_per_call(
+          b, [&](int) { b.attention(q, k, v, seg, out); }, reps);
       if (a.nq == 1) {
         double bytes = double(tk) * a.hkv * a.d * 2 * 2;
         std::printf("attention %-22s %8.1f us %7.0f GB/s  %3.0f%% of copy\n", a.what, t * 1e6,
@@ -270,14 +301,17 @@ int main(int argc, char** argv) {
       int64_t rows = 4096, cols = 3584;
       Tensor res = b.alloc({rows, cols}, dtype), delta = b.alloc({rows, cols}, dtype),
              out = b.alloc({rows, cols}, dtype), w = b.alloc({cols}, dtype);
-      for (Tensor* t : {&res, &delta, &w}) b.copy_from_host(random_host(t->shape(), DType::F32, 1.0f), *t);
-      double t = time_per_call(b, [&](int) { b.add_rms_norm(res, delta, w, 1e-6f, out); }, 20);
+      for (Tensor* t : {&res, &delta, &w})
+        b.copy_from_host(random_host(t->shape(), DType::F32, 1.0f), *t);
+      double t = time_per_call(
+          b, [&](int) { b.add_rms_norm(res, delta, w, 1e-6f, out); }, 20);
       double bytes = double(rows) * cols * 2 * 4;  // read residual, delta; write residual, out
       std::printf("add_rms_norm 4096x3584 %8.1f us %7.0f GB/s  %3.0f%% of copy\n", t * 1e6,
                   bytes / t / 1e9, 100 * bytes / t / copy_bw);
       Tensor gate_up = b.alloc({rows, 2 * 18944}, dtype), act = b.alloc({rows, 18944}, dtype);
       b.copy_from_host(random_host(gate_up.shape(), DType::F32, 1.0f), gate_up);
-      t = time_per_call(b, [&](int) { b.swiglu(gate_up, act); }, 20);
+      t = time_per_call(
+          b, [&](int) { b.swiglu(gate_up, act); }, 20);
       bytes = double(rows) * 18944 * 2 * 3;
       std::printf("swiglu 4096x18944      %8.1f us %7.0f GB/s  %3.0f%% of copy\n", t * 1e6,
                   bytes / t / 1e9, 100 * bytes / t / copy_bw);

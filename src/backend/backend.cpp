@@ -27,7 +27,7 @@ int Backend::close_read(int64_t ticket, const Tensor& host_dst) {
     fail_internal("end_read: ticket ", ticket, " was ended already or has expired");
   if (host_dst.dtype() != read.dtype || host_dst.numel() != read.numel)
     fail_internal("end_read: host_dst ", host_dst.shape().str(), " ", dtype_name(host_dst.dtype()),
-         " does not match the ", read.numel, " ", dtype_name(read.dtype), " values read");
+                  " does not match the ", read.numel, " ", dtype_name(read.dtype), " values read");
   read.ticket = -1;
   return slot;
 }
@@ -49,8 +49,8 @@ void Backend::end_read(int64_t ticket, Tensor& host_dst) {
 size_t Backend::check_publish(const Tensor& table, const Tensor& row, const Tensor& tag) {
   for (const Tensor* t : {&row, &tag})
     if (t->dtype() != DType::I32 || t->numel() != 1)
-      fail_internal("publish_row: row and tag must be one I32 value each, not ", t->shape().str(), " ",
-           dtype_name(t->dtype()));
+      fail_internal("publish_row: row and tag must be one I32 value each, not ", t->shape().str(),
+                    " ", dtype_name(t->dtype()));
   if (table.rank() < 1 || table.dim(0) == 0) fail_internal("publish_row: the table has no rows");
   const size_t row_bytes = table.nbytes() / size_t(table.dim(0));
   if (row_bytes > kReadBytes)
@@ -82,7 +82,8 @@ void Backend::wait_published(int64_t tag, Tensor& host_dst) {
   const Published& box = published_[size_t(tag >= 0 ? tag % kPendingReads : 0)];
   if (tag < 0 || box.tag != tag) fail_internal("wait_published: nothing was published as ", tag);
   if (host_dst.dtype() != box.value.dtype() || host_dst.numel() != box.value.numel())
-    fail_internal("wait_published: host_dst ", host_dst.shape().str(), " does not match the row published");
+    fail_internal("wait_published: host_dst ", host_dst.shape().str(),
+                  " does not match the row published");
   std::memcpy(host_dst.data(), box.value.data(), box.value.nbytes());
 }
 

@@ -56,10 +56,10 @@ struct AttentionSegments {
 enum class QkvProducts { kOne, kPerProjection };
 
 struct SamplingParams {
-  float temperature = 1.0f;  // 0: greedy (argmax)
-  int top_k = 0;             // 0: off
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off
+  float temperature = 1.0f;         // 0: greedy (argmax)
+  int top_k = 0;                    // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
   float repetition_penalty = 1.0f;  // 1: off; applied to ids in `history`, as transformers does
 };
 

@@ -54,7 +54,6 @@ std::vector<int32_t> parse_ids(const std::string& list) {
   return ids;
 }
 
-
 void print_ids(const std::vector<int32_t>& ids, bool as_json, const std::string* prompt) {
   if (as_json) {
     nlohmann::json out = {{"ids", ids}};
@@ -114,7 +113,8 @@ int run_tokenize(int argc, char** argv) {
     print_ids(chat_prompt_ids(tokenizer, chat, counts, true), as_json, &rendered);
     return 0;
   }
-  std::string text = args.has("text") ? args.require("text") : read_prompt_file(args.require("file"), "--file");
+  std::string text =
+      args.has("text") ? args.require("text") : read_prompt_file(args.require("file"), "--file");
   print_ids(tokenizer.encode(text), as_json, nullptr);
   return 0;
 }

@@ -37,8 +37,13 @@ std::string Shape::str() const {
   return out.str();
 }
 
-Tensor::Tensor(void* data, DType dtype, Shape shape, Device device, std::shared_ptr<void> keep_alive)
-    : data_(data), dtype_(dtype), device_(device), shape_(shape), keep_alive_(std::move(keep_alive)) {}
+Tensor::Tensor(void* data, DType dtype, Shape shape, Device device,
+               std::shared_ptr<void> keep_alive)
+    : data_(data),
+      dtype_(dtype),
+      device_(device),
+      shape_(shape),
+      keep_alive_(std::move(keep_alive)) {}
 
 Tensor Tensor::empty(Shape shape, DType dtype) {
   size_t bytes = size_t(shape.numel()) * dtype_size(dtype);

@@ -1,7 +1,8 @@
 #pragma once
 // A dense, contiguous, row-major tensor: a pointer, a dtype, a shape and the device the pointer
 // lives on. It may own its storage (Tensor::empty on the host, a backend's allocation) or view
-// someone else's (a memory-mapped checkpoint, a slice of a workspace); `keep_alive` holds the owner.
+// someone else's (a memory-mapped checkpoint, a slice of a workspace); `keep_alive` holds the
+// owner.
 #include <array>
 #include <cstdint>
 #include <initializer_list>
@@ -50,7 +51,9 @@ class Tensor {
   bool defined() const { return data_ != nullptr || (shape_.numel() == 0 && shape_.rank() > 0); }
   void* data() const { return data_; }
   template <typename T>
-  T* data() const { return static_cast<T*>(data_); }
+  T* data() const {
+    return static_cast<T*>(data_);
+  }
   DType dtype() const { return dtype_; }
   Device device() const { return device_; }
   const Shape& shape() const { return shape_; }

@@ -24,10 +24,10 @@
 namespace qwenvl {
 
 struct ModelLimits {
-  int64_t max_context = 32768;    // tokens of prompt + generation
-  int64_t prefill_chunk = 2048;   // tokens per prefill pass (bounds the workspace)
-  int64_t max_image_patches = 0;  // patches of the largest single image (0: no images)
-  int64_t max_image_tokens = 0;   // merged tokens of all images of one request
+  int64_t max_context = 32768;             // tokens of prompt + generation
+  int64_t prefill_chunk = 2048;            // tokens per prefill pass (bounds the workspace)
+  int64_t max_image_patches = 0;           // patches of the largest single image (0: no images)
+  int64_t max_image_tokens = 0;            // merged tokens of all images of one request
   int64_t vision_chunk_rows = kChunkRows;  // patches a vision block processes at once
 };
 

@@ -132,8 +132,7 @@ std::vector<VisionChunk> make_chunks(Backend& backend, const WindowIndex& window
     std::vector<int32_t> chunk_positions(size_t(2 * c.count));
     for (int row = 0; row < 2; ++row)
       for (int64_t i = 0; i < c.count; ++i)
-        chunk_positions[size_t(row * c.count + i)] =
-            positions[size_t(row * patches + c.begin + i)];
+        chunk_positions[size_t(row * c.count + i)] = positions[size_t(row * patches + c.begin + i)];
     c.positions = upload_indices(backend, chunk_positions, {2, c.count});
     chunks.push_back(std::move(c));
     w = end;

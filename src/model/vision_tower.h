@@ -13,9 +13,9 @@
 namespace qwenvl {
 
 struct VisionBlockWeights {
-  Tensor norm1, norm2;          // [hidden]
-  Tensor qkv_w, qkv_b;          // attn.qkv: [3·hidden, hidden] (q, k, v heads), [3·hidden]
-  Tensor proj_w, proj_b;        // [hidden, hidden], [hidden]
+  Tensor norm1, norm2;    // [hidden]
+  Tensor qkv_w, qkv_b;    // attn.qkv: [3·hidden, hidden] (q, k, v heads), [3·hidden]
+  Tensor proj_w, proj_b;  // [hidden, hidden], [hidden]
   // gate_proj then up_proj, each padded to the MLP width w (vision_mlp_width): [2w, hidden], [2w]
   Tensor gate_up_w, gate_up_b;
   Tensor down_w, down_b;  // [hidden, w] (zero columns past intermediate), [hidden]
@@ -52,9 +52,9 @@ constexpr int64_t kChunkRows = 8192;
 // A range of patches (in window order) processed together, with what its attention needs.
 struct VisionChunk {
   int64_t begin = 0, count = 0;
-  Tensor positions;                    // I32 [2, count]: the chunk's (h, w) rope positions
-  AttentionSegments windows;           // its windows, rows relative to the chunk
-  AttentionSegments frames;            // its rows against all keys of their frames
+  Tensor positions;           // I32 [2, count]: the chunk's (h, w) rope positions
+  AttentionSegments windows;  // its windows, rows relative to the chunk
+  AttentionSegments frames;   // its rows against all keys of their frames
 };
 
 class VisionTower {

@@ -113,8 +113,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   // detokenizing and stop checks never leave the device idle. A stop at token i leaves step i
   // computed in vain. The last token, which no step consumes, is read with begin_read. Greedy
   // decoding's pick is part of the step itself.
-  const bool greedy =
-      sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
+  const bool greedy = sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
   auto sample = [&](int64_t step) {
     backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), sampling,
                    rng.uniform(uint64_t(step)), model_.next_token());

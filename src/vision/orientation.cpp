@@ -2,8 +2,8 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "vision/large_buffer.h"
 #include "vision/image.h"
+#include "vision/large_buffer.h"
 
 namespace qwenvl {
 

@@ -35,21 +35,35 @@ inline std::vector<CpuIsa> supported_isas() {
 
 inline double get(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::F32: return t.data<float>()[i];
-    case DType::BF16: return bf16_to_float(t.data<uint16_t>()[i]);
-    case DType::F16: return fp16_to_float(t.data<uint16_t>()[i]);
-    case DType::I32: return t.data<int32_t>()[i];
-    default: return 0;
+    case DType::F32:
+      return t.data<float>()[i];
+    case DType::BF16:
+      return bf16_to_float(t.data<uint16_t>()[i]);
+    case DType::F16:
+      return fp16_to_float(t.data<uint16_t>()[i]);
+    case DType::I32:
+      return t.data<int32_t>()[i];
+    default:
+      return 0;
   }
 }
 
 inline void set(Tensor& t, int64_t i, double v) {
   switch (t.dtype()) {
-    case DType::F32: t.data<float>()[i] = float(v); break;
-    case DType::BF16: t.data<uint16_t>()[i] = float_to_bf16(float(v)); break;
-    case DType::F16: t.data<uint16_t>()[i] = float_to_fp16(float(v)); break;
-    case DType::I32: t.data<int32_t>()[i] = int32_t(v); break;
-    default: break;
+    case DType::F32:
+      t.data<float>()[i] = float(v);
+      break;
+    case DType::BF16:
+      t.data<uint16_t>()[i] = float_to_bf16(float(v));
+      break;
+    case DType::F16:
+      t.data<uint16_t>()[i] = float_to_fp16(float(v));
+      break;
+    case DType::I32:
+      t.data<int32_t>()[i] = int32_t(v);
+      break;
+    default:
+      break;
   }
 }
 

@@ -90,10 +90,13 @@ class CudaOps : public ::testing::TestWithParam<DType> {
     gpu_->copy_from_host(host, t);
     return t;
   }
-  Tensor to_gpu(const Tensor& host) { return to_gpu(host, host.dtype() == DType::I32 ? DType::I32 : dtype()); }
+  Tensor to_gpu(const Tensor& host) {
+    return to_gpu(host, host.dtype() == DType::I32 ? DType::I32 : dtype());
+  }
 
   Tensor to_host(const Tensor& device) {
-    Tensor t = Tensor::empty(device.shape(), device.dtype() == DType::I32 ? DType::I32 : DType::F32);
+    Tensor t =
+        Tensor::empty(device.shape(), device.dtype() == DType::I32 ? DType::I32 : DType::F32);
     gpu_->copy_to_host(device, t);
     return t;
   }
@@ -144,7 +147,10 @@ TEST_P(CudaOps, CopiesRoundTripWithConversion) {
 
 TEST_P(CudaOps, LinearMatchesCpu) {
   TRACE_SEED();
-  struct Case { int64_t m, n, k; bool bias, f32_out, gemv; };
+  struct Case {
+    int64_t m, n, k;
+    bool bias, f32_out, gemv;
+  };
   for (Case c : {Case{1, 2048, 2048, false, false, true}, Case{1, 2048, 2048, false, false, false},
                  Case{3, 1000, 520, true, false, true}, Case{3, 1000, 520, true, false, false},
                  Case{8, 384, 1024, true, true, true}, Case{4, 64, 100, false, false, true},
@@ -221,12 +227,15 @@ TEST_P(CudaOps, LinearResidueFirstMatchesCpu) {
 // (activation inside the matrix-vector product) and the cuBLASLt path (product, then swiglu).
 TEST_P(CudaOps, LinearSwigluMatchesCpu) {
   TRACE_SEED();
-  struct Case { int64_t m, f, k; bool bias, gemv; };
+  struct Case {
+    int64_t m, f, k;
+    bool bias, gemv;
+  };
   for (Case c : {Case{1, 1376, 2048, false, true}, Case{3, 300, 520, true, true},
                  Case{8, 64, 1024, true, true}, Case{1, 1376, 2048, false, false},
                  Case{40, 300, 512, true, true}}) {
-    SCOPED_TRACE(::testing::Message() << c.m << "x" << c.f << "x" << c.k << " bias " << c.bias
-                                      << " gemv " << c.gemv);
+    SCOPED_TRACE(::testing::Message()
+                 << c.m << "x" << c.f << "x" << c.k << " bias " << c.bias << " gemv " << c.gemv);
     gpu_->set_prefer_gemv(c.gemv);
     Tensor x = random({c.m, c.k}), gate = random({c.f, c.k}, 0.05f), up = random({c.f, c.k}, 0.05f);
     Tensor gate_b = random({c.f}), up_b = random({c.f});
@@ -256,8 +265,8 @@ TEST_P(CudaOps, LinearSwigluMatchesCpu) {
 // decode step, at decode and prefill sizes.
 TEST_P(CudaOps, LinearAddRmsNormMatchesCpu) {
   TRACE_SEED();
-  for (auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{1, 2048, 2048}, {3, 1024, 4096},
-                         {20, 512, 256}}) {
+  for (auto [m, n, k] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 2048, 2048}, {3, 1024, 4096}, {20, 512, 256}}) {
     SCOPED_TRACE(::testing::Message() << m << "x" << n << "x" << k);
     Tensor x = random({m, k}), w = random({n, k}, 0.05f), norm_w = random({n});
     Tensor residual = random({m, n}, 3.0f);
@@ -363,8 +372,9 @@ TEST_P(CudaOps, RopeQkvMatchesCpu) {
     int half = c.head_dim / 2;
     for (int j = 0; j < half; ++j) {
       spec.pos_row.push_back(c.rows == 3 ? (j < 16 ? 0 : j < 40 ? 1 : 2) : (j < half / 2 ? 0 : 1));
-      spec.inv_freq.push_back(std::pow(10000.0f, -2.0f * float(j % (c.rows == 3 ? half : half / 2)) /
-                                                      float(c.rows == 3 ? c.head_dim : half)));
+      spec.inv_freq.push_back(
+          std::pow(10000.0f, -2.0f * float(j % (c.rows == 3 ? half : half / 2)) /
+                                 float(c.rows == 3 ? c.head_dim : half)));
     }
     std::vector<int32_t> pos(size_t(c.rows) * c.tokens);
     std::uniform_int_distribution<int> dist(0, c.max_pos);
@@ -511,7 +521,13 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
     bool causal;
   };
   std::vector<Case> cases = {
-      {"vision windows", {64, 64, 40, 64, 17, 64, 1, 33}, {64, 64, 40, 64, 17, 64, 1, 33}, 16, 16, 80, false},
+      {"vision windows",
+       {64, 64, 40, 64, 17, 64, 1, 33},
+       {64, 64, 40, 64, 17, 64, 1, 33},
+       16,
+       16,
+       80,
+       false},
       {"vision full", {700, 300}, {700, 300}, 16, 16, 80, false},
       {"causal after prefix, GQA", {100, 70, 5}, {300, 70, 131}, 16, 2, 128, true},
       {"causal prefill 7B", {257}, {257}, 28, 4, 128, true},
@@ -539,8 +555,8 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
     }
     Tensor q = random({cu_q.back(), c.hq, c.d}), k = random({cu_k.back(), c.hkv, c.d}),
            v = random({cu_k.back(), c.hkv, c.d});
-    AttentionSegments cpu_seg{ints(cu_q), ints(cu_k), int(c.q_lens.size()), max_q, max_k,
-                              c.causal, 1.0f / std::sqrt(float(c.d))};
+    AttentionSegments cpu_seg{ints(cu_q), ints(cu_k), int(c.q_lens.size()),        max_q,
+                              max_k,      c.causal,   1.0f / std::sqrt(float(c.d))};
     Tensor want = Tensor::empty(q.shape(), DType::F32);
     cpu_.attention(q, k, v, cpu_seg, want);
     size_t mark = gpu_->workspace_mark();

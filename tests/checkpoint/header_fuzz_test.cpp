@@ -8,8 +8,8 @@
 #include <random>
 
 #include "checkpoint/safetensors.h"
-#include "core/error.h"
 #include "common/mutate.h"
+#include "core/error.h"
 #include "test_checkpoints.h"
 
 namespace qwenvl {

@@ -156,7 +156,8 @@ std::vector<int32_t> read_offsets(const Tensor& cu, int segments, int64_t total,
   const int32_t* p = cu.data<int32_t>();
   for (int s = 0; s < segments; ++s)
     if (p[s] < 0 || p[s] > p[s + 1] || p[s + 1] > total)
-      fail_internal("attention: ", name, " is not increasing within [0, ", total, "] at segment ", s);
+      fail_internal("attention: ", name, " is not increasing within [0, ", total, "] at segment ",
+                    s);
   return std::vector<int32_t>(p, p + segments + 1);
 }
 
@@ -175,9 +176,10 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     fail_internal("attention: ", hq, " query heads are not a multiple of ", hkv, " kv heads");
   if (k.dim(2) != d || v.dim(1) != hkv || v.dim(0) != k.dim(0))
     fail_internal("attention: k ", k.shape().str(), " and v ", v.shape().str(), " do not match q ",
-         q.shape().str());
+                  q.shape().str());
   if (out.dim(0) != q.dim(0) || out.dim(1) != hq || out.dim(2) != dv)
-    fail_internal("attention: out ", out.shape().str(), " must be [", q.dim(0), ", ", hq, ", ", dv, "]");
+    fail_internal("attention: out ", out.shape().str(), " must be [", q.dim(0), ", ", hq, ", ", dv,
+                  "]");
   const std::vector<int32_t> cu_q = read_offsets(seg.cu_q, seg.segments, q.dim(0), "cu_q");
   const std::vector<int32_t> cu_k = read_offsets(seg.cu_k, seg.segments, k.dim(0), "cu_k");
 

@@ -23,7 +23,8 @@ size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignmen
 std::shared_ptr<char> aligned_buffer(size_t bytes, const char* what) {
   if (bytes == 0) return {};
   void* p = std::aligned_alloc(kAlignment, align_up(bytes));
-  if (!p) fail_resource("out of host memory reserving ", bytes, " bytes for the CPU ", what, " region");
+  if (!p)
+    fail_resource("out of host memory reserving ", bytes, " bytes for the CPU ", what, " region");
   return std::shared_ptr<char>(static_cast<char*>(p), std::free);
 }
 
@@ -50,9 +51,10 @@ Tensor CpuBackend::take(Region& region, const Shape& shape, DType dtype) {
   size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   size_t begin = align_up(region.used);
   if (begin + bytes > region.capacity)
-    fail_internal("the CPU ", region.what, " of ", region.capacity, " bytes is exhausted: ", region.used,
-         " are in use and a ", shape.str(), " ", dtype_name(dtype), " tensor needs ", bytes,
-         " more; reserve a larger ", region.what);
+    fail_internal("the CPU ", region.what, " of ", region.capacity,
+                  " bytes is exhausted: ", region.used, " are in use and a ", shape.str(), " ",
+                  dtype_name(dtype), " tensor needs ", bytes, " more; reserve a larger ",
+                  region.what);
   region.used = begin + bytes;
   region.peak = std::max(region.peak, region.used);
   return Tensor(region.memory.get() + begin, dtype, shape, Device::CPU, region.memory);
@@ -108,8 +110,8 @@ void CpuBackend::copy_from_host(const Tensor& host, Tensor& device_dst) {
   check_cpu(host, "copy_from_host", "host");
   check_cpu(device_dst, "copy_from_host", "device_dst");
   if (host.numel() != device_dst.numel())
-    fail_internal("copy_from_host: host ", host.shape().str(), " and device ", device_dst.shape().str(),
-         " hold different numbers of elements");
+    fail_internal("copy_from_host: host ", host.shape().str(), " and device ",
+                  device_dst.shape().str(), " hold different numbers of elements");
   convert_elements(host.data(), host.dtype(), device_dst.data(), device_dst.dtype(), host.numel(),
                    "copy_from_host");
 }
@@ -118,8 +120,8 @@ void CpuBackend::copy_to_host(const Tensor& device_src, Tensor& host_dst) {
   check_cpu(device_src, "copy_to_host", "device_src");
   check_cpu(host_dst, "copy_to_host", "host_dst");
   if (host_dst.numel() != device_src.numel())
-    fail_internal("copy_to_host: device ", device_src.shape().str(), " and host ", host_dst.shape().str(),
-         " hold different numbers of elements");
+    fail_internal("copy_to_host: device ", device_src.shape().str(), " and host ",
+                  host_dst.shape().str(), " hold different numbers of elements");
   convert_elements(device_src.data(), device_src.dtype(), host_dst.data(), host_dst.dtype(),
                    device_src.numel(), "copy_to_host");
 }

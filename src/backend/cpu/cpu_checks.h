@@ -18,14 +18,14 @@ inline void check_dtype(const Tensor& t, const char* op, const char* name,
   for (DType d : allowed)
     if (t.dtype() == d) return;
   fail_internal(op, ": tensor '", name, "' has dtype ", dtype_name(t.dtype()),
-       ", which this op does not take");
+                ", which this op does not take");
 }
 
 inline void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* a_name,
                              const char* b_name) {
   if (!(a.shape() == b.shape()))
     fail_internal(op, ": '", a_name, "' ", a.shape().str(), " and '", b_name, "' ", b.shape().str(),
-         " must have the same shape");
+                  " must have the same shape");
 }
 
 // The length of the last dimension (1 for a scalar-like rank-0 tensor).

@@ -10,10 +10,17 @@ namespace qwenvl {
 
 void convert_to_f32(const void* src, DType src_dtype, float* dst, int64_t n) {
   switch (src_dtype) {
-    case DType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
-    case DType::BF16: cpu_kernels().bf16_to_f32(static_cast<const uint16_t*>(src), dst, n); return;
-    case DType::F16: cpu_kernels().f16_to_f32(static_cast<const uint16_t*>(src), dst, n); return;
-    default: fail_internal("cannot convert a ", dtype_name(src_dtype), " tensor to f32");
+    case DType::F32:
+      std::memcpy(dst, src, size_t(n) * 4);
+      return;
+    case DType::BF16:
+      cpu_kernels().bf16_to_f32(static_cast<const uint16_t*>(src), dst, n);
+      return;
+    case DType::F16:
+      cpu_kernels().f16_to_f32(static_cast<const uint16_t*>(src), dst, n);
+      return;
+    default:
+      fail_internal("cannot convert a ", dtype_name(src_dtype), " tensor to f32");
   }
 }
 
@@ -25,7 +32,7 @@ void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dty
   }
   if (!is_float(src_dtype) || !is_float(dst_dtype))
     fail_internal(what, ": cannot convert ", dtype_name(src_dtype), " to ", dtype_name(dst_dtype),
-         " (only float dtypes convert into each other)");
+                  " (only float dtypes convert into each other)");
   if (dst_dtype == DType::F32) {
     convert_to_f32(src, src_dtype, static_cast<float*>(dst), n);
     return;
@@ -36,9 +43,15 @@ void convert_elements(const void* src, DType src_dtype, void* dst, DType dst_dty
   for (int64_t i = 0; i < n; ++i) {
     float f;
     switch (src_dtype) {
-      case DType::F32: f = static_cast<const float*>(src)[i]; break;
-      case DType::BF16: f = bf16_to_float(static_cast<const uint16_t*>(src)[i]); break;
-      default: f = fp16_to_float(static_cast<const uint16_t*>(src)[i]); break;
+      case DType::F32:
+        f = static_cast<const float*>(src)[i];
+        break;
+      case DType::BF16:
+        f = bf16_to_float(static_cast<const uint16_t*>(src)[i]);
+        break;
+      default:
+        f = fp16_to_float(static_cast<const uint16_t*>(src)[i]);
+        break;
     }
     out[i] = dst_dtype == DType::BF16 ? float_to_bf16(f) : float_to_fp16(f);
   }

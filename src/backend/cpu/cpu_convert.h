@@ -11,9 +11,12 @@ namespace qwenvl {
 // Element i of a float-dtype array as fp32 (for small vectors: biases, norm weights).
 inline float element_as_f32(const void* base, DType dtype, int64_t i) {
   switch (dtype) {
-    case DType::BF16: return bf16_to_float(static_cast<const uint16_t*>(base)[i]);
-    case DType::F16: return fp16_to_float(static_cast<const uint16_t*>(base)[i]);
-    default: return static_cast<const float*>(base)[i];
+    case DType::BF16:
+      return bf16_to_float(static_cast<const uint16_t*>(base)[i]);
+    case DType::F16:
+      return fp16_to_float(static_cast<const uint16_t*>(base)[i]);
+    default:
+      return static_cast<const float*>(base)[i];
   }
 }
 

@@ -37,18 +37,20 @@ void CpuBackend::swiglu(const Tensor& gate_up, Tensor& out) {
   const int64_t f = last_dim(out), rows = f ? out.numel() / f : 0;
   if (last_dim(gate_up) != 2 * f || gate_up.numel() != 2 * out.numel())
     fail_internal("swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
-         out.shape().str());
+                  out.shape().str());
   const float* gu = gate_up.data<float>();
   float* o = out.data<float>();
   ThreadPool::global().parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(f, 1)),
                                     [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* g = gu + r * 2 * f;
-      const float* u = g + f;
-      // silu(x) = x * sigmoid(x) = x / (1 + exp(-x)), as torch's CPU kernel writes it.
-      for (int64_t j = 0; j < f; ++j) o[r * f + j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-    }
-  });
+                                      for (int64_t r = begin; r < end; ++r) {
+                                        const float* g = gu + r * 2 * f;
+                                        const float* u = g + f;
+                                        // silu(x) = x * sigmoid(x) = x / (1 + exp(-x)), as torch's
+                                        // CPU kernel writes it.
+                                        for (int64_t j = 0; j < f; ++j)
+                                          o[r * f + j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+                                      }
+                                    });
 }
 
 void CpuBackend::gelu(Tensor& x) {

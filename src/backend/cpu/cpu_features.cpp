@@ -12,7 +12,8 @@ namespace {
 
 bool cpu_supports(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::Scalar: return true;
+    case CpuIsa::Scalar:
+      return true;
     case CpuIsa::Avx2:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("f16c");
@@ -55,9 +56,12 @@ std::atomic<CpuIsa>& active() {
 
 std::string_view cpu_isa_name(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::Scalar: return "scalar";
-    case CpuIsa::Avx2: return "avx2";
-    case CpuIsa::Avx512: return "avx512";
+    case CpuIsa::Scalar:
+      return "scalar";
+    case CpuIsa::Avx2:
+      return "avx2";
+    case CpuIsa::Avx512:
+      return "avx512";
   }
   return "?";
 }

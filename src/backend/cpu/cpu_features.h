@@ -1,7 +1,7 @@
 #pragma once
 // Which x86 vector instruction set the CPU kernels use. Binaries are built for baseline x86-64
-// (no host-specific -march flag) so that one build runs on the AVX2-only developer machines and on the
-// AVX-512 GPU host; the wider kernels are compiled with __attribute__((target(...))) and picked
+// (no host-specific -march flag) so that one build runs on the AVX2-only developer machines and on
+// the AVX-512 GPU host; the wider kernels are compiled with __attribute__((target(...))) and picked
 // here at run time with __builtin_cpu_supports.
 #include <string_view>
 

@@ -85,10 +85,18 @@ QWENVL_AVX2 inline void rows_dot_m(const float* x, int64_t ldx, const W* w, int6
 template <typename Load, typename W>
 QWENVL_AVX2 void rows_dot(const float* x, int64_t ldx, int m, const W* w, int64_t n, float* out) {
   switch (m) {
-    case 1: rows_dot_m<1, Load>(x, ldx, w, n, out); break;
-    case 2: rows_dot_m<2, Load>(x, ldx, w, n, out); break;
-    case 3: rows_dot_m<3, Load>(x, ldx, w, n, out); break;
-    default: rows_dot_m<4, Load>(x, ldx, w, n, out); break;
+    case 1:
+      rows_dot_m<1, Load>(x, ldx, w, n, out);
+      break;
+    case 2:
+      rows_dot_m<2, Load>(x, ldx, w, n, out);
+      break;
+    case 3:
+      rows_dot_m<3, Load>(x, ldx, w, n, out);
+      break;
+    default:
+      rows_dot_m<4, Load>(x, ldx, w, n, out);
+      break;
   }
 }
 

@@ -58,9 +58,12 @@ const CpuKernels& scalar_kernels() {
 
 const CpuKernels& cpu_kernels_for(CpuIsa isa) {
   switch (isa) {
-    case CpuIsa::Avx512: return avx512_kernels();
-    case CpuIsa::Avx2: return avx2_kernels();
-    case CpuIsa::Scalar: break;
+    case CpuIsa::Avx512:
+      return avx512_kernels();
+    case CpuIsa::Avx2:
+      return avx2_kernels();
+    case CpuIsa::Scalar:
+      break;
   }
   return scalar_kernels();
 }

@@ -106,7 +106,8 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
     fail_internal("linear: weight ", w.shape().str(), " must be [out_features, in_features]");
   const int64_t n = w.dim(0), k = w.dim(1);
   if (last_dim(x) != k)
-    fail_internal("linear: input ", x.shape().str(), " does not end in the weight's in_features ", k);
+    fail_internal("linear: input ", x.shape().str(), " does not end in the weight's in_features ",
+                  k);
   const int64_t m = x.numel() / k;
   if (last_dim(out) != n || out.numel() != m * n)
     fail_internal("linear: output ", out.shape().str(), " must be [", m, ", ", n, "]");

@@ -33,7 +33,7 @@ void check_norm_args(const char* op, const Tensor& x, const Tensor& w, const Ten
   check_same_shape(x, out, op, "x", "out");
   if (w.numel() != last_dim(x))
     fail_internal(op, ": weight ", w.shape().str(), " does not match the last dimension of ",
-         x.shape().str());
+                  x.shape().str());
 }
 
 }  // namespace

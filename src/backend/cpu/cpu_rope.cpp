@@ -43,7 +43,8 @@ void CpuBackend::rope_qkv(const Tensor& qkv, const Tensor& positions, const Rope
     slot = slots.data<int32_t>();
     for (int64_t t = 0; t < s.tokens; ++t)
       if (slot[t] < 0 || slot[t] >= s.kv_rows)
-        fail_internal("rope_qkv: slot ", slot[t], " is outside the ", s.kv_rows, " rows of k and v");
+        fail_internal("rope_qkv: slot ", slot[t], " is outside the ", s.kv_rows,
+                      " rows of k and v");
   }
   const int64_t width = int64_t(s.heads_q + 2 * s.heads_kv) * d;
   const int64_t kv_width = int64_t(s.heads_kv) * d;

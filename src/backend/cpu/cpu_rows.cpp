@@ -19,18 +19,22 @@ void check_rows_args(const char* op, const Tensor& table, const Tensor& indices,
   check_cpu(indices, op, "indices");
   check_cpu(rows, op, "rows");
   check_dtype(indices, op, "indices", {DType::I32});
-  if (table.rank() < 1 || rows.rank() < 1) fail_internal(op, ": tensors must have at least one dimension");
+  if (table.rank() < 1 || rows.rank() < 1)
+    fail_internal(op, ": tensors must have at least one dimension");
   if (rows.dim(0) != indices.numel())
-    fail_internal(op, ": ", indices.numel(), " indices for ", rows.dim(0), " rows ", rows.shape().str());
+    fail_internal(op, ": ", indices.numel(), " indices for ", rows.dim(0), " rows ",
+                  rows.shape().str());
   if (rows.numel() && row_elements(table) != row_elements(rows))
-    fail_internal(op, ": rows of ", table.shape().str(), " and ", rows.shape().str(), " differ in size");
+    fail_internal(op, ": rows of ", table.shape().str(), " and ", rows.shape().str(),
+                  " differ in size");
   if (table.dtype() != rows.dtype() && !(is_float(table.dtype()) && is_float(rows.dtype())))
     fail_internal(op, ": cannot convert between ", dtype_name(table.dtype()), " and ",
-         dtype_name(rows.dtype()), " rows");
+                  dtype_name(rows.dtype()), " rows");
   const int32_t* idx = indices.data<int32_t>();
   for (int64_t i = 0; i < indices.numel(); ++i)
     if (idx[i] < 0 || idx[i] >= table.dim(0))
-      fail_internal(op, ": index ", idx[i], " at position ", i, " is outside the ", table.dim(0), " rows");
+      fail_internal(op, ": index ", idx[i], " at position ", i, " is outside the ", table.dim(0),
+                    " rows");
 }
 
 }  // namespace

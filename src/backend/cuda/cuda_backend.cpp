@@ -19,7 +19,7 @@ namespace qwenvl {
 namespace {
 
 constexpr size_t kAlignment = kAllocationAlignment;
-constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // what cuBLASLt's docs suggest on H100
+constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;   // what cuBLASLt's docs suggest on H100
 constexpr size_t kAttentionScratchBytes = size_t(16) << 20;  // split-K partials (7B: 4 MB)
 constexpr int kMaxSampleVocab = 1 << 18;
 constexpr size_t kRopeTableBytes = size_t(64) << 10;
@@ -27,24 +27,24 @@ constexpr size_t kRopeTableBytes = size_t(64) << 10;
 size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
 void check_host(const Tensor& t, const char* op) {
-  if (t.device() != Device::CPU) fail_internal("CUDA ", op, " expects a host tensor, got a device one");
+  if (t.device() != Device::CPU)
+    fail_internal("CUDA ", op, " expects a host tensor, got a device one");
 }
 
 void check_device(const Tensor& t, const char* op) {
-  if (t.device() != Device::CUDA) fail_internal("CUDA ", op, " expects a CUDA tensor, got a host one");
+  if (t.device() != Device::CUDA)
+    fail_internal("CUDA ", op, " expects a CUDA tensor, got a host one");
 }
 
-bool convertible(DType from, DType to) {
-  return from == to || (is_float(from) && is_float(to));
-}
+bool convertible(DType from, DType to) { return from == to || (is_float(from) && is_float(to)); }
 
 }  // namespace
 
 void* DeviceRegion::take(size_t bytes, const char* for_what) {
   size_t begin = align_up(used);
   if (begin + bytes > capacity)
-    fail_internal("the CUDA ", what, " of ", capacity, " bytes is exhausted: ", used, " are in use and ",
-         for_what, " needs ", bytes, " more; reserve a larger ", what);
+    fail_internal("the CUDA ", what, " of ", capacity, " bytes is exhausted: ", used,
+                  " are in use and ", for_what, " needs ", bytes, " more; reserve a larger ", what);
   used = begin + bytes;
   peak = std::max(peak, used);
   return base + begin;
@@ -105,7 +105,8 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
   if (dtype != DType::BF16 && dtype != DType::F16)
     fail("the CUDA backend computes in bf16 or f16, not ", dtype_name(dtype));
   if (!cuda_device_available())
-    fail_device("no CUDA device is available (check the driver with nvidia-smi, or use --device cpu)");
+    fail_device(
+        "no CUDA device is available (check the driver with nvidia-smi, or use --device cpu)");
   CudaState& s = *state_;
   CUDA_CHECK(cudaGetDevice(&s.device));
   CUDA_CHECK(cudaDeviceGetAttribute(&s.multiprocessors, cudaDevAttrMultiProcessorCount, s.device));
@@ -160,8 +161,8 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
     if (status != cudaSuccess) {
       cudaGetLastError();
       s.release_memory();
-      fail_resource("could not reserve ", bytes, " bytes of GPU memory for the CUDA ", region->what, " (",
-           cudaGetErrorString(status), "); lower the memory budget");
+      fail_resource("could not reserve ", bytes, " bytes of GPU memory for the CUDA ", region->what,
+                    " (", cudaGetErrorString(status), "); lower the memory budget");
     }
     region->capacity = bytes;
   }
@@ -275,9 +276,11 @@ namespace {
 // The checks both copy directions make on their source and destination.
 void check_copy(const char* what, const Tensor& src, const Tensor& dst) {
   if (src.numel() != dst.numel())
-    fail_internal(what, " of ", src.shape().str(), " into ", dst.shape().str(), ": element counts differ");
+    fail_internal(what, " of ", src.shape().str(), " into ", dst.shape().str(),
+                  ": element counts differ");
   if (!convertible(src.dtype(), dst.dtype()))
-    fail_internal(what, " cannot convert ", dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
+    fail_internal(what, " cannot convert ", dtype_name(src.dtype()), " to ",
+                  dtype_name(dst.dtype()));
 }
 }  // namespace
 
@@ -386,7 +389,8 @@ void CudaBackend::publish_row(const Tensor& table, const Tensor& row, const Tens
 void CudaBackend::wait_published(int64_t tag, Tensor& host_dst) {
   check_host(host_dst, "wait_published");
   if (tag < 0) fail_internal("wait_published: tag ", tag, " is negative");
-  if (host_dst.nbytes() > kReadBytes) fail_internal("wait_published: host_dst is larger than a row");
+  if (host_dst.nbytes() > kReadBytes)
+    fail_internal("wait_published: host_dst is larger than a row");
   CudaState& s = *state_;
   const char* box = mailbox(s.mailbox_host, size_t(kPendingReads + tag % kPendingReads));
   wait_for_mailbox(s, box, uint64_t(tag) + 1, "wait_published");

@@ -64,8 +64,8 @@ class CudaBackend : public Backend {
                     Tensor& out) override;
   void add(Tensor& a, const Tensor& b) override;
   void swiglu(const Tensor& gate_up, Tensor& out) override;
-  void linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias,
-                     Tensor& gate_up, Tensor& out) override;
+  void linear_swiglu(const Tensor& x, const Tensor& w_gate_up, const Tensor* bias, Tensor& gate_up,
+                     Tensor& out) override;
   void gelu(Tensor& x) override;
   void rope_qkv(const Tensor& qkv, const Tensor& positions, const RopeSpec& spec,
                 const Tensor& slots, Tensor& q, Tensor& k, Tensor& v) override;

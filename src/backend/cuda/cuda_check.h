@@ -21,6 +21,7 @@ inline void check_cublas(cublasStatus_t status, const char* what, const char* fi
 #define CUDA_CHECK(call) ::qwenvl::check_cuda((call), #call, __FILE__, __LINE__)
 #define CUBLAS_CHECK(call) ::qwenvl::check_cublas((call), #call, __FILE__, __LINE__)
 // After a kernel launch: catches bad launch configurations at once (faults show up later).
-#define CUDA_CHECK_LAUNCH() ::qwenvl::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
+#define CUDA_CHECK_LAUNCH() \
+  ::qwenvl::check_cuda(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
 
 }  // namespace qwenvl

@@ -38,9 +38,7 @@ __global__ void fill_u32_kernel(uint32_t* dst, uint32_t bits, int64_t n) {
     dst[i] = bits;
 }
 
-unsigned grid_for(int64_t n) {
-  return unsigned(std::min<int64_t>((n + 255) / 256, 65535));
-}
+unsigned grid_for(int64_t n) { return unsigned(std::min<int64_t>((n + 255) / 256, 65535)); }
 
 }  // namespace
 
@@ -57,7 +55,7 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
       using From = decltype(from);
       using To = decltype(to);
       convert_kernel<From, To><<<grid_for(n), 256, 0, stream>>>(static_cast<const From*>(src),
-                                                                 static_cast<To*>(dst), n);
+                                                                static_cast<To*>(dst), n);
     });
   });
   CUDA_CHECK_LAUNCH();
@@ -74,10 +72,10 @@ void fill_nan(void* dst, DType dtype, int64_t n, cudaStream_t stream) {
       break;
     case DType::F32:
     case DType::I32:  // i32: an id far outside any vocabulary
-      fill_u32_kernel<<<grid_for(n), 256, 0, stream>>>(static_cast<uint32_t*>(dst), 0x7fc00000u,
-                                                       n);
+      fill_u32_kernel<<<grid_for(n), 256, 0, stream>>>(static_cast<uint32_t*>(dst), 0x7fc00000u, n);
       break;
-    default: fail_internal("fill_nan: unsupported dtype ", dtype_name(dtype));
+    default:
+      fail_internal("fill_nan: unsupported dtype ", dtype_name(dtype));
   }
   CUDA_CHECK_LAUNCH();
 }

@@ -15,10 +15,17 @@ namespace qwenvl::cuda {
 template <typename F>
 void with_float(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::F32: f(float{}); return;
-    case DType::BF16: f(bf16{}); return;
-    case DType::F16: f(f16{}); return;
-    default: fail_internal("CUDA kernel: expected a float dtype, got ", dtype_name(dtype));
+    case DType::F32:
+      f(float{});
+      return;
+    case DType::BF16:
+      f(bf16{});
+      return;
+    case DType::F16:
+      f(f16{});
+      return;
+    default:
+      fail_internal("CUDA kernel: expected a float dtype, got ", dtype_name(dtype));
   }
 }
 
@@ -26,9 +33,14 @@ void with_float(DType dtype, F&& f) {
 template <typename F>
 void with_half(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::BF16: f(bf16{}); return;
-    case DType::F16: f(f16{}); return;
-    default: fail_internal("CUDA kernel: expected bf16 or f16 activations, got ", dtype_name(dtype));
+    case DType::BF16:
+      f(bf16{});
+      return;
+    case DType::F16:
+      f(f16{});
+      return;
+    default:
+      fail_internal("CUDA kernel: expected bf16 or f16 activations, got ", dtype_name(dtype));
   }
 }
 

@@ -27,7 +27,8 @@ __global__ void add_kernel(T* a, const B* b, int64_t n, bool vector) {
       return;
     }
   }
-  for (int64_t i = base; i < min(n, base + 8); ++i) a[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
+  for (int64_t i = base; i < min(n, base + 8); ++i)
+    a[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
 }
 
 // Thread t handles output elements [8t, 8t + 8) of `rows` rows of f; gate_up rows are 2f wide.

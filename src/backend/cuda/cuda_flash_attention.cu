@@ -181,7 +181,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       tile_max[i] = fmaxf(tile_max[i], __shfl_xor_sync(0xffffffffu, tile_max[i], 2));
       float new_max = fmaxf(row_max[i], tile_max[i]);
       base[i] = new_max == -INFINITY ? 0.0f : new_max;  // a row with nothing visible yet
-      alpha[i] = exp2f(row_max[i] - base[i]);            // 0 when row_max is -inf
+      alpha[i] = exp2f(row_max[i] - base[i]);           // 0 when row_max is -inf
       row_max[i] = new_max;
     }
 #pragma unroll

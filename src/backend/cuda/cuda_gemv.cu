@@ -171,23 +171,40 @@ void launch(const void* x, const void* w, const void* bias, void* out, int m, in
                                                  : unsigned((n + rows - 1) / rows);
   auto run = [&](auto kernel) {
     launch_chained(kernel, blocks, threads, 0, stream, static_cast<const T*>(x),
-                   static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out),
-                   n, k, rope);
+                   static_cast<const T*>(w), static_cast<const B*>(bias), static_cast<O*>(out), n,
+                   k, rope);
   };
   if constexpr (E == Epilogue::kPlain) {
     if (rows == 1) return run(gemv_kernel<T, O, B, 1, E, threads, 1>);
     if (rows == 4) return run(gemv_kernel<T, O, B, 1, E, threads, 4>);
   }
   switch (m) {
-    case 1: run(gemv_kernel<T, O, B, 1, E, threads>); break;
-    case 2: run(gemv_kernel<T, O, B, 2, E, threads>); break;
-    case 3: run(gemv_kernel<T, O, B, 3, E, threads>); break;
-    case 4: run(gemv_kernel<T, O, B, 4, E, threads>); break;
-    case 5: run(gemv_kernel<T, O, B, 5, E, threads>); break;
-    case 6: run(gemv_kernel<T, O, B, 6, E, threads>); break;
-    case 7: run(gemv_kernel<T, O, B, 7, E, threads>); break;
-    case 8: run(gemv_kernel<T, O, B, 8, E, threads>); break;
-    default: fail_internal("gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
+    case 1:
+      run(gemv_kernel<T, O, B, 1, E, threads>);
+      break;
+    case 2:
+      run(gemv_kernel<T, O, B, 2, E, threads>);
+      break;
+    case 3:
+      run(gemv_kernel<T, O, B, 3, E, threads>);
+      break;
+    case 4:
+      run(gemv_kernel<T, O, B, 4, E, threads>);
+      break;
+    case 5:
+      run(gemv_kernel<T, O, B, 5, E, threads>);
+      break;
+    case 6:
+      run(gemv_kernel<T, O, B, 6, E, threads>);
+      break;
+    case 7:
+      run(gemv_kernel<T, O, B, 7, E, threads>);
+      break;
+    case 8:
+      run(gemv_kernel<T, O, B, 8, E, threads>);
+      break;
+    default:
+      fail_internal("gemv takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
 }
 
@@ -210,8 +227,8 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
           DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream) {
   if (n == 0) return;
   if (out_dtype != DType::F32)
-    return dispatch<Epilogue::kPlain>(x, w, bias, bias_dtype, out, m, n, k, RopeQkvArgs{},
-                                      dtype, stream);
+    return dispatch<Epilogue::kPlain>(x, w, bias, bias_dtype, out, m, n, k, RopeQkvArgs{}, dtype,
+                                      stream);
   with_half(dtype, [&](auto t) {  // f32 output (logits)
     using T = decltype(t);
     with_float(bias ? bias_dtype : DType::F32, [&](auto b) {
@@ -221,11 +238,10 @@ void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void
   });
 }
 
-void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
-                 int m, int f, int k, DType dtype, cudaStream_t stream) {
+void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out, int m,
+                 int f, int k, DType dtype, cudaStream_t stream) {
   if (f == 0) return;
-  dispatch<Epilogue::kSwiglu>(x, w, bias, bias_dtype, out, m, f, k, RopeQkvArgs{}, dtype,
-                              stream);
+  dispatch<Epilogue::kSwiglu>(x, w, bias, bias_dtype, out, m, f, k, RopeQkvArgs{}, dtype, stream);
 }
 
 void gemv_rope_qkv(const void* x, const void* w, const void* bias, DType bias_dtype,

@@ -110,8 +110,8 @@ constexpr int kGemvMaxRows = 8;
 void gemv(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
           DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream);
 // out[M,f] = silu(x·w[:f]ᵀ + bias[:f]) * (x·w[f:]ᵀ + bias[f:]) for w [2f, K]; out of `dtype`.
-void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
-                 int m, int f, int k, DType dtype, cudaStream_t stream);
+void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtype, void* out, int m,
+                 int f, int k, DType dtype, cudaStream_t stream);
 // rope_qkv(x · wᵀ + bias) for rope.tokens <= kGemvMaxRows rows of x [tokens, K], w the stacked
 // q/k/v projection [(heads_q + 2·heads_kv)·head_dim, K]; nothing of the product is stored.
 void gemv_rope_qkv(const void* x, const void* w, const void* bias, DType bias_dtype,

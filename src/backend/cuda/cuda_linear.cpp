@@ -10,10 +10,14 @@ namespace {
 
 cudaDataType_t cuda_type(DType dtype) {
   switch (dtype) {
-    case DType::BF16: return CUDA_R_16BF;
-    case DType::F16: return CUDA_R_16F;
-    case DType::F32: return CUDA_R_32F;
-    default: fail_internal("cuBLASLt linear does not take ", dtype_name(dtype), " tensors");
+    case DType::BF16:
+      return CUDA_R_16BF;
+    case DType::F16:
+      return CUDA_R_16F;
+    case DType::F32:
+      return CUDA_R_32F;
+    default:
+      fail_internal("cuBLASLt linear does not take ", dtype_name(dtype), " tensors");
   }
 }
 
@@ -23,10 +27,10 @@ cublasLtMatmulDesc_t make_desc(int bias_dtype, const void* bias) {
   cublasLtMatmulDesc_t desc = nullptr;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa,
-                                              sizeof(transa)));
-  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb,
-                                              sizeof(transb)));
+  CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)));
+  CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)));
   if (bias_dtype >= 0) {
     cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
@@ -109,22 +113,22 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
     plan.usable = heuristic(key, plan, plan.algo);
   }
   if (!plan.usable && bias_dtype < 0)
-    fail_device("cuBLASLt has no algorithm for a ", m, "x", n, "x", k, " ", dtype_name(DType(in_dtype)),
-         " product with ", dtype_name(DType(out_dtype)), " output");
+    fail_device("cuBLASLt has no algorithm for a ", m, "x", n, "x", k, " ",
+                dtype_name(DType(in_dtype)), " product with ", dtype_name(DType(out_dtype)),
+                " output");
   return plan;
 }
 
 bool LinearPlanner::heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo) {
   cublasLtMatmulPreference_t preference = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
-      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
-      sizeof(workspace_bytes_)));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference,
+                                                    CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &workspace_bytes_, sizeof(workspace_bytes_)));
   uint32_t align_bytes = uint32_t(std::get<6>(key));
-  for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+  for (auto attribute :
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &align_bytes,
                                                       sizeof(align_bytes)));
   cublasLtMatmulHeuristicResult_t result{};
@@ -155,8 +159,8 @@ cublasLtMatmulDesc_t LinearPlanner::desc_with_bias(Plan& plan, const Key& key, c
 bool LinearPlanner::run(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
                         DType out_dtype, int64_t m, int64_t n, int64_t k, DType dtype,
                         cudaStream_t stream, int64_t ldc, int64_t ld) {
-  int align = std::min({alignment_of(x), alignment_of(w), alignment_of(out),
-                        bias ? alignment_of(bias) : 16});
+  int align = std::min(
+      {alignment_of(x), alignment_of(w), alignment_of(out), bias ? alignment_of(bias) : 16});
   Key key{m,
           n,
           k,

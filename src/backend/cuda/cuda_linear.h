@@ -72,8 +72,8 @@ class LinearPlanner {
   Plan& plan_for(const Key& key);
   // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
   bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);
-  cublasStatus_t launch(const Plan& plan, cublasLtMatmulDesc_t desc, const void* x,
-                        const void* w, void* out, cudaStream_t stream);
+  cublasStatus_t launch(const Plan& plan, cublasLtMatmulDesc_t desc, const void* x, const void* w,
+                        void* out, cudaStream_t stream);
   cublasLtMatmulDesc_t desc_with_bias(Plan& plan, const Key& key, const void* bias);
 
   cublasLtHandle_t handle_ = nullptr;

@@ -18,7 +18,7 @@ inline void on_device(const Tensor& t, const char* op, const char* what) {
 inline void has_dtype(const Tensor& t, DType dtype, const char* op, const char* what) {
   if (t.dtype() != dtype)
     fail_internal("CUDA ", op, ": ", what, " is ", dtype_name(t.dtype()), " but must be ",
-         dtype_name(dtype));
+                  dtype_name(dtype));
 }
 
 inline void float_dtype(const Tensor& t, const char* op, const char* what) {
@@ -28,7 +28,8 @@ inline void float_dtype(const Tensor& t, const char* op, const char* what) {
 
 inline void same_numel(const Tensor& a, const Tensor& b, const char* op) {
   if (a.numel() != b.numel())
-    fail_internal("CUDA ", op, ": shapes ", a.shape().str(), " and ", b.shape().str(), " differ in size");
+    fail_internal("CUDA ", op, ": shapes ", a.shape().str(), " and ", b.shape().str(),
+                  " differ in size");
 }
 
 using cuda::aligned16;
@@ -54,7 +55,8 @@ inline int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias
   // cuBLASLt multiplies equal input types: linear weights are uploaded in the compute dtype.
   has_dtype(w, dtype, "linear", "the weight");
   if (out.dtype() != dtype && out.dtype() != DType::F32)
-    fail_internal("CUDA linear: out must be ", dtype_name(dtype), " or f32, not ", dtype_name(out.dtype()));
+    fail_internal("CUDA linear: out must be ", dtype_name(dtype), " or f32, not ",
+                  dtype_name(out.dtype()));
   if (w.rank() != 2) fail_internal("CUDA linear: the weight must be [N, K], got ", w.shape().str());
   const int64_t n = w.dim(0), k = w.dim(1);
   if (x.rank() < 1 || x.dim(-1) != k)
@@ -65,7 +67,8 @@ inline int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias
   if (bias) {
     on_device(*bias, "linear", "the bias");
     float_dtype(*bias, "linear", "the bias");
-    if (bias->numel() != n) fail_internal("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
+    if (bias->numel() != n)
+      fail_internal("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
   }
   return m;
 }

@@ -16,7 +16,8 @@ void CudaBackend::prepare_products(const Tensor& w, DType out_dtype, int64_t max
                                    const std::function<void(const Tensor&, Tensor&)>& product,
                                    const std::function<int64_t(int64_t)>& scratch_elements) {
   on_device(w, "prepare_linear", "the weight");
-  if (w.rank() != 2) fail_internal("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
+  if (w.rank() != 2)
+    fail_internal("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
   CudaState& s = *state_;
   const int64_t n = w.dim(0), k = w.dim(1);
   // One product per power-of-two bucket of M (products of up to kGemvMaxRows rows take the GEMV,
@@ -92,7 +93,8 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
   has_dtype(out, dtype_, "rms_norm", "out");
   float_dtype(w, "rms_norm", "the weight");
   int64_t cols = w.numel();
-  if (x.dim(-1) != cols) fail_internal("CUDA rms_norm: x ", x.shape().str(), " vs weight of ", cols);
+  if (x.dim(-1) != cols)
+    fail_internal("CUDA rms_norm: x ", x.shape().str(), " vs weight of ", cols);
   same_numel(x, out, "rms_norm");
   ProfileScope scope(state_->profiler, state_->stream,
                      [&] { return cat("rms_norm ", x.shape().str()); });
@@ -138,8 +140,8 @@ void CudaBackend::swiglu(const Tensor& gate_up, Tensor& out) {
   }
   const int64_t f = out.rank() ? out.dim(-1) : 1;
   if (gate_up.rank() < 1 || gate_up.dim(-1) != 2 * f || gate_up.numel() != 2 * out.numel())
-    fail_internal("CUDA swiglu: gate_up ", gate_up.shape().str(), " must hold twice the columns of out ",
-         out.shape().str());
+    fail_internal("CUDA swiglu: gate_up ", gate_up.shape().str(),
+                  " must hold twice the columns of out ", out.shape().str());
   ProfileScope scope(state_->profiler, state_->stream,
                      [&] { return cat("swiglu ", out.shape().str()); });
   cuda::swiglu(gate_up.data(), out.data(), f ? out.numel() / f : 0, f, dtype_, state_->stream);
@@ -242,7 +244,7 @@ bool CudaBackend::linear_row_blocks(const Tensor& x, const Tensor& w, const Tens
   for (int64_t n : row_blocks) rows += n;
   if (rows != width)
     fail_internal("CUDA linear: row blocks of ", rows, " rows in all do not cover the weight ",
-         w.shape().str());
+                  w.shape().str());
   if (m == 0) return true;
   CudaState& s = *state_;
   ProfileScope scope(s.profiler, s.stream,
@@ -284,9 +286,9 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
     Backend::linear_rope_qkv(x, w_qkv, b_qkv, products, positions, spec, slots, qkv, q, k, v);
     return;
   }
-  for (auto [t, what] : {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"},
-                         Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"},
-                         Named{&positions, "positions"}})
+  for (auto [t, what] :
+       {Named{&x, "x"}, Named{&w_qkv, "the weight"}, Named{&b_qkv, "the bias"}, Named{&qkv, "qkv"},
+        Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}, Named{&positions, "positions"}})
     on_device(*t, "linear_rope_qkv", what);
   for (auto [t, what] : {Named{&qkv, "qkv"}, Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}})
     has_dtype(*t, dtype_, "linear_rope_qkv", what);
@@ -303,11 +305,11 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
                             const AttentionSegments& segments, Tensor& out) {
-  for (auto [t, what] : {Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"},
-                         Named{&out, "out"}}) {
+  for (auto [t, what] : {Named{&q, "q"}, Named{&k, "k"}, Named{&v, "v"}, Named{&out, "out"}}) {
     on_device(*t, "attention", what);
     has_dtype(*t, dtype_, "attention", what);
-    if (t->rank() != 3) fail_internal("CUDA attention: ", what, " must be [tokens, heads, head_dim]");
+    if (t->rank() != 3)
+      fail_internal("CUDA attention: ", what, " must be [tokens, heads, head_dim]");
   }
   on_device(segments.cu_q, "attention", "cu_q");
   on_device(segments.cu_k, "attention", "cu_k");
@@ -315,14 +317,15 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   has_dtype(segments.cu_k, DType::I32, "attention", "cu_k");
   if (segments.cu_q.numel() < segments.segments + 1 ||
       segments.cu_k.numel() < segments.segments + 1)
-    fail_internal("CUDA attention: cu_q and cu_k need segments + 1 = ", segments.segments + 1, " entries");
+    fail_internal("CUDA attention: cu_q and cu_k need segments + 1 = ", segments.segments + 1,
+                  " entries");
   if (!(q.shape() == out.shape()) || !(k.shape() == v.shape()))
     fail_internal("CUDA attention: q/out ", q.shape().str(), "/", out.shape().str(), " and k/v ",
-         k.shape().str(), "/", v.shape().str(), " must match in pairs");
+                  k.shape().str(), "/", v.shape().str(), " must match in pairs");
   int d = int(q.dim(2)), hq = int(q.dim(1)), hkv = int(k.dim(1));
   if (k.dim(2) != d) fail_internal("CUDA attention: q and k head_dim differ");
-  if (hkv <= 0 || hq % hkv) fail_internal("CUDA attention: ", hq, " query heads are not a multiple of ",
-                                 hkv, " kv heads");
+  if (hkv <= 0 || hq % hkv)
+    fail_internal("CUDA attention: ", hq, " query heads are not a multiple of ", hkv, " kv heads");
   if (!cuda::flash_attention_supports(d))
     fail("CUDA attention supports head_dim 16, 32, 64, 80, 96 and 128, not ", d);
   if (segments.segments == 0 || segments.max_q == 0) return;
@@ -362,11 +365,12 @@ void CudaBackend::gather_rows(const Tensor& src, const Tensor& indices, Tensor& 
   has_dtype(indices, DType::I32, "gather_rows", "indices");
   if (!(src.dtype() == out.dtype() || (is_float(src.dtype()) && is_float(out.dtype()))))
     fail_internal("CUDA gather_rows cannot convert ", dtype_name(src.dtype()), " rows to ",
-         dtype_name(out.dtype()));
+                  dtype_name(out.dtype()));
   if (src.rank() < 1 || src.dim(0) == 0) fail_internal("CUDA gather_rows: src has no rows");
   int64_t row = src.numel() / src.dim(0), count = indices.numel();
   if (out.numel() != count * row)
-    fail_internal("CUDA gather_rows: out ", out.shape().str(), " should hold ", count, " rows of ", row);
+    fail_internal("CUDA gather_rows: out ", out.shape().str(), " should hold ", count, " rows of ",
+                  row);
   ProfileScope scope(state_->profiler, state_->stream,
                      [&] { return cat("gather_rows ", out.shape().str()); });
   cuda::gather_rows(src.data(), src.dtype(), src.dim(0), indices.data<int32_t>(), count, row,
@@ -380,11 +384,12 @@ void CudaBackend::scatter_rows(const Tensor& src, const Tensor& indices, Tensor&
   has_dtype(indices, DType::I32, "scatter_rows", "indices");
   if (!(src.dtype() == dst.dtype() || (is_float(src.dtype()) && is_float(dst.dtype()))))
     fail_internal("CUDA scatter_rows cannot convert ", dtype_name(src.dtype()), " rows to ",
-         dtype_name(dst.dtype()));
+                  dtype_name(dst.dtype()));
   if (dst.rank() < 1 || dst.dim(0) == 0) fail_internal("CUDA scatter_rows: dst has no rows");
   int64_t row = dst.numel() / dst.dim(0), count = indices.numel();
   if (src.numel() != count * row)
-    fail_internal("CUDA scatter_rows: src ", src.shape().str(), " should hold ", count, " rows of ", row);
+    fail_internal("CUDA scatter_rows: src ", src.shape().str(), " should hold ", count, " rows of ",
+                  row);
   ProfileScope scope(state_->profiler, state_->stream,
                      [&] { return cat("scatter_rows ", src.shape().str()); });
   cuda::scatter_rows(src.data(), src.dtype(), indices.data<int32_t>(), count, row, dst.data(),
@@ -409,7 +414,8 @@ void CudaBackend::sample(Tensor& logits, const Tensor& history, const SamplingPa
   has_dtype(next_token, DType::I32, "sample", "next_token");
   if (next_token.numel() != 1) fail_internal("CUDA sample: next_token must hold one id");
   // The same bounds as the CPU sampler, so both backends refuse the same settings.
-  if (!(params.temperature >= 0)) fail("sampling temperature must be >= 0, got ", params.temperature);
+  if (!(params.temperature >= 0))
+    fail("sampling temperature must be >= 0, got ", params.temperature);
   if (params.top_k < 0) fail("sampling top_k must be >= 0, got ", params.top_k);
   if (!(params.top_p >= 0 && params.top_p <= 1))
     fail("sampling top_p must be in [0, 1], got ", params.top_p);

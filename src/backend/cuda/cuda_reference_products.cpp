@@ -60,7 +60,7 @@ void CudaBackend::linear_residue_first(const Tensor& x, const Tensor& w, const T
   const int64_t m = check_linear(x, w, bias, out, dtype_), n = w.dim(0);
   if (k < 1 || ResidueFirst{k}.width() != w.dim(1))
     fail_internal("CUDA linear_residue_first: the weight's ", w.dim(1), " columns do not hold ", k,
-         " columns laid out residue first");
+                  " columns laid out residue first");
   CudaState& s = *state_;
   // Stored residue first, the operands are already what one part reads; a k of whole 16-byte
   // rows is stored as it is; decode-sized products take the GEMV either way.

@@ -26,7 +26,8 @@ __global__ void gather_kernel(const S* src, int64_t src_rows, const int32_t* ind
     return;
   }
   const S* row = src + index * row_elems;
-  for (int64_t c = threadIdx.x; c < row_elems; c += blockDim.x) dst[c] = from_float<O>(to_float(row[c]));
+  for (int64_t c = threadIdx.x; c < row_elems; c += blockDim.x)
+    dst[c] = from_float<O>(to_float(row[c]));
 }
 
 template <typename S, typename O>
@@ -36,7 +37,8 @@ __global__ void scatter_kernel(const S* src, const int32_t* indices, int64_t row
   if (index < 0 || index >= dst_rows) return;
   const S* row = src + blockIdx.x * row_elems;
   O* to = dst + index * row_elems;
-  for (int64_t c = threadIdx.x; c < row_elems; c += blockDim.x) to[c] = from_float<O>(to_float(row[c]));
+  for (int64_t c = threadIdx.x; c < row_elems; c += blockDim.x)
+    to[c] = from_float<O>(to_float(row[c]));
 }
 
 // Same dtype: copy bytes in 16-byte words when everything is aligned, else 4/2/1-byte words.
@@ -72,16 +74,21 @@ void with_word(size_t row_bytes, const void* a, const void* b, F&& f) {
     return row_bytes % w == 0 && reinterpret_cast<uintptr_t>(a) % w == 0 &&
            reinterpret_cast<uintptr_t>(b) % w == 0;
   };
-  if (fits(16)) f(uint4{}, 16);
-  else if (fits(4)) f(uint32_t{}, 4);
-  else if (fits(2)) f(uint16_t{}, 2);
-  else f(uint8_t{}, 1);
+  if (fits(16))
+    f(uint4{}, 16);
+  else if (fits(4))
+    f(uint32_t{}, 4);
+  else if (fits(2))
+    f(uint16_t{}, 2);
+  else
+    f(uint8_t{}, 1);
 }
 
 }  // namespace
 
 void gather_rows(const void* src, DType src_dtype, int64_t src_rows, const int32_t* indices,
-                 int64_t count, int64_t row_elems, void* out, DType out_dtype, cudaStream_t stream) {
+                 int64_t count, int64_t row_elems, void* out, DType out_dtype,
+                 cudaStream_t stream) {
   if (count == 0 || row_elems == 0) return;
   if (src_dtype == out_dtype) {
     size_t row_bytes = size_t(row_elems) * dtype_size(src_dtype);

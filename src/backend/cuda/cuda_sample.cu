@@ -11,7 +11,6 @@
 // probability lies within double rounding of its bound. Only the chosen id is written.
 #include <cfloat>
 #include <climits>
-
 #include <cub/cub.cuh>
 
 #include "backend/cuda/cuda_check.h"
@@ -44,10 +43,9 @@ size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
 size_t sort_temp_bytes(int vocab) {
   size_t bytes = 0;
-  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, bytes, static_cast<const float*>(nullptr),
-                                             static_cast<float*>(nullptr),
-                                             static_cast<const int32_t*>(nullptr),
-                                             static_cast<int32_t*>(nullptr), vocab));
+  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+      nullptr, bytes, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
+      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), vocab));
   return bytes;
 }
 
@@ -186,8 +184,10 @@ __device__ V block_sum_any(V v, V* shared) {
 __device__ int lower_bound(const float* keys, int lo, int hi, float value) {
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    if (keys[mid] < value) lo = mid + 1;
-    else hi = mid;
+    if (keys[mid] < value)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -195,14 +195,16 @@ __device__ int lower_bound(const float* keys, int lo, int hi, float value) {
 __device__ int upper_bound(const float* keys, int lo, int hi, float value) {
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    if (keys[mid] <= value) lo = mid + 1;
-    else hi = mid;
+    if (keys[mid] <= value)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
 
-__global__ void __launch_bounds__(kPickThreads) pick_kernel(SampleArgs args, const float* keys,
-                                                            const int32_t* ids) {
+__global__ void __launch_bounds__(kPickThreads)
+    pick_kernel(SampleArgs args, const float* keys, const int32_t* ids) {
   __shared__ double shared_d[32];
   __shared__ int shared_i[32];
   const int vocab = args.vocab;

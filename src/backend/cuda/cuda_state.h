@@ -32,8 +32,8 @@ struct DeviceRegion {
 struct StagingRing {
   static constexpr int kSlots = 4;
   static constexpr size_t kSlotBytes = size_t(8) << 20;
-  char* host = nullptr;                 // kSlots * kSlotBytes, pinned
-  char* device = nullptr;               // kSlots * kSlotBytes, in the internal region
+  char* host = nullptr;    // kSlots * kSlotBytes, pinned
+  char* device = nullptr;  // kSlots * kSlotBytes, in the internal region
   std::array<cudaEvent_t, kSlots> done{};
   int next = 0;
   int acquire();  // waits until the slot's previous copy finished

@@ -20,9 +20,13 @@ __device__ __forceinline__ float to_float(f16 v) { return __half2float(v); }
 template <typename T>
 __device__ __forceinline__ T from_float(float v);
 template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ bf16 from_float<bf16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ bf16 from_float<bf16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 // Saturating: fp16 overflow in the vision MLP becomes +-65504 instead of inf (NaN stays NaN).
 template <>
 __device__ __forceinline__ f16 from_float<f16>(float v) {
