@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <span>
 
 #include "core/error.h"
 #include "runtime/generator.h"
@@ -18,8 +19,11 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-std::vector<uint8_t> image_bytes(const ImageSource& source) {
-  return source.bytes.empty() ? read_image_file(source.path) : source.bytes;
+// The bytes of `source`: its own, or its file read into `storage`.
+std::span<const uint8_t> image_bytes(const ImageSource& source, std::vector<uint8_t>& storage) {
+  if (!source.bytes.empty()) return source.bytes;
+  storage = read_image_file(source.path);
+  return storage;
 }
 
 std::vector<ChatMessage> chat_messages(const ChatRequest& request) {
@@ -48,7 +52,8 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
   // Token counts from the headers alone: the prompt is sized and checked before any decoding.
   std::vector<int64_t> pad_counts;
   for (const ImageSource& source : request.images) {
-    const ImageHeader header = probe_image(image_bytes(source), source.name);
+    std::vector<uint8_t> storage;
+    const ImageHeader header = probe_image(image_bytes(source, storage), source.name);
     const auto [height, width] =
         smart_resize(header.height, header.width, factor, pre.min_pixels, pre.max_pixels);
     pad_counts.push_back(int64_t(height / pre.patch_size) * (width / pre.patch_size) / merge);
@@ -60,7 +65,8 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
   for (size_t i = 0; i < request.images.size(); ++i) {
     const ImageSource& source = request.images[i];
     const auto start = Clock::now();
-    const RgbImage image = decode_image(image_bytes(source), source.name);
+    std::vector<uint8_t> storage;
+    const RgbImage image = decode_image(image_bytes(source, storage), source.name);
     out.image_load_ms += ms_since(start);
     ImagePatches patches = preprocess_image(image, pre, pixel_dtype);
     QWENVL_CHECK(patches.tokens() / merge == pad_counts[i], "image ", source.name,
