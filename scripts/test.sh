@@ -4,7 +4,8 @@
 #   2. builds everything with warnings as errors (the CUDA backend too where nvcc is found) and
 #      runs every test (tests that need a GPU skip themselves where none is present);
 #   3. builds the CPU code with AddressSanitizer + UndefinedBehaviorSanitizer and runs the CPU
-#      tests under them, the fuzz and hostile-input tests among them.
+#      tests under them, the fuzz and hostile-input tests among them (without -Werror: GCC's
+#      flow warnings see through the sanitizers' instrumentation to sizes no code computes).
 # SANITIZE=0 skips step 3 (a quicker local run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ scripts/build.sh -DQWENVL_WERROR=ON
 if [ "${SANITIZE:-1}" != "0" ]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and CPU tests"
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQWENVL_CUDA=OFF \
-        -DQWENVL_BENCH=OFF -DQWENVL_SANITIZE=ON -DQWENVL_WERROR=ON >/dev/null
+        -DQWENVL_BENCH=OFF -DQWENVL_SANITIZE=ON >/dev/null
   ninja -C build-sanitize
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
