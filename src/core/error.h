@@ -26,35 +26,20 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
-// The CLI's exit status per category (README "Exit status"); 2 is the usage error of main.cpp.
-constexpr int exit_code(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::BadInput:
-      return 1;
-    case ErrorKind::ResourceLimit:
-      return 3;
-    case ErrorKind::Device:
-      return 4;
-    case ErrorKind::Internal:
-      return 5;
-  }
-  return 5;
-}
-
-// How the CLI labels a message of that category: "error", "resource limit", ...
-constexpr const char* error_label(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::BadInput:
-      return "error";
-    case ErrorKind::ResourceLimit:
-      return "resource limit";
-    case ErrorKind::Device:
-      return "device error";
-    case ErrorKind::Internal:
-      return "internal error";
-  }
-  return "internal error";
-}
+// What the CLI makes of each category, in ErrorKind's order: its exit status (README "Exit status
+// and limits"; 2 is main.cpp's usage error) and the label its one-line message carries.
+struct ErrorKindOutcome {
+  int exit_code;
+  const char* label;
+};
+inline constexpr ErrorKindOutcome kErrorKindOutcomes[] = {
+    {1, "error"},           // BadInput
+    {3, "resource limit"},  // ResourceLimit
+    {4, "device error"},    // Device
+    {5, "internal error"},  // Internal
+};
+constexpr int exit_code(ErrorKind kind) { return kErrorKindOutcomes[int(kind)].exit_code; }
+constexpr const char* error_label(ErrorKind kind) { return kErrorKindOutcomes[int(kind)].label; }
 
 // Concatenates any streamable values: cat("tensor ", name, " has ", n, " dims").
 template <typename... Parts>

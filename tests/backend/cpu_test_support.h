@@ -14,6 +14,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_features.h"
+#include "common/tensor_values.h"
 #include "core/error.h"
 #include "core/half.h"
 #include "core/tensor.h"
@@ -31,21 +32,6 @@ inline std::vector<CpuIsa> supported_isas() {
   if (int(best_cpu_isa()) >= int(CpuIsa::Avx2)) isas.push_back(CpuIsa::Avx2);
   if (int(best_cpu_isa()) >= int(CpuIsa::Avx512)) isas.push_back(CpuIsa::Avx512);
   return isas;
-}
-
-inline double get(const Tensor& t, int64_t i) {
-  switch (t.dtype()) {
-    case DType::F32:
-      return t.data<float>()[i];
-    case DType::BF16:
-      return bf16_to_float(t.data<uint16_t>()[i]);
-    case DType::F16:
-      return fp16_to_float(t.data<uint16_t>()[i]);
-    case DType::I32:
-      return t.data<int32_t>()[i];
-    default:
-      return 0;
-  }
 }
 
 inline void set(Tensor& t, int64_t i, double v) {

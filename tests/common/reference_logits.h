@@ -18,23 +18,10 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/config.h"
 #include "common/npy.h"
+#include "common/tensor_values.h"
 #include "core/half.h"
 
 namespace qwenvl::test {
-
-inline double weight_at(const Tensor& w, int64_t i) {
-  switch (w.dtype()) {
-    case DType::BF16:
-      return bf16_to_float(w.data<uint16_t>()[i]);
-    case DType::F16:
-      return fp16_to_float(w.data<uint16_t>()[i]);
-    case DType::F32:
-      return w.data<float>()[i];
-    default:
-      ADD_FAILURE() << "lm_head tensor of unexpected dtype";
-      return 0;
-  }
-}
 
 // `entry` is one element of models/<name>/reference/cases.json.
 inline std::vector<double> reference_logits(const std::filesystem::path& model_dir,
@@ -54,7 +41,7 @@ inline std::vector<double> reference_logits(const std::filesystem::path& model_d
   std::vector<double> logits(size_t(rows), 0.0);
   for (int64_t r = 0; r < rows; ++r) {
     double sum = 0;
-    for (int64_t c = 0; c < cols; ++c) sum += weight_at(w, r * cols + c) * hidden[size_t(c)];
+    for (int64_t c = 0; c < cols; ++c) sum += get(w, r * cols + c) * hidden[size_t(c)];
     logits[size_t(r)] = sum;
   }
   for (const auto& top : entry["logits_top"]) {
