@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_state.h"
+#include "backend/fixed_costs.h"
 #include "backend/stacked_shape.h"
 #include "core/thread_pool.h"
 
@@ -19,10 +20,6 @@ namespace qwenvl {
 namespace {
 
 constexpr size_t kAlignment = kAllocationAlignment;
-constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;   // what cuBLASLt's docs suggest on H100
-constexpr size_t kAttentionScratchBytes = size_t(16) << 20;  // split-K partials (7B: 4 MB)
-constexpr int kMaxSampleVocab = 1 << 18;
-constexpr size_t kRopeTableBytes = size_t(64) << 10;
 
 size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
