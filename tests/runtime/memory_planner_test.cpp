@@ -1,0 +1,235 @@
+#include "runtime/memory_planner.h"
+
+#include <gtest/gtest.h>
+
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+#include "core/file_read.h"
+#include "model/qwen2_5_vl.h"
+#include "runtime/model_modules.h"
+
+namespace qwenvl {
+namespace {
+
+constexpr int64_t kGiB = int64_t(1) << 30;
+
+ModelConfig official(const std::string& size) {
+  const std::string path = std::string(QWENVL_FIXTURES_DIR) + "/configs/" + size + ".json";
+  return parse_model_config(read_text_file(path, kMaxJsonFileBytes, "config"), path);
+}
+
+// A planner input for `size` on GPUs of `gpu_gib` GiB each, free (present) or assumed.
+PlannerInput input(const std::string& size, const std::string& budgets, int gpus = 1,
+                   int64_t gpu_gib = 141) {
+  PlannerInput in;
+  in.config = official(size);
+  in.budgets = parse_memory_budgets(budgets);
+  for (int g = 0; g < gpus; ++g) in.gpus.push_back({gpu_gib * kGiB, false});
+  in.host_bytes = 512 * kGiB;
+  return in;
+}
+
+int64_t weights_of(const std::vector<ModelModule>& modules) {
+  int64_t total = 0;
+  for (const ModelModule& m : modules) total += m.weight_bytes;
+  return total;
+}
+
+void expect_within_budgets(const PlacementPlan& plan) {
+  for (const DeviceUse& d : plan.devices) EXPECT_LE(d.total(), d.budget) << device_name(d.device);
+}
+
+int count(const PlacementPlan& plan, Placement placement) {
+  int n = 0;
+  for (const PlacedModule& m : plan.modules) n += m.placement == placement;
+  return n;
+}
+
+std::string error_of(const PlannerInput& in) {
+  try {
+    plan_placement(in);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// The planner counts weights from the config as the model's loader counts them from a checkpoint.
+TEST(MemoryPlanner, WeightBytesEqualTheModelsPlan) {
+  for (const char* name : {"tiny-tied", "tiny-untied"}) {
+    const std::string dir = std::string(QWENVL_FIXTURES_DIR) + "/models/" + name;
+    const ModelConfig config = load_model_config(dir);
+    const Checkpoint checkpoint = Checkpoint::open(dir, config);
+    for (DType dtype : {DType::BF16, DType::F16}) {
+      const MemoryPlan expected = Qwen25VL::plan(config, checkpoint, dtype, ModelLimits{});
+      EXPECT_EQ(size_t(weights_of(model_modules(config, dtype))), expected.weight_bytes) << name;
+    }
+  }
+}
+
+TEST(MemoryPlanner, ModulesAreInForwardOrderWithTransformersNames) {
+  const auto untied = model_modules(official("7B"), DType::BF16);
+  ASSERT_EQ(untied.size(), 2u + 28 + 2);
+  EXPECT_EQ(untied[0].name, "visual");
+  EXPECT_EQ(untied[1].name, "model.embed_tokens");
+  EXPECT_EQ(untied[2].name, "model.layers.0");
+  EXPECT_EQ(untied[29].name, "model.layers.27");
+  EXPECT_EQ(untied[30].name, "model.norm");
+  EXPECT_EQ(untied[31].name, "lm_head");
+  const auto tied = model_modules(official("3B"), DType::BF16);
+  EXPECT_EQ(tied.back().name, "model.norm");
+  EXPECT_TRUE(tied[1].read_per_token);     // the tied embedding is lm_head too
+  EXPECT_FALSE(untied[1].read_per_token);  // a decode step reads one row
+}
+
+TEST(MemoryPlanner, SevenBFitsOn24GiB) {
+  const PlacementPlan plan = plan_placement(input("7B", "cuda:0=24GiB"));
+  EXPECT_EQ(count(plan, Placement::Gpu), int(plan.modules.size()));
+  expect_within_budgets(plan);
+  EXPECT_GE(plan.kv_capacity_tokens, plan.context_tokens);
+  EXPECT_GE(plan.largest_image_tokens, plan.image_tokens);
+  EXPECT_GT(plan.decode.tokens_per_s, 0);
+  EXPECT_EQ(plan.decode.streamed_bytes, 0);
+}
+
+TEST(MemoryPlanner, ThreeBOn4GiBStreamsItsLastLayers) {
+  PlannerInput in = input("3B", "cuda:0=4GiB");
+  in.max_context = 8192;
+  const PlacementPlan plan = plan_placement(in);
+  expect_within_budgets(plan);
+  EXPECT_GT(count(plan, Placement::Gpu), 2);
+  EXPECT_GT(count(plan, Placement::Stream), 0);
+  EXPECT_EQ(count(plan, Placement::Cpu), 0);
+  // In forward order: resident modules, then the streamed rest.
+  bool streaming = false;
+  for (const PlacedModule& m : plan.modules) {
+    if (m.placement == Placement::Stream) streaming = true;
+    EXPECT_EQ(m.placement, streaming ? Placement::Stream : Placement::Gpu) << m.name;
+    EXPECT_EQ(m.gpu, 0);
+  }
+  const DeviceUse& gpu = plan.devices.front();
+  EXPECT_GT(gpu.streaming, 0);
+  EXPECT_GT(plan.devices.back().streaming, 0);  // the pinned host copies
+  EXPECT_GT(plan.decode.streamed_bytes, 0);
+}
+
+TEST(MemoryPlanner, SeventyTwoBOn80GiBStreams) {
+  const PlacementPlan plan = plan_placement(input("72B", "cuda:0=80GiB"));
+  expect_within_budgets(plan);
+  EXPECT_GT(count(plan, Placement::Stream), 0);
+  EXPECT_EQ(plan.modules.back().name, "lm_head");
+  EXPECT_EQ(plan.modules.back().placement, Placement::Stream);
+}
+
+TEST(MemoryPlanner, SeventyTwoBSplitsOverTwoGpusInOrder) {
+  const PlacementPlan plan = plan_placement(input("72B", "cuda:0=80GiB,cuda:1=80GiB", 2));
+  expect_within_budgets(plan);
+  EXPECT_EQ(count(plan, Placement::Stream), 0);
+  int last_gpu = 0;
+  for (const PlacedModule& m : plan.modules) {
+    EXPECT_GE(m.gpu, last_gpu) << m.name;
+    last_gpu = m.gpu;
+  }
+  EXPECT_EQ(plan.modules.front().gpu, 0);
+  EXPECT_EQ(plan.modules.back().gpu, 1);
+  ASSERT_GE(plan.devices.size(), 3u);
+  EXPECT_GT(plan.devices[0].kv_cache, 0);
+  EXPECT_GT(plan.devices[1].kv_cache, 0);
+}
+
+TEST(MemoryPlanner, CpuOffloadRunsTheRestOnTheCpu) {
+  PlannerInput in = input("3B", "cuda:0=4GiB");
+  in.max_context = 8192;
+  in.offload = Offload::Cpu;
+  const PlacementPlan plan = plan_placement(in);
+  expect_within_budgets(plan);
+  EXPECT_EQ(count(plan, Placement::Stream), 0);
+  EXPECT_GT(count(plan, Placement::Cpu), 0);
+  const DeviceUse& cpu = plan.devices.back();
+  EXPECT_EQ(cpu.device.kind, DeviceKind::CPU);
+  EXPECT_GT(cpu.weights, 0);
+  EXPECT_GT(cpu.kv_cache, 0);
+  EXPECT_GT(cpu.workspace, 0);
+  EXPECT_GT(plan.decode.cpu_bytes, 0);
+}
+
+TEST(MemoryPlanner, CapacityGrowsWithTheBudget) {
+  int64_t tokens = 0, image = 0;
+  for (const char* budget : {"cuda:0=22GiB", "cuda:0=32GiB", "cuda:0=48GiB"}) {
+    const PlacementPlan plan = plan_placement(input("7B", budget));
+    EXPECT_GT(plan.kv_capacity_tokens, tokens) << budget;
+    EXPECT_GE(plan.largest_image_tokens, image) << budget;
+    tokens = plan.kv_capacity_tokens;
+    image = plan.largest_image_tokens;
+  }
+  PlannerInput text_only = input("7B", "cuda:0=17GiB");
+  text_only.max_pixels = 0;
+  text_only.max_context = 4096;
+  const int64_t small = plan_placement(text_only).largest_image_tokens;
+  text_only.budgets = parse_memory_budgets("cuda:0=19GiB");
+  EXPECT_GT(plan_placement(text_only).largest_image_tokens, small);
+}
+
+TEST(MemoryPlanner, AGpuThatIsNotHereIsPlannedAtItsBudget) {
+  PlannerInput in = input("7B", "cuda:0=40GiB", 0);
+  in.gpus = {{40 * kGiB, true}};
+  const PlacementPlan plan = plan_placement(in);
+  EXPECT_EQ(plan.devices.front().source, BudgetSource::Assumed);
+  EXPECT_EQ(plan.devices.front().budget, 40 * kGiB);
+  // A present GPU's budget above its free memory is capped by what is free.
+  PlannerInput present = input("7B", "cuda:0=100GiB", 1, 30);
+  EXPECT_EQ(plan_placement(present).devices.front().budget, 30 * kGiB);
+  EXPECT_EQ(plan_placement(present).devices.front().source, BudgetSource::Free);
+}
+
+TEST(MemoryPlanner, ExplicitDeviceMap) {
+  PlannerInput in = input("3B", "cuda:0=20GiB");
+  for (const ModelModule& m : model_modules(in.config, in.dtype)) in.device_map[m.name] = "cuda:0";
+  in.device_map["model.layers.35"] = "stream";
+  in.device_map["model.norm"] = "cpu";
+  const PlacementPlan plan = plan_placement(in);
+  expect_within_budgets(plan);
+  EXPECT_EQ(plan.modules[2 + 35].placement, Placement::Stream);
+  EXPECT_EQ(plan.modules[2 + 35].gpu, 0);
+  EXPECT_EQ(plan.modules.back().placement, Placement::Cpu);
+
+  PlannerInput unknown = in;
+  unknown.device_map["model.layers.99"] = "cuda:0";
+  EXPECT_NE(error_of(unknown).find("unknown module 'model.layers.99'"), std::string::npos);
+  PlannerInput bad_device = in;
+  bad_device.device_map["visual"] = "cuda:1";
+  EXPECT_NE(error_of(bad_device).find("cuda:1"), std::string::npos);
+  bad_device.device_map["visual"] = "tpu";
+  EXPECT_NE(error_of(bad_device).find("unknown device 'tpu'"), std::string::npos);
+  PlannerInput missing = in;
+  missing.device_map.erase("visual");
+  EXPECT_NE(error_of(missing).find("does not place module 'visual'"), std::string::npos);
+  PlannerInput too_much = in;
+  too_much.budgets = parse_memory_budgets("cuda:0=6GiB");
+  EXPECT_NE(error_of(too_much).find("does not hold what --device-map puts there"),
+            std::string::npos);
+}
+
+TEST(MemoryPlanner, SaysWhatToChangeWhenNothingFits) {
+  EXPECT_NE(error_of(input("7B", "cuda:0=100MiB")).find("does not hold the workspaces"),
+            std::string::npos);
+  PlannerInput large_image = input("7B", "cuda:0=600MiB");
+  large_image.max_context = 4096;
+  const std::string image = error_of(large_image);
+  EXPECT_NE(image.find("an image of --max-pixels 12845056 needs 16384 tokens"), std::string::npos)
+      << image;
+  EXPECT_NE(image.find("use --max-pixels "), std::string::npos) << image;
+  PlannerInput long_context = input("7B", "cuda:0=8GiB");
+  long_context.max_context = 1 << 20;
+  long_context.max_pixels = 0;
+  EXPECT_NE(error_of(long_context).find("does not hold the KV cache of 1048576 tokens"),
+            std::string::npos)
+      << error_of(long_context);
+  EXPECT_NE(error_of(input("7B", "cuda:2=8GiB")).find("names cuda:2, but there is 1 GPU"),
+            std::string::npos);
+  PlannerInput small_host = input("72B", "cuda:0=80GiB,cpu=16GiB");
+  EXPECT_NE(error_of(small_host).find("the host needs"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qwenvl
