@@ -96,4 +96,14 @@ std::string format_bytes(int64_t bytes) {
   return buf;
 }
 
+std::string format_count(int64_t n) {
+  const std::string digits = std::to_string(n < 0 ? -(n + 1) + uint64_t(1) : uint64_t(n));
+  std::string out = n < 0 ? "-" : "";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 }  // namespace qwenvl

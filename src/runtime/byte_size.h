@@ -18,4 +18,7 @@ int64_t parse_byte_size(const std::string& text, const std::string& what);
 // "20.0 GiB", "512.0 MiB", "123 B".
 std::string format_bytes(int64_t bytes);
 
+// `n` with thousands separated by commas: "12,845,056".
+std::string format_count(int64_t n);
+
 }  // namespace qwenvl

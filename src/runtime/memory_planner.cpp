@@ -192,17 +192,17 @@ int64_t largest_image(const Sizes& s, const DeviceUse& d, DType dtype) {
     if (need > d.budget) {
       probe.weights = probe.kv_cache = probe.state = probe.streaming = 0;
       const int64_t fits = largest_image(s, probe, s.in.dtype);
-      fail_resource("an image of --max-pixels ", s.in.max_pixels, " needs ", s.image_tokens,
-                    " tokens; ", budget, " fits ", fits, ": use --max-pixels ", fits * s.unit,
-                    " or more memory");
+      fail_resource("an image of --max-pixels ", s.in.max_pixels, " needs ",
+                    format_count(s.image_tokens), " tokens; ", budget, " fits ", format_count(fits),
+                    ": use --max-pixels ", fits * s.unit, " or more memory");
     }
   }
   const int64_t workspaces =
       int64_t(kCudaFixedDeviceBytes) + s.workspace(vision ? s.image_tokens : 0, s.in.dtype);
   if (workspaces + kv > d.budget)
-    fail_resource(budget, " does not hold the KV cache of ", s.in.max_context, " tokens (",
-                  format_bytes(kv), ") beside the workspaces (", format_bytes(workspaces),
-                  "): raise it or lower --max-context");
+    fail_resource(budget, " does not hold the KV cache of ", format_count(s.in.max_context),
+                  " tokens (", format_bytes(kv), ") beside the workspaces (",
+                  format_bytes(workspaces), "): raise it or lower --max-context");
   fail_resource(budget, " does not hold the two buffers to stream the modules that do not fit (",
                 format_bytes(streaming), ") beside the workspaces and the KV cache (",
                 format_bytes(workspaces + kv), "): raise it or use --offload cpu");

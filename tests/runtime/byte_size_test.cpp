@@ -67,6 +67,10 @@ TEST(ByteSize, FormatsInBinaryUnits) {
   EXPECT_EQ(format_bytes(int64_t(512) << 20), "512.0 MiB");
   EXPECT_EQ(format_bytes(123), "123 B");
   EXPECT_EQ(format_bytes(0), "0 B");
+  EXPECT_EQ(format_count(12845056), "12,845,056");
+  EXPECT_EQ(format_count(999), "999");
+  EXPECT_EQ(format_count(-1000), "-1,000");
+  EXPECT_EQ(format_count(INT64_MIN), "-9,223,372,036,854,775,808");
 }
 
 TEST(MemoryBudget, ReadsDevicesAndSizesInOrder) {

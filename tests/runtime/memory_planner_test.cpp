@@ -216,13 +216,13 @@ TEST(MemoryPlanner, SaysWhatToChangeWhenNothingFits) {
   PlannerInput large_image = input("7B", "cuda:0=600MiB");
   large_image.max_context = 4096;
   const std::string image = error_of(large_image);
-  EXPECT_NE(image.find("an image of --max-pixels 12845056 needs 16384 tokens"), std::string::npos)
+  EXPECT_NE(image.find("an image of --max-pixels 12845056 needs 16,384 tokens"), std::string::npos)
       << image;
   EXPECT_NE(image.find("use --max-pixels "), std::string::npos) << image;
   PlannerInput long_context = input("7B", "cuda:0=8GiB");
   long_context.max_context = 1 << 20;
   long_context.max_pixels = 0;
-  EXPECT_NE(error_of(long_context).find("does not hold the KV cache of 1048576 tokens"),
+  EXPECT_NE(error_of(long_context).find("does not hold the KV cache of 1,048,576 tokens"),
             std::string::npos)
       << error_of(long_context);
   EXPECT_NE(error_of(input("7B", "cuda:2=8GiB")).find("names cuda:2, but there is 1 GPU"),
