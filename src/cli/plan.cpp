@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backend/backend.h"
 #include "checkpoint/config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -29,7 +30,8 @@ constexpr const char* kUsage =
     "  Plans where each module of the model goes and what each device holds, from config.json\n"
     "  alone (no weights needed).\n"
     "  --max-memory   per-device budgets, e.g. cuda:0=20GiB,cpu=64GiB; a device not named may\n"
-    "                 use what is free. GPUs are planned at the sizes their budgets give.\n"
+    "                 use what is free. Without a GPU here, the GPUs named are planned at\n"
+    "                 their budgets.\n"
     "  --offload      where modules that do not fit on the GPUs go: streamed from pinned host\n"
     "                 memory (stream), run on the CPU (cpu); auto = stream\n"
     "  --device-map   a JSON object {module: \"cuda:N\" | \"cpu\" | \"stream\"} naming every "
@@ -60,10 +62,12 @@ std::map<std::string, std::string> read_device_map(const std::string& path) {
   return map;
 }
 
-// The GPUs to plan for: those the budgets name, at their budgets (this command does not ask a
-// driver: it plans for a machine, which need not be this one).
-std::vector<GpuMemory> named_gpus(const std::vector<MemoryBudget>& budgets) {
+// The GPUs to plan for: this machine's, with their free memory; on a machine without a GPU
+// (or a build without CUDA), those the budgets name, at their budgets.
+std::vector<GpuMemory> gpus_to_plan(const std::vector<MemoryBudget>& budgets) {
   std::vector<GpuMemory> gpus;
+  for (int64_t free_bytes : gpu_free_memory()) gpus.push_back({free_bytes, false});
+  if (!gpus.empty()) return gpus;
   for (const MemoryBudget& b : budgets) {
     if (b.device.kind != DeviceKind::CUDA) continue;
     if (size_t(b.device.index) >= gpus.size()) gpus.resize(size_t(b.device.index) + 1, {0, true});
@@ -230,9 +234,11 @@ int run_plan(int argc, char** argv) {
   in.dtype = dtype == "bf16" ? DType::BF16 : DType::F16;
   in.offload = parse_offload(args.get("offload").value_or("auto"));
   if (auto spec = args.get("max-memory")) in.budgets = parse_memory_budgets(*spec);
-  in.gpus = named_gpus(in.budgets);
+  in.gpus = gpus_to_plan(in.budgets);
   if (in.gpus.empty())
-    fail("name the GPUs to plan for with --max-memory, e.g. --max-memory cuda:0=80GiB");
+    fail(
+        "there is no GPU here: name the GPUs to plan for with --max-memory, e.g. "
+        "--max-memory cuda:0=80GiB");
   in.host_bytes = int64_t(available_host_bytes());
   if (auto map = args.get("device-map")) in.device_map = read_device_map(*map);
 

@@ -93,6 +93,25 @@ bool cuda_device_available() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
+std::vector<int64_t> cuda_free_memory() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: no GPU to plan for
+    return {};
+  }
+  int current = 0;
+  CUDA_CHECK(cudaGetDevice(&current));
+  std::vector<int64_t> free_bytes;
+  for (int d = 0; d < count; ++d) {
+    size_t free = 0, total = 0;
+    CUDA_CHECK(cudaSetDevice(d));
+    CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    free_bytes.push_back(int64_t(free));
+  }
+  CUDA_CHECK(cudaSetDevice(current));
+  return free_bytes;
+}
+
 std::unique_ptr<Backend> make_cuda_backend(DType dtype) {
   prefer_eager_module_loading();
   return std::make_unique<CudaBackend>(dtype);
