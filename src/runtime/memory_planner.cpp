@@ -57,13 +57,15 @@ struct Sizes {
     limits.max_image_patches = tokens * in.merge_size * in.merge_size;
     return int64_t(Qwen25VL::workspace_bytes(in.config, dtype, limits));
   }
-  // What module m brings to the device it runs on beside its weights: a layer's KV share, the
-  // final module's sampling state.
+  // A layer's keys and values on the device it runs on (the CPU computes in f32).
+  int64_t kv(size_t m, Placement where) const {
+    if (modules[m].layer < 0) return 0;
+    return where == Placement::Cpu ? kv_layer_cpu : kv_layer_gpu;
+  }
+  // What module m brings to the device it runs on beside its weights: its KV share, and for the
+  // final module the sampling state.
   int64_t extra(size_t m, Placement where) const {
-    int64_t bytes = 0;
-    if (modules[m].layer >= 0) bytes += where == Placement::Cpu ? kv_layer_cpu : kv_layer_gpu;
-    if (m + 1 == modules.size()) bytes += state;
-    return bytes;
+    return kv(m, where) + (m + 1 == modules.size() ? state : 0);
   }
 };
 
@@ -125,7 +127,7 @@ Budgets device_use(const Sizes& s, Budgets b, const Assignment& a) {
     const PlacedModule& p = a[m];
     if (p.placement == Placement::Cpu) {
       b.cpu.weights += p.weight_bytes;
-      b.cpu.kv_cache += s.extra(m, Placement::Cpu) - (m + 1 == n ? s.state : 0);
+      b.cpu.kv_cache += s.kv(m, Placement::Cpu);
       if (m + 1 == n) b.cpu.state += s.state;
       continue;
     }
@@ -136,7 +138,7 @@ Budgets device_use(const Sizes& s, Budgets b, const Assignment& a) {
       b.cpu.streaming += p.weight_bytes;
       largest_streamed = std::max(largest_streamed, p.weight_bytes);
     }
-    d.kv_cache += s.extra(m, Placement::Gpu) - (m + 1 == n ? s.state : 0);
+    d.kv_cache += s.kv(m, Placement::Gpu);
     if (m + 1 == n) d.state += s.state;
   }
   // The vision tower's GPU holds the image workspace (the embeddings stay there for the

@@ -111,6 +111,13 @@ TEST(MemoryPlanner, ThreeBOn4GiBStreamsItsLastLayers) {
   EXPECT_GT(gpu.streaming, 0);
   EXPECT_GT(plan.devices.back().streaming, 0);  // the pinned host copies
   EXPECT_GT(plan.decode.streamed_bytes, 0);
+  // auto streams, for now.
+  in.offload = Offload::Stream;
+  const PlacementPlan streamed = plan_placement(in);
+  for (size_t m = 0; m < plan.modules.size(); ++m)
+    EXPECT_EQ(streamed.modules[m].placement, plan.modules[m].placement);
+  EXPECT_EQ(parse_offload("auto"), Offload::Auto);
+  EXPECT_THROW(parse_offload("disk"), Error);
 }
 
 TEST(MemoryPlanner, SeventyTwoBOn80GiBStreams) {
