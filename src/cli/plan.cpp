@@ -34,9 +34,9 @@ constexpr const char* kUsage =
     "                 their budgets.\n"
     "  --offload      where modules that do not fit on the GPUs go: streamed from pinned host\n"
     "                 memory (stream), run on the CPU (cpu); auto = stream\n"
-    "  --device-map   a JSON object {module: \"cuda:N\" | \"cpu\" | \"stream\"} naming every "
-    "module\n"
-    "                 (visual, model.embed_tokens, model.layers.N, model.norm, lm_head)\n"
+    "  --device-map   a JSON object {module: \"cuda:N\" | N | \"cpu\" | \"stream\"} naming\n"
+    "                 every module (visual, model.embed_tokens, model.layers.N, model.norm,\n"
+    "                 lm_head)\n"
     "  --max-context  tokens of KV cache to plan (default 32768, at most the model's positions)\n"
     "  --max-pixels   the largest image (default: preprocessor_config.json's; 0: text only)\n";
 
@@ -54,10 +54,14 @@ std::map<std::string, std::string> read_device_map(const std::string& path) {
   if (!j.is_object()) fail("--device-map file ", path, " must hold one object {module: device}");
   std::map<std::string, std::string> map;
   for (const auto& [module, device] : j.items()) {
-    if (!device.is_string())
+    if (device.is_number_unsigned()) {  // transformers' device_map names a GPU by its ordinal
+      map[module] = cat("cuda:", device.get<uint64_t>());
+    } else if (device.is_string()) {
+      map[module] = device.get<std::string>();
+    } else {
       fail("--device-map file ", path, ": the device of '", module,
-           "' must be a string (\"cuda:N\", \"cpu\" or \"stream\")");
-    map[module] = device.get<std::string>();
+           "' must be \"cuda:N\", N, \"cpu\" or \"stream\"");
+    }
   }
   return map;
 }

@@ -80,6 +80,7 @@ TEST(PlanCli, StreamsWhatDoesNotFitAndTakesADeviceMap) {
   nlohmann::json map = nlohmann::json::object();
   for (const auto& m : j["modules"]) map[m["name"].get<std::string>()] = "cuda:0";
   map["model.norm"] = "cpu";
+  map["visual"] = 0;  // transformers' form of cuda:0
   test::write_file(three.dir.file("map.json"), map.dump());
   const CommandResult mapped =
       run_qwenvl("plan " + three.model() + " --max-memory cuda:0=20GiB --device-map " +
