@@ -160,6 +160,35 @@ TEST(MemoryPlanner, CpuOffloadRunsTheRestOnTheCpu) {
   EXPECT_GT(plan.decode.cpu_bytes, 0);
 }
 
+// Every official size under budgets from tight to ample, one GPU or two, either offload: every
+// device within its budget, modules in forward order over the GPUs, the requested context and
+// image held.
+TEST(MemoryPlanner, EveryOfficialSizeStaysWithinItsBudgets) {
+  for (const char* size : {"3B", "7B", "32B", "72B"}) {
+    for (const char* budgets : {"cuda:0=16GiB", "cuda:0=24GiB", "cuda:0=80GiB",
+                                "cuda:0=24GiB,cuda:1=24GiB", "cuda:0=80GiB,cuda:1=80GiB"}) {
+      for (Offload offload : {Offload::Auto, Offload::Cpu}) {
+        PlannerInput in = input(size, budgets, 2);
+        in.offload = offload;
+        in.max_context = 8192;
+        const PlacementPlan plan = plan_placement(in);
+        SCOPED_TRACE(std::string(size) + " " + budgets + " " + offload_name(offload));
+        expect_within_budgets(plan);
+        EXPECT_GE(plan.kv_capacity_tokens, in.max_context);
+        EXPECT_GE(plan.largest_image_tokens, plan.image_tokens);
+        int gpu = 0;
+        for (const PlacedModule& m : plan.modules) {
+          if (m.placement != Placement::Gpu) continue;
+          EXPECT_GE(m.gpu, gpu) << m.name;
+          gpu = m.gpu;
+        }
+      }
+    }
+  }
+  const PlacementPlan resident = plan_placement(input("32B", "cuda:0=80GiB"));
+  EXPECT_EQ(count(resident, Placement::Gpu), int(resident.modules.size()));
+}
+
 TEST(MemoryPlanner, CapacityGrowsWithTheBudget) {
   int64_t tokens = 0, image = 0;
   for (const char* budget : {"cuda:0=22GiB", "cuda:0=32GiB", "cuda:0=48GiB"}) {
