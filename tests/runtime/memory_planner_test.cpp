@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "core/file_read.h"
 #include "model/qwen2_5_vl.h"
+#include "model/synthetic_checkpoint.h"
 #include "runtime/model_modules.h"
 
 namespace qwenvl {
@@ -54,17 +57,23 @@ std::string error_of(const PlannerInput& in) {
   return "(no error)";
 }
 
-// The planner counts weights from the config as the model's loader counts them from a checkpoint.
+// The planner counts weights from the config as the model's loader counts them from a checkpoint:
+// the fixture models, and synthetic ones whose vision MLP width (100) is stored residue first.
 TEST(MemoryPlanner, WeightBytesEqualTheModelsPlan) {
-  for (const char* name : {"tiny-tied", "tiny-untied"}) {
-    const std::string dir = std::string(QWENVL_FIXTURES_DIR) + "/models/" + name;
+  std::vector<std::string> dirs;
+  for (const char* name : {"tiny-tied", "tiny-untied"})
+    dirs.push_back(std::string(QWENVL_FIXTURES_DIR) + "/models/" + name);
+  for (bool tied : {true, false})
+    dirs.push_back(test::write_synthetic_checkpoint(tied ? "plan_tied" : "plan_untied", tied, 1));
+  for (const std::string& dir : dirs) {
     const ModelConfig config = load_model_config(dir);
     const Checkpoint checkpoint = Checkpoint::open(dir, config);
     for (DType dtype : {DType::BF16, DType::F16}) {
       const MemoryPlan expected = Qwen25VL::plan(config, checkpoint, dtype, ModelLimits{});
-      EXPECT_EQ(size_t(weights_of(model_modules(config, dtype))), expected.weight_bytes) << name;
+      EXPECT_EQ(size_t(weights_of(model_modules(config, dtype))), expected.weight_bytes) << dir;
     }
   }
+  for (size_t i = 2; i < dirs.size(); ++i) std::filesystem::remove_all(dirs[i]);
 }
 
 TEST(MemoryPlanner, ModulesAreInForwardOrderWithTransformersNames) {
