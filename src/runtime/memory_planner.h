@@ -23,9 +23,9 @@
 
 namespace qwenvl {
 
-// Where modules that do not fit on the GPUs go. Auto streams them for now: a decode step reads a
-// streamed layer over PCIe faster than a CPU computes it from host memory, and only streaming
-// keeps the KV cache on the GPU.
+// Where modules that do not fit on the GPUs go. Auto streams them for now: decode reads a
+// module's bytes over PCIe about as fast as a CPU reads them from host memory, but a prompt's
+// prefill, bound by compute, stays on the GPU only when streaming, and so does the KV cache.
 enum class Offload { Stream, Cpu, Auto };
 Offload parse_offload(const std::string& text);  // "stream" | "cpu" | "auto"; Error otherwise
 const char* offload_name(Offload offload);
