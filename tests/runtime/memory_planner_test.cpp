@@ -215,6 +215,39 @@ TEST(MemoryPlanner, CapacityGrowsWithTheBudget) {
   EXPECT_GT(plan_placement(text_only).largest_image_tokens, small);
 }
 
+// The capacity reported is exact: a context of that many tokens keeps every module resident,
+// one token more does not.
+TEST(MemoryPlanner, KvCapacityIsTheLargestContextThatFits) {
+  PlannerInput in = input("7B", "cuda:0=20GiB");
+  in.max_pixels = 0;
+  in.max_context = 4096;
+  const int64_t capacity = plan_placement(in).kv_capacity_tokens;
+  ASSERT_GT(capacity, in.max_context);
+  in.max_context = capacity;
+  const PlacementPlan fits = plan_placement(in);
+  EXPECT_EQ(count(fits, Placement::Gpu), int(fits.modules.size()));
+  EXPECT_EQ(fits.kv_capacity_tokens, capacity);
+  in.max_context = capacity + 1;
+  const PlacementPlan over = plan_placement(in);
+  EXPECT_LT(count(over, Placement::Gpu), int(over.modules.size()));
+}
+
+// Likewise the largest image: its pixels keep every module resident, one token more does not.
+TEST(MemoryPlanner, LargestImageIsTheLargestThatFits) {
+  PlannerInput in = input("7B", "cuda:0=17GiB");
+  in.max_context = 2048;
+  in.max_pixels = 0;
+  const PlacementPlan text_only = plan_placement(in);
+  ASSERT_GT(text_only.largest_image_tokens, 0);
+  ASSERT_LT(text_only.largest_image_tokens, 65536);
+  in.max_pixels = text_only.largest_image_pixels;
+  const PlacementPlan fits = plan_placement(in);
+  EXPECT_EQ(fits.image_tokens, text_only.largest_image_tokens);
+  EXPECT_EQ(count(fits, Placement::Gpu), int(fits.modules.size()));
+  in.max_pixels = text_only.largest_image_pixels + 28 * 28;
+  EXPECT_LT(count(plan_placement(in), Placement::Gpu), int(fits.modules.size()));
+}
+
 TEST(MemoryPlanner, AGpuThatIsNotHereIsPlannedAtItsBudget) {
   PlannerInput in = input("7B", "cuda:0=40GiB", 0);
   in.gpus = {{40 * kGiB, true}};
