@@ -244,5 +244,8 @@ class Backend {
 // place that knows every backend: auto picks CUDA when a GPU is present.
 // `threads` sizes the CPU thread pool (0: all cores). Throws Error if the device is unavailable.
 std::unique_ptr<Backend> make_backend(const std::string& device, DType cuda_dtype, int threads);
+// The free memory of each GPU this process can use, in ordinal order (also in
+// runtime/backend_factory.cpp); empty when qwenvl was built without CUDA or there is no GPU.
+std::vector<int64_t> gpu_free_memory();
 
 }  // namespace qwenvl

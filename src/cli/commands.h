@@ -7,5 +7,6 @@ int run_inspect(int argc, char** argv);     // checkpoint summary (cli/inspect.c
 int run_tokenize(int argc, char** argv);    // text -> ids / chat prompt ids (cli/tokenize.cpp)
 int run_preprocess(int argc, char** argv);  // image -> pixel_values, grid (cli/preprocess.cpp)
 int run_generate(int argc, char** argv);    // image + prompt -> text (cli/generate.cpp)
+int run_plan(int argc, char** argv);        // memory plan from config.json (cli/plan.cpp)
 
 }  // namespace qwenvl::cli

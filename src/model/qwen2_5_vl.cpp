@@ -33,12 +33,6 @@ constexpr int64_t kShortContextKeys = 1024;
 // Step numbers wrap before they leave the I32 they travel in.
 constexpr int64_t kStepNumbers = int64_t(1) << 31;
 
-size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
-  return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) +
-         4 * kAllocationAlignment;
-}
-
 size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint, DType compute) {
   WeightLoader counter(checkpoint, nullptr, compute);
   load_vision_weights(config.vision, counter);
@@ -48,25 +42,44 @@ size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoin
 
 }  // namespace
 
-MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
-                          const ModelLimits& limits) {
-  MemoryPlan p;
-  p.weight_bytes = count_weight_bytes(config, checkpoint, compute);
-  // Each layer's keys and values are two allocations, each rounded up to the alignment.
-  p.persistent_bytes = cache_shape(config.text, limits.max_context).bytes(compute) +
-                       size_t(2 * config.text.num_hidden_layers) * kAllocationAlignment +
-                       sampling_state_bytes(config.text, limits.max_context);
+size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
+  return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
+         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) +
+         4 * kAllocationAlignment;
+}
+
+size_t kv_cache_layer_bytes(const TextConfig& t, int64_t max_context, DType dtype) {
+  KvCacheShape layer = cache_shape(t, max_context);
+  layer.layers = 1;
+  // Keys and values are two allocations, each rounded up to the alignment.
+  return layer.bytes(dtype) + 2 * kAllocationAlignment;
+}
+
+size_t image_embedding_bytes(const TextConfig& t, int64_t image_tokens, DType dtype) {
+  return size_t(image_tokens) * size_t(t.hidden_size) * dtype_size(dtype);
+}
+
+size_t Qwen25VL::workspace_bytes(const ModelConfig& config, DType compute,
+                                 const ModelLimits& limits) {
   // Image embeddings stay in the workspace while the vision tower encodes the next image and
   // while the decoder runs its chunks on top of them.
-  const size_t embeds =
-      size_t(limits.max_image_tokens) * size_t(config.text.hidden_size) * dtype_size(compute);
+  const size_t embeds = image_embedding_bytes(config.text, limits.max_image_tokens, compute);
   const int64_t chunk = std::min(limits.prefill_chunk, limits.max_context);
   const size_t vision = limits.max_image_patches > 0
                             ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches,
                                                            compute, limits.vision_chunk_rows)
                             : 0;
-  p.workspace_bytes =
-      embeds + std::max(vision, Decoder::workspace_bytes(config.text, chunk, compute));
+  return embeds + std::max(vision, Decoder::workspace_bytes(config.text, chunk, compute));
+}
+
+MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
+                          const ModelLimits& limits) {
+  MemoryPlan p;
+  p.weight_bytes = count_weight_bytes(config, checkpoint, compute);
+  p.persistent_bytes = size_t(config.text.num_hidden_layers) *
+                           kv_cache_layer_bytes(config.text, limits.max_context, compute) +
+                       sampling_state_bytes(config.text, limits.max_context);
+  p.workspace_bytes = workspace_bytes(config, compute, limits);
   return p;
 }
 

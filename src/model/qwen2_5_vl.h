@@ -37,6 +37,15 @@ struct MemoryPlan {
   size_t workspace_bytes = 0;
 };
 
+// The pieces of a MemoryPlan that the runtime's memory planner places device by device (the
+// one formula for each, so the two plans cannot drift):
+// one decoder layer's keys and values for max_context tokens, in `dtype`;
+size_t kv_cache_layer_bytes(const TextConfig& config, int64_t max_context, DType dtype);
+// logits, the sampled token, the sampler's id history and a decode step's inputs;
+size_t sampling_state_bytes(const TextConfig& config, int64_t max_context);
+// the image embeddings a request's images leave in the workspace.
+size_t image_embedding_bytes(const TextConfig& config, int64_t image_tokens, DType dtype);
+
 struct ImageInput {
   Tensor pixel_values;  // f32 host [patches, 1176]
   VisionGrid grid;
@@ -49,6 +58,10 @@ class Qwen25VL {
 
   static MemoryPlan plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                          const ModelLimits& limits);
+  // The workspace of plan(): the image embeddings, then the larger of the vision tower's and a
+  // prefill chunk's.
+  static size_t workspace_bytes(const ModelConfig& config, DType compute,
+                                const ModelLimits& limits);
 
   // Runs every kernel a request will need once, on throwaway inputs (a 4x4-patch image when the
   // limits allow images, a 16-token prompt, one decode step), so that one-time costs (module

@@ -24,4 +24,12 @@ std::unique_ptr<Backend> make_backend(const std::string& device, DType cuda_dtyp
   return std::make_unique<CpuBackend>();
 }
 
+std::vector<int64_t> gpu_free_memory() {
+#ifdef QWENVL_HAVE_CUDA
+  return cuda_free_memory();
+#else
+  return {};
+#endif
+}
+
 }  // namespace qwenvl

@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_state.h"
+#include "backend/fixed_costs.h"
 #include "backend/stacked_shape.h"
 #include "core/thread_pool.h"
 
@@ -19,10 +20,6 @@ namespace qwenvl {
 namespace {
 
 constexpr size_t kAlignment = kAllocationAlignment;
-constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;   // what cuBLASLt's docs suggest on H100
-constexpr size_t kAttentionScratchBytes = size_t(16) << 20;  // split-K partials (7B: 4 MB)
-constexpr int kMaxSampleVocab = 1 << 18;
-constexpr size_t kRopeTableBytes = size_t(64) << 10;
 
 size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
@@ -94,6 +91,25 @@ bool cuda_device_available() {
   prefer_eager_module_loading();
   int count = 0;
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+}
+
+std::vector<int64_t> cuda_free_memory() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: no GPU to plan for
+    return {};
+  }
+  int current = 0;
+  CUDA_CHECK(cudaGetDevice(&current));
+  std::vector<int64_t> free_bytes;
+  for (int d = 0; d < count; ++d) {
+    size_t free = 0, total = 0;
+    CUDA_CHECK(cudaSetDevice(d));
+    CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    free_bytes.push_back(int64_t(free));
+  }
+  CUDA_CHECK(cudaSetDevice(current));
+  return free_bytes;
 }
 
 std::unique_ptr<Backend> make_cuda_backend(DType dtype) {

@@ -115,5 +115,8 @@ class CudaBackend : public Backend {
 
 std::unique_ptr<Backend> make_cuda_backend(DType dtype);
 bool cuda_device_available();
+// The free memory of every CUDA device, in ordinal order (measured after this process's context
+// on each exists, so what the contexts take is already gone); empty without a driver or device.
+std::vector<int64_t> cuda_free_memory();
 
 }  // namespace qwenvl

@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_linear.h"
 #include "backend/cuda/cuda_profile.h"
+#include "backend/fixed_costs.h"
 #include "core/dtype.h"
 
 namespace qwenvl {
@@ -30,8 +31,8 @@ struct DeviceRegion {
 // that last read them is complete (an event per slot). Each slot has a twin on the device, where
 // raw chunks land before a conversion kernel writes them to their destination.
 struct StagingRing {
-  static constexpr int kSlots = 4;
-  static constexpr size_t kSlotBytes = size_t(8) << 20;
+  static constexpr int kSlots = kStagingSlots;
+  static constexpr size_t kSlotBytes = kStagingSlotBytes;
   char* host = nullptr;    // kSlots * kSlotBytes, pinned
   char* device = nullptr;  // kSlots * kSlotBytes, in the internal region
   std::array<cudaEvent_t, kSlots> done{};

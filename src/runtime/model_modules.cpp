@@ -1,0 +1,99 @@
+#include "runtime/model_modules.h"
+
+#include <cstring>
+#include <map>
+
+#include "backend/backend.h"
+#include "backend/residue_first.h"
+#include "checkpoint/checkpoint.h"
+#include "core/error.h"
+
+namespace qwenvl {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The module a tensor belongs to: "visual", "model.layers.N", or the name without its last part.
+std::string module_of(const std::string& tensor) {
+  if (tensor.rfind("visual.", 0) == 0) return "visual";
+  if (tensor.rfind("model.layers.", 0) == 0) {
+    const size_t end = tensor.find('.', std::string("model.layers.").size());
+    return tensor.substr(0, end);
+  }
+  return tensor.substr(0, tensor.rfind('.'));
+}
+
+// The allocation a tensor is loaded into: the stacked projections (decoder.cpp and
+// vision_tower.cpp load functions) share one; any other tensor has its own.
+std::string allocation_of(const std::string& tensor) {
+  static const std::pair<const char*, const char*> kStacked[] = {
+      {"q_proj.weight", "qkv.weight"},
+      {"k_proj.weight", "qkv.weight"},
+      {"v_proj.weight", "qkv.weight"},
+      {"q_proj.bias", "qkv.bias"},
+      {"k_proj.bias", "qkv.bias"},
+      {"v_proj.bias", "qkv.bias"},
+      {"gate_proj.weight", "gate_up.weight"},
+      {"up_proj.weight", "gate_up.weight"},
+      {"gate_proj.bias", "gate_up.bias"},
+      {"up_proj.bias", "gate_up.bias"},
+  };
+  for (const auto& [part, stacked] : kStacked)
+    if (ends_with(tensor, part))
+      return tensor.substr(0, tensor.size() - std::strlen(part)) + stacked;
+  return tensor;
+}
+
+// Elements the tensor takes as stored: the vision MLP's width residue first (gate/up rows, down
+// columns), zeros in the gap.
+int64_t stored_elements(const ExpectedTensor& t) {
+  int64_t n = 1;
+  for (int64_t d : t.shape) n *= d;
+  if (t.name.rfind("visual.blocks.", 0) != 0) return n;
+  if (ends_with(t.name, "mlp.gate_proj.weight") || ends_with(t.name, "mlp.up_proj.weight") ||
+      ends_with(t.name, "mlp.gate_proj.bias") || ends_with(t.name, "mlp.up_proj.bias"))
+    return n / t.shape[0] * ResidueFirst{t.shape[0]}.width();
+  if (ends_with(t.name, "mlp.down_proj.weight"))
+    return t.shape[0] * ResidueFirst{t.shape[1]}.width();
+  return n;
+}
+
+int64_t aligned(int64_t bytes) {
+  const int64_t a = int64_t(kAllocationAlignment);
+  return (bytes + a - 1) / a * a;
+}
+
+}  // namespace
+
+std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype) {
+  std::vector<ModelModule> modules;
+  std::map<std::string, size_t> index;         // module name -> position in `modules`
+  std::map<std::string, int64_t> allocations;  // allocation -> elements, per module below
+  std::map<std::string, std::string> owner;    // allocation -> module
+  for (const ExpectedTensor& t : expected_tensors(config)) {
+    const std::string module = module_of(t.name);
+    if (!index.count(module)) {
+      index[module] = modules.size();
+      ModelModule m;
+      m.name = module;
+      if (module.rfind("model.layers.", 0) == 0)
+        m.layer = std::stoi(module.substr(std::string("model.layers.").size()));
+      m.read_per_token =
+          module != "visual" && (module != "model.embed_tokens" || config.text.tie_word_embeddings);
+      modules.push_back(m);
+    }
+    const std::string allocation = allocation_of(t.name);
+    allocations[allocation] += stored_elements(t);
+    owner[allocation] = module;
+  }
+  for (const auto& [allocation, elements] : allocations)
+    modules[index[owner[allocation]]].weight_bytes +=
+        aligned(elements * int64_t(dtype_size(dtype)));
+  return modules;
+}
+
+}  // namespace qwenvl
