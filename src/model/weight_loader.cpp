@@ -1,20 +1,51 @@
 #include "model/weight_loader.h"
 
+#include <algorithm>
 #include <cstring>
+
+#include "core/error.h"
 
 namespace qwenvl {
 
 // Backends align every allocation to at most kAllocationAlignment bytes.
 void WeightLoader::count(int64_t elements, DType dtype) {
-  bytes_ += (size_t(elements) * dtype_size(dtype) + kAllocationAlignment - 1) /
-            kAllocationAlignment * kAllocationAlignment;
+  const size_t bytes = (size_t(elements) * dtype_size(dtype) + kAllocationAlignment - 1) /
+                       kAllocationAlignment * kAllocationAlignment;
+  (in_group_ ? group_bytes_ : bytes_) += bytes;
+}
+
+void WeightLoader::begin_group(int sequence) {
+  QWENVL_CHECK(!in_group_, "a weight group is open already");
+  in_group_ = true;
+  group_bytes_ = 0;
+  if (backend_) backend_->begin_streamed_group(sequence);
+}
+
+int WeightLoader::end_group() {
+  QWENVL_CHECK(in_group_, "no weight group is open");
+  in_group_ = false;
+  streamed_bytes_ += group_bytes_;
+  largest_group_ = std::max(largest_group_, group_bytes_);
+  return backend_ ? backend_->end_streamed_group() : -1;
 }
 
 Tensor WeightLoader::upload(const Tensor& host) {
   const DType dtype = in_place() ? host.dtype() : compute_;
+  // A streamed weight is copied to the device for each use, so even an f32 backend copies it
+  // into the group's host memory.
+  if (in_group_) return upload_stacked({host}, dtype);
   if (!in_place()) count(host.numel(), dtype);
   if (!backend_) return host;
   return backend_->upload_weight(host, dtype);
+}
+
+Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtype) {
+  int64_t elements = 0;
+  for (const Tensor& part : parts) elements += part.numel();
+  count(elements, dtype);
+  if (!backend_) return Tensor();
+  return in_group_ ? backend_->upload_streamed(parts, dtype)
+                   : backend_->upload_weight_stacked(parts, dtype);
 }
 
 Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }
@@ -44,7 +75,6 @@ Tensor with_residue_first_rows(const Tensor& part) {
 
 Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue_first) {
   std::vector<Tensor> parts;
-  int64_t elements = 0;
   bool one_dtype = true, padded = false;
   for (const std::string& name : names) {
     Tensor part = checkpoint_.get(name);
@@ -53,14 +83,12 @@ Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue
       padded = true;
     }
     parts.push_back(part);
-    elements += parts.back().numel();
     one_dtype = one_dtype && parts.back().dtype() == parts.front().dtype();
   }
   // Stacking copies on every backend; an in-place (f32) backend keeps the checkpoint's dtype.
   const DType dtype = !in_place() ? compute_ : one_dtype ? parts.front().dtype() : DType::F32;
-  count(elements, dtype);
-  if (!backend_) return Tensor();
-  Tensor out = backend_->upload_weight_stacked(parts, dtype);
+  Tensor out = upload_stacked(parts, dtype);
+  if (!backend_) return out;
   // The CPU's copy replaces the mapped pages it was read from: keep resident memory at one copy.
   if (in_place() && !padded)
     for (const Tensor& part : parts) checkpoint_.release_pages(part);
@@ -86,9 +114,7 @@ Tensor WeightLoader::residue_first_columns(const std::string& name) {
   }
   if (!in_place()) return upload(out);
   // The CPU computes from this host copy itself: count it, as a stacked weight is counted.
-  count(out.numel(), out.dtype());
-  if (!backend_) return Tensor();
-  return backend_->upload_weight_stacked({out}, out.dtype());
+  return upload_stacked({out}, out.dtype());
 }
 
 }  // namespace qwenvl

@@ -30,18 +30,29 @@ class WeightLoader {
   // A matrix whose columns are stored as ResidueFirst{its columns} lays them out.
   Tensor residue_first_columns(const std::string& name);
 
-  size_t bytes() const { return bytes_; }
+  // Uploads until end_group form one streamed group of `sequence` (Backend::begin_streamed_group):
+  // kept in host memory and copied to the device for each use. Counted apart from bytes().
+  void begin_group(int sequence);
+  int end_group();  // the group's id; -1 in a planning pass
+
+  size_t bytes() const { return bytes_; }  // resident weights
+  size_t streamed_bytes() const { return streamed_bytes_; }
+  size_t largest_group_bytes() const { return largest_group_; }
 
  private:
   // An f32 backend computes from the checkpoint's own bytes (see above).
   bool in_place() const { return compute_ == DType::F32; }
   Tensor upload(const Tensor& host);
+  // An upload of several parts stacked (one part: a plain parameter) in `dtype`.
+  Tensor upload_stacked(const std::vector<Tensor>& parts, DType dtype);
   void count(int64_t elements, DType dtype);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;
   DType compute_;
   size_t bytes_ = 0;
+  bool in_group_ = false;
+  size_t group_bytes_ = 0, streamed_bytes_ = 0, largest_group_ = 0;
 };
 
 }  // namespace qwenvl

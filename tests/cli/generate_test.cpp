@@ -118,6 +118,14 @@ TEST(GenerateCli, PromptBeyondContext) {
       "context");
 }
 
+TEST(GenerateCli, BudgetsNeedAGpu) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  for (const char* flag : {"--max-memory", "--offload", "--device-map"})
+    expect_one_line_error(run_generate({"--model", kTiny.string(), "--prompt", "hi", "--device",
+                                        "cpu", flag, "cuda:0=1GiB"}),
+                          "use --device cuda");
+}
+
 TEST(GenerateCli, TextOnlyJsonAndLogits) {
   if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
   const fs::path logits = scratch_dir() / "logits.npy";

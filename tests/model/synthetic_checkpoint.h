@@ -21,7 +21,7 @@ namespace qwenvl::test {
 constexpr int32_t kSynthVisionStart = 248, kSynthVisionEnd = 249, kSynthImagePad = 250,
                   kSynthVideoPad = 251;
 
-inline std::string synthetic_config_json(bool tied) {
+inline std::string synthetic_config_json(bool tied, int layers = 2, int vision_depth = 2) {
   nlohmann::json c = {
       {"architectures", {"Qwen2_5_VLForConditionalGeneration"}},
       {"model_type", "qwen2_5_vl"},
@@ -29,7 +29,7 @@ inline std::string synthetic_config_json(bool tied) {
       {"vocab_size", 256},
       {"hidden_size", 32},
       {"intermediate_size", 48},
-      {"num_hidden_layers", 2},
+      {"num_hidden_layers", layers},
       {"num_attention_heads", 4},
       {"num_key_value_heads", 2},
       {"max_position_embeddings", 4096},
@@ -43,7 +43,7 @@ inline std::string synthetic_config_json(bool tied) {
       {"vision_end_token_id", kSynthVisionEnd},
       {"rope_scaling", {{"type", "mrope"}, {"mrope_section", {1, 1, 2}}}},
       {"vision_config",
-       {{"depth", 2},
+       {{"depth", vision_depth},
         {"hidden_size", 16},
         // Not a multiple of 8, as Qwen2.5-VL's 3420: the MLP's width is stored residue first
         // (36 columns, 28 zero columns, 64 columns).
@@ -63,12 +63,14 @@ inline std::string synthetic_config_json(bool tied) {
 }
 
 // Writes the checkpoint into a fresh directory under the system temp dir and returns its path.
-inline std::string write_synthetic_checkpoint(const std::string& name, bool tied, uint32_t seed) {
+// layers / vision_depth: decoder layers and vision blocks (2 each by default).
+inline std::string write_synthetic_checkpoint(const std::string& name, bool tied, uint32_t seed,
+                                              int layers = 2, int vision_depth = 2) {
   namespace fs = std::filesystem;
   const fs::path dir =
       fs::temp_directory_path() / ("qwenvl_synth_" + name + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const std::string config_text = synthetic_config_json(tied);
+  const std::string config_text = synthetic_config_json(tied, layers, vision_depth);
   std::ofstream(dir / "config.json") << config_text;
   const ModelConfig config = parse_model_config(config_text, "config.json");
 

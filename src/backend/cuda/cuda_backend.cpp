@@ -58,6 +58,7 @@ CudaState::~CudaState() {
   for (auto& [key, exec] : graphs) cudaGraphExecDestroy(exec);
   linear.reset();
   release_memory();
+  streaming.release();
   for (cudaEvent_t e : staging.done)
     if (e) cudaEventDestroy(e);
   if (staging.host) cudaFreeHost(staging.host);
@@ -219,7 +220,8 @@ void CudaBackend::workspace_release(size_t mark) {
 
 size_t CudaBackend::peak_bytes() const {
   const CudaState& s = *state_;
-  return s.weights.capacity + s.persistent.capacity + s.workspace.capacity + s.internal.capacity;
+  return s.weights.capacity + s.persistent.capacity + s.workspace.capacity + s.internal.capacity +
+         streaming_device_bytes();
 }
 
 // Into pinned memory across the thread pool when large: one thread's memcpy (several GB/s) would
