@@ -227,7 +227,11 @@ int run_generate(int argc, char** argv) {
                {"resident_bytes_per_token", plan.decode.resident_bytes}};
   }
   Qwen25VL model(config, checkpoint, *backend, limits, placement);
+  const std::vector<int64_t> gpu_free_after_load =
+      on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
   model.warm_up();
+  const std::vector<int64_t> gpu_free_after_warm_up =
+      on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
   const double load_ms = config_ms + backend_ms + ms_since(start);
 
   // ---- generation, streamed.
@@ -262,8 +266,11 @@ int run_generate(int argc, char** argv) {
       // (every allocation is made at load, so this is also the peak).
       const std::vector<int64_t> free_now = gpu_free_memory();
       if (!free_now.empty() && !gpu_free_at_start.empty())
-        gpu_memory = {{"free_after_context_bytes", gpu_free_at_start[0]},
-                      {"used_since_context_bytes", gpu_free_at_start[0] - free_now[0]}};
+        gpu_memory = {
+            {"free_after_context_bytes", gpu_free_at_start[0]},
+            {"used_after_load_bytes", gpu_free_at_start[0] - gpu_free_after_load[0]},
+            {"used_after_warm_up_bytes", gpu_free_at_start[0] - gpu_free_after_warm_up[0]},
+            {"used_since_context_bytes", gpu_free_at_start[0] - free_now[0]}};
     }
     const MemoryPlan memory =
         Qwen25VL::plan(config, checkpoint, backend->compute_dtype(), limits, placement);

@@ -114,7 +114,8 @@ std::string plan_text(const std::string& dir, const PlannerInput& in, const Plac
   return out;
 }
 
-nlohmann::json plan_json(const std::string& dir, const PlannerInput& in, const PlacementPlan& plan) {
+nlohmann::json plan_json(const std::string& dir, const PlannerInput& in,
+                         const PlacementPlan& plan) {
   nlohmann::ordered_json j;
   j["model"] = dir;
   j["dtype"] = in.dtype == DType::BF16 ? "bf16" : "fp16";

@@ -7,7 +7,8 @@
 
 namespace qwenvl {
 
-// The sequences of streamed groups, each used in order once per pass (Backend::begin_streamed_pass).
+// The sequences of streamed groups, each used in order once per pass
+// (Backend::begin_streamed_pass).
 constexpr int kVisionBlockSequence = 0;
 constexpr int kDecoderLayerSequence = 1;
 

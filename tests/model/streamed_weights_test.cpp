@@ -1,8 +1,8 @@
 // Streamed weights (model/weight_placement.h) compute what resident weights compute: the same
-// logits, bit for bit, through an image prompt's vision tower (3 blocks), a chunked prefill and decode
-// steps (5 layers), whichever layers stream and however many slots they take. On the CPU by default; on the
-// GPU machine QWENVL_TEST_DEVICE=cuda:bf16 runs the same cases on CUDA, where the copies overlap
-// the compute on a copy stream and decode steps replay as graphs.
+// logits, bit for bit, through an image prompt's vision tower (3 blocks), a chunked prefill and
+// decode steps (5 layers), whichever layers stream and however many slots they take. On the CPU by
+// default; on the GPU machine QWENVL_TEST_DEVICE=cuda:bf16 runs the same cases on CUDA, where the
+// copies overlap the compute on a copy stream and decode steps replay as graphs.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -25,7 +25,7 @@ struct Synth {
 
 Synth& synth() {
   static Synth s = [] {
-    const std::string dir = test::write_synthetic_checkpoint("streamed", false, 4321, 5, 3);
+    const std::string dir = test::write_synthetic_checkpoint("streamed", false, 4321, 5, 3, true);
     ModelConfig config = load_model_config(dir);
     Checkpoint checkpoint = Checkpoint::open(dir, config);
     return Synth{config, std::move(checkpoint)};

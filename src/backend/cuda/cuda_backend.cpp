@@ -59,6 +59,7 @@ CudaState::~CudaState() {
   linear.reset();
   release_memory();
   streaming.release();
+  if (library_handle) cublasLtDestroy(library_handle);
   for (cudaEvent_t e : staging.done)
     if (e) cudaEventDestroy(e);
   if (staging.host) cudaFreeHost(staging.host);
@@ -146,6 +147,8 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
   std::memset(s.mailbox_host, 0, mailbox_bytes);  // tag 0: nothing delivered
   CUDA_CHECK(
       cudaHostGetDevicePointer(reinterpret_cast<void**>(&s.mailbox_mapped), s.mailbox_host, 0));
+  if (cublasLtCreate(&s.library_handle) != CUBLAS_STATUS_SUCCESS)
+    fail_device("could not initialise cuBLASLt");
 }
 
 CudaBackend::~CudaBackend() {

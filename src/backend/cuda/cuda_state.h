@@ -86,6 +86,9 @@ struct CudaState {
   char* mailbox_host = nullptr;
   char* mailbox_mapped = nullptr;  // mailbox_host as kernels address it
   std::unique_ptr<LinearPlanner> linear;
+  // A cuBLASLt handle held from construction on, so that the library's kernels are loaded (and
+  // the device memory they take is spent) before anyone measures what is free for the budgets.
+  cublasLtHandle_t library_handle = nullptr;
   bool prefer_gemv = true;
   // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
   // for measuring what they save.

@@ -36,8 +36,8 @@ void CudaBackend::reserve_streaming(size_t slot_bytes, int slots, size_t host_by
     cudaGetLastError();
     b.release();
     fail_resource("could not reserve the streamed weights (", slots, " device buffers of ",
-                  slot_bytes, " bytes, ", host_bytes, " bytes of pinned host memory): ",
-                  cudaGetErrorString(status));
+                  slot_bytes, " bytes, ", host_bytes,
+                  " bytes of pinned host memory): ", cudaGetErrorString(status));
   }
   CUDA_CHECK(cudaStreamCreateWithFlags(&b.copy_stream, cudaStreamNonBlocking));
   CUDA_CHECK(cudaEventCreateWithFlags(&b.pass_start, cudaEventDisableTiming));
