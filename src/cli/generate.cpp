@@ -44,6 +44,8 @@ constexpr const char* kUsage =
     "  --ignore-eos             keep going past end-of-sequence tokens\n"
     "  --stop STR               stop at this text (repeatable)\n"
     "  --min-pixels N, --max-pixels N   image resize bounds\n"
+    "  --max-image-tokens N     merged tokens all images may take together; larger images\n"
+    "                           are downscaled in proportion (a notice on stderr)\n"
     "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA activations)   --threads N\n"
     "  --max-context N          context limit (default min(32768, max_position_embeddings))\n"
     "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB (default: the GPU's free memory);\n"
@@ -96,7 +98,7 @@ int run_generate(int argc, char** argv) {
                                "dump-vision",    "stop",
                                "max-context",    "prompt-file",
                                "max-memory",     "offload",
-                               "device-map"},
+                               "device-map",     "max-image-tokens"},
                   {"ignore-eos", "json", "help", "verbose"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
@@ -184,7 +186,10 @@ int run_generate(int argc, char** argv) {
   chat.system = args.get("system");
   for (const std::string& path : args.all("image")) chat.images.push_back({path, path, {}});
   chat.text = prompt;
+  chat.max_image_tokens = args.get_int("max-image-tokens", 0, 0, kMaxResizedPixels / (28 * 28));
   PreparedPrompt prepared = prepare_chat_request(chat, tokenizer, config, backend->compute_dtype());
+  for (const std::string& notice : prepared.notices)
+    std::fprintf(stderr, "qwenvl generate: %s\n", notice.c_str());
   request.prompt_ids = std::move(prepared.prompt_ids);
   request.images = std::move(prepared.images);
   const double preprocess_ms = ms_since(start);
