@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny streamed offload3B offload7B kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
+# Stages: info ops tiny streamed offload3B offload7B offload32B-16L kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
 #         profile7B activations vision_rounding cpu  (FP32_SIZES=3B,7B: the logits stages add an
 #         fp32 transformers reference for those sizes; 3B by default. activations:
 #         tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
@@ -109,8 +109,9 @@ for stage in "$@"; do
     tiny) run_stage tiny stage_tiny ;;
     streamed) run_stage streamed env QWENVL_TEST_DEVICE=cuda:bf16 "$bin/test_model" \
               --gtest_filter='StreamedWeights*' ;;
-    offload3B|offload7B) run_stage "$stage" python3 bench/offload_bench.py --models "${stage#offload}" \
-              --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
+    offload3B|offload7B|offload32B-16L) run_stage "$stage" python3 bench/offload_bench.py \
+              --models "${stage#offload}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
+              --results-dir "$OUT" ;;
     kernels) run_stage kernels "$bin/bench_cuda_ops" ;;
     host) run_stage host stage_host ;;
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
