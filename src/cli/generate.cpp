@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/load_progress.h"
 #include "cli/npy.h"
 #include "cli/output.h"
 #include "cli/plan_report.h"
@@ -231,7 +233,13 @@ int run_generate(int argc, char** argv) {
                {"streamed_bytes_per_token", plan.decode.streamed_bytes},
                {"resident_bytes_per_token", plan.decode.resident_bytes}};
   }
-  Qwen25VL model(config, checkpoint, *backend, limits, placement);
+  std::optional<Qwen25VL> loaded;
+  {
+    LoadProgress progress;
+    loaded.emplace(config, checkpoint, *backend, limits, placement,
+                   [&progress](size_t read, size_t total) { progress.update(read, total); });
+  }
+  Qwen25VL& model = *loaded;
   const std::vector<int64_t> gpu_free_after_load =
       on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
   model.warm_up();

@@ -92,7 +92,8 @@ MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoin
 }
 
 Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
-                   const ModelLimits& limits, const WeightPlacement& placement)
+                   const ModelLimits& limits, const WeightPlacement& placement,
+                   const LoadProgress& progress)
     : config_(config), backend_(backend), limits_(limits) {
   if (limits.max_context < 1 || limits.prefill_chunk < 1 || limits.vision_chunk_rows < 1)
     fail("the context limit, prefill chunk and vision chunk must be positive");
@@ -102,6 +103,10 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Back
   if (p.stream_slots > 0)
     backend.reserve_streaming(p.stream_slot_bytes, p.stream_slots, p.streamed_host_bytes);
   WeightLoader loader(checkpoint, &backend, backend.compute_dtype());
+  if (progress) {
+    const size_t total = checkpoint.total_bytes();
+    loader.set_progress([&progress, total](size_t read) { progress(read, total); });
+  }
   vision_.emplace(config.vision,
                   load_vision_weights(config.vision, loader, placement.stream_vision_blocks),
                   limits.vision_chunk_rows);

@@ -10,6 +10,7 @@
 //   decode_step(token) ...                      // logits() again
 // or, with the token left on the device by Backend::sample in next_token(), decode_next().
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -63,9 +64,12 @@ struct ImageInput {
 
 class Qwen25VL {
  public:
-  // placement: which weights stream (default: all resident).
+  // placement: which weights stream (default: all resident). progress: called as weights load,
+  // with the checkpoint bytes read so far and their total.
+  using LoadProgress = std::function<void(size_t read_bytes, size_t total_bytes)>;
   Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
-           const ModelLimits& limits, const WeightPlacement& placement = {});
+           const ModelLimits& limits, const WeightPlacement& placement = {},
+           const LoadProgress& progress = {});
 
   static MemoryPlan plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                          const ModelLimits& limits, const WeightPlacement& placement = {});

@@ -36,7 +36,14 @@ Tensor WeightLoader::upload(const Tensor& host) {
   if (in_group_) return upload_stacked({host}, dtype);
   if (!in_place()) count(host.numel(), dtype);
   if (!backend_) return host;
-  return backend_->upload_weight(host, dtype);
+  Tensor out = backend_->upload_weight(host, dtype);
+  report(host.nbytes());
+  return out;
+}
+
+void WeightLoader::report(size_t bytes) {
+  read_bytes_ += bytes;
+  if (progress_) progress_(read_bytes_);
 }
 
 Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtype) {
@@ -44,8 +51,12 @@ Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtyp
   for (const Tensor& part : parts) elements += part.numel();
   count(elements, dtype);
   if (!backend_) return Tensor();
-  return in_group_ ? backend_->upload_streamed(parts, dtype)
-                   : backend_->upload_weight_stacked(parts, dtype);
+  Tensor out = in_group_ ? backend_->upload_streamed(parts, dtype)
+                         : backend_->upload_weight_stacked(parts, dtype);
+  size_t read = 0;
+  for (const Tensor& part : parts) read += part.nbytes();
+  report(read);
+  return out;
 }
 
 Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }

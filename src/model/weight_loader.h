@@ -4,6 +4,7 @@
 // reads weights in the checkpoint's dtype where they are mapped: nothing to copy or count. A
 // 16-bit backend (CUDA) holds every weight in its compute dtype: bf16 and fp16 do not mix in one
 // matrix product, and `--dtype fp16` on a bf16 checkpoint converts once at upload.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,12 @@ class WeightLoader {
   void begin_group(int sequence);
   int end_group();  // the group's id; -1 in a planning pass
 
+  // Called after each parameter is uploaded with the checkpoint bytes read so far (loading
+  // progress); not called in a planning pass.
+  void set_progress(std::function<void(size_t read_bytes)> progress) {
+    progress_ = std::move(progress);
+  }
+
   size_t bytes() const { return bytes_; }  // resident weights
   size_t streamed_bytes() const { return streamed_bytes_; }
   size_t largest_group_bytes() const { return largest_group_; }
@@ -46,11 +53,14 @@ class WeightLoader {
   // An upload of several parts stacked (one part: a plain parameter) in `dtype`.
   Tensor upload_stacked(const std::vector<Tensor>& parts, DType dtype);
   void count(int64_t elements, DType dtype);
+  void report(size_t read_bytes);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;
   DType compute_;
   size_t bytes_ = 0;
+  std::function<void(size_t)> progress_;
+  size_t read_bytes_ = 0;
   bool in_group_ = false;
   size_t group_bytes_ = 0, streamed_bytes_ = 0, largest_group_ = 0;
 };

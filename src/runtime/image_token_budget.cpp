@@ -13,8 +13,8 @@ namespace {
 FittedImage fitted(const ImageBounds& b, int patch, int merge, int64_t max_pixels) {
   FittedImage f;
   f.max_pixels = std::max(max_pixels, b.min_pixels);
-  const auto [height, width] = smart_resize(b.height, b.width, patch * merge, b.min_pixels,
-                                            f.max_pixels);
+  const auto [height, width] =
+      smart_resize(b.height, b.width, patch * merge, b.min_pixels, f.max_pixels);
   f.height = height;
   f.width = width;
   f.tokens = int64_t(height / patch) * (width / patch) / (int64_t(merge) * merge);

@@ -9,13 +9,13 @@
 namespace qwenvl {
 
 struct ImageBounds {
-  std::string name;  // for messages
+  std::string name;           // for messages
   int height = 0, width = 0;  // as decoded (orientation applied)
   int64_t min_pixels = 0, max_pixels = 0;
 };
 
 struct FittedImage {
-  int64_t max_pixels = 0;  // the bound to resize with: the image's own, or a smaller one
+  int64_t max_pixels = 0;     // the bound to resize with: the image's own, or a smaller one
   int height = 0, width = 0;  // after smart_resize
   int64_t tokens = 0;         // merged tokens
   bool downscaled = false;    // by the budget, below what its own max_pixels gives
