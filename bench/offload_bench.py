@@ -17,8 +17,10 @@ bandwidth, both measured in this run. Writes <gpu>-offload.md/.json into --resul
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +35,8 @@ SCENARIOS = [
     ("3B", None, "decode", None, 128),
     ("3B", "4GiB", "decode", None, 128),
     ("3B", "4GiB", "ttft_1280x960", (1280, 960), 1),
+    # The budget check: a max_pixels image's prefill, then 1,000 decode steps.
+    ("3B", "4GiB", "max_pixels_1000_steps", (4096, 3136), 1000),
     ("7B", None, "decode", None, 128),
     ("7B", "8GiB", "decode", None, 64),
     ("7B", "8GiB", "ttft_1280x960", (1280, 960), 1),
@@ -60,10 +64,41 @@ def cut_config(size, root):
     return path
 
 
+def gpu_used_bytes():
+    out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used,memory.total",
+                          "--format=csv,noheader,nounits", "-i", "0"],
+                         capture_output=True, text=True).stdout.split(",")
+    return int(out[0]) * 2 ** 20, int(out[1]) * 2 ** 20
+
+
+class MemoryWatch:
+    """The driver's used memory of GPU 0, polled while a run lasts (nvidia-smi, ~10 times a
+    second): its peak above what was used before the run is the process's whole footprint,
+    CUDA context included."""
+
+    def __enter__(self):
+        self.before, self.total = gpu_used_bytes()
+        self.peak = self.before
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def poll(self):
+        while not self.stop.wait(0.1):
+            self.peak = max(self.peak, gpu_used_bytes()[0])
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def qwenvl_case(binary, model_dir, budget, image, tokens):
     extra = ["--verbose"] + (["--max-memory", "cuda:0=%s" % budget] if budget else [])
-    r = run_qwenvl(binary, model_dir, SHORT_PROMPT if not image else "Describe this image.",
-                   [image] if image else [], device="cuda", max_new_tokens=tokens, extra=extra)
+    with MemoryWatch() as watch:
+        r = run_qwenvl(binary, model_dir, SHORT_PROMPT if not image else "Describe this image.",
+                       [image] if image else [], device="cuda", max_new_tokens=tokens,
+                       extra=extra)
     t = r["timings"]
     plan = r.get("memory_plan", {})
     gm = r.get("gpu_memory") or {}
@@ -72,6 +107,13 @@ def qwenvl_case(binary, model_dir, budget, image, tokens):
         "ttft_ms": r["ttft_ms"], "vision_ms": t.get("vision_ms"), "prefill_ms": t.get("prefill_ms"),
         "load_ms": t.get("load_ms"),
         "used_bytes": gm.get("used_since_context_bytes"),
+        "used_after_load_bytes": gm.get("used_after_load_bytes"),
+        "used_after_warm_up_bytes": gm.get("used_after_warm_up_bytes"),
+        # The process's peak as the driver saw it, less its CUDA context and libraries (what the
+        # GPU's total less qwenvl's free memory at start says they took).
+        "driver_peak_bytes": watch.peak - watch.before,
+        "context_bytes": (watch.total - watch.before - gm["free_after_context_bytes"]
+                          if gm.get("free_after_context_bytes") else None),
         "planned_bytes": (plan.get("planned") or {}).get("gpu_bytes"),
         "streamed_bytes_per_token": (plan.get("planned") or {}).get("streamed_bytes_per_token"),
         "resident_bytes_per_token": (plan.get("planned") or {}).get("resident_bytes_per_token"),
@@ -149,7 +191,8 @@ def main():
                     errors.append("%s transformers %s: skipped (time budget)" % (size, budget))
                     continue
                 hcases = [(c[0], c[1], c[2], c[3] and os.path.join(image_dir, "%dx%d.jpg" % c[3]),
-                           min(c[4], args.hf_tokens)) for c in cases if c[1] == budget]
+                           min(c[4], args.hf_tokens)) for c in cases
+                          if c[1] == budget and "max_pixels" not in c[2]]
                 try:
                     h = hf_case(model_dir, budget, hcases, time_left)
                     for s in h["scenarios"]:
@@ -163,6 +206,17 @@ def main():
     def fmt(v, spec="%.1f"):
         return spec % v if isinstance(v, (int, float)) else "—"
 
+    budget_rows = []
+    for r in data["runs"]:
+        if r["engine"] == "qwenvl" and r.get("driver_peak_bytes") and r.get("context_bytes"):
+            over_context = r["driver_peak_bytes"] - r["context_bytes"]
+            budget_bytes = float(r["budget"][:-3]) * GiB if r["budget"] else None
+            budget_rows.append([r["model"], r["budget"] or "none", r["case"],
+                                fmt(r["context_bytes"] / GiB, "%.2f"),
+                                fmt(r["driver_peak_bytes"] / GiB, "%.2f"),
+                                fmt(over_context / GiB, "%.2f"),
+                                ("yes" if over_context <= budget_bytes else "NO")
+                                if budget_bytes else "—"])
     for r in data["runs"]:
         used = r.get("used_bytes") or r.get("peak_allocated_bytes")
         planned = r.get("planned_bytes")
@@ -190,6 +244,11 @@ def main():
           markdown_table(["model", "engine", "budget", "case", "decode tok/s", "bound tok/s",
                           "of bound", "TTFT ms", "GPU used GiB", "plan GiB", "plan vs used",
                           "streamed layers"], rows), ""]
+    md += ["## The driver's view (nvidia-smi, polled during each run)", "",
+           "Peak: the process's whole footprint; context: the CUDA context and the libraries' "
+           "kernels, taken before qwenvl's first allocation (the budgets count what comes after).",
+           "", markdown_table(["model", "budget", "case", "context GiB", "peak GiB",
+                               "peak less context GiB", "within budget"], budget_rows), ""]
     if errors:
         md += ["## Errors and skips", ""] + ["- " + e for e in errors] + [""]
     write_results(slug(hw["gpu"]) + "-offload-" + "-".join(models), "\n".join(md), data, args.results_dir)
