@@ -137,8 +137,8 @@ Checkpoint Checkpoint::open(const std::string& model_dir, const ModelConfig& con
 
   // Against the config: every expected tensor present with its shape, nothing else.
   std::vector<ExpectedTensor> expected = expected_tensors(config);
-  std::map<std::string, Shape> want;
-  for (const auto& e : expected) want[e.name] = e.shape;
+  std::map<std::string, const ExpectedTensor*> want;
+  for (const auto& e : expected) want[e.name] = &e;
   if (config.text.tie_word_embeddings && ckpt.tensors_.count("lm_head.weight")) {
     const Tensor& head = ckpt.tensors_["lm_head.weight"];
     Shape shape{config.text.vocab_size, config.text.hidden_size};
@@ -153,9 +153,15 @@ Checkpoint Checkpoint::open(const std::string& model_dir, const ModelConfig& con
     if (it == want.end())
       fail("unexpected tensor ", disk_name[name], " in ", ckpt.files_[name],
            " (config.json describes no such weight)");
-    if (!(tensor.shape() == it->second))
+    if (!(tensor.shape() == it->second->shape))
       fail("tensor ", disk_name[name], " in ", ckpt.files_[name], " has shape ",
-           tensor.shape().str(), ", but config.json implies ", it->second.str());
+           tensor.shape().str(), ", but config.json implies ", it->second->shape.str());
+    const std::optional<DType>& dtype = it->second->dtype;
+    if (dtype ? tensor.dtype() != *dtype : !is_float(tensor.dtype()))
+      fail("tensor ", disk_name[name], " in ", ckpt.files_[name], " has dtype ",
+           dtype_name(tensor.dtype()), ", expected ",
+           dtype ? std::string(dtype_name(*dtype)) : std::string("a float dtype"),
+           dtype ? " (the AWQ format of config.json's quantization_config)" : "");
   }
   size_t missing = 0;
   std::string first_missing;

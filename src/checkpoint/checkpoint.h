@@ -4,6 +4,7 @@
 // canonical (Hub) name whatever naming the files use.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,19 +18,23 @@ struct ExpectedTensor {
   std::string name;  // canonical Hub name: "visual.blocks.0.attn.qkv.weight", "model.layers.0...",
                      // "model.embed_tokens.weight", "lm_head.weight"
   Shape shape;
+  // The one dtype allowed (AWQ's I32 qweight/qzeros and F16 scales); otherwise any float dtype.
+  std::optional<DType> dtype;
 };
 
 // Every tensor a Qwen2.5-VL checkpoint of this config holds, with its shape (lm_head only when
-// untied).
+// untied). A quantized projection (config.quantization) holds qweight, qzeros and scales in place
+// of its weight (checkpoint/awq.h); Error when its sizes do not split into AWQ's groups.
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
 
 class Checkpoint {
  public:
   // Opens DIR: maps the files, parses and validates every header, maps names to canonical
   // ones, and checks the set against expected_tensors(config): missing, unexpected, wrong shape
-  // or non-float dtype -> Error naming the tensor and file. Reads headers only: the data stays
-  // mapped and untouched until used. A tied checkpoint that still stores lm_head.weight is
-  // accepted (shape checked) and that tensor dropped: tied models use model.embed_tokens.weight.
+  // or dtype (non-float, or not the quantized format's) -> Error naming the tensor and file. Reads
+  // headers only: the data stays mapped and untouched until used. A tied checkpoint that still
+  // stores lm_head.weight is accepted (shape checked) and that tensor dropped: tied models use
+  // model.embed_tokens.weight.
   static Checkpoint open(const std::string& model_dir, const ModelConfig& config);
 
   bool has(const std::string& canonical_name) const;
