@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#include "backend/packed_int4.h"
+#include "checkpoint/awq.h"
+#include "core/error.h"
+
 namespace qwenvl {
 
 // Backends align every allocation to at most kAllocationAlignment bytes.
@@ -17,7 +21,52 @@ Tensor WeightLoader::upload(const Tensor& host) {
   return backend_->upload_weight(host, dtype);
 }
 
-Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }
+namespace {
+
+// "X.weight" -> "X", the module AWQ's tensors are named after.
+std::string module_of(const std::string& weight_name) {
+  const std::string suffix = ".weight";
+  if (weight_name.size() <= suffix.size() ||
+      weight_name.compare(weight_name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return weight_name;
+  return weight_name.substr(0, weight_name.size() - suffix.size());
+}
+
+}  // namespace
+
+bool WeightLoader::quantized(const std::string& name) const {
+  return module_of(name) != name && checkpoint_.has(module_of(name) + ".qweight");
+}
+
+// The checkpoint was validated against expected_tensors: qweight [K, N/8], qzeros [K/G, N/8].
+Shape WeightLoader::quantized_shape(const std::string& name) const {
+  const std::string module = module_of(name);
+  const Tensor& qweight = checkpoint_.get(module + ".qweight");
+  const Tensor& qzeros = checkpoint_.get(module + ".qzeros");
+  const int64_t k = qweight.dim(0), group = k / qzeros.dim(0);
+  return Int4Layout::make(qweight.dim(1) * 8, k, group, module.c_str()).shape();
+}
+
+Tensor WeightLoader::packed(const std::string& name) const {
+  const std::string module = module_of(name);
+  const Tensor& qweight = checkpoint_.get(module + ".qweight");
+  const Tensor& qzeros = checkpoint_.get(module + ".qzeros");
+  const int64_t k = qweight.dim(0), group = k / qzeros.dim(0);
+  const Int4Values values =
+      unpack_awq({qweight, qzeros, checkpoint_.get(module + ".scales")}, group, module);
+  return pack_int4(values.q.data(), values.zeros.data(), values.scales.data(),
+                   Int4Layout::make(values.rows, k, group, module.c_str()));
+}
+
+Tensor WeightLoader::get(const std::string& name) {
+  if (!quantized(name)) return upload(checkpoint_.get(name));
+  // A packed weight is a new host copy on every backend: always counted.
+  count(quantized_shape(name).numel(), DType::Q4);
+  if (!backend_) return Tensor();
+  const Tensor host = packed(name);
+  return in_place() ? backend_->upload_weight_stacked({host}, DType::Q4)
+                    : backend_->upload_weight(host, DType::Q4);
+}
 
 Tensor WeightLoader::reshaped(const std::string& name, Shape shape) {
   return upload(checkpoint_.get(name).view(shape));
@@ -43,6 +92,7 @@ Tensor with_residue_first_rows(const Tensor& part) {
 }  // namespace
 
 Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue_first) {
+  if (quantized(names.front())) return stacked_quantized(names);
   std::vector<Tensor> parts;
   int64_t elements = 0;
   bool one_dtype = true, padded = false;
@@ -65,6 +115,21 @@ Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue
   if (in_place() && !padded)
     for (const Tensor& part : parts) checkpoint_.release_pages(part);
   return out;
+}
+
+Tensor WeightLoader::stacked_quantized(const std::vector<std::string>& names) {
+  int64_t bytes = 0;
+  for (const std::string& name : names) {
+    if (!quantized(name))
+      fail(module_of(names.front()), " is stored quantized but ", module_of(name),
+           " is not; qwenvl multiplies them as one weight, so both must be (or neither)");
+    bytes += quantized_shape(name).numel();
+  }
+  count(bytes, DType::Q4);
+  if (!backend_) return Tensor();
+  std::vector<Tensor> parts;
+  for (const std::string& name : names) parts.push_back(packed(name));
+  return backend_->upload_weight_stacked(parts, DType::Q4);
 }
 
 Tensor WeightLoader::residue_first_columns(const std::string& name) {

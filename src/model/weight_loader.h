@@ -19,6 +19,9 @@ class WeightLoader {
   WeightLoader(const Checkpoint& checkpoint, Backend* backend, DType compute)
       : checkpoint_(checkpoint), backend_(backend), compute_(compute) {}
 
+  // A projection's weight "X.weight" that the checkpoint stores as AWQ's X.qweight / X.qzeros /
+  // X.scales comes as a packed 4-bit weight (DType::Q4, backend/packed_int4.h), from get and
+  // stacked alike; every part of a stacked weight must then be quantized.
   Tensor get(const std::string& name);
   // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
   // [hidden, 3·2·14·14] matrix).
@@ -37,6 +40,12 @@ class WeightLoader {
   bool in_place() const { return compute_ == DType::F32; }
   Tensor upload(const Tensor& host);
   void count(int64_t elements, DType dtype);
+  // Whether `name` ("X.weight") is stored as AWQ tensors, and then its packed form (planning
+  // pass: an undefined tensor of the right byte count is counted instead, see quantized_shape).
+  bool quantized(const std::string& name) const;
+  Shape quantized_shape(const std::string& name) const;
+  Tensor packed(const std::string& name) const;
+  Tensor stacked_quantized(const std::vector<std::string>& names);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;
