@@ -120,8 +120,8 @@ Int4Values quantize_round_to_nearest(const Tensor& w, int64_t group) {
       v.scales[size_t(o * groups + g)] = scale_bits;
       v.zeros[size_t(o * groups + g)] = uint8_t(zero);
       for (int64_t i = 0; i < group; ++i)
-        v.q[size_t(first + i)] =
-            uint8_t(std::clamp(std::nearbyint(value_f32(w, first + i) / scale) + zero, 0.0f, 15.0f));
+        v.q[size_t(first + i)] = uint8_t(
+            std::clamp(std::nearbyint(value_f32(w, first + i) / scale) + zero, 0.0f, 15.0f));
     }
   return v;
 }

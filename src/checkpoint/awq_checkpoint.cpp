@@ -11,6 +11,7 @@
 #include "checkpoint/safetensors_writer.h"
 #include "core/error.h"
 #include "core/file_read.h"
+#include "core/half.h"
 
 namespace qwenvl {
 
@@ -22,6 +23,17 @@ void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
   if (!out.flush()) fail("cannot write ", path);
+}
+
+// An f32 tensor in `dtype` (f32, bf16, f16), rounded to nearest even.
+Tensor in_dtype(const Tensor& f32, DType dtype) {
+  if (dtype == DType::F32) return f32;
+  Tensor out = Tensor::empty(f32.shape(), dtype);
+  for (int64_t i = 0; i < f32.numel(); ++i) {
+    const float v = f32.data<float>()[i];
+    out.data<uint16_t>()[i] = dtype == DType::BF16 ? float_to_bf16(v) : float_to_fp16(v);
+  }
+  return out;
 }
 
 // Files other than the weights and config.json (tokenizer, processor, generation settings).
@@ -38,11 +50,14 @@ void copy_side_files(const std::string& src_dir, const std::string& dst_dir) {
 }  // namespace
 
 void write_awq_checkpoint(const std::string& src_dir, int64_t group_size,
-                          const AwqCheckpointPaths& out) {
+                          const AwqCheckpointPaths& out, DType dequantized_dtype) {
+  if (dequantized_dtype != DType::F32 && dequantized_dtype != DType::BF16 &&
+      dequantized_dtype != DType::F16)
+    fail("the dequantized checkpoint must be f32, bf16 or f16, not ",
+         dtype_name(dequantized_dtype));
   const std::string config_path = src_dir + "/config.json";
-  nlohmann::json config_json =
-      json_fields::parse_json(read_text_file(config_path, kMaxJsonFileBytes, "model config"),
-                              config_path);
+  nlohmann::json config_json = json_fields::parse_json(
+      read_text_file(config_path, kMaxJsonFileBytes, "model config"), config_path);
   const ModelConfig source = load_model_config(src_dir);
   if (source.quantization.awq()) fail(src_dir, " is already an AWQ checkpoint");
   const Checkpoint checkpoint = Checkpoint::open(src_dir, source);
@@ -77,7 +92,8 @@ void write_awq_checkpoint(const std::string& src_dir, int64_t group_size,
     awq.emplace_back(module + ".qweight", packed.qweight);
     awq.emplace_back(module + ".qzeros", packed.qzeros);
     awq.emplace_back(module + ".scales", packed.scales);
-    if (!out.dequantized_dir.empty()) dequantized.emplace_back(name, dequantize(values));
+    if (!out.dequantized_dir.empty())
+      dequantized.emplace_back(name, in_dtype(dequantize(values), dequantized_dtype));
   }
 
   fs::create_directories(out.awq_dir);

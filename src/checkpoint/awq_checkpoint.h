@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/dtype.h"
+
 namespace qwenvl {
 
 struct AwqCheckpointPaths {
@@ -16,8 +18,10 @@ struct AwqCheckpointPaths {
 };
 
 // Reads the checkpoint in src_dir; writes config.json, model.safetensors and src_dir's other
-// files (tokenizer, processor and generation configs) into each output directory.
+// files (tokenizer, processor and generation configs) into each output directory. The twin's
+// dequantized projections are `dequantized_dtype`: f32 holds (q - z) * s exactly (the CPU
+// comparison); bf16 or f16 round it once, as a 16-bit reference run would.
 void write_awq_checkpoint(const std::string& src_dir, int64_t group_size,
-                          const AwqCheckpointPaths& out);
+                          const AwqCheckpointPaths& out, DType dequantized_dtype = DType::F32);
 
 }  // namespace qwenvl

@@ -74,7 +74,8 @@ QuantizationConfig parse_quantization_config(const json& root, const std::string
   if (!json_fields::optional_bool(c, "zero_point", at).value_or(true))
     fail(source, ": AWQ without zero points (", at.field("zero_point"),
          " false) is not supported; qwenvl reads AWQ with zero points");
-  const std::string version = lower(json_fields::optional_string(c, "version", at).value_or("gemm"));
+  const std::string version =
+      lower(json_fields::optional_string(c, "version", at).value_or("gemm"));
   if (version != "gemm")
     fail(source, ": AWQ version '", version,
          "' is not supported; qwenvl reads the GEMM layout (version gemm) that the official "
