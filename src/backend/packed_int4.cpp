@@ -9,9 +9,8 @@ namespace qwenvl {
 
 Int4Layout Int4Layout::make(int64_t rows, int64_t k, int64_t group, const char* what) {
   if (rows <= 0 || k <= 0 || group <= 0 || group % 2 != 0 || k % group != 0)
-    fail(what, ": a 4-bit weight of ", rows, " rows and ", k,
-         " columns cannot use groups of ", group,
-         " (the group size must be even and divide the columns)");
+    fail(what, ": a 4-bit weight of ", rows, " rows and ", k, " columns cannot use groups of ",
+         group, " (the group size must be even and divide the columns)");
   return Int4Layout{rows, k, group};
 }
 

@@ -11,8 +11,8 @@ namespace {
 class CpuLinearInt4Test : public CpuTest {
  protected:
   struct Weight {
-    Tensor packed;     // Q4
-    Tensor values;     // f32 [n, k]: (q - z) * s
+    Tensor packed;  // Q4
+    Tensor values;  // f32 [n, k]: (q - z) * s
   };
 
   Weight random_weight(int64_t n, int64_t k, int64_t group) {
@@ -65,8 +65,8 @@ class CpuLinearInt4Test : public CpuTest {
 };
 
 TEST_F(CpuLinearInt4Test, MatchesTheDequantizedWeightForEveryShapeGroupAndIsa) {
-  const int64_t shapes[][4] = {{1, 256, 16, 128}, {1, 640, 37, 128}, {2, 192, 5, 64},
-                               {4, 96, 70, 32},   {8, 1024, 33, 128}, {9, 768, 131, 128},
+  const int64_t shapes[][4] = {{1, 256, 16, 128},  {1, 640, 37, 128},  {2, 192, 5, 64},
+                               {4, 96, 70, 32},    {8, 1024, 33, 128}, {9, 768, 131, 128},
                                {40, 640, 300, 64}, {17, 130, 9, 2}};
   for (CpuIsa isa : supported_isas()) {
     set_cpu_isa(isa);

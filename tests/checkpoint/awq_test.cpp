@@ -51,7 +51,11 @@ TEST(Awq, PackAndUnpackRoundTrip) {
 // AutoAWQ's WQLinear_GEMM.from_linear: nibble i of int32 column j holds output 8j + order[i],
 // order = [0, 2, 4, 6, 1, 3, 5, 7].
 TEST(Awq, NibbleOrderIsAutoAwqs) {
-  Int4Values v{8, 2, 2, std::vector<uint8_t>(16, 0), {0, 0, 0, 0, 0, 0, 0, 0},
+  Int4Values v{8,
+               2,
+               2,
+               std::vector<uint8_t>(16, 0),
+               {0, 0, 0, 0, 0, 0, 0, 0},
                std::vector<uint16_t>(8, float_to_fp16(1.0f))};
   for (int o = 0; o < 8; ++o) v.q[size_t(o * 2)] = uint8_t(o + 1);  // input 0 of output o
   const AwqTensors t = pack_awq(v);
@@ -94,9 +98,11 @@ std::string config_7b() {
 // The official Qwen2.5-VL-7B-Instruct-AWQ quantization_config.
 nlohmann::json awq_7b() {
   nlohmann::json j = nlohmann::json::parse(config_7b());
-  j["quantization_config"] = {{"bits", 4},           {"group_size", 128},
+  j["quantization_config"] = {{"bits", 4},
+                              {"group_size", 128},
                               {"modules_to_not_convert", {"visual"}},
-                              {"quant_method", "awq"}, {"version", "gemm"},
+                              {"quant_method", "awq"},
+                              {"version", "gemm"},
                               {"zero_point", true}};
   return j;
 }

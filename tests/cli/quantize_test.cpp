@@ -35,13 +35,15 @@ TEST(QuantizeCli, WritesAnAwqCheckpointThatGenerates) {
   const CommandResult q = run_qwenvl("quantize --model " + kTiny + " --out " + dir.file("awq") +
                                      " --group-size 32 --dequantized " + dir.file("deq"));
   ASSERT_EQ(q.exit_code, 0) << q.output;
-  const CommandResult awq = run_qwenvl("generate --device cpu --max-new-tokens 4 --json "
-                                       "--temperature 0 --ignore-eos --prompt Hi --model " +
-                                       dir.file("awq"));
+  const CommandResult awq = run_qwenvl(
+      "generate --device cpu --max-new-tokens 4 --json "
+      "--temperature 0 --ignore-eos --prompt Hi --model " +
+      dir.file("awq"));
   ASSERT_EQ(awq.exit_code, 0) << awq.output;
-  const CommandResult deq = run_qwenvl("generate --device cpu --max-new-tokens 4 --json "
-                                       "--temperature 0 --ignore-eos --prompt Hi --model " +
-                                       dir.file("deq"));
+  const CommandResult deq = run_qwenvl(
+      "generate --device cpu --max-new-tokens 4 --json "
+      "--temperature 0 --ignore-eos --prompt Hi --model " +
+      dir.file("deq"));
   ASSERT_EQ(deq.exit_code, 0) << deq.output;
   // The same greedy tokens (the JSON line's "tokens" list).
   const auto tokens = [](const std::string& out) {
@@ -54,8 +56,8 @@ TEST(QuantizeCli, WritesAnAwqCheckpointThatGenerates) {
 
 TEST(QuantizeCli, AGroupSizeThatDoesNotDivideIsOneError) {
   test::TempDir dir;
-  const CommandResult q = run_qwenvl("quantize --model " + kTiny + " --out " + dir.file("awq") +
-                                     " --group-size 64");
+  const CommandResult q =
+      run_qwenvl("quantize --model " + kTiny + " --out " + dir.file("awq") + " --group-size 64");
   EXPECT_EQ(q.exit_code, 1) << q.output;
   EXPECT_NE(q.output.find("cannot be stored as 4-bit AWQ with group_size 64"), std::string::npos)
       << q.output;

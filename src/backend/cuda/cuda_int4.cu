@@ -106,8 +106,8 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, typename O, typename B, int M>
-void launch_rows(const void* x, const void* w, const void* bias, void* out, int n, int k,
-                 int group, cudaStream_t stream) {
+void launch_rows(const void* x, const void* w, const void* bias, void* out, int n, int k, int group,
+                 cudaStream_t stream) {
   // One row per block for long rows (down projections), two otherwise: enough blocks to keep
   // every SM streaming, as the 16-bit GEMV chooses (cuda_gemv.cu).
   auto run = [&](auto kernel, int rows) {
@@ -170,13 +170,12 @@ __global__ void dequantize_int4_kernel(const uint8_t* __restrict__ w, T* __restr
 bool gemv_int4_serves(int m, int k, int group, const void* x, const void* w) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const int64_t row_bytes = k / 2 + 4 * int64_t(k / group);
-  return m >= 1 && m <= kGemvMaxRows && group % 32 == 0 && k % group == 0 &&
-         row_bytes % 16 == 0 && aligned(x) && aligned(w);
+  return m >= 1 && m <= kGemvMaxRows && group % 32 == 0 && k % group == 0 && row_bytes % 16 == 0 &&
+         aligned(x) && aligned(w);
 }
 
 void gemv_int4(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
-               DType out_dtype, int m, int n, int k, int group, DType dtype,
-               cudaStream_t stream) {
+               DType out_dtype, int m, int n, int k, int group, DType dtype, cudaStream_t stream) {
   if (n == 0) return;
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
@@ -197,9 +196,8 @@ void dequantize_int4(const void* w, int64_t first, int64_t rows, int k, int grou
   const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 65535));
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
-    dequantize_int4_kernel<T><<<blocks, 256, 0, stream>>>(static_cast<const uint8_t*>(w),
-                                                          static_cast<T*>(out), first, rows, k,
-                                                          group);
+    dequantize_int4_kernel<T><<<blocks, 256, 0, stream>>>(
+        static_cast<const uint8_t*>(w), static_cast<T*>(out), first, rows, k, group);
   });
   CUDA_CHECK(cudaGetLastError());
 }
