@@ -126,6 +126,20 @@ Int4Values quantize_round_to_nearest(const Tensor& w, int64_t group) {
   return v;
 }
 
+Int4Values leading_block(const Int4Values& v, int64_t rows, int64_t k) {
+  QWENVL_CHECK(rows <= v.rows && k <= v.k && k % v.group == 0, "a block of ", rows, "x", k);
+  const int64_t groups = v.k / v.group, kept = k / v.group;
+  Int4Values out{rows, k, v.group, {}, {}, {}};
+  for (int64_t o = 0; o < rows; ++o) {
+    out.q.insert(out.q.end(), v.q.begin() + o * v.k, v.q.begin() + o * v.k + k);
+    out.zeros.insert(out.zeros.end(), v.zeros.begin() + o * groups,
+                     v.zeros.begin() + o * groups + kept);
+    out.scales.insert(out.scales.end(), v.scales.begin() + o * groups,
+                      v.scales.begin() + o * groups + kept);
+  }
+  return out;
+}
+
 Tensor dequantize(const Int4Values& v) {
   Tensor out = Tensor::empty({v.rows, v.k}, DType::F32);
   const int64_t groups = v.k / v.group;

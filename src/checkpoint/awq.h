@@ -35,6 +35,9 @@ AwqTensors pack_awq(const Int4Values& values);
 // output row of w [N, K] (any float dtype): pseudo_quantize_tensor without AWQ's activation-aware
 // scaling search (for random weights, which have no salient channels).
 Int4Values quantize_round_to_nearest(const Tensor& w, int64_t group);
+// The first `rows` outputs over the first `k` inputs (k a multiple of the group): a weight with
+// its zero padding dropped.
+Int4Values leading_block(const Int4Values& values, int64_t rows, int64_t k);
 // The f32 weight [N, K] the values stand for: (q - z) * s.
 Tensor dequantize(const Int4Values& values);
 

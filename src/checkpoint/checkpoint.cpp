@@ -136,7 +136,23 @@ Checkpoint Checkpoint::open(const std::string& model_dir, const ModelConfig& con
       fail(index_path, " lists tensor ", tensor, " in ", file, ", but ", file, " does not hold it");
 
   // Against the config: every expected tensor present with its shape, nothing else.
-  std::vector<ExpectedTensor> expected = expected_tensors(config);
+  // An AWQ checkpoint's MLP width is read from its first quantized gate projection (scales
+  // [K/G, width]); wider than the config's, it must be whole groups wider, zeros that load drops.
+  ckpt.mlp_width_ = ckpt.stored_mlp_width_ = config.text.intermediate_size;
+  const std::string gate_scales = "model.layers.0.mlp.gate_proj.scales";
+  if (config.quantization.quantizes("model.layers.0.mlp.gate_proj") &&
+      ckpt.tensors_.count(gate_scales) && ckpt.tensors_[gate_scales].rank() == 2) {
+    const int64_t stored = ckpt.tensors_[gate_scales].dim(1), f = config.text.intermediate_size;
+    if (stored > f) {
+      if (f % config.quantization.group_size != 0 || stored % 8 != 0)
+        fail("tensor ", gate_scales, " in ", ckpt.files_[gate_scales], " pads the MLP width ", f,
+             " to ", stored, "; qwenvl drops such padding only when ", f,
+             " is a multiple of group_size ", config.quantization.group_size);
+      ckpt.stored_mlp_width_ = stored;
+    }
+  }
+  std::vector<ExpectedTensor> expected = expected_tensors(
+      config, ckpt.stored_mlp_width_ != ckpt.mlp_width_ ? ckpt.stored_mlp_width_ : 0);
   std::map<std::string, const ExpectedTensor*> want;
   for (const auto& e : expected) want[e.name] = &e;
   if (config.text.tie_word_embeddings && ckpt.tensors_.count("lm_head.weight")) {

@@ -17,7 +17,8 @@
 
 namespace qwenvl {
 
-std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config) {
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config,
+                                             int64_t quantized_mlp_width) {
   std::vector<ExpectedTensor> out;
   auto add = [&](std::string name, Shape shape) {
     out.push_back({std::move(name), shape, std::nullopt});
@@ -78,9 +79,13 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config) {
     add_linear(p + "self_attn.v_proj", kv, d);
     add(p + "self_attn.v_proj.bias", {kv});
     add_linear(p + "self_attn.o_proj", d, q);
-    add_linear(p + "mlp.gate_proj", f, d);
-    add_linear(p + "mlp.up_proj", f, d);
-    add_linear(p + "mlp.down_proj", d, f);
+    // A quantized MLP may be stored wider (zero padding), an unquantized one never.
+    const auto width = [&](const std::string& module) {
+      return quant.quantizes(module) && quantized_mlp_width ? quantized_mlp_width : f;
+    };
+    add_linear(p + "mlp.gate_proj", width(p + "mlp.gate_proj"), d);
+    add_linear(p + "mlp.up_proj", width(p + "mlp.up_proj"), d);
+    add_linear(p + "mlp.down_proj", d, width(p + "mlp.down_proj"));
   }
   add("model.norm.weight", {d});
   if (!t.tie_word_embeddings) add("lm_head.weight", {t.vocab_size, d});

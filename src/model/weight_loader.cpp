@@ -39,23 +39,38 @@ bool WeightLoader::quantized(const std::string& name) const {
 }
 
 // The checkpoint was validated against expected_tensors: qweight [K, N/8], qzeros [K/G, N/8].
-Shape WeightLoader::quantized_shape(const std::string& name) const {
+// A padded MLP (Checkpoint::stored_mlp_width) loads without its padding: gate/up's extra output
+// rows and down's extra input columns (zeros: silu(0) · 0 adds nothing) are dropped.
+Int4Layout WeightLoader::quantized_layout(const std::string& name) const {
   const std::string module = module_of(name);
   const Tensor& qweight = checkpoint_.get(module + ".qweight");
   const Tensor& qzeros = checkpoint_.get(module + ".qzeros");
-  const int64_t k = qweight.dim(0), group = k / qzeros.dim(0);
-  return Int4Layout::make(qweight.dim(1) * 8, k, group, module.c_str()).shape();
+  int64_t rows = qweight.dim(1) * 8, k = qweight.dim(0);
+  const int64_t group = k / qzeros.dim(0);
+  const auto ends_with = [&](const char* suffix) {
+    const std::string s = suffix;
+    return module.size() > s.size() && module.compare(module.size() - s.size(), s.size(), s) == 0;
+  };
+  const int64_t stored = checkpoint_.stored_mlp_width(), f = checkpoint_.mlp_width();
+  if ((ends_with(".mlp.gate_proj") || ends_with(".mlp.up_proj")) && rows == stored) rows = f;
+  if (ends_with(".mlp.down_proj") && k == stored) k = f;
+  return Int4Layout::make(rows, k, group, module.c_str());
+}
+
+Shape WeightLoader::quantized_shape(const std::string& name) const {
+  return quantized_layout(name).shape();
 }
 
 Tensor WeightLoader::packed(const std::string& name) const {
   const std::string module = module_of(name);
   const Tensor& qweight = checkpoint_.get(module + ".qweight");
   const Tensor& qzeros = checkpoint_.get(module + ".qzeros");
-  const int64_t k = qweight.dim(0), group = k / qzeros.dim(0);
-  const Int4Values values =
-      unpack_awq({qweight, qzeros, checkpoint_.get(module + ".scales")}, group, module);
-  return pack_int4(values.q.data(), values.zeros.data(), values.scales.data(),
-                   Int4Layout::make(values.rows, k, group, module.c_str()));
+  const Int4Layout layout = quantized_layout(name);
+  Int4Values values =
+      unpack_awq({qweight, qzeros, checkpoint_.get(module + ".scales")}, layout.group, module);
+  if (values.rows != layout.rows || values.k != layout.k)
+    values = leading_block(values, layout.rows, layout.k);
+  return pack_int4(values.q.data(), values.zeros.data(), values.scales.data(), layout);
 }
 
 Tensor WeightLoader::get(const std::string& name) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "checkpoint/checkpoint.h"
 
@@ -43,6 +44,7 @@ class WeightLoader {
   // Whether `name` ("X.weight") is stored as AWQ tensors, and then its packed form (planning
   // pass: an undefined tensor of the right byte count is counted instead, see quantized_shape).
   bool quantized(const std::string& name) const;
+  Int4Layout quantized_layout(const std::string& name) const;
   Shape quantized_shape(const std::string& name) const;
   Tensor packed(const std::string& name) const;
   Tensor stacked_quantized(const std::vector<std::string>& names);
