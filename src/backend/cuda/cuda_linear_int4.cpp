@@ -1,8 +1,10 @@
 // CudaBackend::linear with a packed 4-bit weight (backend/packed_int4.h). Decode-sized products
 // read the packed rows with the int4 GEMV (cuda_int4.cu). Larger ones dequantize the weight a
-// slab of rows at a time into the workspace, in the compute dtype, and multiply each slab with
-// cuBLASLt into its columns of out: tensor cores at the price of one extra write and read of the
-// slab, and a workspace bounded by the slab, never by the whole weight.
+// slab of rows at a time, in the compute dtype, and multiply each slab with cuBLASLt into its
+// columns of out: tensor cores at the price of one extra write and read of the slab.
+// The slabs live in the staging ring's device twin (32 MiB, cuda_state.h): uploads use it only
+// to convert what they copy, on the same stream, so a slab and an upload never overlap, and the
+// model's workspace plan needs nothing for them.
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
@@ -18,8 +20,7 @@ using namespace cuda_checks;
 
 namespace {
 
-// Rows of a dequantized slab: at most 32 MiB of it, and no more than half the free workspace.
-constexpr size_t kSlabBytes = size_t(32) << 20;
+// Rows of a slab: whole tiles of the product, as many as the staging twin holds.
 constexpr int64_t kSlabRowMultiple = 64;
 
 }  // namespace
@@ -58,26 +59,22 @@ void CudaBackend::linear_int4(const Tensor& x, const Tensor& w, const Tensor* bi
   }
 
   const size_t row_bytes = size_t(k) * dtype_size(dtype_);
-  const size_t free_bytes = s.workspace.capacity - s.workspace.used;
-  int64_t slab = int64_t(std::min(kSlabBytes, free_bytes / 2) / row_bytes);
-  slab = std::min(n, slab / kSlabRowMultiple * kSlabRowMultiple);
+  const size_t slab_bytes = size_t(StagingRing::kSlots) * StagingRing::kSlotBytes;
+  const int64_t slab =
+      std::min(n, int64_t(slab_bytes / row_bytes) / kSlabRowMultiple * kSlabRowMultiple);
   if (slab <= 0)
-    fail_resource("the CUDA workspace has ", free_bytes, " bytes free, too few to dequantize ",
-                  kSlabRowMultiple, " rows of a 4-bit weight of ", k,
-                  " columns; give the workspace more memory");
-  const size_t mark = workspace_mark();
-  Tensor tile = alloc({slab, k}, dtype_);
+    fail_internal("CUDA linear: a 4-bit weight of ", k, " columns is too wide for a slab of ",
+                  slab_bytes, " bytes");
+  void* tile = s.staging.device;
   const size_t out_size = dtype_size(out.dtype());
   for (int64_t row0 = 0; row0 < n; row0 += slab) {
     const int64_t rows = std::min(slab, n - row0);
-    cuda::dequantize_int4(w.data(), row0, rows, int(k), int(layout.group), tile.data(), dtype_,
-                          s.stream);
+    cuda::dequantize_int4(w.data(), row0, rows, int(k), int(layout.group), tile, dtype_, s.stream);
     auto* block = static_cast<char*>(out.data()) + size_t(row0) * out_size;
-    if (!s.linear->run(x.data(), tile.data(), nullptr, bias_dtype, block, out.dtype(), m, rows, k,
-                       dtype_, s.stream, n))
+    if (!s.linear->run(x.data(), tile, nullptr, bias_dtype, block, out.dtype(), m, rows, k, dtype_,
+                       s.stream, n))
       fail_device("cuBLASLt has no algorithm for a ", m, "x", rows, "x", k, " product");
   }
-  workspace_release(mark);
   if (bias) cuda::add_bias(out.data(), out.dtype(), bias_data, bias_dtype, m, n, s.stream);
 }
 
