@@ -2,10 +2,10 @@
 // values, column 2i in byte i's low nibble, then a (scale, zero) fp16 pair per group).
 // - gemv_int4: decode-sized products (M <= kGemvMaxRows), reading the packed rows once at
 //   bandwidth. A block owns R rows and its threads stride over 16-byte chunks (32 values, one
-//   group's part: group % 32 == 0); each value becomes q - z exactly in fp32 (the float
-//   0x4B000000 | q is 2^23 + q, minus 2^23 + z), the chunk's dot product with x is fp32, and the
-//   group's scale multiplies the chunk's sum once. Chained launch: the first weights are asked
-//   of L2 before waiting for the kernel that writes x.
+//   group's part: group % 32 == 0), loading the next chunk while computing one; each value
+//   becomes q - z exactly in fp32 (the float 0x4B000000 | q is 2^23 + q, minus 2^23 + z), the
+//   chunk's dot product with x is fp32, and the group's scale multiplies the chunk's sum once.
+//   Chained launch: the first chunk is loaded before waiting for the kernel that writes x.
 // - dequantize_int4: rows [first, first + rows) of the weight as (q - z) * s in the compute dtype,
 //   for prefill, whose product then runs on tensor cores (cuBLASLt) over a dequantized slab.
 #include "backend/cuda/cuda_check.h"
@@ -17,25 +17,42 @@ namespace qwenvl::cuda {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr unsigned kPrefetchBytes = 4096;
 
 // 2^23 + v as a float, for v in [0, 2^23): exact, and one OR instead of a conversion.
 __device__ __forceinline__ float magic(uint32_t v) { return __uint_as_float(0x4B000000u | v); }
 
+// The 8 values of one 16-byte load of x as floats.
 template <typename T>
-__device__ __forceinline__ void load_x32(const T* x, float (&out)[32]) {
-  const uint4* p = reinterpret_cast<const uint4*>(x);
+__device__ __forceinline__ void load_x8(const T* x, float (&out)[8]) {
+  const uint4 raw = __ldg(reinterpret_cast<const uint4*>(x));
+  const T* v = reinterpret_cast<const T*>(&raw);
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const uint4 raw = __ldg(p + i);
-    const T* v = reinterpret_cast<const T*>(&raw);
+  for (int j = 0; j < 8; ++j) out[j] = to_float(v[j]);
+}
+
+// One chunk of R rows: 16 bytes of packed values (32 columns of one group) and the group's
+// (scale, zero) per row.
+template <int R>
+struct Chunk {
+  uint4 values[R];
+  __half2 scale_zero[R];
+};
+
+template <int R>
+__device__ __forceinline__ void load_chunk(const uint8_t* const (&rows)[R], int k, int c,
+                                           int chunks_per_group, Chunk<R>& out) {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) out[8 * i + j] = to_float(v[j]);
+  for (int r = 0; r < R; ++r) {
+    out.values[r] = __ldcs(reinterpret_cast<const uint4*>(rows[r]) + c);  // streamed once
+    out.scale_zero[r] =
+        __ldg(reinterpret_cast<const __half2*>(rows[r] + k / 2) + c / chunks_per_group);
   }
 }
 
-template <typename T, typename O, typename B, int M, int R>
+// A block owns R rows; each thread holds the next chunk's loads in flight while it computes the
+// current one (2R 16-byte loads outstanding per thread).
+template <typename T, typename O, typename B, int M, int R, int kThreads>
 __global__ void __launch_bounds__(kThreads)
     gemv_int4_kernel(const T* __restrict__ x, const uint8_t* __restrict__ w,
                      const B* __restrict__ bias, O* __restrict__ out, int n, int k, int group) {
@@ -46,7 +63,6 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x < R)
     prefetch_l2(w + int64_t(min(first_row + int(threadIdx.x), n - 1)) * row_bytes,
                 min(kPrefetchBytes, unsigned(k / 2)));
-  chain_start();
 
   const uint8_t* rows[R];
 #pragma unroll
@@ -58,33 +74,45 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int r = 0; r < R; ++r) acc[m][r] = 0.0f;
 
-  for (int c = threadIdx.x; c < chunks; c += kThreads) {
-    const int g = c / chunks_per_group;
-    float v[R][32], scale[R];
+  // The weights are never written by a kernel: the first chunk is loaded before the wait.
+  Chunk<R> next;
+  int c = threadIdx.x;
+  if (c < chunks) load_chunk<R>(rows, k, c, chunks_per_group, next);
+  chain_start();
+  for (; c < chunks; c += kThreads) {
+    const Chunk<R> cur = next;
+    if (c + kThreads < chunks) load_chunk<R>(rows, k, c + kThreads, chunks_per_group, next);
+    float scale[R], offset[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const uint4 raw = __ldcs(reinterpret_cast<const uint4*>(rows[r]) + c);  // streamed once
-      const __half2 sz = __ldg(reinterpret_cast<const __half2*>(rows[r] + k / 2) + g);
-      scale[r] = __low2float(sz);
-      const float offset = magic(0) + __high2float(sz);  // 2^23 + z, exact
-      const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int e = 0; e < 8; ++e) v[r][8 * i + e] = magic(words[i] >> (4 * e) & 15u) - offset;
+      scale[r] = __low2float(cur.scale_zero[r]);
+      offset[r] = magic(0) + __high2float(cur.scale_zero[r]);  // 2^23 + z, exact
     }
+    float dot[M][R];
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float xs[32];
-      load_x32(x + int64_t(m) * k + 32 * c, xs);
+    for (int m = 0; m < M; ++m)
+#pragma unroll
+      for (int r = 0; r < R; ++r) dot[m][r] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // one 32-bit word (8 columns) of each row at a time
+      float xs[M][8];
+#pragma unroll
+      for (int m = 0; m < M; ++m) load_x8(x + int64_t(m) * k + 32 * c + 8 * i, xs[m]);
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        float dot = 0.0f;
+        const uint32_t word = (&cur.values[r].x)[i];
 #pragma unroll
-        for (int j = 0; j < 32; ++j) dot = fmaf(xs[j], v[r][j], dot);
-        acc[m][r] = fmaf(scale[r], dot, acc[m][r]);
+        for (int e = 0; e < 8; ++e) {
+          const float v = magic(word >> (4 * e) & 15u) - offset[r];  // q - z, exact
+#pragma unroll
+          for (int m = 0; m < M; ++m) dot[m][r] = fmaf(xs[m][e], v, dot[m][r]);
+        }
       }
     }
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[m][r] = fmaf(scale[r], dot[m][r], acc[m][r]);
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 #pragma unroll
@@ -108,17 +136,21 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, typename O, typename B, int M>
 void launch_rows(const void* x, const void* w, const void* bias, void* out, int n, int k, int group,
                  cudaStream_t stream) {
-  // One row per block for long rows (down projections), two otherwise: enough blocks to keep
-  // every SM streaming, as the 16-bit GEMV chooses (cuda_gemv.cu).
-  auto run = [&](auto kernel, int rows) {
-    launch_chained(kernel, unsigned((n + rows - 1) / rows), kThreads, 0, stream,
+  // Blocks of 128 threads for rows of up to 4096 columns (128 chunks: every thread has one),
+  // four rows each for a single token, so each thread keeps eight loads in flight; 256 threads
+  // and two rows (or one, K >= 8192: the down projections) for longer rows. Many blocks per SM
+  // either way, as the 16-bit GEMV chooses (cuda_gemv.cu).
+  auto run = [&](auto kernel, int rows, int threads) {
+    launch_chained(kernel, unsigned((n + rows - 1) / rows), threads, 0, stream,
                    static_cast<const T*>(x), static_cast<const uint8_t*>(w),
                    static_cast<const B*>(bias), static_cast<O*>(out), n, k, group);
   };
-  if (k >= 8192)
-    run(gemv_int4_kernel<T, O, B, M, 1>, 1);
-  else
-    run(gemv_int4_kernel<T, O, B, M, 2>, 2);
+  if (k <= 4096) {
+    if constexpr (M == 1) return run(gemv_int4_kernel<T, O, B, M, 4, 128>, 4, 128);
+    return run(gemv_int4_kernel<T, O, B, M, 2, 128>, 2, 128);
+  }
+  if (k >= 8192) return run(gemv_int4_kernel<T, O, B, M, 1, 256>, 1, 256);
+  run(gemv_int4_kernel<T, O, B, M, 2, 256>, 2, 256);
 }
 
 template <typename T, typename O, typename B>
