@@ -70,6 +70,10 @@ Tensor WeightLoader::packed(const std::string& name) const {
       unpack_awq({qweight, qzeros, checkpoint_.get(module + ".scales")}, layout.group, module);
   if (values.rows != layout.rows || values.k != layout.k)
     values = leading_block(values, layout.rows, layout.k);
+  // The CPU computes from the packed copy: keep resident memory at one copy, as stacked() does.
+  if (in_place())
+    for (const char* part : {".qweight", ".qzeros", ".scales"})
+      checkpoint_.release_pages(checkpoint_.get(module + part));
   return pack_int4(values.q.data(), values.zeros.data(), values.scales.data(), layout);
 }
 
