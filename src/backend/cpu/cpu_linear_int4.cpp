@@ -1,13 +1,13 @@
-// linear with a packed 4-bit weight (backend/packed_int4.h): the weight is dequantized to fp32
-// inside the product, a row or a panel at a time into each thread's scratch, never whole. Then
-// the same two regimes as the float weights (cpu_linear.cpp): few input rows stream each weight
-// row through rows_dot_f32; many rows hand kPanelN × (about kPanelK) panels to OpenBLAS sgemm.
+// linear with a packed 4-bit weight (backend/packed_int4.h), the weight decoded inside the
+// product, never whole. Two regimes, as the float weights (cpu_linear.cpp): few input rows stream
+// each packed row once through int4_rows_dot (values decoded in registers, fp32 sums); many rows
+// dequantize kPanelN × (about kPanelK) panels into each thread's scratch for OpenBLAS sgemm.
 #include <cblas.h>
 
 #include <algorithm>
 
 #include "backend/cpu/cpu_backend.h"
-#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_int4_dot.h"
 #include "backend/packed_int4.h"
 #include "core/thread_pool.h"
 
@@ -29,22 +29,18 @@ void CpuBackend::linear_int4(const float* x, int64_t m, const Tensor& w, float* 
   ThreadPool& pool = ThreadPool::global();
 
   if (m <= kSmallBatchRows) {
-    const int threads = int(std::min<int64_t>(pool.size(), n));
-    float* scratch = thread_scratch(threads, size_t(k));
-    const CpuKernels& kern = cpu_kernels();
-    pool.parallel_for(threads, 1, [&](int64_t t_begin, int64_t t_end) {
-      for (int64_t t = t_begin; t < t_end; ++t) {
-        float* row = scratch + t * k;
-        float dots[4];
-        for (int64_t j = n * t / threads; j < n * (t + 1) / threads; ++j) {
-          dequantize_int4_row(bytes + size_t(j) * row_bytes, layout, row);
-          for (int64_t r0 = 0; r0 < m; r0 += 4) {
-            const int rows = int(std::min<int64_t>(4, m - r0));
-            kern.rows_dot_f32(x + r0 * k, k, rows, row, k, dots);
-            for (int r = 0; r < rows; ++r) out[(r0 + r) * n + j] = dots[r];
-          }
+    // x's rows split into even and odd columns once (the packed bytes hold column pairs), then
+    // each weight row decoded once per four input rows (cpu_int4_dot.h).
+    float* split = thread_scratch(1, size_t(m * k));
+    for (int64_t r = 0; r < m; ++r) split_even_odd(x + r * k, k, split + r * k);
+    pool.parallel_for(n, 16, [&](int64_t begin, int64_t end) {
+      float dots[4];
+      for (int64_t j = begin; j < end; ++j)
+        for (int64_t r0 = 0; r0 < m; r0 += 4) {
+          const int rows = int(std::min<int64_t>(4, m - r0));
+          int4_rows_dot(split + r0 * k, k, rows, bytes + size_t(j) * row_bytes, layout, dots);
+          for (int r = 0; r < rows; ++r) out[(r0 + r) * n + j] = dots[r];
         }
-      }
     });
     return;
   }
