@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/thread_pool.h"
 
 namespace qwenvl {
 
@@ -44,18 +45,20 @@ Tensor pack_int4(const uint8_t* q, const uint8_t* zeros, const uint16_t* scales,
                  const Int4Layout& layout) {
   Tensor out = Tensor::empty(layout.shape(), DType::Q4);
   const int64_t k = layout.k, groups = layout.groups();
-  for (int64_t r = 0; r < layout.rows; ++r) {
-    uint8_t* row = out.data<uint8_t>() + r * layout.row_bytes();
-    const uint8_t* qr = q + r * k;
-    for (int64_t i = 0; i < k / 2; ++i)
-      row[i] = uint8_t((qr[2 * i] & 15) | (qr[2 * i + 1] & 15) << 4);
-    uint8_t* params = row + layout.value_bytes();
-    for (int64_t g = 0; g < groups; ++g) {
-      const uint16_t bits[2] = {scales[r * groups + g],
-                                float_to_fp16(float(zeros[r * groups + g] & 15))};
-      std::memcpy(params + 4 * g, bits, sizeof bits);
+  ThreadPool::global().parallel_for(layout.rows, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      uint8_t* row = out.data<uint8_t>() + r * layout.row_bytes();
+      const uint8_t* qr = q + r * k;
+      for (int64_t i = 0; i < k / 2; ++i)
+        row[i] = uint8_t((qr[2 * i] & 15) | (qr[2 * i + 1] & 15) << 4);
+      uint8_t* params = row + layout.value_bytes();
+      for (int64_t g = 0; g < groups; ++g) {
+        const uint16_t bits[2] = {scales[r * groups + g],
+                                  float_to_fp16(float(zeros[r * groups + g] & 15))};
+        std::memcpy(params + 4 * g, bits, sizeof bits);
+      }
     }
-  }
+  });
   return out;
 }
 

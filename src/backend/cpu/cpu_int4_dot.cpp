@@ -97,8 +97,8 @@ void split_even_odd(const float* x, int64_t k, float* out) {
   }
 }
 
-void int4_rows_dot(const float* x, int64_t ldx, int m, const uint8_t* row,
-                   const Int4Layout& layout, float* out) {
+void int4_rows_dot(const float* x, int64_t ldx, int m, const uint8_t* row, const Int4Layout& layout,
+                   float* out) {
   const bool avx2 = int(active_cpu_isa()) >= int(CpuIsa::Avx2);
   switch (m) {
     case 1:

@@ -15,7 +15,7 @@ void split_even_odd(const float* x, int64_t k, float* out);
 
 // out[r] = Σ_j x[r][j] · w[j] for r < m (1 <= m <= 4) over the packed row `row` (layout's k
 // columns), x's rows split_even_odd, ldx apart. Each group's sum is scaled once: fp32 sums.
-void int4_rows_dot(const float* x, int64_t ldx, int m, const uint8_t* row,
-                   const Int4Layout& layout, float* out);
+void int4_rows_dot(const float* x, int64_t ldx, int m, const uint8_t* row, const Int4Layout& layout,
+                   float* out);
 
 }  // namespace qwenvl
