@@ -133,7 +133,19 @@ def hardware():
     best = min(times)
     out["copy_bytes"] = n
     out["copy_GBps"] = 2 * n / best / 1e9  # read + write
-    del src, dst
+    # Host to device from pinned memory: the link streamed weights cross (1 GB copies).
+    host = torch.empty(1024 ** 3, dtype=torch.uint8, pin_memory=True)
+    dev = torch.empty(1024 ** 3, dtype=torch.uint8, device="cuda")
+    times = []
+    for _ in range(6):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dev.copy_(host, non_blocking=True)
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    out["h2d_GBps"] = host.numel() / min(times[1:]) / 1e9
+    del host, dev, src, dst
     torch.cuda.empty_cache()
     m = 8192
     a = torch.randn(m, m, dtype=torch.bfloat16, device="cuda")
@@ -162,6 +174,8 @@ def main():
     p.add_argument("--threads", type=int, default=16)
     p.add_argument("--scenarios", help="JSON file with a list of scenarios")
     p.add_argument("--hardware", action="store_true")
+    p.add_argument("--max-memory", help="GPU budget for device_map='auto', e.g. 4GiB: the rest "
+                   "of the model is offloaded to the CPU (accelerate's hooks)")
     args = p.parse_args()
     if args.hardware:
         print(json.dumps(hardware()), flush=True)
@@ -178,6 +192,9 @@ def main():
     kwargs = {"dtype": dtype, "attn_implementation": args.attn}
     if args.device == "cuda":
         kwargs["device_map"] = "cuda"
+        if args.max_memory:
+            kwargs["device_map"] = "auto"
+            kwargs["max_memory"] = {0: args.max_memory, "cpu": "200GiB"}
     try:
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(args.model, **kwargs).eval()
     except Exception as exc:

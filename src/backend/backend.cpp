@@ -3,6 +3,7 @@
 // what a fusing backend falls back to for shapes its fused kernels do not take.
 #include "backend/backend.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/residue_first.h"
@@ -44,6 +45,26 @@ void Backend::end_read(int64_t ticket, Tensor& host_dst) {
   Tensor& value = read_values_[size_t(close_read(ticket, host_dst))];
   std::memcpy(host_dst.data(), value.data(), value.nbytes());
   value = Tensor();
+}
+
+void Backend::reserve_streaming(size_t slot_bytes, int slots, size_t host_bytes) {
+  const size_t slot_stride =
+      (slot_bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+  const size_t host_stride =
+      (host_bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+  const size_t bytes = size_t(slots) * slot_stride + host_stride;
+  void* p = bytes ? std::aligned_alloc(kAllocationAlignment, bytes) : nullptr;
+  if (bytes && !p)
+    fail_resource("out of host memory reserving ", bytes, " bytes of streamed weights");
+  streaming_memory_ = std::shared_ptr<char>(static_cast<char*>(p), std::free);
+  char* base = streaming_memory_.get();
+  streamed_.init(base + size_t(slots) * slot_stride, host_bytes, base, slot_stride, slots,
+                 device());
+}
+
+void Backend::use_streamed_group(int group) {
+  const StreamedWeights::Group& g = streamed_.group(group);
+  std::memcpy(streamed_.slot_memory(streamed_.slot_of(group)), streamed_.host_of(group), g.bytes);
 }
 
 size_t Backend::check_publish(const Tensor& table, const Tensor& row, const Tensor& tag) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/streamed_weights.h"
 #include "core/tensor.h"
 
 namespace qwenvl {
@@ -140,6 +141,34 @@ class Backend {
   // L2, on a side branch) while the ops before them run does so. Results never depend on it.
   virtual void prefetch(const Tensor& weight) {}
 
+  // ---- streamed weights (backend/streamed_weights.h): the memory plan's "stream" placement.
+  // Takes `slots` device buffers of slot_bytes each and host_bytes of host memory (pinned on
+  // CUDA) for the streamed groups, beside reserve()'s regions, before any group is uploaded.
+  virtual void reserve_streaming(size_t slot_bytes, int slots, size_t host_bytes);
+  // Uploads of one group, into host memory; the tensors address the group's slot.
+  void begin_streamed_group(int sequence) { streamed_.begin_group(sequence); }
+  Tensor upload_streamed(const std::vector<Tensor>& parts, DType dtype) {
+    return streamed_.add(parts, dtype);
+  }
+  int end_streamed_group() { return streamed_.end_group(); }
+  // A pass over a sequence's groups, in order, each once:
+  //   begin_streamed_pass(sequence);
+  //   for each group g: use_streamed_group(g); <the ops reading g>; streamed_group_done(g);
+  // begin starts copying the sequence's first groups into their slots; use makes the ops after
+  // it wait for g's bytes; done frees g's slot for the group `slots` places later, whose copy
+  // starts at once (CUDA: on a copy stream, while the ops of the groups between run). Every copy
+  // a pass starts is waited for within the pass, so a captured decode step holds its copies. The
+  // defaults, for a backend whose ops have finished when they return (the CPU), copy the group
+  // in use_streamed_group.
+  virtual void begin_streamed_pass(int sequence) {}
+  virtual void use_streamed_group(int group);
+  virtual void streamed_group_done(int group) {}
+  // Bytes reserve_streaming took on the device (slots) and on the host.
+  size_t streaming_device_bytes() const {
+    return streamed_.slot_bytes() * size_t(streamed_.slots());
+  }
+  size_t streaming_host_bytes() const { return streamed_.host_bytes(); }
+
   // Names the phase the next ops belong to ("vision", "prefill", "decode"), for a backend that
   // profiles its ops (CUDA with QWENVL_PROFILE_OPS=1 prints one table per phase); others ignore it.
   virtual void profile_section(const std::string& name) {}
@@ -218,6 +247,7 @@ class Backend {
                       float uniform, Tensor& next_token) = 0;
 
  protected:
+  StreamedWeights streamed_;
   // begin_read's bookkeeping: ticket t uses slot t % kPendingReads.
   int64_t open_read(const Tensor& device_src);  // checks the size, returns the next ticket
   int close_read(int64_t ticket, const Tensor& host_dst);  // checks it, returns its slot
@@ -238,6 +268,7 @@ class Backend {
     Tensor value;
   };
   std::array<Published, kPendingReads> published_{};  // the default publish_row's copies
+  std::shared_ptr<char> streaming_memory_;  // the default reserve_streaming's host and slots
 };
 
 // The backend for `device` ("cpu", "cuda", "auto"), defined in runtime/backend_factory.cpp, the one

@@ -7,20 +7,26 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/config.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/load_progress.h"
 #include "cli/npy.h"
 #include "cli/output.h"
+#include "cli/plan_report.h"
 #include "core/error.h"
 #include "model/qwen2_5_vl.h"
 #include "runtime/chat_request.h"
 #include "runtime/generation_config.h"
 #include "runtime/generator.h"
+#include "runtime/memory_budget.h"
+#include "runtime/memory_planner.h"
 #include "runtime/memory_stats.h"
 #include "runtime/sampling_limits.h"
+#include "runtime/weight_placement_of.h"
 #include "text/tokenizer.h"
 #include "vision/preprocess.h"
 
@@ -40,8 +46,15 @@ constexpr const char* kUsage =
     "  --ignore-eos             keep going past end-of-sequence tokens\n"
     "  --stop STR               stop at this text (repeatable)\n"
     "  --min-pixels N, --max-pixels N   image resize bounds\n"
+    "  --max-image-tokens N     merged tokens all images may take together; larger images\n"
+    "                           are downscaled in proportion (a notice on stderr)\n"
     "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA activations)   --threads N\n"
     "  --max-context N          context limit (default min(32768, max_position_embeddings))\n"
+    "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB (default: the GPU's free memory);\n"
+    "                           what does not fit streams from pinned host memory\n"
+    "  --offload stream|auto    where modules that do not fit go (auto = stream)\n"
+    "  --device-map FILE.json   {module: \"cuda:0\" | \"stream\"} for every module (see plan)\n"
+    "  --verbose                print the memory plan on stderr before loading\n"
     "  --json                   print a JSON summary as the last line\n"
     "  --dump-logits FILE.npy   float32 logits at the last prompt position\n"
     "  --dump-activations FILE.npy  float32 [3 * layers + 1, hidden], the last prompt\n"
@@ -85,8 +98,10 @@ int run_generate(int argc, char** argv) {
                                "dtype",          "threads",
                                "dump-logits",    "dump-activations",
                                "dump-vision",    "stop",
-                               "max-context",    "prompt-file"},
-                  {"ignore-eos", "json", "help"});
+                               "max-context",    "prompt-file",
+                               "max-memory",     "offload",
+                               "device-map",     "max-image-tokens"},
+                  {"ignore-eos", "json", "help", "verbose"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -159,6 +174,13 @@ int run_generate(int argc, char** argv) {
   std::unique_ptr<Backend> backend =
       make_backend(args.get("device").value_or("auto"), cuda_dtype, threads);
   const double backend_ms = ms_since(start);
+  const bool on_gpu = backend->device() == Device::CUDA;
+  if (!on_gpu)
+    for (const char* flag : {"max-memory", "offload", "device-map"})
+      if (args.has(flag)) fail("--", flag, " places the model on GPUs: use --device cuda");
+  // What the CUDA context left free, before qwenvl takes any memory: the budgets' baseline.
+  const std::vector<int64_t> gpu_free_at_start =
+      on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
 
   // ---- the request: images' token counts from their headers, the context checked, then the
   // images decoded (images first in the user turn, in the order given).
@@ -166,7 +188,10 @@ int run_generate(int argc, char** argv) {
   chat.system = args.get("system");
   for (const std::string& path : args.all("image")) chat.images.push_back({path, path, {}});
   chat.text = prompt;
+  chat.max_image_tokens = args.get_int("max-image-tokens", 0, 0, kMaxResizedPixels / (28 * 28));
   PreparedPrompt prepared = prepare_chat_request(chat, tokenizer, config, backend->compute_dtype());
+  for (const std::string& notice : prepared.notices)
+    std::fprintf(stderr, "qwenvl generate: %s\n", notice.c_str());
   request.prompt_ids = std::move(prepared.prompt_ids);
   request.images = std::move(prepared.images);
   const double preprocess_ms = ms_since(start);
@@ -180,8 +205,46 @@ int run_generate(int argc, char** argv) {
   limits.max_context = prompt_tokens + request.max_new_tokens;  // the cache this request needs
   limits.max_image_patches = prepared.max_image_patches;
   limits.max_image_tokens = prepared.image_tokens;
-  Qwen25VL model(config, checkpoint, *backend, limits);
+  WeightPlacement placement;
+  nlohmann::json planned = nullptr;  // the plan's figures for --json
+  if (on_gpu) {
+    // The plan for this request: resident what fits the budget, streamed the rest.
+    PlannerInput in;
+    in.config = config;
+    in.dtype = cuda_dtype;
+    in.max_context = limits.max_context;
+    in.prefill_chunk = limits.prefill_chunk;
+    const int64_t patch = chat.preprocess.patch_size;
+    in.patch_size = chat.preprocess.patch_size;
+    in.merge_size = chat.preprocess.merge_size;
+    in.max_pixels = prepared.max_image_patches * patch * patch;
+    in.request_image_tokens = prepared.image_tokens;
+    if (auto spec = args.get("max-memory")) in.budgets = parse_memory_budgets(*spec);
+    in.offload = parse_offload(args.get("offload").value_or("auto"));
+    if (in.offload == Offload::Cpu)
+      fail("--offload cpu: qwenvl does not compute layers on the CPU beside a GPU yet; use stream");
+    for (int64_t free_bytes : gpu_free_at_start) in.gpus.push_back({free_bytes, false});
+    in.host_bytes = int64_t(available_host_bytes());
+    if (auto map = args.get("device-map")) in.device_map = read_device_map(*map);
+    const PlacementPlan plan = plan_placement(in);
+    if (args.has("verbose")) std::fputs(plan_text(model_dir, in, plan).c_str(), stderr);
+    placement = weight_placement_of(plan, config);
+    planned = {{"gpu_bytes", plan.devices.front().total()},
+               {"streamed_bytes_per_token", plan.decode.streamed_bytes},
+               {"resident_bytes_per_token", plan.decode.resident_bytes}};
+  }
+  std::optional<Qwen25VL> loaded;
+  {
+    LoadProgress progress;
+    loaded.emplace(config, checkpoint, *backend, limits, placement,
+                   [&progress](size_t read, size_t total) { progress.update(read, total); });
+  }
+  Qwen25VL& model = *loaded;
+  const std::vector<int64_t> gpu_free_after_load =
+      on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
   model.warm_up();
+  const std::vector<int64_t> gpu_free_after_warm_up =
+      on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
   const double load_ms = config_ms + backend_ms + ms_since(start);
 
   // ---- generation, streamed.
@@ -209,7 +272,23 @@ int run_generate(int argc, char** argv) {
     for (const ImageInput& image : request.images)
       grids.push_back({image.grid.t, image.grid.h, image.grid.w});
     nlohmann::json peak = {{"cpu", peak_rss_bytes()}};
-    if (backend->device() == Device::CUDA) peak["cuda"] = backend->peak_bytes();
+    nlohmann::json gpu_memory = nullptr;
+    if (on_gpu) {
+      peak["cuda"] = backend->peak_bytes();
+      // The driver's view: what this process took from cuda:0 since its CUDA context was made
+      // (every allocation is made at load, so this is also the peak).
+      const std::vector<int64_t> free_now = gpu_free_memory();
+      if (!free_now.empty() && !gpu_free_at_start.empty())
+        gpu_memory = {
+            {"free_after_context_bytes", gpu_free_at_start[0]},
+            {"used_after_load_bytes", gpu_free_at_start[0] - gpu_free_after_load[0]},
+            {"used_after_warm_up_bytes", gpu_free_at_start[0] - gpu_free_after_warm_up[0]},
+            {"used_since_context_bytes", gpu_free_at_start[0] - free_now[0]}};
+    }
+    const MemoryPlan memory =
+        Qwen25VL::plan(config, checkpoint, backend->compute_dtype(), limits, placement);
+    int streamed_layers = 0;
+    for (bool streamed : placement.stream_layers) streamed_layers += streamed ? 1 : 0;
     const nlohmann::json summary = {
         {"text", result.text},
         {"tokens", result.tokens},
@@ -231,6 +310,17 @@ int run_generate(int argc, char** argv) {
           {"decode_ms", result.timings.decode_ms},
           {"decode_tokens_per_s", result.timings.decode_tokens_per_s}}},
         {"peak_memory_bytes", peak},
+        {"gpu_memory", gpu_memory},
+        {"memory_plan",
+         {{"resident_weight_bytes", memory.weight_bytes},
+          {"persistent_bytes", memory.persistent_bytes},
+          {"workspace_bytes", memory.workspace_bytes},
+          {"streamed_host_bytes", memory.streamed_host_bytes},
+          {"stream_slot_bytes", memory.stream_slot_bytes},
+          {"stream_slots", memory.stream_slots},
+          {"streamed_layers", streamed_layers},
+          {"streamed_vision_blocks", placement.stream_vision_blocks},
+          {"planned", planned}}},
     };
     write_stdout(summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
                  false);

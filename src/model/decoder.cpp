@@ -8,13 +8,17 @@
 
 namespace qwenvl {
 
-DecoderWeights load_decoder_weights(const TextConfig& c, WeightLoader& loader) {
+DecoderWeights load_decoder_weights(const TextConfig& c, WeightLoader& loader,
+                                    const WeightPlacement& placement) {
   DecoderWeights w;
   w.embed_tokens = loader.get("model.embed_tokens.weight");
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = cat("model.layers.", l, ".");
     DecoderLayerWeights lw;
+    // The input norm stays resident: the layer before ends with it (see run).
     lw.input_norm = loader.get(p + "input_layernorm.weight");
+    const bool streamed = placement.streams_layer(l);
+    if (streamed) loader.begin_group(kDecoderLayerSequence);
     lw.post_attention_norm = loader.get(p + "post_attention_layernorm.weight");
     const std::string a = p + "self_attn.";
     lw.qkv_w = loader.stacked({a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"});
@@ -22,6 +26,7 @@ DecoderWeights load_decoder_weights(const TextConfig& c, WeightLoader& loader) {
     lw.o_w = loader.get(a + "o_proj.weight");
     lw.gate_up_w = loader.stacked({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
     lw.down_w = loader.get(p + "mlp.down_proj.weight");
+    if (streamed) lw.streamed_group = loader.end_group();
     w.layers.push_back(std::move(lw));
   }
   w.norm = loader.get("model.norm.weight");
@@ -107,11 +112,16 @@ void Decoder::run(Backend& backend, KvCache& cache, const DecoderInputs& in, Ten
   // norm shares a kernel with the product before it.
   backend.rms_norm(x, weights_.layers.front().input_norm, eps, normed);
   if (tap_) tap_(0, x.rows(n - 1, 1));
+  // A streamed layer's weights arrive in its slot while the layers before it run.
+  backend.begin_streamed_pass(kDecoderLayerSequence);
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const DecoderLayerWeights& w = weights_.layers[l];
+    if (w.streamed_group >= 0) backend.use_streamed_group(w.streamed_group);
     const Tensor& next_norm =
         l + 1 < weights_.layers.size() ? weights_.layers[l + 1].input_norm : weights_.norm;
-    layer(backend, int(l), weights_.layers[l], cache.keys(int(l)), cache.values(int(l)), x, normed,
-          next_norm, in.positions, in.slots, in.segments);
+    layer(backend, int(l), w, cache.keys(int(l)), cache.values(int(l)), x, normed, next_norm,
+          in.positions, in.slots, in.segments);
+    if (w.streamed_group >= 0) backend.streamed_group_done(w.streamed_group);
     if (tap_) tap_(3 * int(l) + 3, x.rows(n - 1, 1));
   }
 

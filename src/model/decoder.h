@@ -10,6 +10,7 @@
 #include "checkpoint/config.h"
 #include "model/kv_cache.h"
 #include "model/weight_loader.h"
+#include "model/weight_placement.h"
 
 namespace qwenvl {
 
@@ -17,9 +18,10 @@ struct DecoderLayerWeights {
   Tensor input_norm, post_attention_norm;  // [hidden]
   // q_proj, k_proj and v_proj stacked: [(heads + 2·kv_heads)·head_dim, hidden] and its bias.
   Tensor qkv_w, qkv_b;
-  Tensor o_w;        // [hidden, heads·head_dim], no bias
-  Tensor gate_up_w;  // gate_proj then up_proj: [2·intermediate, hidden]
-  Tensor down_w;     // [hidden, intermediate]
+  Tensor o_w;               // [hidden, heads·head_dim], no bias
+  Tensor gate_up_w;         // gate_proj then up_proj: [2·intermediate, hidden]
+  Tensor down_w;            // [hidden, intermediate]
+  int streamed_group = -1;  // Backend's streamed group holding the layer, -1: resident
 };
 
 struct DecoderWeights {
@@ -29,7 +31,9 @@ struct DecoderWeights {
   Tensor lm_head;  // [vocab, hidden]; the embedding matrix itself when tied
 };
 
-DecoderWeights load_decoder_weights(const TextConfig& config, WeightLoader& loader);
+// The layers placement.streams_layer() names are streamed groups of kDecoderLayerSequence.
+DecoderWeights load_decoder_weights(const TextConfig& config, WeightLoader& loader,
+                                    const WeightPlacement& placement = {});
 
 // Image embeddings that replace some of a chunk's tokens: rows [first_row, first_row + count) of
 // `embeddings` go, in order, to the chunk positions listed in `chunk_positions`.

@@ -33,11 +33,13 @@ constexpr int64_t kShortContextKeys = 1024;
 // Step numbers wrap before they leave the I32 they travel in.
 constexpr int64_t kStepNumbers = int64_t(1) << 31;
 
-size_t count_weight_bytes(const ModelConfig& config, const Checkpoint& checkpoint, DType compute) {
+// Counts the weights as the constructor loads them: resident bytes, streamed groups.
+WeightLoader count_weights(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
+                           const WeightPlacement& placement) {
   WeightLoader counter(checkpoint, nullptr, compute);
-  load_vision_weights(config.vision, counter);
-  load_decoder_weights(config.text, counter);
-  return counter.bytes();
+  load_vision_weights(config.vision, counter, placement.stream_vision_blocks);
+  load_decoder_weights(config.text, counter, placement);
+  return counter;
 }
 
 }  // namespace
@@ -73,9 +75,15 @@ size_t Qwen25VL::workspace_bytes(const ModelConfig& config, DType compute,
 }
 
 MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
-                          const ModelLimits& limits) {
+                          const ModelLimits& limits, const WeightPlacement& placement) {
   MemoryPlan p;
-  p.weight_bytes = count_weight_bytes(config, checkpoint, compute);
+  const WeightLoader counted = count_weights(config, checkpoint, compute, placement);
+  p.weight_bytes = counted.bytes();
+  if (counted.streamed_bytes() > 0) {
+    p.streamed_host_bytes = counted.streamed_bytes();
+    p.stream_slot_bytes = counted.largest_group_bytes();
+    p.stream_slots = placement.slots;
+  }
   p.persistent_bytes = size_t(config.text.num_hidden_layers) *
                            kv_cache_layer_bytes(config.text, limits.max_context, compute) +
                        sampling_state_bytes(config.text, limits.max_context);
@@ -84,16 +92,25 @@ MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoin
 }
 
 Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
-                   const ModelLimits& limits)
+                   const ModelLimits& limits, const WeightPlacement& placement,
+                   const LoadProgress& progress)
     : config_(config), backend_(backend), limits_(limits) {
   if (limits.max_context < 1 || limits.prefill_chunk < 1 || limits.vision_chunk_rows < 1)
     fail("the context limit, prefill chunk and vision chunk must be positive");
-  const MemoryPlan p = plan(config, checkpoint, backend.compute_dtype(), limits);
+  if (placement.slots < 2) fail("streamed weights need at least two device buffers");
+  const MemoryPlan p = plan(config, checkpoint, backend.compute_dtype(), limits, placement);
   backend.reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
+  if (p.stream_slots > 0)
+    backend.reserve_streaming(p.stream_slot_bytes, p.stream_slots, p.streamed_host_bytes);
   WeightLoader loader(checkpoint, &backend, backend.compute_dtype());
-  vision_.emplace(config.vision, load_vision_weights(config.vision, loader),
+  if (progress) {
+    const size_t total = checkpoint.total_bytes();
+    loader.set_progress([&progress, total](size_t read) { progress(read, total); });
+  }
+  vision_.emplace(config.vision,
+                  load_vision_weights(config.vision, loader, placement.stream_vision_blocks),
                   limits.vision_chunk_rows);
-  decoder_.emplace(config.text, load_decoder_weights(config.text, loader));
+  decoder_.emplace(config.text, load_decoder_weights(config.text, loader, placement));
   cache_ = KvCache(backend, cache_shape(config.text, limits.max_context));
   logits_ = backend.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);
   next_token_ = backend.alloc_persistent({1}, DType::I32);

@@ -10,6 +10,7 @@
 //   decode_step(token) ...                      // logits() again
 // or, with the token left on the device by Backend::sample in next_token(), decode_next().
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "model/kv_cache.h"
 #include "model/rope_index.h"
 #include "model/vision_tower.h"
+#include "model/weight_placement.h"
 
 namespace qwenvl {
 
@@ -32,9 +34,18 @@ struct ModelLimits {
 };
 
 struct MemoryPlan {
-  size_t weight_bytes = 0;
+  size_t weight_bytes = 0;      // resident weights
   size_t persistent_bytes = 0;  // KV cache, logits, sampling state
   size_t workspace_bytes = 0;
+  // Streamed weights (WeightPlacement): their host copies, and the device buffers (slots) they
+  // take in turn, each the size of the largest streamed group.
+  size_t streamed_host_bytes = 0;
+  size_t stream_slot_bytes = 0;
+  int stream_slots = 0;
+  size_t device_bytes() const {
+    return weight_bytes + persistent_bytes + workspace_bytes +
+           stream_slot_bytes * size_t(stream_slots);
+  }
 };
 
 // The pieces of a MemoryPlan that the runtime's memory planner places device by device (the
@@ -53,11 +64,15 @@ struct ImageInput {
 
 class Qwen25VL {
  public:
+  // placement: which weights stream (default: all resident). progress: called as weights load,
+  // with the checkpoint bytes read so far and their total.
+  using LoadProgress = std::function<void(size_t read_bytes, size_t total_bytes)>;
   Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
-           const ModelLimits& limits);
+           const ModelLimits& limits, const WeightPlacement& placement = {},
+           const LoadProgress& progress = {});
 
   static MemoryPlan plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
-                         const ModelLimits& limits);
+                         const ModelLimits& limits, const WeightPlacement& placement = {});
   // The workspace of plan(): the image embeddings, then the larger of the vision tower's and a
   // prefill chunk's.
   static size_t workspace_bytes(const ModelConfig& config, DType compute,

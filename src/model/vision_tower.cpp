@@ -6,13 +6,14 @@
 #include "core/error.h"
 #include "model/device_indices.h"
 #include "model/rope.h"
+#include "model/weight_placement.h"
 
 namespace qwenvl {
 
 // Qwen2_5_VLVisionBlock and Qwen2_5_VLPatchMerger hard-code this epsilon.
 constexpr float kVisionNormEps = 1e-6f;
 
-VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
+VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader, bool stream_blocks) {
   VisionWeights w;
   const int64_t h = c.hidden_size;
   const int64_t patch_dim =
@@ -21,6 +22,7 @@ VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
   for (int b = 0; b < c.depth; ++b) {
     const std::string p = cat("visual.blocks.", b, ".");
     VisionBlockWeights bw;
+    if (stream_blocks) loader.begin_group(kVisionBlockSequence);
     bw.norm1 = loader.get(p + "norm1.weight");
     bw.norm2 = loader.get(p + "norm2.weight");
     // attn.qkv's output is (3, heads, head_dim): q, k and v heads, as rope_qkv reads them.
@@ -33,6 +35,7 @@ VisionWeights load_vision_weights(const VisionConfig& c, WeightLoader& loader) {
     bw.gate_up_b = loader.stacked({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"}, true);
     bw.down_w = loader.residue_first_columns(p + "mlp.down_proj.weight");
     bw.down_b = loader.get(p + "mlp.down_proj.bias");
+    if (stream_blocks) bw.streamed_group = loader.end_group();
     w.blocks.push_back(std::move(bw));
   }
   w.merger_norm = loader.get("visual.merger.ln_q.weight");
@@ -193,10 +196,14 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
     backend.workspace_release(before_embedding);
   }
 
+  backend.begin_streamed_pass(kVisionBlockSequence);
   for (size_t b = 0; b < weights_.blocks.size(); ++b) {
     bool full = false;
     for (int index : config_.fullatt_block_indexes) full = full || index == int(b);
-    block(backend, weights_.blocks[b], full, x, chunks);
+    const VisionBlockWeights& w = weights_.blocks[b];
+    if (w.streamed_group >= 0) backend.use_streamed_group(w.streamed_group);
+    block(backend, w, full, x, chunks);
+    if (w.streamed_group >= 0) backend.streamed_group_done(w.streamed_group);
   }
 
   // Merger, chunk by chunk (whole windows are whole merged units): RMSNorm, then each merged

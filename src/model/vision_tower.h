@@ -18,7 +18,8 @@ struct VisionBlockWeights {
   Tensor proj_w, proj_b;  // [hidden, hidden], [hidden]
   // gate_proj then up_proj, each padded to the MLP width w (vision_mlp_width): [2w, hidden], [2w]
   Tensor gate_up_w, gate_up_b;
-  Tensor down_w, down_b;  // [hidden, w] (zero columns past intermediate), [hidden]
+  Tensor down_w, down_b;    // [hidden, w] (zero columns past intermediate), [hidden]
+  int streamed_group = -1;  // Backend's streamed group holding the block, -1: resident
 };
 
 struct VisionWeights {
@@ -29,7 +30,9 @@ struct VisionWeights {
   Tensor merger_fc2, merger_fc2_b;  // mlp.2 [out_hidden, 4·hidden]
 };
 
-VisionWeights load_vision_weights(const VisionConfig& config, WeightLoader& loader);
+// stream_blocks: each block is a streamed group of kVisionBlockSequence (model/weight_placement.h).
+VisionWeights load_vision_weights(const VisionConfig& config, WeightLoader& loader,
+                                  bool stream_blocks = false);
 
 // The vision MLP's width as stored: intermediate_size (3420 in every Qwen2.5-VL) laid out
 // ResidueFirst (3456: 28 columns, 36 zero columns, 3392 columns), gate/up rows and down

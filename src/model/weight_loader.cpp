@@ -1,5 +1,6 @@
 #include "model/weight_loader.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/packed_int4.h"
@@ -10,15 +11,54 @@ namespace qwenvl {
 
 // Backends align every allocation to at most kAllocationAlignment bytes.
 void WeightLoader::count(int64_t elements, DType dtype) {
-  bytes_ += (size_t(elements) * dtype_size(dtype) + kAllocationAlignment - 1) /
-            kAllocationAlignment * kAllocationAlignment;
+  const size_t bytes = (size_t(elements) * dtype_size(dtype) + kAllocationAlignment - 1) /
+                       kAllocationAlignment * kAllocationAlignment;
+  (in_group_ ? group_bytes_ : bytes_) += bytes;
+}
+
+void WeightLoader::begin_group(int sequence) {
+  QWENVL_CHECK(!in_group_, "a weight group is open already");
+  in_group_ = true;
+  group_bytes_ = 0;
+  if (backend_) backend_->begin_streamed_group(sequence);
+}
+
+int WeightLoader::end_group() {
+  QWENVL_CHECK(in_group_, "no weight group is open");
+  in_group_ = false;
+  streamed_bytes_ += group_bytes_;
+  largest_group_ = std::max(largest_group_, group_bytes_);
+  return backend_ ? backend_->end_streamed_group() : -1;
 }
 
 Tensor WeightLoader::upload(const Tensor& host) {
   const DType dtype = in_place() ? host.dtype() : compute_;
+  // A streamed weight is copied to the device for each use, so even an f32 backend copies it
+  // into the group's host memory.
+  if (in_group_) return upload_stacked({host}, dtype);
   if (!in_place()) count(host.numel(), dtype);
   if (!backend_) return host;
-  return backend_->upload_weight(host, dtype);
+  Tensor out = backend_->upload_weight(host, dtype);
+  report(host.nbytes());
+  return out;
+}
+
+void WeightLoader::report(size_t bytes) {
+  read_bytes_ += bytes;
+  if (progress_) progress_(read_bytes_);
+}
+
+Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtype) {
+  int64_t elements = 0;
+  for (const Tensor& part : parts) elements += part.numel();
+  count(elements, dtype);
+  if (!backend_) return Tensor();
+  Tensor out = in_group_ ? backend_->upload_streamed(parts, dtype)
+                         : backend_->upload_weight_stacked(parts, dtype);
+  size_t read = 0;
+  for (const Tensor& part : parts) read += part.nbytes();
+  report(read);
+  return out;
 }
 
 namespace {
@@ -78,13 +118,8 @@ Tensor WeightLoader::packed(const std::string& name) const {
 }
 
 Tensor WeightLoader::get(const std::string& name) {
-  if (!quantized(name)) return upload(checkpoint_.get(name));
-  // A packed weight is a new host copy on every backend: always counted.
-  count(quantized_shape(name).numel(), DType::Q4);
-  if (!backend_) return Tensor();
-  const Tensor host = packed(name);
-  return in_place() ? backend_->upload_weight_stacked({host}, DType::Q4)
-                    : backend_->upload_weight(host, DType::Q4);
+  if (quantized(name)) return upload_quantized({name});
+  return upload(checkpoint_.get(name));
 }
 
 Tensor WeightLoader::reshaped(const std::string& name, Shape shape) {
@@ -111,9 +146,8 @@ Tensor with_residue_first_rows(const Tensor& part) {
 }  // namespace
 
 Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue_first) {
-  if (quantized(names.front())) return stacked_quantized(names);
+  if (quantized(names.front())) return upload_quantized(names);
   std::vector<Tensor> parts;
-  int64_t elements = 0;
   bool one_dtype = true, padded = false;
   for (const std::string& name : names) {
     Tensor part = checkpoint_.get(name);
@@ -122,21 +156,19 @@ Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue
       padded = true;
     }
     parts.push_back(part);
-    elements += parts.back().numel();
     one_dtype = one_dtype && parts.back().dtype() == parts.front().dtype();
   }
   // Stacking copies on every backend; an in-place (f32) backend keeps the checkpoint's dtype.
   const DType dtype = !in_place() ? compute_ : one_dtype ? parts.front().dtype() : DType::F32;
-  count(elements, dtype);
-  if (!backend_) return Tensor();
-  Tensor out = backend_->upload_weight_stacked(parts, dtype);
+  Tensor out = upload_stacked(parts, dtype);
+  if (!backend_) return out;
   // The CPU's copy replaces the mapped pages it was read from: keep resident memory at one copy.
   if (in_place() && !padded)
     for (const Tensor& part : parts) checkpoint_.release_pages(part);
   return out;
 }
 
-Tensor WeightLoader::stacked_quantized(const std::vector<std::string>& names) {
+Tensor WeightLoader::upload_quantized(const std::vector<std::string>& names) {
   int64_t bytes = 0;
   for (const std::string& name : names) {
     if (!quantized(name))
@@ -144,11 +176,15 @@ Tensor WeightLoader::stacked_quantized(const std::vector<std::string>& names) {
            " is not; qwenvl multiplies them as one weight, so both must be (or neither)");
     bytes += quantized_shape(name).numel();
   }
-  count(bytes, DType::Q4);
-  if (!backend_) return Tensor();
+  // A planning pass counts the packed size without packing.
+  if (!backend_) {
+    count(bytes, DType::Q4);
+    return Tensor();
+  }
+  // A packed weight is a new host copy on every backend: stacked (and counted) as such.
   std::vector<Tensor> parts;
   for (const std::string& name : names) parts.push_back(packed(name));
-  return backend_->upload_weight_stacked(parts, DType::Q4);
+  return upload_stacked(parts, DType::Q4);
 }
 
 Tensor WeightLoader::residue_first_columns(const std::string& name) {
@@ -170,9 +206,7 @@ Tensor WeightLoader::residue_first_columns(const std::string& name) {
   }
   if (!in_place()) return upload(out);
   // The CPU computes from this host copy itself: count it, as a stacked weight is counted.
-  count(out.numel(), out.dtype());
-  if (!backend_) return Tensor();
-  return backend_->upload_weight_stacked({out}, out.dtype());
+  return upload_stacked({out}, out.dtype());
 }
 
 }  // namespace qwenvl

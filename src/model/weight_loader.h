@@ -4,6 +4,7 @@
 // reads weights in the checkpoint's dtype where they are mapped: nothing to copy or count. A
 // 16-bit backend (CUDA) holds every weight in its compute dtype: bf16 and fp16 do not mix in one
 // matrix product, and `--dtype fp16` on a bf16 checkpoint converts once at upload.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,25 +35,47 @@ class WeightLoader {
   // A matrix whose columns are stored as ResidueFirst{its columns} lays them out.
   Tensor residue_first_columns(const std::string& name);
 
-  size_t bytes() const { return bytes_; }
+  // Uploads until end_group form one streamed group of `sequence` (Backend::begin_streamed_group):
+  // kept in host memory and copied to the device for each use. Counted apart from bytes().
+  void begin_group(int sequence);
+  int end_group();  // the group's id; -1 in a planning pass
+
+  // Called after each parameter is uploaded with the checkpoint bytes read so far (loading
+  // progress); not called in a planning pass.
+  void set_progress(std::function<void(size_t read_bytes)> progress) {
+    progress_ = std::move(progress);
+  }
+
+  size_t bytes() const { return bytes_; }  // resident weights
+  size_t streamed_bytes() const { return streamed_bytes_; }
+  size_t largest_group_bytes() const { return largest_group_; }
 
  private:
   // An f32 backend computes from the checkpoint's own bytes (see above).
   bool in_place() const { return compute_ == DType::F32; }
   Tensor upload(const Tensor& host);
+  // An upload of several parts stacked (one part: a plain parameter) in `dtype`.
+  Tensor upload_stacked(const std::vector<Tensor>& parts, DType dtype);
   void count(int64_t elements, DType dtype);
+  void report(size_t read_bytes);
   // Whether `name` ("X.weight") is stored as AWQ tensors, and then its packed form (planning
   // pass: an undefined tensor of the right byte count is counted instead, see quantized_shape).
   bool quantized(const std::string& name) const;
   Int4Layout quantized_layout(const std::string& name) const;
   Shape quantized_shape(const std::string& name) const;
   Tensor packed(const std::string& name) const;
-  Tensor stacked_quantized(const std::vector<std::string>& names);
+  // The packed weights of `names` stacked into one (every one quantized), counted and uploaded
+  // as upload_stacked does.
+  Tensor upload_quantized(const std::vector<std::string>& names);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;
   DType compute_;
   size_t bytes_ = 0;
+  std::function<void(size_t)> progress_;
+  size_t read_bytes_ = 0;
+  bool in_group_ = false;
+  size_t group_bytes_ = 0, streamed_bytes_ = 0, largest_group_ = 0;
 };
 
 }  // namespace qwenvl

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "runtime/generator.h"
+#include "runtime/image_token_budget.h"
 #include "text/chat.h"
 #include "vision/image.h"
 
@@ -45,20 +46,32 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
   if (count > kMaxImagesPerRequest)
     fail("the request has ", count, " images; at most ", kMaxImagesPerRequest, " are accepted");
   const PreprocessConfig& pre = request.preprocess;
-  const int factor = pre.patch_size * pre.merge_size;
   const int64_t merge =
       int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
 
   // Token counts from the headers alone: the prompt is sized and checked before any decoding.
-  std::vector<int64_t> pad_counts;
+  std::vector<ImageBounds> bounds;
   for (const ImageSource& source : request.images) {
     std::vector<uint8_t> storage;
     const ImageHeader header = probe_image(image_bytes(source, storage), source.name);
-    const auto [height, width] =
-        smart_resize(header.height, header.width, factor, pre.min_pixels, pre.max_pixels);
-    pad_counts.push_back(int64_t(height / pre.patch_size) * (width / pre.patch_size) / merge);
+    ImageBounds b{source.name, header.height, header.width,
+                  source.min_pixels ? source.min_pixels : pre.min_pixels,
+                  source.max_pixels ? source.max_pixels : pre.max_pixels};
+    check_pixel_bounds(b.min_pixels, b.max_pixels, cat("image ", source.name));
+    bounds.push_back(b);
   }
+  const std::vector<FittedImage> fitted =
+      fit_image_token_budget(bounds, pre.patch_size, pre.merge_size, request.max_image_tokens);
+  std::vector<int64_t> pad_counts;
   PreparedPrompt out;
+  for (size_t i = 0; i < fitted.size(); ++i) {
+    pad_counts.push_back(fitted[i].tokens);
+    if (fitted[i].downscaled)
+      out.notices.push_back(cat("image ", bounds[i].name, " downscaled to ", fitted[i].width, "x",
+                                fitted[i].height, " (", fitted[i].tokens,
+                                " tokens) to fit the request's ", request.max_image_tokens,
+                                " image tokens"));
+  }
   out.prompt_ids = chat_prompt_ids(tokenizer, chat_messages(request), pad_counts, true);
   check_context(int64_t(out.prompt_ids.size()), request.max_new_tokens, request.max_context);
 
@@ -68,7 +81,10 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
     std::vector<uint8_t> storage;
     const RgbImage image = decode_image(image_bytes(source, storage), source.name);
     out.image_load_ms += ms_since(start);
-    ImagePatches patches = preprocess_image(image, pre, pixel_dtype);
+    PreprocessConfig own = pre;
+    own.min_pixels = bounds[i].min_pixels;
+    own.max_pixels = fitted[i].max_pixels;
+    ImagePatches patches = preprocess_image(image, own, pixel_dtype);
     QWENVL_CHECK(patches.tokens() / merge == pad_counts[i], "image ", source.name,
                  ": the header promised ", pad_counts[i], " tokens, the pixels give ",
                  patches.tokens() / merge);

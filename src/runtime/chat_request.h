@@ -23,6 +23,8 @@ struct ImageSource {
   std::string name;  // for messages: the path, or a name the caller gives
   std::string path;  // read when `bytes` is empty
   std::vector<uint8_t> bytes;
+  // This image's own resize bounds (Qwen's per-image min_pixels / max_pixels); 0: the request's.
+  int64_t min_pixels = 0, max_pixels = 0;
 };
 
 struct ChatRequest {
@@ -30,6 +32,9 @@ struct ChatRequest {
   std::vector<ImageSource> images;  // in the user turn, before the text, in this order
   std::string text;
   PreprocessConfig preprocess;  // min/max pixels of this request
+  // Merged tokens all images may take together (0: no cap): images over it are downscaled, all by
+  // the same factor of their pixels (image_token_budget.h).
+  int64_t max_image_tokens = 0;
   int64_t max_new_tokens = 256;
   int64_t max_context = 32768;  // prompt + generated tokens must fit
 };
@@ -43,6 +48,8 @@ struct PreparedPrompt {
   int64_t max_image_patches = 0;  // of the largest image
   int64_t image_tokens = 0;       // merged tokens of all images
   double image_load_ms = 0;       // reading and decoding the image files
+  // One line per image downscaled to fit max_image_tokens, for the user to see.
+  std::vector<std::string> notices;
 };
 
 // Checks and builds a request. Errors, before any image is decoded: too many images, an image

@@ -1,6 +1,7 @@
 #include "runtime/memory_planner.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "backend/backend.h"
 #include "backend/fixed_costs.h"
@@ -53,7 +54,7 @@ struct Sizes {
     ModelLimits limits;
     limits.max_context = in.max_context;
     limits.prefill_chunk = in.prefill_chunk;
-    limits.max_image_tokens = tokens;
+    limits.max_image_tokens = std::max(tokens, in.request_image_tokens);
     limits.max_image_patches = tokens * in.merge_size * in.merge_size;
     return int64_t(Qwen25VL::workspace_bytes(in.config, dtype, limits));
   }
@@ -135,8 +136,10 @@ Budgets device_use(const Sizes& s, Budgets b, const Assignment& a) {
     runs[size_t(p.gpu)] = true;
     if (p.placement == Placement::Gpu) d.weights += p.weight_bytes;
     if (p.placement == Placement::Stream) {
-      b.cpu.streaming += p.weight_bytes;
-      largest_streamed = std::max(largest_streamed, p.weight_bytes);
+      const ModelModule& module = s.modules[m];
+      d.weights += module.weight_bytes - module.streamed_bytes;  // what stays resident
+      b.cpu.streaming += module.streamed_bytes;
+      largest_streamed = std::max(largest_streamed, module.stream_group_bytes);
     }
     d.kv_cache += s.kv(m, Placement::Gpu);
     if (m + 1 == n) d.state += s.state;
@@ -152,7 +155,8 @@ Budgets device_use(const Sizes& s, Budgets b, const Assignment& a) {
     d.library = int64_t(kCudaFixedDeviceBytes);
     d.workspace = s.workspace(int(g) == vision_gpu ? s.image_tokens : 0, s.in.dtype);
     for (const PlacedModule& p : a)
-      if (p.placement == Placement::Stream && p.gpu == int(g)) d.streaming = 2 * largest_streamed;
+      if (p.placement == Placement::Stream && p.gpu == int(g))
+        d.streaming = kStreamSlots * largest_streamed;
   }
   const bool any_cpu = std::any_of(
       a.begin(), a.end(), [](const PlacedModule& p) { return p.placement == Placement::Cpu; });
@@ -210,9 +214,8 @@ int64_t largest_image(const Sizes& s, const DeviceUse& d, DType dtype) {
                 format_bytes(workspaces + kv), "): raise it or use --offload cpu");
 }
 
-// Fills the GPUs in order; what is left streams through the last GPU (reserving `stream_bytes`
-// there) or runs on the CPU. Returns the assignment.
-Assignment fill_in_order(const Sizes& s, const Budgets& b, bool stream, int64_t stream_bytes) {
+// Fills the GPUs in forward order; what is left runs on the CPU (--offload cpu).
+Assignment fill_in_order(const Sizes& s, const Budgets& b) {
   const size_t n = s.modules.size();
   Assignment a(n);
   for (size_t m = 0; m < n; ++m) {
@@ -220,63 +223,109 @@ Assignment fill_in_order(const Sizes& s, const Budgets& b, bool stream, int64_t 
     a[m].weight_bytes = s.modules[m].weight_bytes;
     a[m].placement = Placement::Cpu;
   }
-  std::vector<int> order;
-  for (const DeviceUse& d : b.gpus)
-    if (d.budget > 0) order.push_back(d.device.index);
   size_t next = 0;
-  for (size_t i = 0; i < order.size() && next < n; ++i) {
-    const DeviceUse& d = b.gpus[size_t(order[i])];
-    const bool last = i + 1 == order.size();
-    const bool vision = next == 0;
-    // On the last GPU in stream mode, every module left runs here: resident or streamed, its KV
-    // share is here either way.
-    const bool reserve_rest = last && stream;
-    int64_t kv = 0;
-    if (reserve_rest)
-      for (size_t m = next; m < n; ++m) kv += s.extra(m, Placement::Gpu);
-    const int64_t reserved = int64_t(kCudaFixedDeviceBytes) +
-                             s.workspace(vision ? s.image_tokens : 0, s.in.dtype) + kv +
-                             (reserve_rest ? stream_bytes : 0);
-    if (reserved > d.budget) {
-      if (!last) continue;  // a GPU too small to hold anything is skipped
-      fail_reserved(s, d, vision, kv, stream_bytes);
-    }
+  for (size_t g = 0; g < b.gpus.size() && next < n; ++g) {
+    const DeviceUse& d = b.gpus[g];
+    const int64_t reserved =
+        int64_t(kCudaFixedDeviceBytes) + s.workspace(next == 0 ? s.image_tokens : 0, s.in.dtype);
+    if (d.budget <= 0 || reserved > d.budget) continue;  // a GPU too small to hold anything
     int64_t used = reserved;
     for (; next < n; ++next) {
-      const int64_t need =
-          s.modules[next].weight_bytes + (reserve_rest ? 0 : s.extra(next, Placement::Gpu));
+      const int64_t need = s.modules[next].weight_bytes + s.extra(next, Placement::Gpu);
       if (used + need > d.budget) break;
       used += need;
       a[next].placement = Placement::Gpu;
-      a[next].gpu = order[i];
+      a[next].gpu = int(g);
     }
   }
-  if (stream && !order.empty())
-    for (size_t m = next; m < n; ++m) {
-      a[m].placement = Placement::Stream;
-      a[m].gpu = order.back();
-    }
   return a;
 }
 
-int64_t largest_streamed(const Assignment& a) {
-  int64_t largest = 0;
-  for (const PlacedModule& p : a)
-    if (p.placement == Placement::Stream) largest = std::max(largest, p.weight_bytes);
-  return largest;
+// The modules to stream, in the order they are given up: the vision tower first (it runs once
+// per image, so streaming it costs no decode time), then the decoder layers from the last.
+std::vector<size_t> stream_candidates(const Sizes& s) {
+  std::vector<size_t> order;
+  for (size_t m = 0; m < s.modules.size(); ++m)
+    if (s.modules[m].streamable() && s.modules[m].layer < 0) order.push_back(m);
+  for (size_t m = s.modules.size(); m-- > 0;)
+    if (s.modules[m].streamable() && s.modules[m].layer >= 0) order.push_back(m);
+  return order;
+}
+
+// Streamed modules run on the last GPU with a budget, which holds their KV share, their resident
+// parts and the stream buffers; the others fill the GPUs in forward order. Returns the
+// assignment, or nothing when some module that does not stream finds no room (why: in *why).
+std::optional<Assignment> fill_streaming(const Sizes& s, const Budgets& b,
+                                         const std::vector<bool>& streamed, std::string* why) {
+  const size_t n = s.modules.size();
+  std::vector<int> order;
+  for (const DeviceUse& d : b.gpus)
+    if (d.budget > 0) order.push_back(d.device.index);
+  if (order.empty()) {
+    *why = "there is no GPU to stream through: use --offload cpu";
+    return std::nullopt;
+  }
+  const int last = order.back();
+  Assignment a(n);
+  int64_t largest_group = 0, streamed_extras = 0;
+  for (size_t m = 0; m < n; ++m) {
+    a[m].name = s.modules[m].name;
+    a[m].weight_bytes = s.modules[m].weight_bytes;
+    a[m].placement = Placement::Cpu;
+    if (!streamed[m]) continue;
+    a[m].placement = Placement::Stream;
+    a[m].gpu = last;
+    largest_group = std::max(largest_group, s.modules[m].stream_group_bytes);
+    streamed_extras +=
+        s.extra(m, Placement::Gpu) + s.modules[m].weight_bytes - s.modules[m].streamed_bytes;
+  }
+  const bool vision_streams = streamed[0];
+  size_t next = 0;
+  auto skip_streamed = [&] {
+    while (next < n && streamed[next]) ++next;
+  };
+  skip_streamed();
+  for (int g : order) {
+    const DeviceUse& d = b.gpus[size_t(g)];
+    const bool vision = g == last ? vision_streams || next == 0 : next == 0;
+    int64_t used = int64_t(kCudaFixedDeviceBytes) +
+                   s.workspace(vision ? s.image_tokens : 0, s.in.dtype) +
+                   (g == last ? kStreamSlots * largest_group + streamed_extras : 0);
+    if (used > d.budget) {
+      if (g != last) continue;
+      fail_reserved(s, d, vision, streamed_extras, kStreamSlots * largest_group);
+    }
+    for (; next < n; ++next, skip_streamed()) {
+      const int64_t need = s.modules[next].weight_bytes + s.extra(next, Placement::Gpu);
+      if (used + need > d.budget) break;
+      used += need;
+      a[next].placement = Placement::Gpu;
+      a[next].gpu = g;
+    }
+  }
+  skip_streamed();
+  if (next < n) {
+    *why = cat(device_name(b.gpus[size_t(last)].device), "'s budget of ",
+               format_bytes(b.gpus[size_t(last)].budget), " does not hold ", s.modules[next].name,
+               " (", format_bytes(s.modules[next].weight_bytes),
+               ", which cannot stream) beside the streamed modules' buffers: raise it or use "
+               "--offload cpu");
+    return std::nullopt;
+  }
+  return a;
 }
 
 Assignment automatic(const Sizes& s, const Budgets& b) {
-  const bool stream = s.in.offload != Offload::Cpu;
-  // The stream buffers depend on what streams, which depends on the room the buffers leave:
-  // reserve more until the buffers hold the largest streamed module (what streams only grows).
-  int64_t reserved = 0;
-  for (;;) {
-    Assignment a = fill_in_order(s, b, stream, reserved);
-    const int64_t need = 2 * largest_streamed(a);
-    if (need <= reserved) return a;
-    reserved = need;
+  if (s.in.offload == Offload::Cpu) return fill_in_order(s, b);
+  // Stream as little as fits: give up one more candidate until the rest fits.
+  std::vector<bool> streamed(s.modules.size(), false);
+  std::string why;
+  if (auto a = fill_streaming(s, b, streamed, &why)) return *a;
+  for (size_t m : stream_candidates(s)) {
+    streamed[m] = true;
+    if (auto a = fill_streaming(s, b, streamed, &why)) return *a;
   }
+  fail_resource(why);
 }
 
 Assignment from_device_map(const Sizes& s, const Budgets& b) {
@@ -295,6 +344,9 @@ Assignment from_device_map(const Sizes& s, const Budgets& b) {
     if (it == map.end()) fail("--device-map does not place module '", m.name, "'");
     PlacedModule p{m.name, m.weight_bytes, Placement::Cpu, -1};
     if (it->second == "stream") {
+      if (!m.streamable())
+        fail("--device-map: ", m.name,
+             " cannot stream (visual and model.layers.N can): put it on a GPU or the cpu");
       p.placement = Placement::Stream;
     } else if (it->second != "cpu") {
       const DeviceId device = parse_device(it->second, cat("--device-map for ", m.name));
@@ -337,9 +389,12 @@ DecodeEstimate estimate_decode(const Sizes& s, const Assignment& a) {
   for (size_t m = 0; m < a.size(); ++m) {
     if (!s.modules[m].read_per_token) continue;
     const int64_t bytes = a[m].weight_bytes;
-    (a[m].placement == Placement::Gpu      ? e.resident_bytes
-     : a[m].placement == Placement::Stream ? e.streamed_bytes
-                                           : e.cpu_bytes) += bytes;
+    if (a[m].placement == Placement::Stream) {
+      e.streamed_bytes += s.modules[m].streamed_bytes;
+      e.resident_bytes += bytes - s.modules[m].streamed_bytes;
+    } else {
+      (a[m].placement == Placement::Gpu ? e.resident_bytes : e.cpu_bytes) += bytes;
+    }
   }
   const Bandwidths& bw = e.bandwidths;
   const double seconds = double(e.resident_bytes) / bw.hbm +

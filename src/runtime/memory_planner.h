@@ -6,12 +6,16 @@
 //
 // Placement fills the GPUs in order (pipeline placement): modules stay on a GPU, in forward order,
 // while its budget holds them with their share of the KV cache, the workspaces and the CUDA
-// backend's own buffers; what is left is streamed from pinned host memory through the last GPU
-// (two device buffers of the largest streamed module) or runs on the CPU. An explicit device map
-// replaces the automatic placement and is checked against the same budgets. What cannot fit is
-// one Error, raised before any weight moves, that says what to change.
+// backend's own buffers. When they do not all fit, the fewest modules stream from pinned host
+// memory through the last GPU (two device buffers of the largest streamed group: a decoder layer
+// or a vision block), the vision tower first (it runs once per image), then the decoder layers
+// from the last; the embeddings, final norm and lm_head never stream. With --offload cpu what
+// is left runs on the CPU instead. An explicit device map replaces the automatic placement and
+// is checked against the same budgets. What cannot fit is one Error, raised before any weight
+// moves, that says what to change.
 //
-// This plans only: executing streamed and CPU placements comes later.
+// qwenvl generate runs resident and streamed placements on one GPU; CPU placements and a
+// pipeline over several GPUs are planned only.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -48,7 +52,10 @@ struct PlannerInput {
   DType dtype = DType::BF16;      // of the weights, KV cache and activations on the GPUs
   int64_t max_context = 32768;    // tokens of prompt + generation
   int64_t max_pixels = 12845056;  // the largest image, in pixels after smart_resize; 0: text only
-  int patch_size = 14;            // from preprocessor_config.json
+  // Merged tokens of all of a request's images, whose embeddings the workspace keeps while the
+  // decoder runs; 0: those of one max_pixels image.
+  int64_t request_image_tokens = 0;
+  int patch_size = 14;  // from preprocessor_config.json
   int merge_size = 2;
   int64_t prefill_chunk = 2048;
   std::vector<MemoryBudget> budgets;  // --max-memory; a device not named may use what is free
@@ -61,6 +68,9 @@ struct PlannerInput {
 };
 
 enum class Placement { Gpu, Stream, Cpu };
+
+// Device buffers streamed modules take in turn (WeightPlacement::slots).
+constexpr int64_t kStreamSlots = 2;
 const char* placement_name(Placement placement);
 
 struct PlacedModule {

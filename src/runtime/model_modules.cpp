@@ -1,5 +1,6 @@
 #include "runtime/model_modules.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -79,6 +80,19 @@ int64_t stored_bytes(const ExpectedTensor& t, DType dtype, const QuantizationCon
   return stored_elements(t) * int64_t(dtype_size(dtype));
 }
 
+// The streamed group an allocation belongs to when its module streams ("" for none), as
+// load_decoder_weights and load_vision_weights form them: a decoder layer without its input norm,
+// each vision block.
+std::string stream_group_of(const std::string& allocation) {
+  if (allocation.rfind("model.layers.", 0) == 0)
+    return ends_with(allocation, "input_layernorm.weight") ? "" : module_of(allocation);
+  if (allocation.rfind("visual.blocks.", 0) == 0) {
+    const size_t end = allocation.find('.', std::string("visual.blocks.").size());
+    return allocation.substr(0, end);
+  }
+  return "";
+}
+
 int64_t aligned(int64_t bytes) {
   const int64_t a = int64_t(kAllocationAlignment);
   return (bytes + a - 1) / a * a;
@@ -107,8 +121,20 @@ std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype) {
     allocations[allocation] += stored_bytes(t, dtype, config.quantization);
     owner[allocation] = module;
   }
-  for (const auto& [allocation, bytes] : allocations)
-    modules[index[owner[allocation]]].weight_bytes += aligned(bytes);
+  std::map<std::string, int64_t> groups;  // streamed group -> bytes (see stream_group_of)
+  for (const auto& [allocation, stored] : allocations) {
+    ModelModule& m = modules[index[owner[allocation]]];
+    const int64_t bytes = aligned(stored);
+    m.weight_bytes += bytes;
+    const std::string group = stream_group_of(allocation);
+    if (group.empty()) continue;
+    m.streamed_bytes += bytes;
+    groups[group] += bytes;
+  }
+  for (const auto& [group, bytes] : groups) {
+    ModelModule& m = modules[index[module_of(group + ".")]];
+    m.stream_group_bytes = std::max(m.stream_group_bytes, bytes);
+  }
   return modules;
 }
 

@@ -18,6 +18,13 @@ struct ModelModule {
   // Whether a decode step reads the whole module (not the vision tower, which runs on images
   // only, nor the embedding table, of which a step reads one row unless lm_head is tied to it).
   bool read_per_token = true;
+  // When the module streams (model/weight_placement.h): the bytes that move to host memory, and
+  // the largest group they are copied in (a decoder layer but its input norm, which stays
+  // resident; the vision tower's blocks one by one, its patch embedding and merger resident).
+  // Zero for a module that cannot stream (embeddings, final norm, lm_head).
+  int64_t streamed_bytes = 0;
+  int64_t stream_group_bytes = 0;
+  bool streamable() const { return streamed_bytes > 0; }
 };
 
 // The modules of `config` with their weight bytes as the model's WeightLoader counts them for a

@@ -118,6 +118,14 @@ TEST(GenerateCli, PromptBeyondContext) {
       "context");
 }
 
+TEST(GenerateCli, BudgetsNeedAGpu) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  for (const char* flag : {"--max-memory", "--offload", "--device-map"})
+    expect_one_line_error(run_generate({"--model", kTiny.string(), "--prompt", "hi", "--device",
+                                        "cpu", flag, "cuda:0=1GiB"}),
+                          "use --device cuda");
+}
+
 TEST(GenerateCli, TextOnlyJsonAndLogits) {
   if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
   const fs::path logits = scratch_dir() / "logits.npy";
@@ -240,6 +248,25 @@ TEST(GenerateCli, OneImageSampled) {
   EXPECT_LE(g[1].get<int64_t>() * g[2].get<int64_t>() * 14 * 14, 50176);
   EXPECT_EQ(j["tokens"].size(), 4u);
   EXPECT_EQ(last_json_line(run_generate(args).out)["tokens"], j["tokens"]);  // seeded: repeatable
+}
+
+TEST(GenerateCli, ImageTokenBudgetDownscalesWithANotice) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  fs::path image;
+  for (const auto& entry : fs::directory_iterator(fs::path(QWENVL_FIXTURES_DIR) / "images"))
+    if (entry.path().extension() == ".jpg") image = entry.path();
+  ASSERT_FALSE(image.empty());
+  const RunResult r = run_generate({"--model", kTiny.string(), "--image", image.string(), "--image",
+                                    image.string(), "--prompt", "Compare.", "--max-new-tokens", "1",
+                                    "--max-image-tokens", "40", "--device", "cpu", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("downscaled to"), std::string::npos) << r.err;
+  const nlohmann::json j = last_json_line(r.out);
+  int64_t tokens = 0;
+  for (const auto& g : j["image_grid_thw"])
+    tokens += g[0].get<int64_t>() * g[1].get<int64_t>() * g[2].get<int64_t>() / 4;
+  EXPECT_LE(tokens, 40);
+  EXPECT_GT(tokens, 20);
 }
 
 // End to end against the reference cases whose messages a command line can express: prompt

@@ -21,15 +21,18 @@ namespace qwenvl::test {
 constexpr int32_t kSynthVisionStart = 248, kSynthVisionEnd = 249, kSynthImagePad = 250,
                   kSynthVideoPad = 251;
 
-inline std::string synthetic_config_json(bool tied) {
+// cuda_heads: head dims of 16 (hidden sizes doubled), the smallest the CUDA attention takes.
+inline std::string synthetic_config_json(bool tied, int layers = 2, int vision_depth = 2,
+                                         bool cuda_heads = false) {
+  const int wide = cuda_heads ? 2 : 1;
   nlohmann::json c = {
       {"architectures", {"Qwen2_5_VLForConditionalGeneration"}},
       {"model_type", "qwen2_5_vl"},
       {"torch_dtype", "float32"},
       {"vocab_size", 256},
-      {"hidden_size", 32},
-      {"intermediate_size", 48},
-      {"num_hidden_layers", 2},
+      {"hidden_size", 32 * wide},
+      {"intermediate_size", 48 * wide},
+      {"num_hidden_layers", layers},
       {"num_attention_heads", 4},
       {"num_key_value_heads", 2},
       {"max_position_embeddings", 4096},
@@ -41,16 +44,18 @@ inline std::string synthetic_config_json(bool tied) {
       {"video_token_id", kSynthVideoPad},
       {"vision_start_token_id", kSynthVisionStart},
       {"vision_end_token_id", kSynthVisionEnd},
-      {"rope_scaling", {{"type", "mrope"}, {"mrope_section", {1, 1, 2}}}},
+      {"rope_scaling",
+       {{"type", "mrope"},
+        {"mrope_section", cuda_heads ? std::vector<int>{2, 3, 3} : std::vector<int>{1, 1, 2}}}},
       {"vision_config",
-       {{"depth", 2},
-        {"hidden_size", 16},
+       {{"depth", vision_depth},
+        {"hidden_size", 16 * wide},
         // Not a multiple of 8, as Qwen2.5-VL's 3420: the MLP's width is stored residue first
         // (36 columns, 28 zero columns, 64 columns).
         {"intermediate_size", 100},
         {"num_heads", 2},
         {"in_chans", 3},
-        {"out_hidden_size", 32},
+        {"out_hidden_size", 32 * wide},
         {"patch_size", 14},
         {"spatial_merge_size", 2},
         {"temporal_patch_size", 2},
@@ -63,12 +68,16 @@ inline std::string synthetic_config_json(bool tied) {
 }
 
 // Writes the checkpoint into a fresh directory under the system temp dir and returns its path.
-inline std::string write_synthetic_checkpoint(const std::string& name, bool tied, uint32_t seed) {
+// layers / vision_depth: decoder layers and vision blocks (2 each by default); cuda_heads: see
+// synthetic_config_json.
+inline std::string write_synthetic_checkpoint(const std::string& name, bool tied, uint32_t seed,
+                                              int layers = 2, int vision_depth = 2,
+                                              bool cuda_heads = false) {
   namespace fs = std::filesystem;
   const fs::path dir =
       fs::temp_directory_path() / ("qwenvl_synth_" + name + "_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const std::string config_text = synthetic_config_json(tied);
+  const std::string config_text = synthetic_config_json(tied, layers, vision_depth, cuda_heads);
   std::ofstream(dir / "config.json") << config_text;
   const ModelConfig config = parse_model_config(config_text, "config.json");
 

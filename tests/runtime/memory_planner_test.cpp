@@ -123,23 +123,34 @@ TEST(MemoryPlanner, SevenBFitsOn24GiB) {
   EXPECT_EQ(plan.decode.streamed_bytes, 0);
 }
 
-TEST(MemoryPlanner, ThreeBOn4GiBStreamsItsLastLayers) {
+TEST(MemoryPlanner, ThreeBOn4GiBStreamsTheVisionTowerThenItsLastLayers) {
   PlannerInput in = input("3B", "cuda:0=4GiB");
   in.max_context = 8192;
   const PlacementPlan plan = plan_placement(in);
   expect_within_budgets(plan);
   EXPECT_GT(count(plan, Placement::Gpu), 2);
-  EXPECT_GT(count(plan, Placement::Stream), 0);
+  EXPECT_GT(count(plan, Placement::Stream), 1);
   EXPECT_EQ(count(plan, Placement::Cpu), 0);
-  // In forward order: resident modules, then the streamed rest.
+  // The vision tower streams first (it runs once per image), then the layers from the last; the
+  // embeddings and the final norm stay resident.
+  ASSERT_EQ(plan.modules.front().name, "visual");
+  EXPECT_EQ(plan.modules.front().placement, Placement::Stream);
   bool streaming = false;
-  for (const PlacedModule& m : plan.modules) {
-    if (m.placement == Placement::Stream) streaming = true;
-    EXPECT_EQ(m.placement, streaming ? Placement::Stream : Placement::Gpu) << m.name;
-    EXPECT_EQ(m.gpu, 0);
+  for (size_t m = 1; m < plan.modules.size(); ++m) {
+    const PlacedModule& p = plan.modules[m];
+    EXPECT_EQ(p.gpu, 0) << p.name;
+    if (p.name.rfind("model.layers.", 0) != 0) {
+      EXPECT_EQ(p.placement, Placement::Gpu) << p.name;
+      continue;
+    }
+    if (p.placement == Placement::Stream) streaming = true;
+    EXPECT_EQ(p.placement, streaming ? Placement::Stream : Placement::Gpu) << p.name;
   }
   const DeviceUse& gpu = plan.devices.front();
-  EXPECT_GT(gpu.streaming, 0);
+  // Two buffers of one decoder layer (the largest streamed group), not of the vision tower.
+  const std::vector<ModelModule> modules = model_modules(in.config, in.dtype);
+  EXPECT_EQ(gpu.streaming, 2 * modules[2].stream_group_bytes);
+  EXPECT_LT(modules[0].stream_group_bytes, modules[2].stream_group_bytes);
   EXPECT_GT(plan.devices.back().streaming, 0);  // the pinned host copies
   EXPECT_GT(plan.decode.streamed_bytes, 0);
   // auto streams, for now.
@@ -151,12 +162,40 @@ TEST(MemoryPlanner, ThreeBOn4GiBStreamsItsLastLayers) {
   EXPECT_THROW(parse_offload("disk"), Error);
 }
 
+TEST(MemoryPlanner, AModelThatFitsStreamsNothingAndOneThatAlmostFitsOnlyTheVisionTower) {
+  PlannerInput in = input("3B", "cuda:0=16GiB");
+  in.max_context = 4096;
+  EXPECT_EQ(count(plan_placement(in), Placement::Stream), 0);
+  // Just under what holds everything: the vision tower alone gives the room back.
+  const PlacementPlan ample = plan_placement(in);
+  const int64_t everything = ample.devices.front().total();
+  in.budgets = parse_memory_budgets(cat("cuda:0=", everything - (int64_t(1) << 20)));
+  const PlacementPlan plan = plan_placement(in);
+  expect_within_budgets(plan);
+  EXPECT_EQ(count(plan, Placement::Stream), 1);
+  EXPECT_EQ(plan.modules.front().placement, Placement::Stream);
+  EXPECT_EQ(plan.decode.streamed_bytes, 0);  // decode reads no streamed byte
+}
+
+TEST(MemoryPlanner, StreamedModulesKeepTheirSmallPartsResident) {
+  for (const char* size : {"3B", "7B", "32B", "72B"}) {
+    for (const ModelModule& m : model_modules(official(size), DType::BF16)) {
+      const bool streamable = m.name == "visual" || m.layer >= 0;
+      EXPECT_EQ(m.streamable(), streamable) << size << " " << m.name;
+      if (!streamable) continue;
+      EXPECT_LT(m.streamed_bytes, m.weight_bytes) << m.name;  // input norm; patch embed, merger
+      EXPECT_GT(m.streamed_bytes, m.weight_bytes * 9 / 10) << m.name;
+      EXPECT_LE(m.stream_group_bytes, m.streamed_bytes) << m.name;
+    }
+  }
+}
+
 TEST(MemoryPlanner, SeventyTwoBOn80GiBStreams) {
   const PlacementPlan plan = plan_placement(input("72B", "cuda:0=80GiB"));
   expect_within_budgets(plan);
   EXPECT_GT(count(plan, Placement::Stream), 0);
   EXPECT_EQ(plan.modules.back().name, "lm_head");
-  EXPECT_EQ(plan.modules.back().placement, Placement::Stream);
+  EXPECT_EQ(plan.modules.back().placement, Placement::Gpu);  // lm_head never streams
 }
 
 TEST(MemoryPlanner, SeventyTwoBSplitsOverTwoGpusInOrder) {
@@ -287,6 +326,9 @@ TEST(MemoryPlanner, ExplicitDeviceMap) {
   for (const ModelModule& m : model_modules(in.config, in.dtype)) in.device_map[m.name] = "cuda:0";
   in.device_map["model.layers.35"] = "stream";
   in.device_map["model.norm"] = "cpu";
+  PlannerInput streamed_norm = in;
+  streamed_norm.device_map["model.norm"] = "stream";
+  EXPECT_NE(error_of(streamed_norm).find("model.norm cannot stream"), std::string::npos);
   const PlacementPlan plan = plan_placement(in);
   expect_within_budgets(plan);
   EXPECT_EQ(plan.modules[2 + 35].placement, Placement::Stream);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny kernels host logits3B logits7B awq3B awq7B bench3B bench7B quick3B quick7B
-#         profile3B profile7B activations vision_rounding cpu  (awqNB: logitsNB with qwenvl on a
-#         4-bit AWQ copy, transformers on its dequantized twin; FP32_SIZES=3B,7B: the logits stages add an
+# Stages: info ops tiny streamed offload3B offload7B offload32B-16L kernels host logits3B logits7B
+#         awq3B awq7B bench3B bench7B quick3B quick7B profile3B profile7B activations
+#         vision_rounding cpu  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its
+#         dequantized twin; FP32_SIZES=3B,7B: the logits stages add an
 #         fp32 transformers reference for those sizes; 3B by default. activations:
 #         tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
 #         tools/study_vision_rounding.py for SIZE, 3B by default, DEPTHS: vision towers cut to
@@ -108,6 +109,11 @@ for stage in "$@"; do
     info) stage_info ;;
     ops) run_stage ops "$bin/test_backend" --gtest_filter='Cuda*' ;;
     tiny) run_stage tiny stage_tiny ;;
+    streamed) run_stage streamed env QWENVL_TEST_DEVICE=cuda:bf16 "$bin/test_model" \
+              --gtest_filter='StreamedWeights*' ;;
+    offload3B|offload7B|offload32B-16L) run_stage "$stage" python3 bench/offload_bench.py \
+              --models "${stage#offload}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
+              --results-dir "$OUT" ;;
     kernels) run_stage kernels "$bin/bench_cuda_ops" ;;
     host) run_stage host stage_host ;;
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \

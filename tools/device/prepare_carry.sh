@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Builds qwenvl with CUDA here (build-device/) and fills .carry/ for a device call: the programs
+# Builds qwenvl with CUDA here (build-device/, or $BUILD_DIR: an existing CUDA build such as
+# build/) and fills .carry/ for a device call: the programs
 # in .carry/bin, and in .carry/lib the shared libraries the GPU machine lacks. The programs hold
 # the CUDA kernels several times over, so the folder travels packed: .carrypack/carry.tar.xz
 # (carry [".carrypack"]; gpu_session.sh unpacks it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
-cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build-device qwenvl test_backend test_model bench_cuda_ops bench_tokenizer bench_preprocess
+build=${BUILD_DIR:-build-device}
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C "$build" qwenvl test_backend test_model bench_cuda_ops bench_tokenizer bench_preprocess
 rm -rf .carry && mkdir -p .carry/bin
-cp build-device/qwenvl build-device/tests/test_backend build-device/tests/test_model \
-   build-device/bench_cuda_ops build-device/bench_tokenizer build-device/bench_preprocess .carry/bin/
+cp "$build"/qwenvl "$build"/tests/test_backend "$build"/tests/test_model \
+   "$build"/bench_cuda_ops "$build"/bench_tokenizer "$build"/bench_preprocess .carry/bin/
 git rev-parse --short HEAD >.carry/COMMIT
 tools/device/pack_runtime.sh .carry/bin/qwenvl
 strip .carry/bin/*

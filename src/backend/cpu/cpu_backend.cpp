@@ -103,7 +103,8 @@ void CpuBackend::workspace_release(size_t mark) {
 }
 
 size_t CpuBackend::peak_bytes() const {
-  return weights_.peak + persistent_.peak + workspace_.peak + scratch_.capacity() * sizeof(float);
+  return weights_.peak + persistent_.peak + workspace_.peak + scratch_.capacity() * sizeof(float) +
+         streaming_device_bytes() + streaming_host_bytes();
 }
 
 void CpuBackend::copy_from_host(const Tensor& host, Tensor& device_dst) {

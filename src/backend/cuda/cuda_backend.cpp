@@ -58,6 +58,8 @@ CudaState::~CudaState() {
   for (auto& [key, exec] : graphs) cudaGraphExecDestroy(exec);
   linear.reset();
   release_memory();
+  streaming.release();
+  if (library_handle) cublasLtDestroy(library_handle);
   for (cudaEvent_t e : staging.done)
     if (e) cudaEventDestroy(e);
   if (staging.host) cudaFreeHost(staging.host);
@@ -145,6 +147,8 @@ CudaBackend::CudaBackend(DType dtype) : dtype_(dtype), state_(std::make_unique<C
   std::memset(s.mailbox_host, 0, mailbox_bytes);  // tag 0: nothing delivered
   CUDA_CHECK(
       cudaHostGetDevicePointer(reinterpret_cast<void**>(&s.mailbox_mapped), s.mailbox_host, 0));
+  if (cublasLtCreate(&s.library_handle) != CUBLAS_STATUS_SUCCESS)
+    fail_device("could not initialise cuBLASLt");
 }
 
 CudaBackend::~CudaBackend() {
@@ -219,7 +223,8 @@ void CudaBackend::workspace_release(size_t mark) {
 
 size_t CudaBackend::peak_bytes() const {
   const CudaState& s = *state_;
-  return s.weights.capacity + s.persistent.capacity + s.workspace.capacity + s.internal.capacity;
+  return s.weights.capacity + s.persistent.capacity + s.workspace.capacity + s.internal.capacity +
+         streaming_device_bytes();
 }
 
 // Into pinned memory across the thread pool when large: one thread's memcpy (several GB/s) would

@@ -88,6 +88,10 @@ class CudaBackend : public Backend {
   void run_captured(int key, const std::function<void()>& enqueue) override;
   void profile_section(const std::string& name) override;
   void prefetch(const Tensor& weight) override;
+  void reserve_streaming(size_t slot_bytes, int slots, size_t host_bytes) override;
+  void begin_streamed_pass(int sequence) override;
+  void use_streamed_group(int group) override;
+  void streamed_group_done(int group) override;
 
   // For benchmarks and tests: decode-sized linear through cuBLASLt even where the GEMV applies.
   void set_prefer_gemv(bool prefer);

@@ -40,6 +40,18 @@ struct StagingRing {
   int acquire();  // waits until the slot's previous copy finished
 };
 
+// Streamed weights (Backend::reserve_streaming): the groups' pinned host copies, the slots on the
+// device, and a copy stream that fills the slots while the main stream computes. Per slot, an
+// event when its copy has landed and one when the ops reading it have run.
+struct StreamingBuffers {
+  char* host = nullptr;   // pinned
+  char* slots = nullptr;  // device
+  cudaStream_t copy_stream = nullptr;
+  cudaEvent_t pass_start = nullptr;
+  std::vector<cudaEvent_t> filled, freed;
+  void release();
+};
+
 struct RopeTable {
   int head_dim = 0;
   std::vector<int32_t> pos_row;
@@ -67,12 +79,16 @@ struct CudaState {
   char* sample_scratch = nullptr;
   size_t sample_scratch_bytes = 0;
   StagingRing staging;
+  StreamingBuffers streaming;
   // Mailboxes in mapped pinned memory (cuda_mailbox.cu): kPendingReads for begin_read (tagged
   // ticket + 1), then kPendingReads for publish_row (tagged tag + 1), kMailboxBytes each.
   static constexpr size_t kMailboxBytes = cuda::kMailboxValueOffset + Backend::kReadBytes;
   char* mailbox_host = nullptr;
   char* mailbox_mapped = nullptr;  // mailbox_host as kernels address it
   std::unique_ptr<LinearPlanner> linear;
+  // A cuBLASLt handle held from construction on, so that the library's kernels are loaded (and
+  // the device memory they take is spent) before anyone measures what is free for the budgets.
+  cublasLtHandle_t library_handle = nullptr;
   bool prefer_gemv = true;
   // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
   // for measuring what they save.
