@@ -26,6 +26,7 @@ const Command kCommands[] = {
     {"tokenize", qwenvl::cli::run_tokenize, "text or a chat prompt -> token ids"},
     {"preprocess", qwenvl::cli::run_preprocess,
      "image -> pixel_values and grid, as the model sees it"},
+    {"quantize", qwenvl::cli::run_quantize, "a 16-bit checkpoint as 4-bit AWQ (test data)"},
 };
 
 void usage(FILE* out) {

@@ -12,6 +12,10 @@ token ids before comparing. Pass: rel L2(qwenvl bf16, transformers bf16) <= 2e-2
 Where fp32 runs, both bf16 engines are also compared to it, to show whether qwenvl's bf16 error is
 in line with transformers' own. Writes <results-dir>/<gpu>-logits-<sizes>.md and .json (default
 bench/results), replacing the previous run's; the date and commit are inside.
+
+With --awq-group G, qwenvl runs the checkpoint quantized to 4-bit AWQ (`qwenvl quantize`, round
+to nearest per group of G) and transformers its dequantized twin in bf16: the comparison then
+measures qwenvl's int4 kernels, not the quantization error (issue 23's reference).
 """
 
 import argparse
@@ -20,6 +24,7 @@ import functools
 import gc
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -142,13 +147,21 @@ def check_size(size, args, cases):
     model_dir = os.path.join(args.ckpt_root, size)
     t0 = time.time()
     ensure_checkpoint(size, model_dir, device="cuda")
+    qwenvl_dir = hf_dir = model_dir
+    if args.awq_group:
+        qwenvl_dir = "%s-awq%d" % (model_dir, args.awq_group)
+        hf_dir = qwenvl_dir + "-dequantized"
+        if not os.path.exists(os.path.join(hf_dir, "model.safetensors")):
+            subprocess.run([args.qwenvl, "quantize", "--model", model_dir, "--out", qwenvl_dir,
+                            "--group-size", str(args.awq_group), "--dequantized", hf_dir,
+                            "--dequantized-dtype", "bf16"], check=True)
     torch.cuda.empty_cache()
     result = {"checkpoint_s": time.time() - t0, "cases": {}}
     q = {}
     for case in cases:  # qwenvl first, while the GPU is free of the torch model
         r = result["cases"][case["name"]] = {}
         try:
-            q[case["name"]], summary = qwenvl_logits(args.qwenvl, model_dir, case, args.tmp)
+            q[case["name"]], summary = qwenvl_logits(args.qwenvl, qwenvl_dir, case, args.tmp)
             r["qwenvl"] = {k: summary.get(k) for k in ("prompt_tokens", "image_grid_thw",
                                                       "rope_delta", "device", "ttft_ms")}
             r["prompt_token_ids"] = summary["prompt_token_ids"]
@@ -159,7 +172,7 @@ def check_size(size, args, cases):
 
     t0 = time.time()
     model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-        model_dir, dtype=torch.bfloat16, attn_implementation="sdpa", output_loading_info=True)
+        hf_dir, dtype=torch.bfloat16, attn_implementation="sdpa", output_loading_info=True)
     model = model.cuda().eval()
     result["hf_load_s"] = time.time() - t0
     tied = (model.get_output_embeddings().weight.data_ptr() ==
@@ -257,6 +270,8 @@ def main():
     p.add_argument("--fp32-sizes", default="3B", help="sizes that also get an fp32 reference")
     p.add_argument("--tmp", default="/tmp/qwenvl-logits")
     p.add_argument("--results-dir", default=RESULTS_DIR)
+    p.add_argument("--awq-group", type=int, default=0,
+                   help="run qwenvl on a 4-bit AWQ copy with this group size (0: off)")
     args = p.parse_args()
     args.fp32_sizes = {s.upper() for s in args.fp32_sizes.split(",") if s}
     os.makedirs(args.tmp, exist_ok=True)
@@ -269,7 +284,9 @@ def main():
     data = {"pass_rel_l2": PASS_REL_L2, "torch": torch.__version__,
             "transformers": transformers.__version__, "gpu": torch.cuda.get_device_name(0),
             "photo": photo, "sizes": {}}
-    name = "%s-logits-%s" % (slug(data["gpu"]), args.sizes.replace(",", "-"))
+    name = "%s-logits-%s%s" % (slug(data["gpu"]), args.sizes.replace(",", "-"),
+                               "-awq" if args.awq_group else "")
+    data["awq_group"] = args.awq_group
     t_start = time.time()
     for size in [s for s in args.sizes.split(",") if s]:
         try:

@@ -136,9 +136,25 @@ Checkpoint Checkpoint::open(const std::string& model_dir, const ModelConfig& con
       fail(index_path, " lists tensor ", tensor, " in ", file, ", but ", file, " does not hold it");
 
   // Against the config: every expected tensor present with its shape, nothing else.
-  std::vector<ExpectedTensor> expected = expected_tensors(config);
-  std::map<std::string, Shape> want;
-  for (const auto& e : expected) want[e.name] = e.shape;
+  // An AWQ checkpoint's MLP width is read from its first quantized gate projection (scales
+  // [K/G, width]); wider than the config's, it must be whole groups wider, zeros that load drops.
+  ckpt.mlp_width_ = ckpt.stored_mlp_width_ = config.text.intermediate_size;
+  const std::string gate_scales = "model.layers.0.mlp.gate_proj.scales";
+  if (config.quantization.quantizes("model.layers.0.mlp.gate_proj") &&
+      ckpt.tensors_.count(gate_scales) && ckpt.tensors_[gate_scales].rank() == 2) {
+    const int64_t stored = ckpt.tensors_[gate_scales].dim(1), f = config.text.intermediate_size;
+    if (stored > f) {
+      if (f % config.quantization.group_size != 0 || stored % 8 != 0)
+        fail("tensor ", gate_scales, " in ", ckpt.files_[gate_scales], " pads the MLP width ", f,
+             " to ", stored, "; qwenvl drops such padding only when ", f,
+             " is a multiple of group_size ", config.quantization.group_size);
+      ckpt.stored_mlp_width_ = stored;
+    }
+  }
+  std::vector<ExpectedTensor> expected = expected_tensors(
+      config, ckpt.stored_mlp_width_ != ckpt.mlp_width_ ? ckpt.stored_mlp_width_ : 0);
+  std::map<std::string, const ExpectedTensor*> want;
+  for (const auto& e : expected) want[e.name] = &e;
   if (config.text.tie_word_embeddings && ckpt.tensors_.count("lm_head.weight")) {
     const Tensor& head = ckpt.tensors_["lm_head.weight"];
     Shape shape{config.text.vocab_size, config.text.hidden_size};
@@ -153,9 +169,15 @@ Checkpoint Checkpoint::open(const std::string& model_dir, const ModelConfig& con
     if (it == want.end())
       fail("unexpected tensor ", disk_name[name], " in ", ckpt.files_[name],
            " (config.json describes no such weight)");
-    if (!(tensor.shape() == it->second))
+    if (!(tensor.shape() == it->second->shape))
       fail("tensor ", disk_name[name], " in ", ckpt.files_[name], " has shape ",
-           tensor.shape().str(), ", but config.json implies ", it->second.str());
+           tensor.shape().str(), ", but config.json implies ", it->second->shape.str());
+    const std::optional<DType>& dtype = it->second->dtype;
+    if (dtype ? tensor.dtype() != *dtype : !is_float(tensor.dtype()))
+      fail("tensor ", disk_name[name], " in ", ckpt.files_[name], " has dtype ",
+           dtype_name(tensor.dtype()), ", expected ",
+           dtype ? std::string(dtype_name(*dtype)) : std::string("a float dtype"),
+           dtype ? " (the AWQ format of config.json's quantization_config)" : "");
   }
   size_t missing = 0;
   std::string first_missing;

@@ -4,6 +4,7 @@
 // canonical (Hub) name whatever naming the files use.
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,19 +18,26 @@ struct ExpectedTensor {
   std::string name;  // canonical Hub name: "visual.blocks.0.attn.qkv.weight", "model.layers.0...",
                      // "model.embed_tokens.weight", "lm_head.weight"
   Shape shape;
+  // The one dtype allowed (AWQ's I32 qweight/qzeros and F16 scales); otherwise any float dtype.
+  std::optional<DType> dtype;
 };
 
 // Every tensor a Qwen2.5-VL checkpoint of this config holds, with its shape (lm_head only when
-// untied).
-std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
+// untied). A quantized projection (config.quantization) holds qweight, qzeros and scales in place
+// of its weight (checkpoint/awq.h); Error when its sizes do not split into AWQ's groups.
+// quantized_mlp_width: the MLP width the quantized gate/up/down projections are stored with
+// (0: intermediate_size); AWQ checkpoints may pad it to whole groups (the 72B's 29,568 to 29,696).
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config,
+                                             int64_t quantized_mlp_width = 0);
 
 class Checkpoint {
  public:
   // Opens DIR: maps the files, parses and validates every header, maps names to canonical
   // ones, and checks the set against expected_tensors(config): missing, unexpected, wrong shape
-  // or non-float dtype -> Error naming the tensor and file. Reads headers only: the data stays
-  // mapped and untouched until used. A tied checkpoint that still stores lm_head.weight is
-  // accepted (shape checked) and that tensor dropped: tied models use model.embed_tokens.weight.
+  // or dtype (non-float, or not the quantized format's) -> Error naming the tensor and file. Reads
+  // headers only: the data stays mapped and untouched until used. A tied checkpoint that still
+  // stores lm_head.weight is accepted (shape checked) and that tensor dropped: tied models use
+  // model.embed_tokens.weight.
   static Checkpoint open(const std::string& model_dir, const ModelConfig& config);
 
   bool has(const std::string& canonical_name) const;
@@ -47,6 +55,12 @@ class Checkpoint {
   // The safetensors files opened, in the order read.
   const std::vector<std::string>& files() const { return file_names_; }
 
+  // The MLP width of the quantized projections as stored, and the config's: an AWQ checkpoint
+  // may store gate/up with padded output rows and down with padded input columns (zeros), which
+  // the loader drops. Equal when nothing is padded.
+  int64_t stored_mlp_width() const { return stored_mlp_width_; }
+  int64_t mlp_width() const { return mlp_width_; }
+
   // Whether DIR holds any weights (model.safetensors, an index, or any *.safetensors), without
   // opening them.
   static bool has_weight_files(const std::string& model_dir);
@@ -57,6 +71,7 @@ class Checkpoint {
   std::vector<std::shared_ptr<MappedFile>> mappings_;
   std::map<DType, size_t> disk_bytes_;
   std::vector<std::string> file_names_;
+  int64_t stored_mlp_width_ = 0, mlp_width_ = 0;
 };
 
 }  // namespace qwenvl

@@ -279,6 +279,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.torch_dtype = dtype.value_or("bfloat16");
 
   c.vision = parse_vision(root, source);
+  c.quantization = parse_quantization_config(root, source);
 
   auto token = [&](const char* key, int32_t fallback) {
     auto v = src.optional_int(key);

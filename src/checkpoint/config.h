@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/quantization.h"
+
 namespace qwenvl {
 
 struct VisionConfig {
@@ -50,6 +52,7 @@ struct ModelConfig {
   int32_t video_token_id = 151656;
   int32_t vision_start_token_id = 151652;
   int32_t vision_end_token_id = 151653;
+  QuantizationConfig quantization;  // method "" when the weights are 16-bit
 };
 
 // Reads and validates DIR/config.json; throws Error naming the field for anything missing or

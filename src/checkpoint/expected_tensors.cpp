@@ -10,14 +10,32 @@
 //   Qwen2_5_VLDecoderLayer: q/k/v Linear with bias, o_proj without; Qwen2MLP without biases;
 //     input_layernorm / post_attention_layernorm RMSNorm(hidden)
 //   model.norm RMSNorm(hidden); lm_head Linear(hidden, vocab, bias=False) unless tied.
+// A projection that AWQ quantized is AutoAWQ's WQLinear_GEMM(in_features K, out_features N):
+//   qweight I32 [K, N/8], qzeros I32 [K/G, N/8], scales F16 [K/G, N] (G = group_size).
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
 
 namespace qwenvl {
 
-std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config) {
+std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config,
+                                             int64_t quantized_mlp_width) {
   std::vector<ExpectedTensor> out;
-  auto add = [&](std::string name, Shape shape) { out.push_back({std::move(name), shape}); };
+  auto add = [&](std::string name, Shape shape) {
+    out.push_back({std::move(name), shape, std::nullopt});
+  };
+  const QuantizationConfig& quant = config.quantization;
+  // A decoder projection `module` of n outputs and k inputs: its weight, or AWQ's three tensors.
+  auto add_linear = [&](const std::string& module, int64_t n, int64_t k) {
+    if (!quant.quantizes(module)) return add(module + ".weight", {n, k});
+    const int64_t g = quant.group_size;
+    if (n % 8 != 0 || k % g != 0)
+      fail("config.json: ", module, " (", k, " inputs, ", n,
+           " outputs) cannot be stored as 4-bit AWQ with group_size ", g,
+           " (the inputs must be a multiple of the group size and the outputs of 8)");
+    out.push_back({module + ".qweight", {k, n / 8}, DType::I32});
+    out.push_back({module + ".qzeros", {k / g, n / 8}, DType::I32});
+    out.push_back({module + ".scales", {k / g, n}, DType::F16});
+  };
 
   const VisionConfig& v = config.vision;
   const int64_t h = v.hidden_size, vi = v.intermediate_size;
@@ -54,16 +72,20 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config) {
     std::string p = cat("model.layers.", l, ".");
     add(p + "input_layernorm.weight", {d});
     add(p + "post_attention_layernorm.weight", {d});
-    add(p + "self_attn.q_proj.weight", {q, d});
+    add_linear(p + "self_attn.q_proj", q, d);
     add(p + "self_attn.q_proj.bias", {q});
-    add(p + "self_attn.k_proj.weight", {kv, d});
+    add_linear(p + "self_attn.k_proj", kv, d);
     add(p + "self_attn.k_proj.bias", {kv});
-    add(p + "self_attn.v_proj.weight", {kv, d});
+    add_linear(p + "self_attn.v_proj", kv, d);
     add(p + "self_attn.v_proj.bias", {kv});
-    add(p + "self_attn.o_proj.weight", {d, q});
-    add(p + "mlp.gate_proj.weight", {f, d});
-    add(p + "mlp.up_proj.weight", {f, d});
-    add(p + "mlp.down_proj.weight", {d, f});
+    add_linear(p + "self_attn.o_proj", d, q);
+    // A quantized MLP may be stored wider (zero padding), an unquantized one never.
+    const auto width = [&](const std::string& module) {
+      return quant.quantizes(module) && quantized_mlp_width ? quantized_mlp_width : f;
+    };
+    add_linear(p + "mlp.gate_proj", width(p + "mlp.gate_proj"), d);
+    add_linear(p + "mlp.up_proj", width(p + "mlp.up_proj"), d);
+    add_linear(p + "mlp.down_proj", d, width(p + "mlp.down_proj"));
   }
   add("model.norm.weight", {d});
   if (!t.tie_word_embeddings) add("lm_head.weight", {t.vocab_size, d});

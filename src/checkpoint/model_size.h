@@ -15,6 +15,7 @@ struct ParameterCounts {
   int64_t total() const { return vision + language + lm_head; }
 };
 
+// The model's parameters, quantized or not (an AWQ checkpoint counts as its 16-bit original).
 ParameterCounts count_parameters(const ModelConfig& config);
 
 // Keys and values of every decoder layer for one token: 2 * layers * kv_heads * head_dim * size.

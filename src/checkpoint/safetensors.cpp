@@ -16,8 +16,9 @@ DType weight_dtype(const std::string& name, const std::string& file, const std::
   if (dtype == "BF16") return DType::BF16;
   if (dtype == "F16") return DType::F16;
   if (dtype == "F32") return DType::F32;
+  if (dtype == "I32") return DType::I32;  // AWQ's packed qweight and qzeros
   fail("tensor ", name, " in ", file, " has dtype ", dtype,
-       "; qwenvl reads BF16, F16 and F32 weights only (quantized checkpoints are not supported)");
+       "; qwenvl reads BF16, F16 and F32 weights and AWQ's I32 tensors only");
 }
 
 // Reads one [begin, end] pair or a shape as non-negative integers; Error naming the tensor.

@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/error.h"
+#include "runtime/model_modules.h"
 
 namespace qwenvl::cli {
 
@@ -32,6 +33,7 @@ struct Report {
   bool weights_present = false;
   size_t files = 0;
   std::map<DType, size_t> disk_bytes;
+  int64_t loaded_bytes = 0;  // weights as a bf16 device holds them (AWQ projections packed)
 };
 
 std::string human_count(int64_t n) {
@@ -102,8 +104,15 @@ void print_text(const Report& r) {
     std::printf(
         "on disk     weights absent (only config.json); counts above are from the config\n");
   }
-  std::printf("memory      weights in bf16 %s; KV cache in bf16 %s per 1k tokens\n",
-              human_bytes(double(bf16_bytes)).c_str(), human_bytes(double(kv_per_k)).c_str());
+  if (r.config.quantization.awq())
+    std::printf(
+        "memory      weights %s (AWQ 4-bit projections, group %lld, the rest bf16); KV cache in "
+        "bf16 %s per 1k tokens\n",
+        human_bytes(double(r.loaded_bytes)).c_str(), (long long)r.config.quantization.group_size,
+        human_bytes(double(kv_per_k)).c_str());
+  else
+    std::printf("memory      weights in bf16 %s; KV cache in bf16 %s per 1k tokens\n",
+                human_bytes(double(bf16_bytes)).c_str(), human_bytes(double(kv_per_k)).c_str());
 }
 
 void print_json(const Report& r) {
@@ -151,6 +160,11 @@ void print_json(const Report& r) {
   }
   j["weights"] = weights;
   j["bf16_weight_bytes"] = r.params.total() * 2;
+  if (r.config.quantization.awq())
+    j["quantization"] = {{"method", "awq"},
+                         {"bits", r.config.quantization.bits},
+                         {"group_size", r.config.quantization.group_size},
+                         {"loaded_weight_bytes", r.loaded_bytes}};
   j["kv_cache_bytes_per_token_bf16"] = kv_cache_bytes_per_token(r.config, DType::BF16);
   j["kv_cache_bytes_per_1k_tokens_bf16"] =
       kv_cache_bytes_per_token(r.config, DType::BF16) * kTokensPerK;
@@ -174,6 +188,8 @@ int run_inspect(int argc, char** argv) {
     fail("model directory ", r.dir, " does not exist or is not a directory");
   r.config = load_model_config(r.dir);
   r.params = count_parameters(r.config);
+  for (const ModelModule& m : model_modules(r.config, DType::BF16))
+    r.loaded_bytes += m.weight_bytes;
   r.weights_present = Checkpoint::has_weight_files(r.dir);
   if (r.weights_present) {
     Checkpoint ckpt = Checkpoint::open(r.dir, r.config);

@@ -17,6 +17,7 @@ size_t dtype_size(DType dtype) {
     case DType::I64:
       return 8;
     case DType::U8:
+    case DType::Q4:
       return 1;
   }
   return 0;
@@ -36,6 +37,8 @@ std::string_view dtype_name(DType dtype) {
       return "i64";
     case DType::U8:
       return "u8";
+    case DType::Q4:
+      return "q4";
   }
   return "?";
 }

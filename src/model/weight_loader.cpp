@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/packed_int4.h"
+#include "checkpoint/awq.h"
 #include "core/error.h"
 
 namespace qwenvl {
@@ -59,7 +61,66 @@ Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtyp
   return out;
 }
 
-Tensor WeightLoader::get(const std::string& name) { return upload(checkpoint_.get(name)); }
+namespace {
+
+// "X.weight" -> "X", the module AWQ's tensors are named after.
+std::string module_of(const std::string& weight_name) {
+  const std::string suffix = ".weight";
+  if (weight_name.size() <= suffix.size() ||
+      weight_name.compare(weight_name.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return weight_name;
+  return weight_name.substr(0, weight_name.size() - suffix.size());
+}
+
+}  // namespace
+
+bool WeightLoader::quantized(const std::string& name) const {
+  return module_of(name) != name && checkpoint_.has(module_of(name) + ".qweight");
+}
+
+// The checkpoint was validated against expected_tensors: qweight [K, N/8], qzeros [K/G, N/8].
+// A padded MLP (Checkpoint::stored_mlp_width) loads without its padding: gate/up's extra output
+// rows and down's extra input columns (zeros: silu(0) · 0 adds nothing) are dropped.
+Int4Layout WeightLoader::quantized_layout(const std::string& name) const {
+  const std::string module = module_of(name);
+  const Tensor& qweight = checkpoint_.get(module + ".qweight");
+  const Tensor& qzeros = checkpoint_.get(module + ".qzeros");
+  int64_t rows = qweight.dim(1) * 8, k = qweight.dim(0);
+  const int64_t group = k / qzeros.dim(0);
+  const auto ends_with = [&](const char* suffix) {
+    const std::string s = suffix;
+    return module.size() > s.size() && module.compare(module.size() - s.size(), s.size(), s) == 0;
+  };
+  const int64_t stored = checkpoint_.stored_mlp_width(), f = checkpoint_.mlp_width();
+  if ((ends_with(".mlp.gate_proj") || ends_with(".mlp.up_proj")) && rows == stored) rows = f;
+  if (ends_with(".mlp.down_proj") && k == stored) k = f;
+  return Int4Layout::make(rows, k, group, module.c_str());
+}
+
+Shape WeightLoader::quantized_shape(const std::string& name) const {
+  return quantized_layout(name).shape();
+}
+
+Tensor WeightLoader::packed(const std::string& name) const {
+  const std::string module = module_of(name);
+  const Tensor& qweight = checkpoint_.get(module + ".qweight");
+  const Tensor& qzeros = checkpoint_.get(module + ".qzeros");
+  const Int4Layout layout = quantized_layout(name);
+  Int4Values values =
+      unpack_awq({qweight, qzeros, checkpoint_.get(module + ".scales")}, layout.group, module);
+  if (values.rows != layout.rows || values.k != layout.k)
+    values = leading_block(values, layout.rows, layout.k);
+  // The CPU computes from the packed copy: keep resident memory at one copy, as stacked() does.
+  if (in_place())
+    for (const char* part : {".qweight", ".qzeros", ".scales"})
+      checkpoint_.release_pages(checkpoint_.get(module + part));
+  return pack_int4(values.q.data(), values.zeros.data(), values.scales.data(), layout);
+}
+
+Tensor WeightLoader::get(const std::string& name) {
+  if (quantized(name)) return upload_quantized({name});
+  return upload(checkpoint_.get(name));
+}
 
 Tensor WeightLoader::reshaped(const std::string& name, Shape shape) {
   return upload(checkpoint_.get(name).view(shape));
@@ -85,6 +146,7 @@ Tensor with_residue_first_rows(const Tensor& part) {
 }  // namespace
 
 Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue_first) {
+  if (quantized(names.front())) return upload_quantized(names);
   std::vector<Tensor> parts;
   bool one_dtype = true, padded = false;
   for (const std::string& name : names) {
@@ -104,6 +166,25 @@ Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue
   if (in_place() && !padded)
     for (const Tensor& part : parts) checkpoint_.release_pages(part);
   return out;
+}
+
+Tensor WeightLoader::upload_quantized(const std::vector<std::string>& names) {
+  int64_t bytes = 0;
+  for (const std::string& name : names) {
+    if (!quantized(name))
+      fail(module_of(names.front()), " is stored quantized but ", module_of(name),
+           " is not; qwenvl multiplies them as one weight, so both must be (or neither)");
+    bytes += quantized_shape(name).numel();
+  }
+  // A planning pass counts the packed size without packing.
+  if (!backend_) {
+    count(bytes, DType::Q4);
+    return Tensor();
+  }
+  // A packed weight is a new host copy on every backend: stacked (and counted) as such.
+  std::vector<Tensor> parts;
+  for (const std::string& name : names) parts.push_back(packed(name));
+  return upload_stacked(parts, DType::Q4);
 }
 
 Tensor WeightLoader::residue_first_columns(const std::string& name) {

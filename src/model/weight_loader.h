@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "checkpoint/checkpoint.h"
 
@@ -20,6 +21,9 @@ class WeightLoader {
   WeightLoader(const Checkpoint& checkpoint, Backend* backend, DType compute)
       : checkpoint_(checkpoint), backend_(backend), compute_(compute) {}
 
+  // A projection's weight "X.weight" that the checkpoint stores as AWQ's X.qweight / X.qzeros /
+  // X.scales comes as a packed 4-bit weight (DType::Q4, backend/packed_int4.h), from get and
+  // stacked alike; every part of a stacked weight must then be quantized.
   Tensor get(const std::string& name);
   // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
   // [hidden, 3·2·14·14] matrix).
@@ -54,6 +58,15 @@ class WeightLoader {
   Tensor upload_stacked(const std::vector<Tensor>& parts, DType dtype);
   void count(int64_t elements, DType dtype);
   void report(size_t read_bytes);
+  // Whether `name` ("X.weight") is stored as AWQ tensors, and then its packed form (planning
+  // pass: an undefined tensor of the right byte count is counted instead, see quantized_shape).
+  bool quantized(const std::string& name) const;
+  Int4Layout quantized_layout(const std::string& name) const;
+  Shape quantized_shape(const std::string& name) const;
+  Tensor packed(const std::string& name) const;
+  // The packed weights of `names` stacked into one (every one quantized), counted and uploaded
+  // as upload_stacked does.
+  Tensor upload_quantized(const std::vector<std::string>& names);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;

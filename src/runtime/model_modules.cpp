@@ -5,6 +5,7 @@
 #include <map>
 
 #include "backend/backend.h"
+#include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
@@ -30,7 +31,11 @@ std::string module_of(const std::string& tensor) {
 
 // The allocation a tensor is loaded into: the stacked projections (decoder.cpp and
 // vision_tower.cpp load functions) share one; any other tensor has its own.
-std::string allocation_of(const std::string& tensor) {
+std::string allocation_of(std::string tensor) {
+  // AWQ's three tensors of a projection are packed into one weight (model/weight_loader.cpp).
+  for (const char* awq : {".qweight", ".qzeros", ".scales"})
+    if (ends_with(tensor, awq))
+      tensor = tensor.substr(0, tensor.size() - std::strlen(awq)) + ".weight";
   static const std::pair<const char*, const char*> kStacked[] = {
       {"q_proj.weight", "qkv.weight"},
       {"k_proj.weight", "qkv.weight"},
@@ -63,6 +68,18 @@ int64_t stored_elements(const ExpectedTensor& t) {
   return n;
 }
 
+// Bytes the tensor takes on a device holding weights in `dtype`: AWQ's qweight [K, N/8] stands
+// for the packed 4-bit weight (backend/packed_int4.h) with its scales and zero points, so
+// qzeros and scales add nothing of their own.
+int64_t stored_bytes(const ExpectedTensor& t, DType dtype, const QuantizationConfig& quant) {
+  if (ends_with(t.name, ".qzeros") || ends_with(t.name, ".scales")) return 0;
+  if (ends_with(t.name, ".qweight"))
+    return Int4Layout::make(t.shape[1] * 8, t.shape[0], quant.group_size, t.name.c_str())
+        .shape()
+        .numel();
+  return stored_elements(t) * int64_t(dtype_size(dtype));
+}
+
 // The streamed group an allocation belongs to when its module streams ("" for none), as
 // load_decoder_weights and load_vision_weights form them: a decoder layer without its input norm,
 // each vision block.
@@ -86,7 +103,7 @@ int64_t aligned(int64_t bytes) {
 std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype) {
   std::vector<ModelModule> modules;
   std::map<std::string, size_t> index;         // module name -> position in `modules`
-  std::map<std::string, int64_t> allocations;  // allocation -> elements, per module below
+  std::map<std::string, int64_t> allocations;  // allocation -> bytes, per module below
   std::map<std::string, std::string> owner;    // allocation -> module
   for (const ExpectedTensor& t : expected_tensors(config)) {
     const std::string module = module_of(t.name);
@@ -101,13 +118,13 @@ std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype) {
       modules.push_back(m);
     }
     const std::string allocation = allocation_of(t.name);
-    allocations[allocation] += stored_elements(t);
+    allocations[allocation] += stored_bytes(t, dtype, config.quantization);
     owner[allocation] = module;
   }
   std::map<std::string, int64_t> groups;  // streamed group -> bytes (see stream_group_of)
-  for (const auto& [allocation, elements] : allocations) {
+  for (const auto& [allocation, stored] : allocations) {
     ModelModule& m = modules[index[owner[allocation]]];
-    const int64_t bytes = aligned(elements * int64_t(dtype_size(dtype)));
+    const int64_t bytes = aligned(stored);
     m.weight_bytes += bytes;
     const std::string group = stream_group_of(allocation);
     if (group.empty()) continue;

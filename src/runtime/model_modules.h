@@ -30,7 +30,8 @@ struct ModelModule {
 // The modules of `config` with their weight bytes as the model's WeightLoader counts them for a
 // backend holding weights in `dtype` (bf16 / fp16): from expected_tensors(config), each allocation
 // rounded up to kAllocationAlignment, q/k/v and gate/up stacked into one allocation, and the
-// vision MLP's width stored residue first (vision_mlp_width).
+// vision MLP's width stored residue first (vision_mlp_width), AWQ-quantized projections as packed
+// 4-bit weights (backend/packed_int4.h).
 std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype);
 
 }  // namespace qwenvl

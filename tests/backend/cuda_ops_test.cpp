@@ -17,6 +17,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -753,6 +754,114 @@ TEST_P(CudaOps, ErrorsAreSentences) {
   Tensor out = gpu_->alloc({2, 4}, dtype());
   EXPECT_THROW(gpu_->linear(gx, gw, nullptr, out), Error);
   EXPECT_THROW(gpu_->alloc({int64_t(1) << 40}, dtype()), Error);
+}
+
+// A packed 4-bit weight (backend/packed_int4.h) of random values, zero points and scales.
+Tensor random_int4(std::mt19937& rng, int64_t n, int64_t k, int64_t group) {
+  const Int4Layout layout = Int4Layout::make(n, k, group, "test weight");
+  std::uniform_int_distribution<int> nibble(0, 15);
+  std::uniform_real_distribution<float> scale(0.002f, 0.01f);
+  std::vector<uint8_t> q(size_t(n * k)), zeros(size_t(n * layout.groups()));
+  std::vector<uint16_t> scales(zeros.size());
+  for (auto& v : q) v = uint8_t(nibble(rng));
+  for (auto& z : zeros) z = uint8_t(nibble(rng));
+  for (auto& v : scales) v = float_to_fp16(scale(rng));
+  return pack_int4(q.data(), zeros.data(), scales.data(), layout);
+}
+
+// linear with packed 4-bit weights: the int4 GEMV (one row per block for K >= 8192, two
+// otherwise; groups that are multiples of 32), and the dequantized slabs with cuBLASLt (more
+// rows, other groups, the GEMV turned off; several slabs for the largest weight).
+TEST_P(CudaOps, LinearInt4MatchesCpu) {
+  TRACE_SEED();
+  struct Case {
+    int64_t m, n, k, group;
+    bool bias, f32_out, gemv;
+  };
+  for (Case c :
+       {Case{1, 2048, 2048, 128, false, false, true}, Case{1, 2048, 2048, 128, false, false, false},
+        Case{3, 1000, 512, 128, true, false, true}, Case{8, 384, 1024, 64, true, true, true},
+        Case{1, 1001, 8192, 128, true, false, true}, Case{2, 300, 18944, 128, false, true, true},
+        Case{1, 96, 96, 32, true, false, true}, Case{1, 64, 48, 16, true, false, true},
+        Case{64, 512, 768, 128, true, false, true}, Case{100, 5000, 4096, 128, true, true, true}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << c.m << "x" << c.n << "x" << c.k << " group " << c.group << " bias " << c.bias
+                 << " f32 " << c.f32_out << " gemv " << c.gemv);
+    gpu_->set_prefer_gemv(c.gemv);
+    Tensor x = random({c.m, c.k}), b = random({c.n});
+    Tensor w = random_int4(rng_, c.n, c.k, c.group);
+    Tensor want = Tensor::empty({c.m, c.n}, DType::F32);
+    cpu_.linear(x, w, c.bias ? &b : nullptr, want);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight(w, DType::Q4), gb = gpu_->upload_weight(b, dtype());
+    Tensor out = poisoned({c.m, c.n}, c.f32_out ? DType::F32 : dtype());
+    gpu_->linear(to_gpu(x), gw, c.bias ? &gb : nullptr, out);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    gpu_->workspace_release(mark);
+  }
+  gpu_->set_prefer_gemv(true);
+}
+
+// The decoder's fused ops with stacked packed weights compose from the int4 product.
+TEST_P(CudaOps, FusedOpsWithInt4WeightsMatchCpu) {
+  TRACE_SEED();
+  const int hq = 4, hkv = 2, d = 128;
+  const int64_t hidden = 512, f = 384, cache = 40, width = (hq + 2 * hkv) * d;
+  const RopeSpec spec = text_rope_spec(d);
+  const Tensor wq = random_int4(rng_, hq * d, hidden, 128),
+               wk = random_int4(rng_, hkv * d, hidden, 128),
+               wv = random_int4(rng_, hkv * d, hidden, 128);
+  const Tensor gate = random_int4(rng_, f, hidden, 128), up = random_int4(rng_, f, hidden, 128);
+  auto stacked = [](const std::vector<Tensor>& parts) {
+    Shape shape = parts[0].shape();
+    shape[0] = 0;
+    for (const Tensor& p : parts) shape[0] += p.dim(0);
+    Tensor out = Tensor::empty(shape, DType::Q4);
+    size_t offset = 0;
+    for (const Tensor& p : parts) {
+      std::memcpy(out.data<uint8_t>() + offset, p.data(), p.nbytes());
+      offset += p.nbytes();
+    }
+    return out;
+  };
+  const Tensor w_qkv = stacked({wq, wk, wv}), w_gate_up = stacked({gate, up});
+  for (int64_t m : {int64_t(1), int64_t(20)}) {
+    SCOPED_TRACE(testing::Message() << m << " rows");
+    std::vector<int32_t> pos(static_cast<size_t>(3 * m)), slot(static_cast<size_t>(m));
+    std::uniform_int_distribution<int> dist(0, 30000);
+    for (int32_t& p : pos) p = dist(rng_);
+    std::iota(slot.begin(), slot.end(), int32_t(cache - m));
+    Tensor positions = ints(pos).view({3, m}), slots = ints(slot);
+    Tensor x = random({m, hidden}), b = random({width});
+    Tensor k_cache = random({cache, hkv, d}), v_cache = random({cache, hkv, d});
+    Tensor qkv = Tensor::empty({m, width}, DType::F32);
+    Tensor want_q = Tensor::empty({m, hq, d}, DType::F32);
+    Tensor want_k = copy(k_cache), want_v = copy(v_cache);
+    cpu_.linear_rope_qkv(x, w_qkv, b, QkvProducts::kPerProjection, positions, spec, slots, qkv,
+                         want_q, want_k, want_v);
+    Tensor gate_up = Tensor::empty({m, 2 * f}, DType::F32);
+    Tensor want_mlp = Tensor::empty({m, f}, DType::F32);
+    cpu_.linear_swiglu(x, w_gate_up, nullptr, gate_up, want_mlp);
+
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight_stacked({wq, wk, wv}, DType::Q4);
+    Tensor gb = gpu_->upload_weight(b, dtype());
+    Tensor gqkv = gpu_->alloc({m, width}, dtype());
+    Tensor gq = poisoned({m, hq, d}, dtype());
+    Tensor gk = to_gpu(k_cache), gv = to_gpu(v_cache);
+    Tensor gx = to_gpu(x);
+    gpu_->linear_rope_qkv(gx, gw, gb, QkvProducts::kPerProjection, to_gpu(positions, DType::I32),
+                          spec, to_gpu(slots, DType::I32), gqkv, gq, gk, gv);
+    EXPECT_LT(rel_l2(to_host(gq), want_q), tolerance());
+    EXPECT_LT(rel_l2(to_host(gk), want_k), tolerance());
+    EXPECT_LT(rel_l2(to_host(gv), want_v), tolerance());
+    Tensor ggu = gpu_->upload_weight_stacked({gate, up}, DType::Q4);
+    Tensor gscratch = gpu_->alloc({m, 2 * f}, dtype());
+    Tensor gmlp = poisoned({m, f}, dtype());
+    gpu_->linear_swiglu(gx, ggu, nullptr, gscratch, gmlp);
+    EXPECT_LT(rel_l2(to_host(gmlp), want_mlp), tolerance());
+    gpu_->workspace_release(mark);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaOps, ::testing::Values(DType::BF16, DType::F16),

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "checkpoint/awq_checkpoint.h"
 #include "checkpoint/model_size.h"
 #include "checkpoint/test_checkpoints.h"
 
@@ -55,6 +56,25 @@ TEST(InspectCli, SummarisesATinyCheckpoint) {
   // 2 layers x 2 kv heads x head_dim 8 x (k, v) x 2 bytes x 1000 tokens.
   EXPECT_EQ(j["kv_cache_bytes_per_1k_tokens_bf16"].get<int64_t>(), 2 * 2 * 8 * 2 * 2 * 1000);
   EXPECT_EQ(j["vision"]["depth"].get<int>(), 2);
+}
+
+// An AWQ checkpoint: the 16-bit model's parameters, the packed size of its weights, I32 on disk.
+TEST(InspectCli, ReportsAnAwqCheckpointsQuantizedSize) {
+  test::TempDir dir;
+  const std::string src = std::string(QWENVL_FIXTURES_DIR) + "/models/tiny-tied";
+  write_awq_checkpoint(src, 32, {dir.file("awq"), ""});
+  CommandResult text = run_qwenvl("inspect --model " + dir.file("awq"));
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("AWQ 4-bit projections, group 32"), std::string::npos) << text.output;
+  CommandResult json = run_qwenvl("inspect --json --model " + dir.file("awq"));
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  auto j = nlohmann::json::parse(json.output);
+  EXPECT_EQ(j["parameters"]["total"].get<int64_t>(),
+            count_parameters(load_model_config(src)).total());
+  EXPECT_GT(j["weights"]["bytes_by_dtype"]["i32"].get<int64_t>(), 0);
+  EXPECT_EQ(j["quantization"]["group_size"].get<int>(), 32);
+  EXPECT_LT(j["quantization"]["loaded_weight_bytes"].get<int64_t>(),
+            j["bf16_weight_bytes"].get<int64_t>());
 }
 
 TEST(InspectCli, ConfigOnlyDirectoryReportsCountsFromTheConfig) {

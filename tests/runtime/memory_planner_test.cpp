@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <random>
 
+#include "checkpoint/awq_checkpoint.h"
 #include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "core/file_read.h"
@@ -74,6 +76,26 @@ TEST(MemoryPlanner, WeightBytesEqualTheModelsPlan) {
     }
   }
   for (size_t i = 2; i < dirs.size(); ++i) std::filesystem::remove_all(dirs[i]);
+}
+
+// The same for AWQ checkpoints, whose projections load as packed 4-bit weights: the plan counts
+// them at their packed size, far below the 16-bit one.
+TEST(MemoryPlanner, AwqWeightBytesEqualTheModelsPlan) {
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("qwenvl-plan-awq-" + std::to_string(std::random_device{}()));
+  for (const auto& [name, group] : {std::pair{"tiny-tied", 32}, std::pair{"tiny-untied", 16}}) {
+    const std::string src = std::string(QWENVL_FIXTURES_DIR) + "/models/" + name;
+    write_awq_checkpoint(src, group, {dir, ""});
+    const ModelConfig config = load_model_config(dir);
+    const Checkpoint checkpoint = Checkpoint::open(dir, config);
+    const MemoryPlan expected = Qwen25VL::plan(config, checkpoint, DType::BF16, ModelLimits{});
+    EXPECT_EQ(size_t(weights_of(model_modules(config, DType::BF16))), expected.weight_bytes)
+        << name;
+    const int64_t layer_awq = model_modules(config, DType::BF16)[2].weight_bytes;
+    const int64_t layer_bf16 = model_modules(load_model_config(src), DType::BF16)[2].weight_bytes;
+    EXPECT_LT(layer_awq, layer_bf16) << name;
+    std::filesystem::remove_all(dir);
+  }
 }
 
 TEST(MemoryPlanner, ModulesAreInForwardOrderWithTransformersNames) {

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny streamed offload3B offload7B offload32B-16L kernels host logits3B logits7B bench3B bench7B quick3B quick7B profile3B
-#         profile7B activations vision_rounding cpu  (FP32_SIZES=3B,7B: the logits stages add an
+# Stages: info ops tiny streamed offload3B offload7B offload32B-16L kernels host logits3B logits7B
+#         awq3B awq7B bench3B bench7B quick3B quick7B profile3B profile7B activations
+#         vision_rounding cpu  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its
+#         dequantized twin; FP32_SIZES=3B,7B: the logits stages add an
 #         fp32 transformers reference for those sizes; 3B by default. activations:
 #         tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
 #         tools/study_vision_rounding.py for SIZE, 3B by default, DEPTHS: vision towers cut to
@@ -59,7 +61,7 @@ stage_tiny() {
   for device in cuda:bf16 cuda:fp16; do
     echo "---- $device"
     QWENVL_TEST_DEVICE=$device QWENVL_TEST_FIXTURES=/tmp/fx \
-      "$bin/test_model" --gtest_filter='TinyModels*' || rc=1
+      "$bin/test_model" --gtest_filter='TinyModels*:AwqModel*' || rc=1
   done
   return $rc
 }
@@ -117,6 +119,9 @@ for stage in "$@"; do
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
               --sizes "${stage#logits}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
               --fp32-sizes "${FP32_SIZES:-3B}" --results-dir "$OUT" ;;
+    awq3B|awq7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
+              --sizes "${stage#awq}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
+              --fp32-sizes "" --awq-group 128 --results-dir "$OUT" ;;
     bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     quick3B|quick7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#quick}" \

@@ -67,6 +67,8 @@ class CpuBackend : public Backend {
   float* thread_scratch(int threads, size_t floats_per_thread);
   void linear_small_batch(const float* x, int64_t m, int64_t k, const Tensor& w, float* out);
   void linear_large_batch(const float* x, int64_t m, int64_t k, const Tensor& w, float* out);
+  // The same with a packed 4-bit weight (DType::Q4), dequantized inside (cpu_linear_int4.cpp).
+  void linear_int4(const float* x, int64_t m, const Tensor& w, float* out);
 
   Region weights_{"weights"}, persistent_{"persistent"}, workspace_{"workspace"};
   std::vector<float> scratch_;

@@ -97,6 +97,9 @@ class CudaBackend : public Backend {
   void set_prefer_gemv(bool prefer);
 
  private:
+  // linear with a packed 4-bit weight (cuda_linear_int4.cpp): the int4 GEMV for decode-sized
+  // products, otherwise slabs of the weight dequantized into the workspace and cuBLASLt.
+  void linear_int4(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
   // out = x · wᵀ + bias as one cuBLASLt product per block of w's rows (row_blocks sum to w's
   // rows), each writing its column block of out [m, w rows]. False, with out partly written, where
   // cuBLASLt cannot fuse this bias.

@@ -117,6 +117,16 @@ void gemv_swiglu(const void* x, const void* w, const void* bias, DType bias_dtyp
 void gemv_rope_qkv(const void* x, const void* w, const void* bias, DType bias_dtype,
                    const RopeQkvArgs& rope, int k, DType dtype, cudaStream_t stream);
 
+// cuda_int4.cu: products with packed 4-bit weights w (backend/packed_int4.h, n rows of k values
+// in groups of `group`). gemv_int4: out[M,N] = x[M,K] · wᵀ (+ bias) where gemv_int4_serves
+// (M <= kGemvMaxRows, group % 32 == 0, 16-byte rows and pointers); out: dtype or f32.
+// dequantize_int4: rows [first, first + rows) of w as (q - z) * s into out [rows, k] of dtype.
+bool gemv_int4_serves(int m, int k, int group, const void* x, const void* w);
+void gemv_int4(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
+               DType out_dtype, int m, int n, int k, int group, DType dtype, cudaStream_t stream);
+void dequantize_int4(const void* w, int64_t first, int64_t rows, int k, int group, void* out,
+                     DType dtype, cudaStream_t stream);
+
 // cuda_flash_attention.cu / cuda_decode_attention.cu.
 struct AttentionArgs {
   const void* q = nullptr;  // [nq, heads_q, head_dim]

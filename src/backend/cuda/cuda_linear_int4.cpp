@@ -1,0 +1,81 @@
+// CudaBackend::linear with a packed 4-bit weight (backend/packed_int4.h). Decode-sized products
+// read the packed rows with the int4 GEMV (cuda_int4.cu). Larger ones dequantize the weight a
+// slab of rows at a time, in the compute dtype, and multiply each slab with cuBLASLt into its
+// columns of out: tensor cores at the price of one extra write and read of the slab.
+// The slabs live in the staging ring's device twin (32 MiB, cuda_state.h): uploads use it only
+// to convert what they copy, on the same stream, so a slab and an upload never overlap, and the
+// model's workspace plan needs nothing for them.
+#include <algorithm>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_op_checks.h"
+#include "backend/cuda/cuda_state.h"
+#include "backend/packed_int4.h"
+
+namespace qwenvl {
+
+using namespace cuda_checks;
+
+namespace {
+
+// Rows of a slab: whole tiles of the product, as many as the staging twin holds.
+constexpr int64_t kSlabRowMultiple = 64;
+
+}  // namespace
+
+void CudaBackend::linear_int4(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  on_device(x, "linear", "x");
+  on_device(w, "linear", "the weight");
+  on_device(out, "linear", "out");
+  has_dtype(x, dtype_, "linear", "x");
+  if (out.dtype() != dtype_ && out.dtype() != DType::F32)
+    fail_internal("CUDA linear: out must be ", dtype_name(dtype_), " or f32, not ",
+                  dtype_name(out.dtype()));
+  const Int4Layout layout = Int4Layout::of(w);
+  const int64_t n = layout.rows, k = layout.k;
+  if (x.rank() < 1 || x.dim(-1) != k)
+    fail_internal("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
+  const int64_t m = x.numel() / k;
+  if (out.dim(-1) != n || out.numel() != m * n)
+    fail_internal("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
+  if (bias) {
+    on_device(*bias, "linear", "the bias");
+    float_dtype(*bias, "linear", "the bias");
+    if (bias->numel() != n)
+      fail_internal("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
+  }
+  if (m == 0) return;
+  CudaState& s = *state_;
+  ProfileScope scope(s.profiler, s.stream, [&] { return cat("linear int4 ", m, "x", n, "x", k); });
+  const void* bias_data = bias ? bias->data() : nullptr;
+  const DType bias_dtype = bias ? bias->dtype() : DType::F32;
+  if (s.prefer_gemv &&
+      cuda::gemv_int4_serves(int(m), int(k), int(layout.group), x.data(), w.data())) {
+    cuda::gemv_int4(x.data(), w.data(), bias_data, bias_dtype, out.data(), out.dtype(), int(m),
+                    int(n), int(k), int(layout.group), dtype_, s.stream);
+    return;
+  }
+
+  const size_t row_bytes = size_t(k) * dtype_size(dtype_);
+  const size_t slab_bytes = size_t(StagingRing::kSlots) * StagingRing::kSlotBytes;
+  const int64_t slab =
+      std::min(n, int64_t(slab_bytes / row_bytes) / kSlabRowMultiple * kSlabRowMultiple);
+  if (slab <= 0)
+    fail_internal("CUDA linear: a 4-bit weight of ", k, " columns is too wide for a slab of ",
+                  slab_bytes, " bytes");
+  void* tile = s.staging.device;
+  const size_t out_size = dtype_size(out.dtype());
+  for (int64_t row0 = 0; row0 < n; row0 += slab) {
+    const int64_t rows = std::min(slab, n - row0);
+    cuda::dequantize_int4(w.data(), row0, rows, int(k), int(layout.group), tile, dtype_, s.stream);
+    auto* block = static_cast<char*>(out.data()) + size_t(row0) * out_size;
+    if (!s.linear->run(x.data(), tile, nullptr, bias_dtype, block, out.dtype(), m, rows, k, dtype_,
+                       s.stream, n))
+      fail_device("cuBLASLt has no algorithm for a ", m, "x", rows, "x", k, " product");
+  }
+  if (bias) cuda::add_bias(out.data(), out.dtype(), bias_data, bias_dtype, m, n, s.stream);
+}
+
+}  // namespace qwenvl
