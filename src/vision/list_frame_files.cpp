@@ -16,7 +16,8 @@ std::vector<std::string> list_frame_files(const std::string& dir) {
   for (const fs::directory_entry& entry : it) {
     if (!entry.is_regular_file(ec)) continue;
     std::string ext = entry.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
     if (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".webp" || ext == ".bmp")
       files.push_back(entry.path().string());
     if (int64_t(files.size()) > kMaxDirectoryFrames)

@@ -38,8 +38,8 @@ DirectoryPlan plan_directory(const std::string& dir, const VideoOptions& options
   const int64_t min_pixels = options.min_pixels.value_or(kDirectoryMinPixels);
   const int64_t max_pixels = options.max_pixels.value_or(kDirectoryMaxPixels);
   check_pixel_bounds(min_pixels, max_pixels, "the video's frames");
-  const auto [h, w] = smart_resize(first.height, first.width,
-                                   config.patch_size * config.merge_size, min_pixels, max_pixels);
+  const auto [h, w] = smart_resize(first.height, first.width, config.patch_size * config.merge_size,
+                                   min_pixels, max_pixels);
   VideoSampling& s = plan.sampling;
   const int64_t count = int64_t(plan.files.size());
   s.first_frame = 0;
@@ -59,7 +59,8 @@ VideoPatches preprocess_directory(const std::string& dir, const VideoOptions& op
   VideoPatches out;
   out.sampling = plan.sampling;
   const VideoSampling& s = out.sampling;
-  VideoPatchWriter writer(int64_t(s.indices.size()), s.resized_height, s.resized_width, config,
+  // The files alone: finish() repeats the last frame into the padded slot.
+  VideoPatchWriter writer(int64_t(plan.files.size()), s.resized_height, s.resized_width, config,
                           dtype);
   const int64_t factor = config.patch_size * config.merge_size;
   for (size_t k = 0; k < plan.files.size(); ++k) {
@@ -72,9 +73,8 @@ VideoPatches preprocess_directory(const std::string& dir, const VideoOptions& op
     if (h != s.resized_height || w != s.resized_width)
       fail("frame ", plan.files[k], " resizes to ", w, "x", h, " but the first frame to ",
            s.resized_width, "x", s.resized_height, "; a video's frames must share one size");
-    writer.write(int64_t(k), (h == frame.height && w == frame.width)
-                                 ? frame
-                                 : resize_bicubic(frame, w, h));
+    writer.write(int64_t(k),
+                 (h == frame.height && w == frame.width) ? frame : resize_bicubic(frame, w, h));
     out.frame_seconds.push_back(double(k) / s.sample_fps);
   }
   // The count padded to even: qwen-vl-utils appends the last frame; the writer repeats it.
@@ -108,7 +108,8 @@ VideoPatches preprocess_video(const std::string& path, const VideoOptions& optio
     writer.write(k, resize_bicubic_antialias(frame, s.resized_width, s.resized_height));
     resize_ms += std::chrono::duration<double, std::milli>(Clock::now() - resize_start).count();
   });
-  for (const int64_t index : s.indices) out.frame_seconds.push_back(info.frame_seconds[size_t(index)]);
+  for (const int64_t index : s.indices)
+    out.frame_seconds.push_back(info.frame_seconds[size_t(index)]);
   out.decode_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - start).count() - resize_ms;
   out.patches = writer.finish();

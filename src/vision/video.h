@@ -20,7 +20,7 @@
 namespace qwenvl {
 
 // qwen-vl-utils' constants (vision_process.py).
-inline constexpr int kFrameFactor = 2;  // FRAME_FACTOR: frames come in temporal pairs
+inline constexpr int kFrameFactor = 2;           // FRAME_FACTOR: frames come in temporal pairs
 inline constexpr double kDefaultVideoFps = 2.0;  // FPS
 inline constexpr int64_t kFpsMinFrames = 4;      // FPS_MIN_FRAMES
 inline constexpr int64_t kFpsMaxFrames = 768;    // FPS_MAX_FRAMES
@@ -108,9 +108,9 @@ RgbImage resize_bicubic_antialias(const RgbImage& image, int width, int height);
 
 // A video's pixel values, filled one frame at a time: frame k of the sampled frames goes into
 // temporal patch k / temporal_patch_size, slot k % temporal_patch_size. Rows are in
-// (t, h-block, w-block, h-in-merge, w-in-merge) order, each (channel, frame, y, x), as transformers'
-// Qwen2VLVideoProcessor lays them out. Values are (x - 255·mean) / (255·std) in float32, the
-// video processor's fused rescale and normalize.
+// (t, h-block, w-block, h-in-merge, w-in-merge) order, each (channel, frame, y, x), as
+// transformers' Qwen2VLVideoProcessor lays them out. Values are (x - 255·mean) / (255·std) in
+// float32, the video processor's fused rescale and normalize.
 class VideoPatchWriter {
  public:
   VideoPatchWriter(int64_t frames, int height, int width, const PreprocessConfig& config,

@@ -88,7 +88,8 @@ VideoInput::VideoInput(const std::string& path) : path_(path) {
       fail("video ", path, " is not an MP4, MOV, MKV, WebM or AVI file FFmpeg can read (",
            describe(rc), ")");
     rc = avformat_find_stream_info(format_, nullptr);
-    if (rc < 0) fail("video ", path, " is damaged: its streams cannot be read (", describe(rc), ")");
+    if (rc < 0)
+      fail("video ", path, " is damaged: its streams cannot be read (", describe(rc), ")");
     const AVCodec* codec = nullptr;
     stream_index_ = av_find_best_stream(format_, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (stream_index_ == AVERROR_DECODER_NOT_FOUND)

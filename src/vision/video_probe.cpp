@@ -36,8 +36,8 @@ VideoInfo probe_video(const std::string& path) {
     const int rc = av_read_frame(input.format(), packet);
     if (rc == AVERROR_EOF) break;
     if (rc < 0)
-      fail("video ", path, " is truncated or corrupt after ", info.frame_pts.size(),
-           " frames (", vision_detail::VideoInput::describe(rc), ")");
+      fail("video ", path, " is truncated or corrupt after ", info.frame_pts.size(), " frames (",
+           vision_detail::VideoInput::describe(rc), ")");
     if (packet->stream_index == input.stream_index() && !(packet->flags & AV_PKT_FLAG_DISCARD)) {
       const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
       if (pts != AV_NOPTS_VALUE) {
@@ -55,8 +55,8 @@ VideoInfo probe_video(const std::string& path) {
   info.frame_count = int64_t(info.frame_pts.size());
 
   const double base = rational(stream->time_base);
-  const int64_t start = stream->start_time != AV_NOPTS_VALUE ? stream->start_time
-                                                              : info.frame_pts.front();
+  const int64_t start =
+      stream->start_time != AV_NOPTS_VALUE ? stream->start_time : info.frame_pts.front();
   for (const int64_t pts : info.frame_pts) info.frame_seconds.push_back(double(pts - start) * base);
   // decord's get_avg_fps: the stream's average frame rate; a stream without one gets its
   // nominal rate, else frames over the span of their timestamps.
@@ -64,8 +64,7 @@ VideoInfo probe_video(const std::string& path) {
   if (info.fps <= 0) info.fps = rational(stream->r_frame_rate);
   if (info.fps <= 0 && info.frame_count > 1 && info.frame_seconds.back() > 0)
     info.fps = double(info.frame_count - 1) / info.frame_seconds.back();
-  if (!(info.fps > 0 && info.fps <= 10000))
-    fail("video ", path, " has no usable frame rate");
+  if (!(info.fps > 0 && info.fps <= 10000)) fail("video ", path, " has no usable frame rate");
   return info;
 }
 

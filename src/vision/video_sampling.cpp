@@ -133,8 +133,7 @@ int64_t video_frame_max_pixels(const VideoOptions& options, int64_t nframes) {
   return int64_t(frame_max_pixels(options, nframes));
 }
 
-VideoSampling plan_video_sampling(const VideoInfo& info, const VideoOptions& options,
-                                  int factor) {
+VideoSampling plan_video_sampling(const VideoInfo& info, const VideoOptions& options, int factor) {
   check_video_options(options);
   if (info.frame_count <= 0) fail("the video has no frames");
   if (!(info.fps > 0)) fail("the video has no frame rate");
@@ -147,9 +146,9 @@ VideoSampling plan_video_sampling(const VideoInfo& info, const VideoOptions& opt
     if (options.start)
       s.first_frame = int64_t(std::ceil(std::clamp(*options.start, 0.0, max_duration) * info.fps));
     if (options.end)
-      s.last_frame = std::min(
-          int64_t(std::floor(std::clamp(*options.end, 0.0, max_duration) * info.fps)),
-          info.frame_count - 1);
+      s.last_frame =
+          std::min(int64_t(std::floor(std::clamp(*options.end, 0.0, max_duration) * info.fps)),
+                   info.frame_count - 1);
     if (s.first_frame >= s.last_frame)
       fail("the video range starts at frame ", s.first_frame, " and ends at frame ", s.last_frame,
            "; the video has ", info.frame_count, " frames at ", info.fps,
