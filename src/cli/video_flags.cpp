@@ -6,7 +6,7 @@ namespace qwenvl::cli {
 
 const std::vector<std::string>& video_value_flags() {
   static const std::vector<std::string> flags = {
-      "fps",         "nframes",   "video-min-pixels", "video-max-pixels", "video-total-pixels",
+      "fps",         "nframes",  "video-min-pixels", "video-max-pixels", "video-total-pixels",
       "video-start", "video-end"};
   return flags;
 }

@@ -23,4 +23,8 @@ VideoOptions parse_video_options(const Args& args);
 nlohmann::json video_json(const PreparedVideoInfo& video, const VisionGrid& grid,
                           float second_per_grid);
 
+// `qwenvl preprocess --video`: one video through sampling, decoding, resize and patching
+// (cli/preprocess_video.cpp).
+int run_preprocess_video(const Args& args);
+
 }  // namespace qwenvl::cli
