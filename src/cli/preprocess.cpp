@@ -34,7 +34,8 @@ const char* kUsage =
     "  --video PATH     a video file or a directory of frames instead: sampled, resized and\n"
     "                   patched as qwen-vl-utils + the video processor do (--fps, --nframes,\n"
     "                   --video-start, --video-end, --video-min-pixels, --video-max-pixels,\n"
-    "                   --video-total-pixels as for generate); --out writes pixel_values_videos\n";
+    "                   --video-total-pixels as for generate); --out writes pixel_values_videos\n"
+    "  --dump-frames F.npy  the sampled frames as decoded, float32 [frames, height, width, 3]\n";
 
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -44,8 +45,8 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 int run_preprocess(int argc, char** argv) {
-  std::vector<std::string> value_flags = {"image",      "model", "min-pixels",
-                                          "max-pixels", "out",   "video"};
+  std::vector<std::string> value_flags = {"image", "model", "min-pixels", "max-pixels",
+                                          "out",   "video", "dump-frames"};
   value_flags.insert(value_flags.end(), video_value_flags().begin(), video_value_flags().end());
   Args args(argc, argv, value_flags, {"json", "help"});
   if (args.has("help")) {

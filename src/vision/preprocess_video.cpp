@@ -54,7 +54,8 @@ DirectoryPlan plan_directory(const std::string& dir, const VideoOptions& options
 }
 
 VideoPatches preprocess_directory(const std::string& dir, const VideoOptions& options,
-                                  const PreprocessConfig& config, DType dtype) {
+                                  const PreprocessConfig& config, DType dtype,
+                                  const FrameSink& decoded) {
   DirectoryPlan plan = plan_directory(dir, options, config);
   VideoPatches out;
   out.sampling = plan.sampling;
@@ -67,6 +68,7 @@ VideoPatches preprocess_directory(const std::string& dir, const VideoOptions& op
     const auto start = Clock::now();
     const RgbImage frame = load_image(plan.files[k]);
     out.decode_ms += std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (decoded) decoded(int64_t(k), frame);
     const auto [h, w] = smart_resize(frame.height, frame.width, int(factor),
                                      options.min_pixels.value_or(kDirectoryMinPixels),
                                      options.max_pixels.value_or(kDirectoryMaxPixels));
@@ -80,6 +82,7 @@ VideoPatches preprocess_directory(const std::string& dir, const VideoOptions& op
   // The count padded to even: qwen-vl-utils appends the last frame; the writer repeats it.
   for (size_t k = plan.files.size(); k < s.indices.size(); ++k)
     out.frame_seconds.push_back(out.frame_seconds.back());
+  out.frame_count = int64_t(plan.files.size());
   out.patches = writer.finish();
   return out;
 }
@@ -93,11 +96,14 @@ VideoSampling plan_video(const std::string& path, const VideoOptions& options,
 }
 
 VideoPatches preprocess_video(const std::string& path, const VideoOptions& options,
-                              const PreprocessConfig& config, DType dtype) {
-  if (is_directory(path)) return preprocess_directory(path, options, config, dtype);
+                              const PreprocessConfig& config, DType dtype,
+                              const FrameSink& decoded) {
+  if (is_directory(path)) return preprocess_directory(path, options, config, dtype, decoded);
   const auto start = Clock::now();
   const VideoInfo info = probe_video(path);
   VideoPatches out;
+  out.frame_count = info.frame_count;
+  out.video_fps = info.fps;
   out.sampling = plan_video_sampling(info, options, config.patch_size * config.merge_size);
   const VideoSampling& s = out.sampling;
   VideoPatchWriter writer(int64_t(s.indices.size()), s.resized_height, s.resized_width, config,
@@ -105,6 +111,7 @@ VideoPatches preprocess_video(const std::string& path, const VideoOptions& optio
   double resize_ms = 0;
   decode_video_frames(path, info, s.indices, [&](int64_t k, const RgbImage& frame) {
     const auto resize_start = Clock::now();
+    if (decoded) decoded(k, frame);
     writer.write(k, resize_bicubic_antialias(frame, s.resized_width, s.resized_height));
     resize_ms += std::chrono::duration<double, std::milli>(Clock::now() - resize_start).count();
   });

@@ -136,12 +136,16 @@ struct VideoPatches {
   ImagePatches patches;
   VideoSampling sampling;
   std::vector<double> frame_seconds;  // presentation time of each sampled frame
+  int64_t frame_count = 0;            // of the whole file (a directory: its images)
+  double video_fps = 0;               // the file's average frame rate (a directory: 0)
   double decode_ms = 0;               // demuxing, decoding and colour conversion
 };
 
-// `path` is a video file or a directory of frame images.
+// `path` is a video file or a directory of frame images. `decoded`, when given, sees each
+// sampled frame as decoded (upright RGB, before the resize), for comparisons with Python.
 VideoPatches preprocess_video(const std::string& path, const VideoOptions& options,
-                              const PreprocessConfig& config, DType dtype = DType::F32);
+                              const PreprocessConfig& config, DType dtype = DType::F32,
+                              const FrameSink& decoded = {});
 
 // The sampling alone (no frame decoded): for counting a video's tokens before any decoding.
 VideoSampling plan_video(const std::string& path, const VideoOptions& options,
