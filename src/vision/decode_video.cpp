@@ -107,6 +107,14 @@ void decode_video_frames(const std::string& path, const VideoInfo& info,
   const int orientation = orientation_for(info.rotation);
   bool started = false, draining = false;
   int64_t last_pts = 0;
+  auto seek = [&](int64_t pts) {
+    const int rc = av_seek_frame(input.format(), input.stream_index(), pts, AVSEEK_FLAG_BACKWARD);
+    if (rc < 0 && started)
+      fail("video ", path, " cannot be seeked (", VideoInput::describe(rc), ")");
+    avcodec_flush_buffers(input.decoder());
+    draining = false;
+    started = true;
+  };
   for (size_t k = 0; k < indices.size(); ++k) {
     const int64_t index = indices[k];
     QWENVL_CHECK(index >= 0 && index < info.frame_count && (k == 0 || index > indices[k - 1]));
@@ -114,14 +122,10 @@ void decode_video_frames(const std::string& path, const VideoInfo& info,
     // A keyframe in (last_pts, wanted]: seeking there skips the frames before it.
     const auto key = std::upper_bound(info.keyframe_pts.begin(), info.keyframe_pts.end(),
                                       started ? last_pts : INT64_MIN);
+    bool seeked = false, retried = false;
     if (!started || (key != info.keyframe_pts.end() && *key <= wanted)) {
-      const int rc =
-          av_seek_frame(input.format(), input.stream_index(), wanted, AVSEEK_FLAG_BACKWARD);
-      if (rc < 0 && started)
-        fail("video ", path, " cannot be seeked (", VideoInput::describe(rc), ")");
-      avcodec_flush_buffers(input.decoder());
-      draining = false;
-      started = true;
+      seek(wanted);
+      seeked = true;
     }
     bool found = false;
     while (next_frame(input, draining)) {
@@ -129,6 +133,14 @@ void decode_video_frames(const std::string& path, const VideoInfo& info,
       const int64_t pts = frame->best_effort_timestamp;
       if (pts != AV_NOPTS_VALUE && pts < wanted) {
         av_frame_unref(frame);
+        seeked = false;
+        continue;
+      }
+      if (seeked && !retried && pts != AV_NOPTS_VALUE && pts > wanted) {
+        // The seek landed past the frame (an imprecise index): start over from the beginning.
+        av_frame_unref(frame);
+        seek(info.frame_pts.front());
+        retried = true;
         continue;
       }
       last_pts = pts == AV_NOPTS_VALUE ? wanted : pts;

@@ -74,9 +74,9 @@ const std::string kVideo = std::string(QWENVL_FIXTURES_DIR) + "/videos/h264_64x4
 const std::string kImage = std::string(QWENVL_FIXTURES_DIR) + "/images/tiny_27x27.png";
 
 std::vector<std::string> base(std::vector<std::string> more) {
-  std::vector<std::string> args = {"--model",          kTiny.string(), "--prompt", "What moves?",
-                                   "--max-new-tokens", "3",            "--device", "cpu",
-                                   "--temperature",    "0",            "--json"};
+  std::vector<std::string> args = {
+      "--model", kTiny.string(),  "--prompt", "What moves?", "--max-new-tokens", "3", "--device",
+      "cpu",     "--temperature", "0",        "--json"};
   args.insert(args.end(), more.begin(), more.end());
   return args;
 }
@@ -112,9 +112,9 @@ TEST(GenerateVideoCli, ImageThenVideoReportedInJson) {
 
 TEST(GenerateVideoCli, SamplingFlagsApply) {
   if (!fs::exists(kTiny / "config.json")) GTEST_SKIP() << "tiny fixture model missing";
-  const RunResult r = run_generate(
-      base({"--video", kVideo, "--nframes", "6", "--video-start", "0.5", "--video-end", "1.5",
-            "--video-max-pixels", "50176"}));
+  const RunResult r =
+      run_generate(base({"--video", kVideo, "--nframes", "6", "--video-start", "0.5", "--video-end",
+                         "1.5", "--video-max-pixels", "50176"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json v = last_json_line(r.out)["videos"][0];
   // frames 5..15 (11 frames), 6 of them: linspace(5, 15, 6).round() = 5, 7, 9, 11, 13, 15
@@ -130,12 +130,10 @@ TEST(GenerateVideoCli, BadFlagsAndFilesAreOneLineErrors) {
                         "not both");
   expect_one_line_error(run_generate(base({"--video", kVideo, "--nframes", "100000"})),
                         "--nframes");
-  expect_one_line_error(run_generate(base({"--video", kVideo, "--video-start", "5"})),
-                        "range");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--video-start", "5"})), "range");
   const std::string text = std::string(QWENVL_FIXTURES_DIR) + "/videos/text.mp4";
   expect_one_line_error(run_generate(base({"--video", text})), "text.mp4");
-  expect_one_line_error(run_generate(base({"--video", kVideo, "--max-context", "200"})),
-                        "context");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--max-context", "200"})), "context");
 }
 
 }  // namespace
