@@ -77,13 +77,12 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
                                 " tokens) to fit the request's ", request.max_image_tokens,
                                 " image tokens"));
   }
+  // A video's count from its plan: the packet index and the sampling, nothing decoded.
+  std::vector<VideoPlan> video_plans;
   std::vector<int64_t> video_pad_counts;
   for (const VideoSource& video : request.videos) {
-    const VideoSampling s = plan_video(video.path, video.options, pre);
-    const int64_t grid_t =
-        (int64_t(s.indices.size()) + pre.temporal_patch_size - 1) / pre.temporal_patch_size;
-    video_pad_counts.push_back(grid_t * (s.resized_height / pre.patch_size) *
-                               (s.resized_width / pre.patch_size) / merge);
+    video_plans.push_back(plan_video(video.path, video.options, pre));
+    video_pad_counts.push_back(video_plans.back().tokens(pre));
   }
   out.prompt_ids =
       chat_prompt_ids(tokenizer, chat_messages(request), pad_counts, video_pad_counts, true);
@@ -113,7 +112,7 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
   for (size_t i = 0; i < request.videos.size(); ++i) {
     const VideoSource& source = request.videos[i];
     const auto start = Clock::now();
-    VideoPatches video = preprocess_video(source.path, source.options, pre, pixel_dtype);
+    VideoPatches video = preprocess_video(video_plans[i], pre, pixel_dtype);
     out.video_ms += ms_since(start);
     ImagePatches& patches = video.patches;
     QWENVL_CHECK(patches.tokens() / merge == video_pad_counts[i], "video ", source.path,

@@ -141,14 +141,32 @@ struct VideoPatches {
   double decode_ms = 0;               // demuxing, decoding and colour conversion
 };
 
-// `path` is a video file or a directory of frame images. `decoded`, when given, sees each
-// sampled frame as decoded (upright RGB, before the resize), for comparisons with Python.
+// A video's sampling decided and nothing decoded: what plan_video read (a file's packet index,
+// a directory's frame list) so that preprocess_video does not read it again.
+struct VideoPlan {
+  std::string path;
+  VideoOptions options;
+  bool directory = false;
+  VideoInfo info;                  // a file's probe
+  std::vector<std::string> files;  // a directory's frame images, sorted
+  VideoSampling sampling;
+  // merged tokens: ceil(frames / temporal) · (h / patch) · (w / patch) / merge²
+  int64_t tokens(const PreprocessConfig& config) const;
+};
+
+// `path` is a video file or a directory of frame images. Error where it cannot be read or sampled
+// (no frame is decoded; a file's packets are read once).
+VideoPlan plan_video(const std::string& path, const VideoOptions& options,
+                     const PreprocessConfig& config);
+
+// Decodes, resizes and patches the plan's frames. `decoded`, when given, sees each sampled frame
+// as decoded (upright RGB, before the resize), for comparisons with Python.
+VideoPatches preprocess_video(const VideoPlan& plan, const PreprocessConfig& config,
+                              DType dtype = DType::F32, const FrameSink& decoded = {});
+
+// plan_video + preprocess_video.
 VideoPatches preprocess_video(const std::string& path, const VideoOptions& options,
                               const PreprocessConfig& config, DType dtype = DType::F32,
                               const FrameSink& decoded = {});
-
-// The sampling alone (no frame decoded): for counting a video's tokens before any decoding.
-VideoSampling plan_video(const std::string& path, const VideoOptions& options,
-                         const PreprocessConfig& config);
 
 }  // namespace qwenvl
