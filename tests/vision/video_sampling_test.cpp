@@ -342,6 +342,16 @@ TEST(VideoSampling, SmartNframesRoundsAsPython) {
   EXPECT_THROW(smart_nframes(o, 6, 30), Error);  // more frames asked than there are
 }
 
+TEST(VideoSampling, FrameBudgetIsSharedOverTheFrames) {
+  VideoOptions o;
+  EXPECT_EQ(video_frame_max_pixels(o, 4), kVideoMaxPixels);  // 90316800 / 4 * 2 is more
+  EXPECT_EQ(video_frame_max_pixels(o, 768), 235200);         // 90316800 / 768 * 2
+  o.total_pixels = 1000;
+  EXPECT_EQ(video_frame_max_pixels(o, 8), 105369);  // int(100352 * 1.05) is the floor
+  o.max_pixels = 50000;
+  EXPECT_EQ(video_frame_max_pixels(o, 8), 50000);  // a smaller max_pixels lowers it further
+}
+
 TEST(VideoSampling, LinspaceUsesTorchFloat32Halves) {
   EXPECT_EQ(linspace_indices(0, 9, 4), (std::vector<int64_t>{0, 3, 6, 9}));
   EXPECT_EQ(linspace_indices(5, 6, 2), (std::vector<int64_t>{5, 6}));
