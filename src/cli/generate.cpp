@@ -1,6 +1,7 @@
-// qwenvl generate: image(s) + prompt -> text, streamed to stdout. Flags override the checkpoint's
-// generation_config.json. With --json the last stdout line is one JSON object describing the run
-// (scripts parse it); errors are one line on stderr and a non-zero exit (see main.cpp).
+// qwenvl generate: image(s), video(s) + prompt -> text, streamed to stdout. Flags override the
+// checkpoint's generation_config.json. With --json the last stdout line is one JSON object
+// describing the run (scripts parse it); errors are one line on stderr and a non-zero exit (see
+// main.cpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "cli/npy.h"
 #include "cli/output.h"
 #include "cli/plan_report.h"
+#include "cli/video_flags.h"
 #include "core/error.h"
 #include "model/qwen2_5_vl.h"
 #include "runtime/chat_request.h"
@@ -35,8 +37,15 @@ namespace qwenvl::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: qwenvl generate --model DIR [--image PATH]... (--prompt TEXT | --prompt-file F) "
-    "[flags]\n"
+    "usage: qwenvl generate --model DIR [--image PATH]... [--video PATH]...\n"
+    "                       (--prompt TEXT | --prompt-file F) [flags]\n"
+    "  --video PATH             a video file (mp4, mov, mkv, webm, avi) or a directory of frame\n"
+    "                           images (repeatable); the user turn is the images, then the\n"
+    "                           videos, then the prompt, each in the order given\n"
+    "  --fps F | --nframes N    frames sampled per second (default 2.0) or in all\n"
+    "  --video-start S, --video-end S   the part of each video to sample, in seconds\n"
+    "  --video-min-pixels N, --video-max-pixels N, --video-total-pixels N   frame sizes\n"
+    "                           (defaults 100352, 602112, and 90316800 shared by the frames)\n"
     "  --prompt-file F          the prompt's text from a file (- for standard input)\n"
     "  --system TEXT            system message (default: the chat template's)\n"
     "  --max-new-tokens N       tokens to generate (default: generation_config or 256)\n"
@@ -88,20 +97,22 @@ DType parse_cuda_dtype(const std::string& name) {
 }  // namespace
 
 int run_generate(int argc, char** argv) {
-  const Args args(argc, argv, {"model",          "image",
-                               "prompt",         "system",
-                               "max-new-tokens", "temperature",
-                               "top-k",          "top-p",
-                               "min-p",          "repetition-penalty",
-                               "seed",           "min-pixels",
-                               "max-pixels",     "device",
-                               "dtype",          "threads",
-                               "dump-logits",    "dump-activations",
-                               "dump-vision",    "stop",
-                               "max-context",    "prompt-file",
-                               "max-memory",     "offload",
-                               "device-map",     "max-image-tokens"},
-                  {"ignore-eos", "json", "help", "verbose"});
+  std::vector<std::string> value_flags = {"model",          "image",
+                                          "prompt",         "system",
+                                          "max-new-tokens", "temperature",
+                                          "top-k",          "top-p",
+                                          "min-p",          "repetition-penalty",
+                                          "seed",           "min-pixels",
+                                          "max-pixels",     "device",
+                                          "dtype",          "threads",
+                                          "dump-logits",    "dump-activations",
+                                          "dump-vision",    "stop",
+                                          "max-context",    "prompt-file",
+                                          "max-memory",     "offload",
+                                          "device-map",     "max-image-tokens",
+                                          "video"};
+  value_flags.insert(value_flags.end(), video_value_flags().begin(), video_value_flags().end());
+  const Args args(argc, argv, value_flags, {"ignore-eos", "json", "help", "verbose"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -132,6 +143,7 @@ int run_generate(int argc, char** argv) {
       args.get_int("max-pixels", chat.preprocess.max_pixels, 1, kMaxResizedPixels);
   check_pixel_bounds(chat.preprocess.min_pixels, chat.preprocess.max_pixels,
                      "--min-pixels / --max-pixels");
+  const VideoOptions video_options = parse_video_options(args);
   const Tokenizer tokenizer = Tokenizer::load((dir / "tokenizer.json").string());
   const double config_ms = ms_since(start);  // counted as loading, not preprocessing
 
@@ -187,6 +199,7 @@ int run_generate(int argc, char** argv) {
   start = Clock::now();
   chat.system = args.get("system");
   for (const std::string& path : args.all("image")) chat.images.push_back({path, path, {}});
+  for (const std::string& path : args.all("video")) chat.videos.push_back({path, video_options});
   chat.text = prompt;
   chat.max_image_tokens = args.get_int("max-image-tokens", 0, 0, kMaxResizedPixels / (28 * 28));
   PreparedPrompt prepared = prepare_chat_request(chat, tokenizer, config, backend->compute_dtype());
@@ -194,6 +207,8 @@ int run_generate(int argc, char** argv) {
     std::fprintf(stderr, "qwenvl generate: %s\n", notice.c_str());
   request.prompt_ids = std::move(prepared.prompt_ids);
   request.images = std::move(prepared.images);
+  request.videos = std::move(prepared.videos);
+  request.video_seconds_per_grid = prepared.video_seconds_per_grid;
   const double preprocess_ms = ms_since(start);
   const double image_load_ms = prepared.image_load_ms;  // within preprocess_ms
   const int64_t prompt_tokens = int64_t(request.prompt_ids.size());
@@ -271,6 +286,12 @@ int run_generate(int argc, char** argv) {
     nlohmann::json grids = nlohmann::json::array();
     for (const ImageInput& image : request.images)
       grids.push_back({image.grid.t, image.grid.h, image.grid.w});
+    nlohmann::json video_grids = nlohmann::json::array(), videos = nlohmann::json::array();
+    for (size_t i = 0; i < request.videos.size(); ++i) {
+      const VisionGrid& grid = request.videos[i].grid;
+      video_grids.push_back({grid.t, grid.h, grid.w});
+      videos.push_back(video_json(prepared.video_info[i], grid, request.video_seconds_per_grid[i]));
+    }
     nlohmann::json peak = {{"cpu", peak_rss_bytes()}};
     nlohmann::json gpu_memory = nullptr;
     if (on_gpu) {
@@ -294,6 +315,8 @@ int run_generate(int argc, char** argv) {
         {"tokens", result.tokens},
         {"prompt_token_ids", request.prompt_ids},
         {"image_grid_thw", grids},
+        {"video_grid_thw", video_grids},
+        {"videos", videos},
         {"prompt_tokens", prompt_tokens},
         {"generated_tokens", result.tokens.size()},
         {"finish_reason", result.finish_reason},
@@ -303,6 +326,7 @@ int run_generate(int argc, char** argv) {
          {{"load_ms", load_ms},
           {"preprocess_ms", preprocess_ms},
           {"image_load_ms", image_load_ms},
+          {"video_ms", prepared.video_ms},
           {"vision_ms", result.timings.vision_ms},
           {"prefill_ms", result.timings.prefill_ms},
           {"vision_enqueue_ms", result.timings.vision_enqueue_ms},

@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/npy.h"
+#include "cli/video_flags.h"
 #include "core/error.h"
 #include "vision/image.h"
 
@@ -21,15 +22,20 @@ namespace {
 constexpr int64_t kWarnTokens = 4096;
 
 const char* kUsage =
-    "usage: qwenvl preprocess --image PATH [--model DIR] [--min-pixels N] [--max-pixels N]\n"
-    "                         [--out FILE.npy] [--json]\n"
+    "usage: qwenvl preprocess (--image PATH | --video PATH) [--model DIR] [--min-pixels N]\n"
+    "                         [--max-pixels N] [--out FILE.npy] [--json] [video flags]\n"
     "  Decodes the image (JPEG, PNG, WebP, BMP; EXIF orientation, alpha on white), resizes it\n"
     "  as Qwen2.5-VL's processor does and prints its size, patch grid and token count.\n"
     "  --model DIR      read preprocessor_config.json from the checkpoint (default: built-in\n"
     "                   Qwen2.5-VL values, min 3136 / max 12845056 pixels)\n"
     "  --min-pixels N   --max-pixels N   override the pixel budget\n"
     "  --out FILE.npy   write pixel_values, float32 [patches, 1176]\n"
-    "  --json           print one JSON object instead of text\n";
+    "  --json           print one JSON object instead of text\n"
+    "  --video PATH     a video file or a directory of frames instead: sampled, resized and\n"
+    "                   patched as qwen-vl-utils + the video processor do (--fps, --nframes,\n"
+    "                   --video-start, --video-end, --video-min-pixels, --video-max-pixels,\n"
+    "                   --video-total-pixels as for generate); --out writes pixel_values_videos\n"
+    "  --dump-frames F.npy  the sampled frames as decoded, float32 [frames, height, width, 3]\n";
 
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
@@ -39,12 +45,19 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 }  // namespace
 
 int run_preprocess(int argc, char** argv) {
-  Args args(argc, argv, {"image", "model", "min-pixels", "max-pixels", "out"}, {"json", "help"});
+  std::vector<std::string> value_flags = {"image", "model", "min-pixels", "max-pixels",
+                                          "out",   "video", "dump-frames"};
+  value_flags.insert(value_flags.end(), video_value_flags().begin(), video_value_flags().end());
+  Args args(argc, argv, value_flags, {"json", "help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
   if (!args.positional().empty()) fail("unexpected argument '", args.positional()[0], "'");
+  if (args.has("video")) {
+    if (args.has("image")) fail("give --image or --video, not both");
+    return run_preprocess_video(args);
+  }
   const std::string path = args.require("image");
 
   PreprocessConfig config;

@@ -177,11 +177,12 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
   QWENVL_CHECK(positions.length == n, "positions for ", positions.length, " of ", n, " tokens");
   std::vector<int32_t> pads;
   for (int64_t i = 0; i < n; ++i)
-    if (ids[size_t(i)] == config_.image_token_id) pads.push_back(int32_t(i));
+    if (ids[size_t(i)] == config_.image_token_id || ids[size_t(i)] == config_.video_token_id)
+      pads.push_back(int32_t(i));
   const int64_t image_rows = image_embeds ? image_embeds->dim(0) : 0;
   if (int64_t(pads.size()) != image_rows)
-    fail("the prompt has ", pads.size(), " image pad tokens but the images give ", image_rows,
-         " embeddings");
+    fail("the prompt has ", pads.size(), " image and video pad tokens but the images and videos",
+         " give ", image_rows, " embeddings");
 
   cache_.clear();
   device_inputs_slot_ = -1;

@@ -90,7 +90,8 @@ class Qwen25VL {
   Tensor encode_images(const std::vector<ImageInput>& images);
 
   // Starts a new sequence: clears the cache and runs the prompt in chunks. image_embeds (may be
-  // null when the prompt has no images) replace the <|image_pad|> tokens in order.
+  // null when the prompt has no images or videos) replace the <|image_pad|> and <|video_pad|>
+  // tokens in order (encode_images of the images and videos in prompt order).
   void prefill(const std::vector<int32_t>& ids, const MropePositions& positions,
                const Tensor* image_embeds);
   // Appends the token in next_token() (where Backend::sample leaves it) at the next cache

@@ -33,6 +33,8 @@ std::vector<ChatMessage> chat_messages(const ChatRequest& request) {
   ChatMessage user{"user", {}};
   for (size_t i = 0; i < request.images.size(); ++i)
     user.parts.push_back({ChatPart::Kind::Image, ""});
+  for (size_t i = 0; i < request.videos.size(); ++i)
+    user.parts.push_back({ChatPart::Kind::Video, ""});
   user.parts.push_back({ChatPart::Kind::Text, request.text});
   messages.push_back(std::move(user));
   return messages;
@@ -45,6 +47,9 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
   const int64_t count = int64_t(request.images.size());
   if (count > kMaxImagesPerRequest)
     fail("the request has ", count, " images; at most ", kMaxImagesPerRequest, " are accepted");
+  const int64_t videos = int64_t(request.videos.size());
+  if (videos > kMaxVideosPerRequest)
+    fail("the request has ", videos, " videos; at most ", kMaxVideosPerRequest, " are accepted");
   const PreprocessConfig& pre = request.preprocess;
   const int64_t merge =
       int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
@@ -72,7 +77,15 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
                                 " tokens) to fit the request's ", request.max_image_tokens,
                                 " image tokens"));
   }
-  out.prompt_ids = chat_prompt_ids(tokenizer, chat_messages(request), pad_counts, true);
+  // A video's count from its plan: the packet index and the sampling, nothing decoded.
+  std::vector<VideoPlan> video_plans;
+  std::vector<int64_t> video_pad_counts;
+  for (const VideoSource& video : request.videos) {
+    video_plans.push_back(plan_video(video.path, video.options, pre));
+    video_pad_counts.push_back(video_plans.back().tokens(pre));
+  }
+  out.prompt_ids =
+      chat_prompt_ids(tokenizer, chat_messages(request), pad_counts, video_pad_counts, true);
   check_context(int64_t(out.prompt_ids.size()), request.max_new_tokens, request.max_context);
 
   for (size_t i = 0; i < request.images.size(); ++i) {
@@ -92,6 +105,28 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
     out.image_tokens += pad_counts[i];
     out.images.push_back(
         {std::move(patches.pixel_values), {patches.grid_t, patches.grid_h, patches.grid_w}});
+  }
+
+  // Videos frame by frame: only one decoded frame is alive at a time, and pixel_values are
+  // written in place (preprocess_video).
+  for (size_t i = 0; i < request.videos.size(); ++i) {
+    const VideoSource& source = request.videos[i];
+    const auto start = Clock::now();
+    VideoPatches video = preprocess_video(video_plans[i], pre, pixel_dtype);
+    out.video_ms += ms_since(start);
+    ImagePatches& patches = video.patches;
+    QWENVL_CHECK(patches.tokens() / merge == video_pad_counts[i], "video ", source.path,
+                 ": the plan promised ", video_pad_counts[i], " tokens, the frames give ",
+                 patches.tokens() / merge);
+    out.max_image_patches = std::max(out.max_image_patches, patches.tokens());
+    out.image_tokens += video_pad_counts[i];
+    // second_per_grid_ts as the processor computes it (a Python float), then a float32 tensor.
+    out.video_seconds_per_grid.push_back(
+        float(double(pre.temporal_patch_size) / video.sampling.sample_fps));
+    out.videos.push_back(
+        {std::move(patches.pixel_values), {patches.grid_t, patches.grid_h, patches.grid_w}});
+    out.video_info.push_back(
+        {source.path, std::move(video.sampling), std::move(video.frame_seconds), video.decode_ms});
   }
   return out;
 }

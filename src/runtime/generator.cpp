@@ -25,6 +25,26 @@ void copy_ids_to_device(Backend& backend, const std::vector<int32_t>& ids, Tenso
   backend.copy_from_host(host, dst);
 }
 
+// The images and videos in the order their blocks appear in the prompt: the vision tower's
+// output rows must follow the prompt's pad tokens, whichever kind each block is.
+std::vector<ImageInput> vision_inputs_in_prompt_order(const GenerationRequest& request,
+                                                      int32_t image_token, int32_t video_token) {
+  if (request.videos.empty()) return request.images;
+  std::vector<ImageInput> out;
+  size_t image = 0, video = 0;
+  int32_t previous = -1;
+  for (int32_t id : request.prompt_ids) {
+    if (id != previous && id == image_token && image < request.images.size())
+      out.push_back(request.images[image++]);
+    if (id != previous && id == video_token && video < request.videos.size())
+      out.push_back(request.videos[video++]);
+    previous = id;
+  }
+  // rope_index has checked that the blocks and the inputs agree
+  QWENVL_CHECK(image == request.images.size() && video == request.videos.size());
+  return out;
+}
+
 }  // namespace
 
 void check_context(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_context) {
@@ -46,6 +66,8 @@ GenerationResult Generator::generate(const GenerationRequest& request,
 
   RopeIndexInputs rope_inputs;
   for (const ImageInput& image : request.images) rope_inputs.image_grids.push_back(image.grid);
+  for (const ImageInput& video : request.videos) rope_inputs.video_grids.push_back(video.grid);
+  rope_inputs.seconds_per_video_grid = request.video_seconds_per_grid;
   rope_inputs.merge_size = config.vision.spatial_merge_size;
   rope_inputs.tokens_per_second = config.vision.tokens_per_second;
   rope_inputs.tokens = {config.image_token_id, config.video_token_id};
@@ -54,9 +76,11 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   const size_t mark = backend.workspace_mark();
   auto start = Clock::now();
   Tensor image_embeds;
-  if (!request.images.empty()) {
+  const bool has_vision = !request.images.empty() || !request.videos.empty();
+  if (has_vision) {
     backend.profile_section("vision");
-    image_embeds = model_.encode_images(request.images);
+    image_embeds = model_.encode_images(
+        vision_inputs_in_prompt_order(request, config.image_token_id, config.video_token_id));
     result.timings.vision_enqueue_ms = ms_since(start);
     backend.synchronize();
   }
@@ -80,8 +104,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
                                                      host.data<float>() + host.numel());
     });
   try {
-    model_.prefill(request.prompt_ids, result.positions,
-                   request.images.empty() ? nullptr : &image_embeds);
+    model_.prefill(request.prompt_ids, result.positions, has_vision ? &image_embeds : nullptr);
   } catch (...) {
     model_.set_activation_tap({});
     throw;

@@ -1,7 +1,7 @@
 #pragma once
-// One request from prompt ids (+ images) to generated text: checks the context limit before any
-// work, encodes the images, prefills, then samples and decodes token by token, streaming text
-// through a callback until an eos id, a stop string or max_new_tokens.
+// One request from prompt ids (+ images and videos) to generated text: checks the context limit
+// before any work, encodes the images, prefills, then samples and decodes token by token, streaming
+// text through a callback until an eos id, a stop string or max_new_tokens.
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -15,6 +15,9 @@ namespace qwenvl {
 struct GenerationRequest {
   std::vector<int32_t> prompt_ids;  // with each image's pad tokens expanded
   std::vector<ImageInput> images;   // in the order of the prompt's image blocks
+  std::vector<ImageInput> videos;   // in the order of the prompt's video blocks (grid t > 1)
+  // Per video: temporal_patch_size / the fps its frames were sampled at (second_per_grid_ts).
+  std::vector<float> video_seconds_per_grid;
   int64_t max_new_tokens = 256;
   SamplingParams sampling;  // temperature 0: greedy
   uint64_t seed = 0;

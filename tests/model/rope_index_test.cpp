@@ -66,6 +66,23 @@ TEST(RopeIndex, VideoFramesSpacedBySecondsTimesTokensPerSecond) {
   EXPECT_EQ(row(p, 0), (std::vector<int64_t>{0, 1, 2, 4, 5}));
 }
 
+TEST(RopeIndex, ImageThenVideoAtTheSampledRate) {
+  // An image of 1x1 unit, then a video of 3 temporal patches of 1x1 unit sampled at
+  // 30 / 901 * 29.97 fps (30 frames of a 30 s clip): second_per_grid_ts = float32(2 / 0.99789...)
+  // = 2.0042262, so t * 2.0042262 * 2 = 0, 4.008, 8.017 -> 0, 4, 8 (transformers 5.17 would
+  // use int(2.0042262) = 2: 0, 4, 8 too; at 4 fps it would give 0, 0, 0 where we give 0, 1, 2).
+  RopeIndexInputs in;
+  in.image_grids = {{1, 2, 2}};
+  in.video_grids = {{3, 2, 2}};
+  in.seconds_per_video_grid = {float(2.0 / (30.0 / 901.0 * 29.97))};
+  MropePositions p = rope_index({9, S, P, E, S, V, V, V, E, 9}, in);
+  EXPECT_EQ(row(p, 0), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 9, 13, 14, 15}));
+  EXPECT_EQ(row(p, 1), (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 5, 5, 14, 15}));
+  // A video before the image: the order of the blocks decides, not the kind.
+  MropePositions q = rope_index({S, V, V, V, E, S, P, E}, in);
+  EXPECT_EQ(row(q, 0), (std::vector<int64_t>{0, 1, 5, 9, 10, 11, 12, 13}));
+}
+
 TEST(RopeIndex, PadsAndGridsMustAgree) {
   RopeIndexInputs in;
   in.image_grids = {{1, 4, 4}};  // 4 pads expected

@@ -84,5 +84,28 @@ TEST(Chat, PromptIdsRefuseMismatchedCounts) {
   EXPECT_NO_THROW(chat_prompt_ids(tok, one_image, {4}, true));
 }
 
+TEST(Chat, PromptIdsExpandVideosAndImagesInOrder) {
+  const Tokenizer& tok = qwen_tokenizer();
+  std::vector<ChatMessage> chat = {
+      {"user", {video(), image(), video(), text("Which shows the cat?")}}};
+  std::vector<int32_t> ids = chat_prompt_ids(tok, chat, {2}, {3, 1}, true);
+  auto repeat = [](const std::string& s, int n) {
+    std::string out;
+    for (int i = 0; i < n; ++i) out += s;
+    return out;
+  };
+  std::string want = std::string(kSystem) + "<|im_start|>user\n<|vision_start|>" +
+                     repeat("<|video_pad|>", 3) + "<|vision_end|><|vision_start|>" +
+                     repeat("<|image_pad|>", 2) + "<|vision_end|><|vision_start|>" +
+                     repeat("<|video_pad|>", 1) +
+                     "<|vision_end|>Which shows the cat?<|im_end|>\n<|im_start|>assistant\n";
+  EXPECT_EQ(ids, tok.encode(want));
+  // counts that do not match the videos, or a typed video pad, are refused
+  EXPECT_THROW(chat_prompt_ids(tok, chat, {2}, {3}, true), Error);
+  EXPECT_THROW(chat_prompt_ids(tok, chat, {2}, true), Error);
+  std::vector<ChatMessage> typed = {{"user", {video(), text("<|video_pad|>")}}};
+  EXPECT_THROW(chat_prompt_ids(tok, typed, {}, {4}, true), Error);
+}
+
 }  // namespace
 }  // namespace qwenvl

@@ -1,0 +1,139 @@
+// `qwenvl generate --video` end to end on the tiny fixture model (CPU): the prompt's video pads,
+// the --json report (video_grid_thw, sampled frames and their times), determinism, and one-line
+// errors for bad flags and bad files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q(1, '\'');
+  for (char c : s) {
+    if (c == '\'')
+      q.append("'\\''");
+    else
+      q.push_back(c);
+  }
+  q.push_back('\'');
+  return q;
+}
+
+RunResult run_generate(const std::vector<std::string>& args) {
+  const fs::path dir = fs::temp_directory_path() / ("qwenvl_video_cli_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::string cmd = quote(QWENVL_BINARY);
+  cmd.append(" generate");
+  for (const auto& a : args) cmd.append(" ").append(quote(a));
+  cmd.append(" >").append(quote((dir / "out.txt").string()));
+  cmd.append(" 2>").append(quote((dir / "err.txt").string()));
+  RunResult r;
+  const int status = std::system(cmd.c_str());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(dir / "out.txt");
+  r.err = slurp(dir / "err.txt");
+  return r;
+}
+
+void expect_one_line_error(const RunResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1);
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+nlohmann::json last_json_line(std::string s) {
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  const size_t nl = s.rfind('\n');
+  return nlohmann::json::parse(s.substr(nl == std::string::npos ? 0 : nl + 1));
+}
+
+const fs::path kTiny = fs::path(QWENVL_FIXTURES_DIR) / "models" / "tiny-tied";
+const std::string kVideo = std::string(QWENVL_FIXTURES_DIR) + "/videos/h264_64x48_10fps.mp4";
+const std::string kImage = std::string(QWENVL_FIXTURES_DIR) + "/images/tiny_27x27.png";
+
+std::vector<std::string> base(std::vector<std::string> more) {
+  std::vector<std::string> args = {
+      "--model", kTiny.string(),  "--prompt", "What moves?", "--max-new-tokens", "3", "--device",
+      "cpu",     "--temperature", "0",        "--json"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+TEST(GenerateVideoCli, ImageThenVideoReportedInJson) {
+  if (!fs::exists(kTiny / "config.json")) GTEST_SKIP() << "tiny fixture model missing";
+  const RunResult r = run_generate(base({"--image", kImage, "--video", kVideo}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = last_json_line(r.out);
+  // 2 s at 10 fps, 2 fps sampled: frames 0, 6, 13, 19 -> 2 temporal patches of 392x280
+  EXPECT_EQ(j["video_grid_thw"], nlohmann::json::parse("[[2, 20, 28]]"));
+  const nlohmann::json& v = j["videos"][0];
+  EXPECT_EQ(v["frames"], nlohmann::json::parse("[0, 6, 13, 19]"));
+  EXPECT_NEAR(v["frame_seconds"][2].get<double>(), 1.3, 1e-9);
+  EXPECT_DOUBLE_EQ(v["sample_fps"].get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(v["second_per_grid"].get<double>(), 1.0);
+  EXPECT_GE(v["decode_ms"].get<double>(), 0.0);
+  // the image's pads come first, then the video's 2 * 20 * 28 / 4 = 280
+  const std::vector<int> ids = j["prompt_token_ids"].get<std::vector<int>>();
+  int image_pads = 0, video_pads = 0;
+  size_t last_image = 0, first_video = ids.size();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] == 151655) image_pads++, last_image = i;
+    if (ids[i] == 151656) video_pads++, first_video = std::min(first_video, i);
+  }
+  EXPECT_EQ(video_pads, 280);
+  EXPECT_EQ(image_pads, 4);  // 27x27 -> 56x56 (min_pixels) -> 2x2 merged tokens
+  EXPECT_LT(last_image, first_video);
+  // greedy decoding is deterministic
+  const RunResult again = run_generate(base({"--image", kImage, "--video", kVideo}));
+  EXPECT_EQ(last_json_line(again.out)["tokens"], j["tokens"]);
+}
+
+TEST(GenerateVideoCli, SamplingFlagsApply) {
+  if (!fs::exists(kTiny / "config.json")) GTEST_SKIP() << "tiny fixture model missing";
+  const RunResult r =
+      run_generate(base({"--video", kVideo, "--nframes", "6", "--video-start", "0.5", "--video-end",
+                         "1.5", "--video-max-pixels", "50176"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json v = last_json_line(r.out)["videos"][0];
+  // frames 5..15 (11 frames), 6 of them: linspace(5, 15, 6).round() = 5, 7, 9, 11, 13, 15
+  EXPECT_EQ(v["frames"], nlohmann::json::parse("[5, 7, 9, 11, 13, 15]"));
+  // max_pixels lowered to 50176, but min_pixels * 1.05 wins: int(100352 * 1.05) = 105369
+  EXPECT_EQ(v["grid_thw"], nlohmann::json::parse("[3, 20, 28]"));
+}
+
+TEST(GenerateVideoCli, BadFlagsAndFilesAreOneLineErrors) {
+  if (!fs::exists(kTiny / "config.json")) GTEST_SKIP() << "tiny fixture model missing";
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--fps", "0"})), "--fps");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--fps", "1", "--nframes", "4"})),
+                        "not both");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--nframes", "100000"})),
+                        "--nframes");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--video-start", "5"})), "range");
+  const std::string text = std::string(QWENVL_FIXTURES_DIR) + "/videos/text.mp4";
+  expect_one_line_error(run_generate(base({"--video", text})), "text.mp4");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--max-context", "200"})), "context");
+}
+
+}  // namespace
