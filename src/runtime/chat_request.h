@@ -13,6 +13,7 @@
 #include "checkpoint/config.h"
 #include "core/dtype.h"
 #include "model/qwen2_5_vl.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 #include "vision/preprocess.h"
 
@@ -31,6 +32,9 @@ struct ChatRequest {
   std::optional<std::string> system;
   std::vector<ImageSource> images;  // in the user turn, before the text, in this order
   std::string text;
+  // A whole conversation instead (a server's messages): when not empty, system and text are
+  // unused and the Image parts, in order, are `images`.
+  std::vector<ChatMessage> messages;
   PreprocessConfig preprocess;  // min/max pixels of this request
   // Merged tokens all images may take together (0: no cap): images over it are downscaled, all by
   // the same factor of their pixels (image_token_budget.h).
