@@ -2,8 +2,8 @@
 // once, prints the URL, serves until SIGINT or SIGTERM, then cancels what runs and exits 0.
 #include <atomic>
 #include <csignal>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "cli/args.h"
@@ -45,12 +45,12 @@ constexpr int64_t kMaxNumSeqsLimit = 4096;
 }  // namespace
 
 int run_serve(int argc, char** argv) {
-  const Args args(argc, argv,
-                  {"model", "host", "port", "api-key", "max-request-bytes", "max-num-seqs",
-                   "max-queue", "allowed-media-dir", "max-context", "max-pixels",
-                   "max-image-tokens", "max-tokens", "device", "dtype", "threads", "max-memory",
-                   "offload", "device-map"},
-                  {"help"});
+  const Args args(
+      argc, argv,
+      {"model", "host", "port", "api-key", "max-request-bytes", "max-num-seqs", "max-queue",
+       "allowed-media-dir", "max-context", "max-pixels", "max-image-tokens", "max-tokens", "device",
+       "dtype", "threads", "max-memory", "offload", "device-map"},
+      {"help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -68,16 +68,18 @@ int run_serve(int argc, char** argv) {
   options.default_max_tokens = args.get_int("max-tokens", 0, 1, kMaxNewTokensLimit);
   options.placement = placement_options(args);
   options.allowed_media_dir = args.get("allowed-media-dir").value_or("");
-  if (!options.allowed_media_dir.empty() && !std::filesystem::is_directory(options.allowed_media_dir))
+  if (!options.allowed_media_dir.empty() &&
+      !std::filesystem::is_directory(options.allowed_media_dir))
     fail("--allowed-media-dir ", options.allowed_media_dir, " is not a directory");
   HttpOptions http;
   http.api_key = args.get("api-key").value_or("");
-  http.max_request_bytes = args.get_int("max-request-bytes", http.max_request_bytes, 1024,
-                                        int64_t(1) << 34);
+  http.max_request_bytes =
+      args.get_int("max-request-bytes", http.max_request_bytes, 1024, int64_t(1) << 34);
   http.max_queue = size_t(args.get_int("max-queue", int64_t(http.max_queue), 0, kMaxQueueLimit));
   if (args.get_int("max-num-seqs", 1, 1, kMaxNumSeqsLimit) > 1)
-    std::fprintf(stderr, "qwenvl serve: requests run one at a time (continuous batching is not "
-                         "there yet); --max-num-seqs is taken as 1\n");
+    std::fprintf(stderr,
+                 "qwenvl serve: requests run one at a time (continuous batching is not "
+                 "there yet); --max-num-seqs is taken as 1\n");
   const std::string host = args.get("host").value_or("127.0.0.1");
   const int port = int(args.get_int("port", 8000, 0, 65535));
 
@@ -92,9 +94,8 @@ int run_serve(int argc, char** argv) {
   std::unique_ptr<ServedModel> served;
   {
     LoadProgress progress;
-    served = load_served_model(options, [&progress](size_t read, size_t total) {
-      progress.update(read, total);
-    });
+    served = load_served_model(
+        options, [&progress](size_t read, size_t total) { progress.update(read, total); });
   }
   http.model_name = served->name;
   ServerMetrics metrics;

@@ -53,12 +53,18 @@ void Engine::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+void Engine::hold(bool on) {
+  std::lock_guard lock(mutex_);
+  held_ = on;
+  wake_.notify_all();
+}
+
 void Engine::work() {
   for (;;) {
     std::shared_ptr<Job> job;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      wake_.wait(lock, [&] { return stopping_ || (!held_ && !queue_.empty()); });
       if (stopping_) return;
       job = queue_.front();
       queue_.pop_front();

@@ -30,6 +30,9 @@ class Engine {
 
   // The queued job, or nullptr when the queue is full (the caller answers 503).
   std::shared_ptr<Job> submit(CompletionRequest request);
+  // While held, the worker starts no new request (what runs finishes); requests still queue.
+  // For draining a server by hand, and for tests that need a full queue.
+  void hold(bool on);
   // Cancels the running and waiting jobs (waiting ones fail as unavailable) and joins the worker.
   void stop();
 
@@ -47,6 +50,7 @@ class Engine {
   std::deque<std::shared_ptr<Job>> queue_;
   std::shared_ptr<Job> running_;
   bool stopping_ = false;
+  bool held_ = false;
   std::thread worker_;
 };
 

@@ -147,9 +147,9 @@ HttpServer::HttpServer(Engine& engine, ServerMetrics& metrics, const RequestDefa
 HttpServer::~HttpServer() = default;
 
 int HttpServer::bind(const std::string& host, int port) {
-  const int bound = port == 0 ? server_->bind_to_any_port(host) : server_->bind_to_port(host, port)
-                                                                      ? port
-                                                                      : -1;
+  const int bound = port == 0                           ? server_->bind_to_any_port(host)
+                    : server_->bind_to_port(host, port) ? port
+                                                        : -1;
   if (bound <= 0) fail("cannot listen on ", host, ":", port, " (in use, or not an address here)");
   return bound;
 }
@@ -172,18 +172,18 @@ void HttpServer::install_routes() {
   });
   // Statuses httplib answers itself (404, 413 over --max-request-bytes, 400 for a malformed
   // request line) get OpenAI's error body too.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    if (res.status == 413)
-      send_error(res, 413, "invalid_request_error",
-                 "the request body is larger than this server's --max-request-bytes");
-    else if (res.status == 404)
-      send_error(res, 404, "not_found_error", cat("no route for ", req.method, " ", req.path));
-    else
-      send_error(res, res.status, "invalid_request_error", "the HTTP request was not accepted");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 413)
+          send_error(res, 413, "invalid_request_error",
+                     "the request body is larger than this server's --max-request-bytes");
+        else if (res.status == 404)
+          send_error(res, 404, "not_found_error", cat("no route for ", req.method, " ", req.path));
+        else
+          send_error(res, res.status, "invalid_request_error", "the HTTP request was not accepted");
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   server.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         send_error(res, 500, "internal_server_error", "the request failed inside the server");
@@ -199,15 +199,15 @@ void HttpServer::install_routes() {
     res.set_content(metrics_.prometheus(), "text/plain; version=0.0.4");
   });
   server.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    const nlohmann::json body = {
-        {"object", "list"},
-        {"data",
-         {{{"id", options_.model_name}, {"object", "model"}, {"owned_by", "qwenvl"},
-           {"max_model_len", defaults_.max_context}}}}};
+    const nlohmann::json body = {{"object", "list"},
+                                 {"data",
+                                  {{{"id", options_.model_name},
+                                    {"object", "model"},
+                                    {"owned_by", "qwenvl"},
+                                    {"max_model_len", defaults_.max_context}}}}};
     res.set_content(body.dump(), "application/json");
   });
-  server.Post("/v1/chat/completions", [this](const httplib::Request& req,
-                                             httplib::Response& res) {
+  server.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     std::shared_ptr<Job> job;
     try {
       job = engine_.submit(parse_completion_request(req.body, defaults_));

@@ -17,10 +17,10 @@ class Server;
 namespace qwenvl {
 
 struct HttpOptions {
-  std::string model_name;          // what /v1/models lists and responses carry
-  std::string api_key;             // empty: no authentication
+  std::string model_name;                         // what /v1/models lists and responses carry
+  std::string api_key;                            // empty: no authentication
   int64_t max_request_bytes = int64_t(64) << 20;  // base64 images are large
-  size_t max_queue = 64;           // requests waiting beside the running one
+  size_t max_queue = 64;                          // requests waiting beside the running one
 };
 
 class HttpServer {

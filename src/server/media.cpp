@@ -36,8 +36,9 @@ ImageSource from_data_url(std::string_view url, const std::string& name) {
 ImageSource from_file_url(std::string_view url, const std::string& name,
                           const MediaPolicy& policy) {
   if (policy.allowed_media_dir.empty())
-    fail(name, ": file:// image URLs are refused (the server was started without "
-               "--allowed-media-dir)");
+    fail(name,
+         ": file:// image URLs are refused (the server was started without "
+         "--allowed-media-dir)");
   std::string_view rest = url.substr(7);
   if (starts_with_nocase(rest, "localhost/")) rest.remove_prefix(9);
   if (rest.empty() || rest.front() != '/')
@@ -50,7 +51,8 @@ ImageSource from_file_url(std::string_view url, const std::string& name,
   const fs::path path = fs::weakly_canonical(fs::path(std::string(rest)), error);
   const fs::path root = fs::weakly_canonical(fs::path(policy.allowed_media_dir), error);
   if (error) fail(name, ": cannot resolve the file:// path");
-  const auto [root_end, path_it] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+  const auto [root_end, path_it] =
+      std::mismatch(root.begin(), root.end(), path.begin(), path.end());
   if (root_end != root.end() || path_it == path.end())
     fail(name, ": the file is outside the server's --allowed-media-dir");
   ImageSource source;
@@ -66,8 +68,9 @@ ImageSource image_source_from_url(const std::string& url, const std::string& nam
   if (starts_with_nocase(url, "data:")) return from_data_url(url, name);
   if (starts_with_nocase(url, "file://")) return from_file_url(url, name, policy);
   if (starts_with_nocase(url, "http://") || starts_with_nocase(url, "https://"))
-    fail(name, ": remote image URLs are not fetched by this server; send the image inline as a "
-               "data:image/...;base64,... URL");
+    fail(name,
+         ": remote image URLs are not fetched by this server; send the image inline as a "
+         "data:image/...;base64,... URL");
   fail(name, ": unsupported image URL (expected data:image/...;base64,... or file://)");
 }
 

@@ -56,22 +56,27 @@ void ServerMetrics::add_tokens(int64_t prompt_tokens, int64_t generated_tokens) 
 std::string ServerMetrics::prometheus() const {
   std::lock_guard lock(mutex_);
   std::string out;
-  out += "# HELP qwenvl_requests_total HTTP responses by status code.\n"
-         "# TYPE qwenvl_requests_total counter\n";
+  out +=
+      "# HELP qwenvl_requests_total HTTP responses by status code.\n"
+      "# TYPE qwenvl_requests_total counter\n";
   for (const auto& [status, count] : responses_)
     out += cat("qwenvl_requests_total{status=\"", status, "\"} ", count, "\n");
-  out += cat("# HELP qwenvl_queue_depth Requests waiting for the model.\n"
-             "# TYPE qwenvl_queue_depth gauge\nqwenvl_queue_depth ",
-             queue_depth.load(), "\n");
-  out += cat("# HELP qwenvl_running_sequences Sequences being generated.\n"
-             "# TYPE qwenvl_running_sequences gauge\nqwenvl_running_sequences ",
-             running_sequences.load(), "\n");
-  out += cat("# HELP qwenvl_prompt_tokens_total Prompt tokens prefilled.\n"
-             "# TYPE qwenvl_prompt_tokens_total counter\nqwenvl_prompt_tokens_total ",
-             prompt_tokens_, "\n");
-  out += cat("# HELP qwenvl_generation_tokens_total Tokens generated.\n"
-             "# TYPE qwenvl_generation_tokens_total counter\nqwenvl_generation_tokens_total ",
-             generated_tokens_, "\n");
+  out +=
+      cat("# HELP qwenvl_queue_depth Requests waiting for the model.\n"
+          "# TYPE qwenvl_queue_depth gauge\nqwenvl_queue_depth ",
+          queue_depth.load(), "\n");
+  out +=
+      cat("# HELP qwenvl_running_sequences Sequences being generated.\n"
+          "# TYPE qwenvl_running_sequences gauge\nqwenvl_running_sequences ",
+          running_sequences.load(), "\n");
+  out +=
+      cat("# HELP qwenvl_prompt_tokens_total Prompt tokens prefilled.\n"
+          "# TYPE qwenvl_prompt_tokens_total counter\nqwenvl_prompt_tokens_total ",
+          prompt_tokens_, "\n");
+  out +=
+      cat("# HELP qwenvl_generation_tokens_total Tokens generated.\n"
+          "# TYPE qwenvl_generation_tokens_total counter\nqwenvl_generation_tokens_total ",
+          generated_tokens_, "\n");
   ttft_.write(out, "qwenvl_time_to_first_token_seconds",
               "Time from a request's arrival to its first generated token.");
   itl_.write(out, "qwenvl_inter_token_latency_seconds", "Time between generated tokens.");

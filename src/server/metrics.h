@@ -33,7 +33,7 @@ class ServerMetrics {
   void observe_time_to_first_token(double seconds);
   void observe_inter_token_latency(double seconds);
   void add_tokens(int64_t prompt_tokens, int64_t generated_tokens);
-  std::atomic<int64_t> queue_depth{0};       // requests waiting for the model
+  std::atomic<int64_t> queue_depth{0};  // requests waiting for the model
   std::atomic<int64_t> running_sequences{0};
   std::string prometheus() const;
 

@@ -96,8 +96,8 @@ std::vector<std::string> stop_strings(const json& body) {
 
 // One content part of a message: text, or an image (OpenAI's image_url, with Qwen's per-image
 // min_pixels / max_pixels beside the url, in the part or in image_url).
-void add_part(const json& part, const std::string& param, ChatMessage& message,
-              ChatRequest& chat, const RequestDefaults& defaults) {
+void add_part(const json& part, const std::string& param, ChatMessage& message, ChatRequest& chat,
+              const RequestDefaults& defaults) {
   if (!part.is_object()) bad(param, param, " must be an object");
   const auto type = part.find("type");
   if (type == part.end() || !type->is_string()) bad(param, param, " has no 'type'");
@@ -202,19 +202,17 @@ CompletionRequest parse_completion_request(const std::string& text,
   if (const json* kwargs = object(body, "mm_processor_kwargs"))
     pixel_bounds(*kwargs, "mm_processor_kwargs", defaults.max_image_pixels,
                  chat.preprocess.min_pixels, chat.preprocess.max_pixels);
-  check_pixel_bounds(chat.preprocess.min_pixels, chat.preprocess.max_pixels,
-                     "mm_processor_kwargs");
+  check_pixel_bounds(chat.preprocess.min_pixels, chat.preprocess.max_pixels, "mm_processor_kwargs");
   add_messages(body, chat, defaults);
 
   GenerationRequest& gen = out.generation;
-  const int64_t max_tokens = integer(body, "max_tokens", defaults.default_max_tokens, 1,
-                                     kMaxNewTokensLimit);
-  gen.max_new_tokens =
-      integer(body, "max_completion_tokens", max_tokens, 1, kMaxNewTokensLimit);
+  const int64_t max_tokens =
+      integer(body, "max_tokens", defaults.default_max_tokens, 1, kMaxNewTokensLimit);
+  gen.max_new_tokens = integer(body, "max_completion_tokens", max_tokens, 1, kMaxNewTokensLimit);
   chat.max_new_tokens = gen.max_new_tokens;
   SamplingParams sampling = defaults.generation.sampling();
-  sampling.temperature = float(number(body, "temperature", sampling.temperature,
-                                      kTemperatureRange));
+  sampling.temperature =
+      float(number(body, "temperature", sampling.temperature, kTemperatureRange));
   // vLLM's top_k -1 means "off", as our 0 does.
   const int64_t top_k = integer(body, "top_k", sampling.top_k, -1, int64_t(kTopKRange.max));
   sampling.top_k = top_k < 0 ? 0 : int(top_k);

@@ -29,12 +29,12 @@ class ParamError : public Error {
 
 // What a request falls back on, and the bounds the loaded model sets.
 struct RequestDefaults {
-  GenerationConfig generation;    // sampling defaults and eos ids
-  std::vector<int32_t> eos_ids;   // generation_config's, or <|im_end|>
-  PreprocessConfig preprocess;    // min/max pixels unless the request says
-  int64_t max_context = 32768;    // the model's context (prompt + completion)
-  int64_t max_image_pixels = 0;   // the largest image the model was sized for (max_pixels cap)
-  int64_t max_image_tokens = 0;   // merged tokens of a request's images together
+  GenerationConfig generation;   // sampling defaults and eos ids
+  std::vector<int32_t> eos_ids;  // generation_config's, or <|im_end|>
+  PreprocessConfig preprocess;   // min/max pixels unless the request says
+  int64_t max_context = 32768;   // the model's context (prompt + completion)
+  int64_t max_image_pixels = 0;  // the largest image the model was sized for (max_pixels cap)
+  int64_t max_image_tokens = 0;  // merged tokens of a request's images together
   int64_t default_max_tokens = 256;
   MediaPolicy media;
 };

@@ -48,10 +48,9 @@ std::string completion_json(const CompletionIdentity& identity, const std::strin
       {"object", "chat.completion"},
       {"created", identity.created},
       {"model", identity.model},
-      {"choices",
-       json::array({{{"index", 0},
-                     {"message", {{"role", "assistant"}, {"content", text}}},
-                     {"finish_reason", finish_name(finish_reason)}}})},
+      {"choices", json::array({{{"index", 0},
+                                {"message", {{"role", "assistant"}, {"content", text}}},
+                                {"finish_reason", finish_name(finish_reason)}}})},
       {"usage", usage_json(usage)}};
   return dump(body);
 }
@@ -64,8 +63,7 @@ std::string sse_text_chunk(const CompletionIdentity& identity, const std::string
   return event(chunk(identity, delta_choice({{"content", text}}, nullptr)));
 }
 
-std::string sse_finish_chunk(const CompletionIdentity& identity,
-                             const std::string& finish_reason) {
+std::string sse_finish_chunk(const CompletionIdentity& identity, const std::string& finish_reason) {
   return event(chunk(identity, delta_choice(json::object(), finish_name(finish_reason))));
 }
 

@@ -13,15 +13,15 @@ constexpr int64_t kDefaultMaxTokens = 256;
 
 std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
                                                const Qwen25VL::LoadProgress& progress) {
-  auto served = std::make_unique<ServedModel>(ServedModel{
-      std::filesystem::path(options.model_dir).lexically_normal().filename().string(),
-      load_model_files(options.model_dir),
-      nullptr,
-      std::nullopt,
-      {},
-      std::nullopt,
-      std::nullopt,
-      {}});
+  auto served = std::make_unique<ServedModel>(
+      ServedModel{std::filesystem::path(options.model_dir).lexically_normal().filename().string(),
+                  load_model_files(options.model_dir),
+                  nullptr,
+                  std::nullopt,
+                  {},
+                  std::nullopt,
+                  std::nullopt,
+                  {}});
   if (served->name.empty())
     served->name = std::filesystem::path(options.model_dir).parent_path().filename().string();
   const ModelFiles& files = served->files;
@@ -34,8 +34,8 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
   const int64_t patch_area = int64_t(pre.patch_size) * pre.patch_size;
   const int64_t merge_area = int64_t(pre.merge_size) * pre.merge_size;
   limits.max_image_patches = max_pixels / patch_area;
-  limits.max_image_tokens = options.max_image_tokens ? options.max_image_tokens
-                                                     : limits.max_image_patches / merge_area;
+  limits.max_image_tokens =
+      options.max_image_tokens ? options.max_image_tokens : limits.max_image_patches / merge_area;
 
   served->backend = make_backend(options.device, options.cuda_dtype, options.threads);
   const bool on_gpu = served->backend->device() == Device::CUDA;
@@ -62,10 +62,9 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
   defaults.max_context = limits.max_context;
   defaults.max_image_pixels = max_pixels;
   defaults.max_image_tokens = limits.max_image_tokens;
-  defaults.default_max_tokens =
-      options.default_max_tokens
-          ? options.default_max_tokens
-          : files.generation.max_new_tokens.value_or(kDefaultMaxTokens);
+  defaults.default_max_tokens = options.default_max_tokens
+                                    ? options.default_max_tokens
+                                    : files.generation.max_new_tokens.value_or(kDefaultMaxTokens);
   defaults.default_max_tokens = std::min(defaults.default_max_tokens, limits.max_context - 1);
   defaults.media.allowed_media_dir = options.allowed_media_dir;
   return served;
