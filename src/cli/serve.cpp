@@ -1,6 +1,8 @@
 // qwenvl serve: an OpenAI-compatible HTTP server over one loaded model (src/server/). Loads
 // once, prints the URL, serves until SIGINT or SIGTERM, then cancels what runs and exits 0.
-#include <atomic>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -42,6 +44,14 @@ constexpr int64_t kMaxContextLimit = int64_t(1) << 24;
 constexpr int64_t kMaxQueueLimit = 4096;
 constexpr int64_t kMaxNumSeqsLimit = 4096;
 
+int g_stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signal) {
+  const char byte = char(signal);
+  const ssize_t written = write(g_stop_pipe[1], &byte, 1);
+  (void)written;
+}
+
 }  // namespace
 
 int run_serve(int argc, char** argv) {
@@ -75,7 +85,7 @@ int run_serve(int argc, char** argv) {
   http.api_key = args.get("api-key").value_or("");
   http.max_request_bytes =
       args.get_int("max-request-bytes", http.max_request_bytes, 1024, int64_t(1) << 34);
-  http.max_queue = size_t(args.get_int("max-queue", int64_t(http.max_queue), 0, kMaxQueueLimit));
+  http.max_queue = size_t(args.get_int("max-queue", int64_t(http.max_queue), 1, kMaxQueueLimit));
   if (args.get_int("max-num-seqs", 1, 1, kMaxNumSeqsLimit) > 1)
     std::fprintf(stderr,
                  "qwenvl serve: requests run one at a time (continuous batching is not "
@@ -83,13 +93,15 @@ int run_serve(int argc, char** argv) {
   const std::string host = args.get("host").value_or("127.0.0.1");
   const int port = int(args.get_int("port", 8000, 0, 65535));
 
-  // SIGINT and SIGTERM go to one thread that waits for them; every other thread, started after
-  // this, inherits the mask, so no handler runs inside the server's code.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGINT and SIGTERM write a byte into a pipe that one thread waits on (a handler may only do
+  // async-signal-safe things, and any thread may take the signal: OpenBLAS starts its own before
+  // main, with no signal mask we could set).
+  if (pipe(g_stop_pipe) != 0) fail_resource("cannot create a pipe for signal handling");
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 
   std::unique_ptr<ServedModel> served;
   {
@@ -109,20 +121,21 @@ int run_serve(int argc, char** argv) {
   std::printf("qwenvl serve: listening on http://%s:%d/v1\n", host.c_str(), bound);
   std::fflush(stdout);
 
-  std::atomic<bool> signalled{false};
   std::thread waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    signalled = true;
-    std::fprintf(stderr, "qwenvl serve: %s, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    char signal = 0;
+    while (read(g_stop_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    }
+    if (signal != 0)
+      std::fprintf(stderr, "qwenvl serve: %s, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
     engine.stop();
     server.stop();
   });
   server.run();
-  engine.stop();
-  // run() also returns when listening fails; wake the waiter so it can be joined.
-  if (!signalled) pthread_kill(waiter.native_handle(), SIGTERM);
+  // run() also returns when listening fails: wake the waiter with a zero byte.
+  const char none = 0;
+  if (write(g_stop_pipe[1], &none, 1) != 1) std::fprintf(stderr, "qwenvl serve: cannot wake\n");
   waiter.join();
+  engine.stop();
   return 0;
 }
 
