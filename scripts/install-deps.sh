@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           nlohmann-json3-dev libutf8proc-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
-          libopenblas-dev libgtest-dev clang-format
+          libopenblas-dev libgtest-dev clang-format libcpp-httplib-dev
           libavformat-dev libavcodec-dev libswscale-dev libavutil-dev)
 missing=()
 for p in "${packages[@]}"; do

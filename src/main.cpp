@@ -22,6 +22,7 @@ struct Command {
 const Command kCommands[] = {
     {"generate", qwenvl::cli::run_generate, "image(s) + prompt -> text, streamed"},
     {"inspect", qwenvl::cli::run_inspect, "what a checkpoint holds and the memory it needs"},
+    {"serve", qwenvl::cli::run_serve, "an OpenAI-compatible HTTP server (chat completions)"},
     {"plan", qwenvl::cli::run_plan, "where a model's modules go under memory budgets"},
     {"tokenize", qwenvl::cli::run_tokenize, "text or a chat prompt -> token ids"},
     {"preprocess", qwenvl::cli::run_preprocess,

@@ -9,5 +9,6 @@ int run_preprocess(int argc, char** argv);  // image -> pixel_values, grid (cli/
 int run_generate(int argc, char** argv);    // image + prompt -> text (cli/generate.cpp)
 int run_plan(int argc, char** argv);        // memory plan from config.json (cli/plan.cpp)
 int run_quantize(int argc, char** argv);    // 16-bit checkpoint -> AWQ (cli/quantize.cpp)
+int run_serve(int argc, char** argv);       // OpenAI-compatible HTTP server (cli/serve.cpp)
 
 }  // namespace qwenvl::cli

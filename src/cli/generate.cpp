@@ -15,6 +15,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/load_progress.h"
+#include "cli/model_flags.h"
 #include "cli/npy.h"
 #include "cli/output.h"
 #include "cli/plan_report.h"
@@ -27,6 +28,7 @@
 #include "runtime/memory_budget.h"
 #include "runtime/memory_planner.h"
 #include "runtime/memory_stats.h"
+#include "runtime/model_setup.h"
 #include "runtime/sampling_limits.h"
 #include "runtime/weight_placement_of.h"
 #include "text/tokenizer.h"
@@ -83,17 +85,6 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-void require_file(const std::filesystem::path& path, const char* what) {
-  if (!std::filesystem::exists(path))
-    fail("the model directory has no ", what, " (", path.string(), ")");
-}
-
-DType parse_cuda_dtype(const std::string& name) {
-  if (name == "bf16") return DType::BF16;
-  if (name == "fp16") return DType::F16;
-  fail("--dtype must be bf16 or fp16, got '", name, "'");
-}
-
 }  // namespace
 
 int run_generate(int argc, char** argv) {
@@ -129,14 +120,12 @@ int run_generate(int argc, char** argv) {
 
   // ---- configuration, tokenizer: everything that can fail cheaply comes first.
   auto start = Clock::now();
-  if (!std::filesystem::is_directory(model_dir))
-    fail("model directory ", model_dir, " does not exist");
-  const ModelConfig config = load_model_config(model_dir);
-  const std::filesystem::path dir(model_dir);
-  require_file(dir / "tokenizer.json", "tokenizer.json");
-  const GenerationConfig gen = load_generation_config(model_dir);
+  ModelFiles files = load_model_files(model_dir);
+  const ModelConfig& config = files.config;
+  const GenerationConfig& gen = files.generation;
+  const Tokenizer& tokenizer = files.tokenizer;
   ChatRequest chat;
-  chat.preprocess = load_preprocess_config(model_dir);
+  chat.preprocess = files.preprocess;
   chat.preprocess.min_pixels =
       args.get_int("min-pixels", chat.preprocess.min_pixels, 1, kMaxResizedPixels);
   chat.preprocess.max_pixels =
@@ -144,7 +133,6 @@ int run_generate(int argc, char** argv) {
   check_pixel_bounds(chat.preprocess.min_pixels, chat.preprocess.max_pixels,
                      "--min-pixels / --max-pixels");
   const VideoOptions video_options = parse_video_options(args);
-  const Tokenizer tokenizer = Tokenizer::load((dir / "tokenizer.json").string());
   const double config_ms = ms_since(start);  // counted as loading, not preprocessing
 
   // ---- generation settings: flags over generation_config.json (which load_generation_config
@@ -175,9 +163,8 @@ int run_generate(int argc, char** argv) {
   request.keep_image_embeds = args.has("dump-vision");
   const DType cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
   const int threads = int(args.get_int("threads", 0, 0, kMaxThreads));
-  chat.max_context = args.get_int("max-context", kDefaultMaxContext, 1, kMaxContextLimit);
-  if (config.text.max_position_embeddings > 0)
-    chat.max_context = std::min<int64_t>(chat.max_context, config.text.max_position_embeddings);
+  chat.max_context = model_max_context(
+      config, args.get_int("max-context", kDefaultMaxContext, 1, kMaxContextLimit));
   chat.max_new_tokens = request.max_new_tokens;
 
   // ---- the backend, before the images: they are preprocessed into its compute dtype (the values
@@ -224,26 +211,12 @@ int run_generate(int argc, char** argv) {
   nlohmann::json planned = nullptr;  // the plan's figures for --json
   if (on_gpu) {
     // The plan for this request: resident what fits the budget, streamed the rest.
-    PlannerInput in;
-    in.config = config;
-    in.dtype = cuda_dtype;
-    in.max_context = limits.max_context;
-    in.prefill_chunk = limits.prefill_chunk;
-    const int64_t patch = chat.preprocess.patch_size;
-    in.patch_size = chat.preprocess.patch_size;
-    in.merge_size = chat.preprocess.merge_size;
-    in.max_pixels = prepared.max_image_patches * patch * patch;
-    in.request_image_tokens = prepared.image_tokens;
-    if (auto spec = args.get("max-memory")) in.budgets = parse_memory_budgets(*spec);
-    in.offload = parse_offload(args.get("offload").value_or("auto"));
-    if (in.offload == Offload::Cpu)
-      fail("--offload cpu: qwenvl does not compute layers on the CPU beside a GPU yet; use stream");
-    for (int64_t free_bytes : gpu_free_at_start) in.gpus.push_back({free_bytes, false});
-    in.host_bytes = int64_t(available_host_bytes());
-    if (auto map = args.get("device-map")) in.device_map = read_device_map(*map);
-    const PlacementPlan plan = plan_placement(in);
-    if (args.has("verbose")) std::fputs(plan_text(model_dir, in, plan).c_str(), stderr);
-    placement = weight_placement_of(plan, config);
+    const PlannedPlacement planned_placement = plan_gpu_placement(
+        config, cuda_dtype, limits, chat.preprocess, placement_options(args), gpu_free_at_start);
+    const PlacementPlan& plan = planned_placement.plan;
+    if (args.has("verbose"))
+      std::fputs(plan_text(model_dir, planned_placement.input, plan).c_str(), stderr);
+    placement = planned_placement.placement;
     planned = {{"gpu_bytes", plan.devices.front().total()},
                {"streamed_bytes_per_token", plan.decode.streamed_bytes},
                {"resident_bytes_per_token", plan.decode.resident_bytes}};

@@ -28,6 +28,7 @@ std::span<const uint8_t> image_bytes(const ImageSource& source, std::vector<uint
 }
 
 std::vector<ChatMessage> chat_messages(const ChatRequest& request) {
+  if (!request.messages.empty()) return request.messages;
   std::vector<ChatMessage> messages;
   if (request.system) messages.push_back({"system", {{ChatPart::Kind::Text, *request.system}}});
   ChatMessage user{"user", {}};

@@ -14,6 +14,7 @@
 #include "checkpoint/config.h"
 #include "core/dtype.h"
 #include "model/qwen2_5_vl.h"
+#include "text/chat.h"
 #include "text/tokenizer.h"
 #include "vision/preprocess.h"
 #include "vision/video.h"
@@ -40,6 +41,9 @@ struct ChatRequest {
   std::vector<ImageSource> images;  // in the user turn, before the text, in this order
   std::vector<VideoSource> videos;  // after the images, before the text, in this order
   std::string text;
+  // A whole conversation instead (a server's messages): when not empty, system and text are
+  // unused and the Image parts, in order, are `images`.
+  std::vector<ChatMessage> messages;
   PreprocessConfig preprocess;  // min/max pixels of this request
   // Merged tokens all images may take together (0: no cap): images over it are downscaled, all by
   // the same factor of their pixels (image_token_budget.h).

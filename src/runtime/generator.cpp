@@ -157,7 +157,11 @@ GenerationResult Generator::generate(const GenerationRequest& request,
     result.tokens.push_back(id);
     const bool eos = std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(), id) !=
                      request.eos_token_ids.end();
-    if (eos && !request.ignore_eos) {
+    if (request.on_token && !request.on_token(id)) {
+      result.finish_reason = "cancelled";
+      break;
+    }
+    if (eos && !request.ignore_eos && int64_t(result.tokens.size()) > request.min_tokens) {
       result.finish_reason = "stop";
       break;
     }

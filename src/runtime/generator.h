@@ -24,6 +24,12 @@ struct GenerationRequest {
   std::vector<int32_t> eos_token_ids;
   bool ignore_eos = false;
   std::vector<std::string> stop;
+  // End-of-sequence ids are not a stop before this many tokens (vLLM's min_tokens; the id is
+  // sampled and skipped over, not masked out of the distribution).
+  int64_t min_tokens = 0;
+  // Called with each generated id as soon as it is read; returning false ends generation there
+  // (finish_reason "cancelled"): a server's client that went away.
+  std::function<bool(int32_t)> on_token;
   bool keep_prompt_logits = false;  // copy the last prompt position's logits into the result
   // Copy the last prompt position's activations, step by step (Decoder::set_activation_tap), into
   // the result, for comparisons with another implementation op by op.
@@ -45,7 +51,7 @@ struct GenerationTimings {
 struct GenerationResult {
   std::string text;             // special tokens left out; cut at a stop string
   std::vector<int32_t> tokens;  // generated ids, the eos id included when it ended generation
-  std::string finish_reason;    // "stop" (eos or stop string) or "length"
+  std::string finish_reason;    // "stop" (eos or stop string), "length" or "cancelled"
   MropePositions positions;     // of the prompt
   std::vector<float> prompt_logits;
   std::vector<std::vector<float>> prompt_activations;  // [3 · layers + 1][hidden]

@@ -1,0 +1,142 @@
+// qwenvl serve: an OpenAI-compatible HTTP server over one loaded model (src/server/). Loads
+// once, prints the URL, serves until SIGINT or SIGTERM, then cancels what runs and exits 0.
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/load_progress.h"
+#include "cli/model_flags.h"
+#include "core/error.h"
+#include "runtime/sampling_limits.h"
+#include "server/engine.h"
+#include "server/http_server.h"
+#include "server/served_model.h"
+
+namespace qwenvl::cli {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: qwenvl serve --model DIR [flags]\n"
+    "  --host ADDR              address to listen on (default 127.0.0.1)\n"
+    "  --port N                 port (default 8000; 0: any free port, printed)\n"
+    "  --api-key KEY            require 'Authorization: Bearer KEY' on /v1/ routes\n"
+    "  --max-request-bytes N    largest request body (default 64 MiB: images come as base64)\n"
+    "  --max-num-seqs N         sequences run at once (1 today: requests run one at a time)\n"
+    "  --max-queue N            requests that may wait (default 64); beyond: 503, Retry-After\n"
+    "  --allowed-media-dir DIR  file:// image URLs are read only under DIR (default: refused)\n"
+    "  --max-context N          context per request (default min(32768, max_position_embeddings))\n"
+    "  --max-pixels N           largest image after resizing (default preprocessor_config's)\n"
+    "  --max-image-tokens N     merged tokens one request's images take together (default:\n"
+    "                           one max-pixels image's); larger sets are downscaled\n"
+    "  --max-tokens N           a request's default max_tokens (default generation_config's)\n"
+    "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA)   --threads N\n"
+    "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB; --offload stream|auto;\n"
+    "  --device-map FILE.json   as for generate\n";
+
+constexpr int64_t kMaxContextLimit = int64_t(1) << 24;
+constexpr int64_t kMaxQueueLimit = 4096;
+constexpr int64_t kMaxNumSeqsLimit = 4096;
+
+int g_stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signal) {
+  const char byte = char(signal);
+  const ssize_t written = write(g_stop_pipe[1], &byte, 1);
+  (void)written;
+}
+
+}  // namespace
+
+int run_serve(int argc, char** argv) {
+  const Args args(
+      argc, argv,
+      {"model", "host", "port", "api-key", "max-request-bytes", "max-num-seqs", "max-queue",
+       "allowed-media-dir", "max-context", "max-pixels", "max-image-tokens", "max-tokens", "device",
+       "dtype", "threads", "max-memory", "offload", "device-map"},
+      {"help"});
+  if (args.has("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (!args.positional().empty())
+    fail("unexpected argument '", args.positional().front(), "' (see --help)");
+  ServeOptions options;
+  options.model_dir = args.require("model");
+  options.device = args.get("device").value_or("auto");
+  options.cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
+  options.threads = int(args.get_int("threads", 0, 0, 1024));
+  options.max_context = args.get_int("max-context", 32768, 2, kMaxContextLimit);
+  options.max_pixels = args.get_int("max-pixels", 0, 1, kMaxResizedPixels);
+  options.max_image_tokens = args.get_int("max-image-tokens", 0, 1, kMaxResizedPixels / (28 * 28));
+  options.default_max_tokens = args.get_int("max-tokens", 0, 1, kMaxNewTokensLimit);
+  options.placement = placement_options(args);
+  options.allowed_media_dir = args.get("allowed-media-dir").value_or("");
+  if (!options.allowed_media_dir.empty() &&
+      !std::filesystem::is_directory(options.allowed_media_dir))
+    fail("--allowed-media-dir ", options.allowed_media_dir, " is not a directory");
+  HttpOptions http;
+  http.api_key = args.get("api-key").value_or("");
+  http.max_request_bytes =
+      args.get_int("max-request-bytes", http.max_request_bytes, 1024, int64_t(1) << 34);
+  http.max_queue = size_t(args.get_int("max-queue", int64_t(http.max_queue), 1, kMaxQueueLimit));
+  if (args.get_int("max-num-seqs", 1, 1, kMaxNumSeqsLimit) > 1)
+    std::fprintf(stderr,
+                 "qwenvl serve: requests run one at a time (continuous batching is not "
+                 "there yet); --max-num-seqs is taken as 1\n");
+  const std::string host = args.get("host").value_or("127.0.0.1");
+  const int port = int(args.get_int("port", 8000, 0, 65535));
+
+  // SIGINT and SIGTERM write a byte into a pipe that one thread waits on (a handler may only do
+  // async-signal-safe things, and any thread may take the signal: OpenBLAS starts its own before
+  // main, with no signal mask we could set).
+  if (pipe(g_stop_pipe) != 0) fail_resource("cannot create a pipe for signal handling");
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+
+  std::unique_ptr<ServedModel> served;
+  {
+    LoadProgress progress;
+    served = load_served_model(
+        options, [&progress](size_t read, size_t total) { progress.update(read, total); });
+  }
+  http.model_name = served->name;
+  ServerMetrics metrics;
+  Engine engine(*served->model, served->files.tokenizer, served->limits, metrics, http.max_queue);
+  HttpServer server(engine, metrics, served->defaults, http);
+  const int bound = server.bind(host, port);
+  std::printf("qwenvl serve: %s on %s (context %lld tokens, images up to %lld pixels)\n",
+              served->name.c_str(), served->backend->name().c_str(),
+              static_cast<long long>(served->limits.max_context),
+              static_cast<long long>(served->defaults.max_image_pixels));
+  std::printf("qwenvl serve: listening on http://%s:%d/v1\n", host.c_str(), bound);
+  std::fflush(stdout);
+
+  std::thread waiter([&] {
+    char signal = 0;
+    while (read(g_stop_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    }
+    if (signal != 0)
+      std::fprintf(stderr, "qwenvl serve: %s, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
+    engine.stop();
+    server.stop();
+  });
+  server.run();
+  // run() also returns when listening fails: wake the waiter with a zero byte.
+  const char none = 0;
+  if (write(g_stop_pipe[1], &none, 1) != 1) std::fprintf(stderr, "qwenvl serve: cannot wake\n");
+  waiter.join();
+  engine.stop();
+  return 0;
+}
+
+}  // namespace qwenvl::cli

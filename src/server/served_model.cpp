@@ -1,0 +1,73 @@
+#include "server/served_model.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "runtime/generation_config.h"
+
+namespace qwenvl {
+
+namespace {
+constexpr int64_t kDefaultMaxTokens = 256;
+}
+
+std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
+                                               const Qwen25VL::LoadProgress& progress) {
+  auto served = std::make_unique<ServedModel>(
+      ServedModel{std::filesystem::path(options.model_dir).lexically_normal().filename().string(),
+                  load_model_files(options.model_dir),
+                  nullptr,
+                  std::nullopt,
+                  {},
+                  std::nullopt,
+                  std::nullopt,
+                  {}});
+  if (served->name.empty())
+    served->name = std::filesystem::path(options.model_dir).parent_path().filename().string();
+  const ModelFiles& files = served->files;
+  const PreprocessConfig& pre = files.preprocess;
+
+  ModelLimits& limits = served->limits;
+  limits.max_context = model_max_context(files.config, options.max_context);
+  const int64_t max_pixels = options.max_pixels ? options.max_pixels : pre.max_pixels;
+  check_pixel_bounds(std::min(pre.min_pixels, max_pixels), max_pixels, "--max-pixels");
+  const int64_t patch_area = int64_t(pre.patch_size) * pre.patch_size;
+  const int64_t merge_area = int64_t(pre.merge_size) * pre.merge_size;
+  limits.max_image_patches = max_pixels / patch_area;
+  limits.max_image_tokens =
+      options.max_image_tokens ? options.max_image_tokens : limits.max_image_patches / merge_area;
+
+  served->backend = make_backend(options.device, options.cuda_dtype, options.threads);
+  const bool on_gpu = served->backend->device() == Device::CUDA;
+  if (!on_gpu && (!options.placement.max_memory.empty() || !options.placement.device_map.empty()))
+    fail("--max-memory and --device-map place the model on GPUs: use --device cuda");
+  WeightPlacement placement;
+  if (on_gpu) {
+    served->placement = plan_gpu_placement(files.config, options.cuda_dtype, limits, pre,
+                                           options.placement, gpu_free_memory());
+    placement = served->placement->placement;
+  }
+  served->checkpoint.emplace(Checkpoint::open(options.model_dir, files.config));
+  served->model.emplace(files.config, *served->checkpoint, *served->backend, limits, placement,
+                        progress);
+  served->model->warm_up();
+
+  RequestDefaults& defaults = served->defaults;
+  defaults.generation = files.generation;
+  defaults.eos_ids = files.generation.eos_token_ids;
+  if (defaults.eos_ids.empty()) defaults.eos_ids.push_back(files.tokenizer.token_id("<|im_end|>"));
+  defaults.preprocess = pre;
+  defaults.preprocess.max_pixels = std::min(pre.max_pixels, max_pixels);
+  defaults.preprocess.min_pixels = std::min(pre.min_pixels, defaults.preprocess.max_pixels);
+  defaults.max_context = limits.max_context;
+  defaults.max_image_pixels = max_pixels;
+  defaults.max_image_tokens = limits.max_image_tokens;
+  defaults.default_max_tokens = options.default_max_tokens
+                                    ? options.default_max_tokens
+                                    : files.generation.max_new_tokens.value_or(kDefaultMaxTokens);
+  defaults.default_max_tokens = std::min(defaults.default_max_tokens, limits.max_context - 1);
+  defaults.media.allowed_media_dir = options.allowed_media_dir;
+  return served;
+}
+
+}  // namespace qwenvl
