@@ -1,11 +1,11 @@
 // `qwenvl serve` as a process: it prints its URL, answers, and exits 0 on SIGTERM.
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <gtest/gtest.h>
 #include <string>
 
 namespace {
@@ -19,8 +19,8 @@ TEST(ServeCommand, PrintsItsUrlServesAndStopsOnSigterm) {
   if (pid == 0) {
     dup2(out[1], STDOUT_FILENO);
     close(out[0]);
-    execl(QWENVL_BINARY, "qwenvl", "serve", "--model", model.c_str(), "--device", "cpu",
-          "--port", "0", static_cast<char*>(nullptr));
+    execl(QWENVL_BINARY, "qwenvl", "serve", "--model", model.c_str(), "--device", "cpu", "--port",
+          "0", static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out[1]);
