@@ -16,74 +16,16 @@
 
 #include "common/npy.h"
 #include "common/reference_logits.h"
+#include "generate_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string quote(const std::string& s) {
-  std::string q(1, '\'');
-  for (char c : s) {
-    if (c == '\'')
-      q.append("'\\''");
-    else
-      q.push_back(c);
-  }
-  q.push_back('\'');
-  return q;
-}
-
-fs::path scratch_dir() {
-  fs::path dir = fs::temp_directory_path() / ("qwenvl_cli_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir;
-}
-
-RunResult run_generate(const std::vector<std::string>& args) {
-  const fs::path dir = scratch_dir();
-  std::string cmd = quote(QWENVL_BINARY);
-  cmd.append(" generate");
-  for (const auto& a : args) cmd.append(" ").append(quote(a));
-  cmd.append(" >").append(quote((dir / "out.txt").string()));
-  cmd.append(" 2>").append(quote((dir / "err.txt").string()));
-  RunResult r;
-  int status = std::system(cmd.c_str());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(dir / "out.txt");
-  r.err = read_file(dir / "err.txt");
-  return r;
-}
-
-// A non-zero exit and exactly one line on stderr that mentions `needle`.
-void expect_one_line_error(const RunResult& r, const std::string& needle) {
-  EXPECT_NE(r.exit_code, 0);
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
+using namespace qwenvl::cli_test;
 
 const fs::path kTiny = fs::path(QWENVL_FIXTURES_DIR) / "models" / "tiny-tied";
 
 bool have_tiny() { return fs::exists(kTiny / "config.json") && fs::exists(kTiny / "reference"); }
-
-nlohmann::json last_json_line(const std::string& out) {
-  std::string s = out;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return nlohmann::json::parse(
-      s.substr(s.rfind('\n') == std::string::npos ? 0 : s.rfind('\n') + 1));
-}
 
 TEST(GenerateCli, UnknownFlag) {
   expect_one_line_error(run_generate({"--model", "x", "--prompt", "hi", "--frobnicate", "1"}),

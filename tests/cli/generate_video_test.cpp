@@ -12,62 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "generate_run.h"
+
 namespace {
 
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string quote(const std::string& s) {
-  std::string q(1, '\'');
-  for (char c : s) {
-    if (c == '\'')
-      q.append("'\\''");
-    else
-      q.push_back(c);
-  }
-  q.push_back('\'');
-  return q;
-}
-
-RunResult run_generate(const std::vector<std::string>& args) {
-  const fs::path dir = fs::temp_directory_path() / ("qwenvl_video_cli_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  std::string cmd = quote(QWENVL_BINARY);
-  cmd.append(" generate");
-  for (const auto& a : args) cmd.append(" ").append(quote(a));
-  cmd.append(" >").append(quote((dir / "out.txt").string()));
-  cmd.append(" 2>").append(quote((dir / "err.txt").string()));
-  RunResult r;
-  const int status = std::system(cmd.c_str());
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(dir / "out.txt");
-  r.err = slurp(dir / "err.txt");
-  return r;
-}
-
-void expect_one_line_error(const RunResult& r, const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 1);
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
-
-nlohmann::json last_json_line(std::string s) {
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const size_t nl = s.rfind('\n');
-  return nlohmann::json::parse(s.substr(nl == std::string::npos ? 0 : nl + 1));
-}
+using namespace qwenvl::cli_test;
 
 const fs::path kTiny = fs::path(QWENVL_FIXTURES_DIR) / "models" / "tiny-tied";
 const std::string kVideo = std::string(QWENVL_FIXTURES_DIR) + "/videos/h264_64x48_10fps.mp4";
@@ -125,15 +75,16 @@ TEST(GenerateVideoCli, SamplingFlagsApply) {
 
 TEST(GenerateVideoCli, BadFlagsAndFilesAreOneLineErrors) {
   if (!fs::exists(kTiny / "config.json")) GTEST_SKIP() << "tiny fixture model missing";
-  expect_one_line_error(run_generate(base({"--video", kVideo, "--fps", "0"})), "--fps");
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--fps", "0"})), "--fps", 1);
   expect_one_line_error(run_generate(base({"--video", kVideo, "--fps", "1", "--nframes", "4"})),
-                        "not both");
-  expect_one_line_error(run_generate(base({"--video", kVideo, "--nframes", "100000"})),
-                        "--nframes");
-  expect_one_line_error(run_generate(base({"--video", kVideo, "--video-start", "5"})), "range");
+                        "not both", 1);
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--nframes", "100000"})), "--nframes",
+                        1);
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--video-start", "5"})), "range", 1);
   const std::string text = std::string(QWENVL_FIXTURES_DIR) + "/videos/text.mp4";
-  expect_one_line_error(run_generate(base({"--video", text})), "text.mp4");
-  expect_one_line_error(run_generate(base({"--video", kVideo, "--max-context", "200"})), "context");
+  expect_one_line_error(run_generate(base({"--video", text})), "text.mp4", 1);
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--max-context", "200"})), "context",
+                        1);
 }
 
 }  // namespace

@@ -26,26 +26,9 @@ constexpr int64_t kSlabRowMultiple = 64;
 }  // namespace
 
 void CudaBackend::linear_int4(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
-  on_device(x, "linear", "x");
-  on_device(w, "linear", "the weight");
-  on_device(out, "linear", "out");
-  has_dtype(x, dtype_, "linear", "x");
-  if (out.dtype() != dtype_ && out.dtype() != DType::F32)
-    fail_internal("CUDA linear: out must be ", dtype_name(dtype_), " or f32, not ",
-                  dtype_name(out.dtype()));
   const Int4Layout layout = Int4Layout::of(w);
   const int64_t n = layout.rows, k = layout.k;
-  if (x.rank() < 1 || x.dim(-1) != k)
-    fail_internal("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
-  const int64_t m = x.numel() / k;
-  if (out.dim(-1) != n || out.numel() != m * n)
-    fail_internal("CUDA linear: out ", out.shape().str(), " should hold ", m, " rows of ", n);
-  if (bias) {
-    on_device(*bias, "linear", "the bias");
-    float_dtype(*bias, "linear", "the bias");
-    if (bias->numel() != n)
-      fail_internal("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
-  }
+  const int64_t m = check_linear_rows(x, w, n, k, bias, out, dtype_);
   if (m == 0) return;
   CudaState& s = *state_;
   ProfileScope scope(s.profiler, s.stream, [&] { return cat("linear int4 ", m, "x", n, "x", k); });

@@ -44,21 +44,18 @@ inline bool gemv_serves(const CudaState& s, int64_t m, int64_t k, const Tensor& 
          aligned16(x.data()) && aligned16(w.data());
 }
 
-// linear's checks: device tensors, x [..., K] and w [N, K] in the compute dtype, out [M, N] in it
-// or in f32, bias (if any) a float [N]. Returns M.
-inline int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& out,
-                            DType dtype) {
+// linear's checks on a weight of n outputs over k inputs (its layout checked by the caller):
+// device tensors, x [..., K] in the compute dtype, out [M, N] in it or in f32, bias (if any) a
+// float [N]. Returns M.
+inline int64_t check_linear_rows(const Tensor& x, const Tensor& w, int64_t n, int64_t k,
+                                 const Tensor* bias, const Tensor& out, DType dtype) {
   on_device(x, "linear", "x");
   on_device(w, "linear", "the weight");
   on_device(out, "linear", "out");
   has_dtype(x, dtype, "linear", "x");
-  // cuBLASLt multiplies equal input types: linear weights are uploaded in the compute dtype.
-  has_dtype(w, dtype, "linear", "the weight");
   if (out.dtype() != dtype && out.dtype() != DType::F32)
     fail_internal("CUDA linear: out must be ", dtype_name(dtype), " or f32, not ",
                   dtype_name(out.dtype()));
-  if (w.rank() != 2) fail_internal("CUDA linear: the weight must be [N, K], got ", w.shape().str());
-  const int64_t n = w.dim(0), k = w.dim(1);
   if (x.rank() < 1 || x.dim(-1) != k)
     fail_internal("CUDA linear: x ", x.shape().str(), " does not end in the weight's K = ", k);
   const int64_t m = k ? x.numel() / k : 0;
@@ -71,6 +68,15 @@ inline int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias
       fail_internal("CUDA linear: the bias has ", bias->numel(), " values, not ", n);
   }
   return m;
+}
+
+// linear's checks with a 16-bit weight w [N, K] in the compute dtype (cuBLASLt multiplies equal
+// input types: linear weights are uploaded in the compute dtype). Returns M.
+inline int64_t check_linear(const Tensor& x, const Tensor& w, const Tensor* bias, const Tensor& out,
+                            DType dtype) {
+  has_dtype(w, dtype, "linear", "the weight");
+  if (w.rank() != 2) fail_internal("CUDA linear: the weight must be [N, K], got ", w.shape().str());
+  return check_linear_rows(x, w, w.dim(0), w.dim(1), bias, out, dtype);
 }
 
 }  // namespace qwenvl::cuda_checks
