@@ -42,8 +42,9 @@ SCENARIOS = [
     ("7B", "8GiB", "ttft_1280x960", (1280, 960), 1),
     ("7B", None, "ttft_3840x2160", (3840, 2160), 1),
     ("7B", "24GiB", "ttft_3840x2160", (3840, 2160), 1),
-    # 32B with 16 of its 64 layers (the disk holds no 66 GB checkpoint): per-layer figures, under
-    # a budget that keeps about the share of layers resident that 24 GiB keeps of the full model.
+    # 32B with 16 of its 64 layers, for per-layer figures (a whole 32B checkpoint does not fit the
+    # GPU machine's disk), under a budget keeping about the share of layers resident that
+    # cuda:0=24GiB keeps of the whole model.
     ("32B-16L", None, "decode", None, 64),
     ("32B-16L", "10GiB", "decode", None, 32),
 ]

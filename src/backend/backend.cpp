@@ -48,10 +48,8 @@ void Backend::end_read(int64_t ticket, Tensor& host_dst) {
 }
 
 void Backend::reserve_streaming(size_t slot_bytes, int slots, size_t host_bytes) {
-  const size_t slot_stride =
-      (slot_bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
-  const size_t host_stride =
-      (host_bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+  const size_t slot_stride = allocation_size(slot_bytes);
+  const size_t host_stride = allocation_size(host_bytes);
   const size_t bytes = size_t(slots) * slot_stride + host_stride;
   void* p = bytes ? std::aligned_alloc(kAllocationAlignment, bytes) : nullptr;
   if (bytes && !p)

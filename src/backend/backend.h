@@ -65,6 +65,10 @@ struct SamplingParams {
 };
 
 constexpr size_t kAllocationAlignment = 256;
+// What an allocation of `bytes` takes in a region: bytes rounded up to kAllocationAlignment.
+constexpr size_t allocation_size(size_t bytes) {
+  return (bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+}
 
 class Backend {
  public:

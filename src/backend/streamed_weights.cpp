@@ -12,10 +12,6 @@ namespace qwenvl {
 
 namespace {
 
-size_t aligned(size_t bytes) {
-  return (bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
-}
-
 float element(const void* base, DType dtype, int64_t i) {
   switch (dtype) {
     case DType::BF16:
@@ -79,14 +75,15 @@ void StreamedWeights::begin_group(int sequence) {
   QWENVL_CHECK(!open_, "a streamed group is open already");
   QWENVL_CHECK(sequence >= 0, "sequence ", sequence);
   if (size_t(sequence) >= sequence_ids_.size()) sequence_ids_.resize(size_t(sequence) + 1);
-  current_ = Group{sequence, int(sequence_ids_[size_t(sequence)].size()), aligned(host_used_), 0};
+  current_ =
+      Group{sequence, int(sequence_ids_[size_t(sequence)].size()), allocation_size(host_used_), 0};
   open_ = true;
 }
 
 Tensor StreamedWeights::add(const std::vector<Tensor>& parts, DType dtype) {
   QWENVL_CHECK(open_, "streamed weights are added inside a group");
   const Shape shape = stacked_shape(parts, "streamed upload");
-  const size_t offset = aligned(current_.bytes);
+  const size_t offset = allocation_size(current_.bytes);
   const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   if (offset + bytes > slot_bytes_)
     fail_internal("a streamed group needs more than its slot's ", slot_bytes_, " bytes");

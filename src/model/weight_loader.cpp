@@ -11,8 +11,7 @@ namespace qwenvl {
 
 // Backends align every allocation to at most kAllocationAlignment bytes.
 void WeightLoader::count(int64_t elements, DType dtype) {
-  const size_t bytes = (size_t(elements) * dtype_size(dtype) + kAllocationAlignment - 1) /
-                       kAllocationAlignment * kAllocationAlignment;
+  const size_t bytes = allocation_size(size_t(elements) * dtype_size(dtype));
   (in_group_ ? group_bytes_ : bytes_) += bytes;
 }
 

@@ -93,11 +93,6 @@ std::string stream_group_of(const std::string& allocation) {
   return "";
 }
 
-int64_t aligned(int64_t bytes) {
-  const int64_t a = int64_t(kAllocationAlignment);
-  return (bytes + a - 1) / a * a;
-}
-
 }  // namespace
 
 std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype) {
@@ -124,7 +119,7 @@ std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype) {
   std::map<std::string, int64_t> groups;  // streamed group -> bytes (see stream_group_of)
   for (const auto& [allocation, stored] : allocations) {
     ModelModule& m = modules[index[owner[allocation]]];
-    const int64_t bytes = aligned(stored);
+    const int64_t bytes = int64_t(allocation_size(size_t(stored)));
     m.weight_bytes += bytes;
     const std::string group = stream_group_of(allocation);
     if (group.empty()) continue;

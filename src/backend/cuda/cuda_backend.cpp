@@ -19,10 +19,6 @@ namespace qwenvl {
 
 namespace {
 
-constexpr size_t kAlignment = kAllocationAlignment;
-
-size_t align_up(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
-
 void check_host(const Tensor& t, const char* op) {
   if (t.device() != Device::CPU)
     fail_internal("CUDA ", op, " expects a host tensor, got a device one");
@@ -38,7 +34,7 @@ bool convertible(DType from, DType to) { return from == to || (is_float(from) &&
 }  // namespace
 
 void* DeviceRegion::take(size_t bytes, const char* for_what) {
-  size_t begin = align_up(used);
+  size_t begin = allocation_size(used);
   if (begin + bytes > capacity)
     fail_internal("the CUDA ", what, " of ", capacity, " bytes is exhausted: ", used,
                   " are in use and ", for_what, " needs ", bytes, " more; reserve a larger ", what);
@@ -170,9 +166,9 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
   size_t staging_twin = StagingRing::kSlots * StagingRing::kSlotBytes;
   s.attention_scratch_bytes = kAttentionScratchBytes;
   s.sample_scratch_bytes = cuda::sample_scratch_bytes(kMaxSampleVocab);
-  size_t internal = align_up(kCublasWorkspaceBytes) + align_up(staging_twin) +
-                    align_up(s.attention_scratch_bytes) + align_up(s.sample_scratch_bytes) +
-                    kRopeTableBytes;
+  size_t internal = allocation_size(kCublasWorkspaceBytes) + allocation_size(staging_twin) +
+                    allocation_size(s.attention_scratch_bytes) +
+                    allocation_size(s.sample_scratch_bytes) + kRopeTableBytes;
   for (auto [region, bytes] :
        {std::pair{&s.weights, weight_bytes}, std::pair{&s.persistent, persistent_bytes},
         std::pair{&s.workspace, workspace_bytes}, std::pair{&s.internal, internal}}) {

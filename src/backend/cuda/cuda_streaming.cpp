@@ -28,8 +28,7 @@ void CudaBackend::reserve_streaming(size_t slot_bytes, int slots, size_t host_by
   CUDA_CHECK(cudaStreamSynchronize(s.stream));
   s.streaming.release();
   StreamingBuffers& b = s.streaming;
-  const size_t stride =
-      (slot_bytes + kAllocationAlignment - 1) / kAllocationAlignment * kAllocationAlignment;
+  const size_t stride = allocation_size(slot_bytes);
   cudaError_t status = cudaMalloc(&b.slots, stride * size_t(slots));
   if (status == cudaSuccess) status = cudaHostAlloc(&b.host, std::max<size_t>(host_bytes, 1), 0);
   if (status != cudaSuccess) {
