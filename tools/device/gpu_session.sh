@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny streamed offload3B offload7B offload32B-16L kernels host logits3B logits7B
+# Stages: info ops tiny video streamed offload3B offload7B offload32B-16L kernels host logits3B logits7B
 #         awq3B awq7B bench3B bench7B quick3B quick7B profile3B profile7B activations
 #         vision_rounding cpu  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its
 #         dequantized twin; FP32_SIZES=3B,7B: the logits stages add an
@@ -66,6 +66,11 @@ stage_tiny() {
   return $rc
 }
 
+stage_video() {  # our sampled frames and pixel values against qwen-vl-utils + torchvision
+  python3 tools/device/video_checks.py make --qwenvl "$bin/qwenvl" --out /tmp/video_dumps &&
+    python3 tools/device/video_checks.py check --dumps /tmp/video_dumps
+}
+
 stage_host() {  # tokenizer and preprocessing speeds on this machine's CPU, beside the references'
   "$bin/bench_tokenizer" --corpus tests/fixtures/tokenizer/corpus.jsonl
   "$bin/bench_preprocess"
@@ -114,6 +119,7 @@ for stage in "$@"; do
     offload3B|offload7B|offload32B-16L) run_stage "$stage" python3 bench/offload_bench.py \
               --models "${stage#offload}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
               --results-dir "$OUT" ;;
+    video) run_stage video stage_video ;;
     kernels) run_stage kernels "$bin/bench_cuda_ops" ;;
     host) run_stage host stage_host ;;
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \

@@ -1,14 +1,13 @@
 #!/usr/bin/env python3
 """Video preprocessing against qwen-vl-utils' rules + torchvision + transformers' video processor.
 
-Two steps, because the GPU machine has torch but not FFmpeg's libraries and this machine has
-FFmpeg but not torch:
+Two steps: `make` needs qwenvl (FFmpeg's libraries travel with it), `check` needs torch. The GPU
+machine has both (tools/device/gpu_session.sh video runs them there):
 
-  here:  python3 tools/device/video_checks.py make --qwenvl build-cpu/qwenvl --out video_dumps
+  python3 tools/device/video_checks.py make --qwenvl .carry/bin/qwenvl --out /tmp/video_dumps
          (runs `qwenvl preprocess --video` on the test videos; writes, per case, the JSON report,
-         the sampled frames as decoded and our pixel_values_videos; video_dumps/ is untracked, so
-         it travels with the working tree)
-  there: python3 tools/device/video_checks.py check --dumps video_dumps
+         the sampled frames as decoded and our pixel_values_videos)
+  python3 tools/device/video_checks.py check --dumps /tmp/video_dumps
 
 `check` recomputes, for every case, the frame indices with torch.linspace and qwen-vl-utils'
 formulas, resizes our decoded frames with torchvision.transforms.functional.resize (BICUBIC,
