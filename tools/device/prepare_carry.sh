@@ -3,7 +3,8 @@
 # build/) and fills .carry/ for a device call: the programs
 # in .carry/bin, and in .carry/lib the shared libraries the GPU machine lacks. The programs hold
 # the CUDA kernels several times over, so the folder travels packed: .carrypack/carry.tar.xz
-# (carry [".carrypack"]; gpu_session.sh unpacks it).
+# (carry [".carrypack"]; gpu_session.sh unpacks it). bench_cuda_ops (the `kernels` stage) travels
+# only with KERNELS=1: with it the pack and the tracked files outgrow a device call's 64 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -12,7 +13,8 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C "$build" qwenvl test_backend test_model bench_cuda_ops bench_tokenizer bench_preprocess
 rm -rf .carry && mkdir -p .carry/bin
 cp "$build"/qwenvl "$build"/tests/test_backend "$build"/tests/test_model \
-   "$build"/bench_cuda_ops "$build"/bench_tokenizer "$build"/bench_preprocess .carry/bin/
+   "$build"/bench_tokenizer "$build"/bench_preprocess .carry/bin/
+[ "${KERNELS:-0}" = 1 ] && cp "$build"/bench_cuda_ops .carry/bin/
 git rev-parse --short HEAD >.carry/COMMIT
 tools/device/pack_runtime.sh .carry/bin/qwenvl
 strip .carry/bin/*
