@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -282,5 +283,17 @@ std::unique_ptr<Backend> make_backend(const std::string& device, DType cuda_dtyp
 // The free memory of each GPU this process can use, in ordinal order (also in
 // runtime/backend_factory.cpp); empty when qwenvl was built without CUDA or there is no GPU.
 std::vector<int64_t> gpu_free_memory();
+
+// Bandwidths measured on this machine, bytes per second (also in runtime/backend_factory.cpp).
+struct GpuBandwidths {
+  double memory = 0;          // device memory, read and write together (a device-to-device copy)
+  double host_to_device = 0;  // pinned host memory to the device
+};
+// GPU 0's name ("NVIDIA H200"); empty without CUDA or a GPU.
+std::string gpu_name();
+// GPU 0's, from a quick probe (~0.3 s); nullopt without CUDA or a GPU.
+std::optional<GpuBandwidths> measure_gpu_bandwidths();
+// The host memory the CPU backend's threads read, from a quick probe (~0.3 s).
+double measure_host_read_bandwidth();
 
 }  // namespace qwenvl

@@ -16,6 +16,7 @@ PlacementOptions placement_options(const Args& args) {
   options.max_memory = args.get("max-memory").value_or("");
   options.offload = args.get("offload").value_or("auto");
   if (auto map = args.get("device-map")) options.device_map = read_device_map(*map);
+  options.measure_bandwidths = args.has("verbose");
   return options;
 }
 

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/file_read.h"
 #include "runtime/byte_size.h"
+#include "runtime/machine_bandwidths.h"
 #include "runtime/memory_planner.h"
 #include "runtime/memory_stats.h"
 #include "vision/preprocess.h"
@@ -27,7 +28,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: qwenvl plan --model DIR [--max-memory SPEC] [--offload stream|cpu|auto]\n"
     "                   [--device-map FILE.json] [--max-context N] [--max-pixels N]\n"
-    "                   [--dtype bf16|fp16] [--json]\n"
+    "                   [--dtype bf16|fp16] [--json] [--nominal]\n"
     "  Plans where each module of the model goes and what each device holds, from config.json\n"
     "  alone (no weights needed).\n"
     "  --max-memory   per-device budgets, e.g. cuda:0=20GiB,cpu=64GiB; a device not named may\n"
@@ -39,7 +40,9 @@ constexpr const char* kUsage =
     "                 every module (visual, model.embed_tokens, model.layers.N, model.norm,\n"
     "                 lm_head)\n"
     "  --max-context  tokens of KV cache to plan (default 32768, at most the model's positions)\n"
-    "  --max-pixels   the largest image (default: preprocessor_config.json's; 0: text only)\n";
+    "  --max-pixels   the largest image (default: preprocessor_config.json's; 0: text only)\n"
+    "  --nominal      estimate speeds from nominal bandwidths instead of this machine's\n"
+    "                 (measured by a quick probe once, then read from the cache)\n";
 
 constexpr int64_t kDefaultMaxContext = 32768;
 constexpr int64_t kMaxContextLimit = int64_t(1) << 24;  // as generate's
@@ -63,7 +66,7 @@ std::vector<GpuMemory> gpus_to_plan(const std::vector<MemoryBudget>& budgets) {
 int run_plan(int argc, char** argv) {
   Args args(argc, argv,
             {"model", "max-memory", "offload", "device-map", "max-context", "max-pixels", "dtype"},
-            {"json", "help"});
+            {"json", "nominal", "help"});
   if (args.has("help")) {
     write_stdout(kUsage, true);
     return 0;
@@ -100,6 +103,7 @@ int run_plan(int argc, char** argv) {
         "--max-memory cuda:0=80GiB");
   in.host_bytes = int64_t(available_host_bytes());
   if (auto map = args.get("device-map")) in.device_map = read_device_map(*map);
+  if (!args.has("nominal")) in.bandwidths = machine_bandwidths();
 
   const PlacementPlan plan = plan_placement(in);
   if (args.has("json"))

@@ -101,13 +101,13 @@ std::string plan_text(const std::string& dir, const PlannerInput& in, const Plac
       buf, sizeof buf,
       "decode     about %.*f tokens/s, an estimate: per token %s read from GPU memory at %.1f "
       "TB/s, "
-      "%s copied from the host at %.0f GB/s, %s read by the CPU at %.0f GB/s (weights only, "
-      "nominal bandwidths)",
+      "%s copied from the host at %.0f GB/s, %s read by the CPU at %.0f GB/s (weights only)",
       e.tokens_per_s < 10 ? 1 : 0, e.tokens_per_s, format_bytes(e.resident_bytes).c_str(),
       e.bandwidths.hbm / 1e12, format_bytes(e.streamed_bytes).c_str(),
       e.bandwidths.host_to_device / 1e9, format_bytes(e.cpu_bytes).c_str(),
       e.bandwidths.host / 1e9);
   line(buf);
+  line(cat("           bandwidths ", e.bandwidths.basis));
   line(
       "           generate runs resident and streamed placements on one GPU; CPU placements and "
       "several GPUs are planned only");
@@ -148,14 +148,15 @@ nlohmann::json plan_json(const std::string& dir, const PlannerInput& in,
   j["largest_image"] = {{"tokens", plan.largest_image_tokens},
                         {"pixels", plan.largest_image_pixels}};
   const DecodeEstimate& e = plan.decode;
-  j["decode_estimate"] = {{"tokens_per_s", e.tokens_per_s},
-                          {"resident_bytes_per_token", e.resident_bytes},
-                          {"streamed_bytes_per_token", e.streamed_bytes},
-                          {"cpu_bytes_per_token", e.cpu_bytes},
-                          {"hbm_bytes_per_s", e.bandwidths.hbm},
-                          {"host_to_device_bytes_per_s", e.bandwidths.host_to_device},
-                          {"host_bytes_per_s", e.bandwidths.host},
-                          {"basis", "weights read once per token at nominal bandwidths"}};
+  j["decode_estimate"] = {
+      {"tokens_per_s", e.tokens_per_s},
+      {"resident_bytes_per_token", e.resident_bytes},
+      {"streamed_bytes_per_token", e.streamed_bytes},
+      {"cpu_bytes_per_token", e.cpu_bytes},
+      {"hbm_bytes_per_s", e.bandwidths.hbm},
+      {"host_to_device_bytes_per_s", e.bandwidths.host_to_device},
+      {"host_bytes_per_s", e.bandwidths.host},
+      {"basis", "weights read once per token; bandwidths " + e.bandwidths.basis}};
   return j;
 }
 

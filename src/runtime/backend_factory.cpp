@@ -32,4 +32,22 @@ std::vector<int64_t> gpu_free_memory() {
 #endif
 }
 
+std::string gpu_name() {
+#ifdef QWENVL_HAVE_CUDA
+  return cuda_device_name();
+#else
+  return "";
+#endif
+}
+
+std::optional<GpuBandwidths> measure_gpu_bandwidths() {
+#ifdef QWENVL_HAVE_CUDA
+  return cuda_measure_bandwidths();
+#else
+  return std::nullopt;
+#endif
+}
+
+double measure_host_read_bandwidth() { return cpu_measure_host_read_bandwidth(); }
+
 }  // namespace qwenvl

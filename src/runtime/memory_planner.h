@@ -39,12 +39,14 @@ struct GpuMemory {
   bool assumed = false;  // no such GPU here: planned for the size a budget gave it
 };
 
-// Nominal bandwidths the decode estimate divides by (bytes per second): H100/H200-class HBM,
-// PCIe 5.0 x16 host-to-device as measured in practice, and host memory read by the CPU.
+// The bandwidths the decode estimate divides by (bytes per second); by default nominal ones:
+// H100/H200-class HBM, PCIe 5.0 x16 host-to-device as measured in practice, and host memory read
+// by the CPU. runtime/machine_bandwidths.h measures this machine's.
 struct Bandwidths {
   double hbm = 3.0e12;
   double host_to_device = 52e9;
   double host = 60e9;
+  std::string basis = "nominal bandwidths";  // how they were obtained, for the plan's report
 };
 
 struct PlannerInput {

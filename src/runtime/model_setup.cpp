@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "runtime/machine_bandwidths.h"
 #include "runtime/memory_budget.h"
 #include "runtime/memory_stats.h"
 #include "runtime/weight_placement_of.h"
@@ -51,6 +52,7 @@ PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
   for (int64_t free_bytes : gpu_free) in.gpus.push_back({free_bytes, false});
   in.host_bytes = int64_t(available_host_bytes());
   in.device_map = options.device_map;
+  if (options.measure_bandwidths) in.bandwidths = machine_bandwidths();
   out.plan = plan_placement(in);
   out.placement = weight_placement_of(out.plan, config);
   return out;

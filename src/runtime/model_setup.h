@@ -38,6 +38,9 @@ struct PlacementOptions {
   std::string max_memory;  // empty: each GPU's free memory
   std::string offload = "auto";
   std::map<std::string, std::string> device_map;  // empty: automatic
+  // Estimate decode speed from this machine's measured bandwidths (a quick probe, or cached)
+  // rather than nominal ones: only worth it when the plan is shown.
+  bool measure_bandwidths = false;
 };
 
 struct PlannedPlacement {

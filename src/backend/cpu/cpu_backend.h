@@ -76,4 +76,7 @@ class CpuBackend : public Backend {
   std::vector<int32_t> sample_history_;
 };
 
+// How fast the thread pool's threads read host memory, bytes per second (cpu_bandwidth_probe.cpp).
+double cpu_measure_host_read_bandwidth();
+
 }  // namespace qwenvl

@@ -125,5 +125,8 @@ bool cuda_device_available();
 // The free memory of every CUDA device, in ordinal order (measured after this process's context
 // on each exists, so what the contexts take is already gone); empty without a driver or device.
 std::vector<int64_t> cuda_free_memory();
+std::string cuda_device_name();  // GPU 0's; empty without a device
+// GPU 0's memory and host-to-device bandwidths from timed copies (cuda_bandwidth_probe.cpp).
+std::optional<GpuBandwidths> cuda_measure_bandwidths();
 
 }  // namespace qwenvl
