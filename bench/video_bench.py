@@ -95,11 +95,12 @@ def opencv_frame_count(path):
         cap.release()
 
 
-def write_with_opencv(path, width, height, fps, frames):
-    """Writes the video with the first codec this OpenCV can encode and read back; returns it."""
+def write_with_opencv(path, width, height, fps, frames, codecs):
+    """Writes the video with the first of `codecs` this OpenCV can encode and read back; returns
+    it."""
     import cv2
 
-    for codec in ("avc1", "mp4v"):
+    for codec in codecs:
         writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*codec), fps, (width, height))
         if not writer.isOpened():
             writer.release()
@@ -110,7 +111,7 @@ def write_with_opencv(path, width, height, fps, frames):
         if os.path.exists(path) and opencv_frame_count(path) > 0:
             return codec
         log("OpenCV's %s writer gave no readable video; trying the next codec" % codec)
-    raise RuntimeError("OpenCV can write neither avc1 nor mp4v here")
+    raise RuntimeError("OpenCV can write none of %s here" % ", ".join(codecs))
 
 
 def write_with_ffmpeg_cli(path, width, height, fps, seconds):
@@ -123,7 +124,7 @@ def write_with_ffmpeg_cli(path, width, height, fps, seconds):
     return "mpeg4 (ffmpeg CLI, OpenCV missing)"
 
 
-def make_videos(names, videos_dir, duration_scale):
+def make_videos(names, videos_dir, duration_scale, codecs=("avc1", "mp4v")):
     """{name: {path, codec, make_s, ...}} for the videos asked for, made or reused."""
     os.makedirs(videos_dir, exist_ok=True)
     import importlib.util
@@ -146,7 +147,7 @@ def make_videos(names, videos_dir, duration_scale):
                 continue
         t0 = time.perf_counter()
         if have_opencv:
-            codec = write_with_opencv(path, width, height, fps, frames)
+            codec = write_with_opencv(path, width, height, fps, frames, codecs)
         else:
             codec = write_with_ffmpeg_cli(path, width, height, fps, seconds)
         made = {"spec": spec, "codec": codec, "make_s": time.perf_counter() - t0,
@@ -585,6 +586,8 @@ def parse_args(argv=None):
                    "one of --models (to try the script with a tiny model)")
     p.add_argument("--device", default="cuda", help="qwenvl's device for ttft")
     p.add_argument("--videos-dir", default="/tmp/qwenvl-bench/videos")
+    p.add_argument("--codecs", default="avc1,mp4v",
+                   help="OpenCV fourccs to write the videos with, the first that works")
     p.add_argument("--duration-scale", type=float, default=1.0,
                    help="shorten every video by this factor (to try the script quickly)")
     p.add_argument("--budget-s", type=float, default=540.0,
@@ -599,6 +602,9 @@ def parse_args(argv=None):
         p.error("unknown parts: %s" % ", ".join(sorted(unknown)))
     args.models = [s for s in args.models.split(",") if s]
     args.engines = set(args.engines.split(","))
+    args.codecs = [c for c in args.codecs.split(",") if c]
+    if any(len(c) != 4 for c in args.codecs):
+        p.error("--codecs: fourccs are four characters each")
     if args.runs < 1:
         p.error("--runs must be at least 1")
     if not args.name:
@@ -621,7 +627,7 @@ def main(argv=None):
     names += [wanted[p] for p in args.parts if p in wanted and wanted[p] not in names]
     videos = {}
     try:
-        videos = make_videos(names, args.videos_dir, args.duration_scale)
+        videos = make_videos(names, args.videos_dir, args.duration_scale, args.codecs)
     except Exception as exc:
         errors.append("videos: %s: %s" % (type(exc).__name__, exc))
         log(errors[-1])
