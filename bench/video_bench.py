@@ -7,7 +7,8 @@
 Parts, each in its own try/except (a failure is listed under errors, the others still report):
   videos      the test videos, written by OpenCV's VideoWriter (h264 'avc1' where this OpenCV
               build encodes it, else MPEG-4 'mp4v'; the codec is recorded) from cheap moving
-              synthetic frames: 60 s 1080p, 30 s 720p and 10 min 480p, all at 30 fps. Kept in
+              synthetic frames: 60 s 1080p, 30 s 720p and 10 min 480p, all at 30 fps (a codec
+              projected to take over --make-limit-s for a video gives way to the next). Kept in
               --videos-dir and reused while the machine stays warm; the time to make each is
               recorded. Where OpenCV is missing (a developer machine), the ffmpeg CLI makes them.
   preprocess  the 60 s 1080p video at 2 fps: `qwenvl preprocess --video --json` (its decode and
@@ -95,9 +96,9 @@ def opencv_frame_count(path):
         cap.release()
 
 
-def write_with_opencv(path, width, height, fps, frames, codecs):
-    """Writes the video with the first of `codecs` this OpenCV can encode and read back; returns
-    it."""
+def write_with_opencv(path, width, height, fps, frames, codecs, limit_s):
+    """Writes the video with the first of `codecs` this OpenCV can encode and read back within
+    about limit_s seconds (judged after a tenth of the frames); returns it."""
     import cv2
 
     for codec in codecs:
@@ -105,12 +106,21 @@ def write_with_opencv(path, width, height, fps, frames, codecs):
         if not writer.isOpened():
             writer.release()
             continue
-        for frame in synthetic_frames(width, height, frames):
+        t0, too_slow = time.perf_counter(), False
+        for i, frame in enumerate(synthetic_frames(width, height, frames)):
             writer.write(frame)
+            if i == frames // 10 and codec != codecs[-1]:
+                projected = (time.perf_counter() - t0) * frames / (i + 1)
+                if projected > limit_s:
+                    log("%s would take about %.0f s for %s; trying the next codec"
+                        % (codec, projected, os.path.basename(path)))
+                    too_slow = True
+                    break
         writer.release()
-        if os.path.exists(path) and opencv_frame_count(path) > 0:
+        if not too_slow and os.path.exists(path) and opencv_frame_count(path) > 0:
             return codec
-        log("OpenCV's %s writer gave no readable video; trying the next codec" % codec)
+        if not too_slow:
+            log("OpenCV's %s writer gave no readable video; trying the next codec" % codec)
     raise RuntimeError("OpenCV can write none of %s here" % ", ".join(codecs))
 
 
@@ -124,7 +134,7 @@ def write_with_ffmpeg_cli(path, width, height, fps, seconds):
     return "mpeg4 (ffmpeg CLI, OpenCV missing)"
 
 
-def make_videos(names, videos_dir, duration_scale, codecs=("avc1", "mp4v")):
+def make_videos(names, videos_dir, duration_scale, codecs=("avc1", "mp4v"), limit_s=60.0):
     """{name: {path, codec, make_s, ...}} for the videos asked for, made or reused."""
     os.makedirs(videos_dir, exist_ok=True)
     import importlib.util
@@ -147,7 +157,7 @@ def make_videos(names, videos_dir, duration_scale, codecs=("avc1", "mp4v")):
                 continue
         t0 = time.perf_counter()
         if have_opencv:
-            codec = write_with_opencv(path, width, height, fps, frames, codecs)
+            codec = write_with_opencv(path, width, height, fps, frames, codecs, limit_s)
         else:
             codec = write_with_ffmpeg_cli(path, width, height, fps, seconds)
         made = {"spec": spec, "codec": codec, "make_s": time.perf_counter() - t0,
@@ -588,6 +598,8 @@ def parse_args(argv=None):
     p.add_argument("--videos-dir", default="/tmp/qwenvl-bench/videos")
     p.add_argument("--codecs", default="avc1,mp4v",
                    help="OpenCV fourccs to write the videos with, the first that works")
+    p.add_argument("--make-limit-s", type=float, default=60.0,
+                   help="a codec projected to take longer for one video gives way to the next")
     p.add_argument("--duration-scale", type=float, default=1.0,
                    help="shorten every video by this factor (to try the script quickly)")
     p.add_argument("--budget-s", type=float, default=540.0,
@@ -627,7 +639,8 @@ def main(argv=None):
     names += [wanted[p] for p in args.parts if p in wanted and wanted[p] not in names]
     videos = {}
     try:
-        videos = make_videos(names, args.videos_dir, args.duration_scale, args.codecs)
+        videos = make_videos(names, args.videos_dir, args.duration_scale, args.codecs,
+                             args.make_limit_s)
     except Exception as exc:
         errors.append("videos: %s: %s" % (type(exc).__name__, exc))
         log(errors[-1])
