@@ -162,7 +162,7 @@ Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {
   for (const ImageInput& image : images) {
     const int64_t count = image.grid.patches() / unit;
     Tensor rows = out.rows(row, count);
-    vision_->encode(backend_, image.pixel_values, image.grid, rows);
+    vision_->encode(backend_, image.pixel_values, image.grid, rows, limits_.max_image_patches);
     row += count;
   }
   return out;

@@ -26,9 +26,11 @@
 namespace qwenvl {
 
 struct ModelLimits {
-  int64_t max_context = 32768;             // tokens of prompt + generation
-  int64_t prefill_chunk = 2048;            // tokens per prefill pass (bounds the workspace)
-  int64_t max_image_patches = 0;           // patches of the largest single image (0: no images)
+  int64_t max_context = 32768;   // tokens of prompt + generation
+  int64_t prefill_chunk = 2048;  // tokens per prefill pass (bounds the workspace)
+  // Patches of the largest single image (0: no images); a video with more runs in pieces of
+  // whole temporal patches that fit (VisionTower::encode).
+  int64_t max_image_patches = 0;
   int64_t max_image_tokens = 0;            // merged tokens of all images of one request
   int64_t vision_chunk_rows = kChunkRows;  // patches a vision block processes at once
 };
@@ -86,7 +88,8 @@ class Qwen25VL {
 
   // [total image tokens, hidden] in the workspace, images concatenated in order (each image is
   // encoded on its own: its attention never crosses into another image, so this equals
-  // transformers' batched call).
+  // transformers' batched call). A video larger than limits.max_image_patches is encoded in
+  // pieces of whole temporal patches, with the same result.
   Tensor encode_images(const std::vector<ImageInput>& images);
 
   // Starts a new sequence: clears the cache and runs the prompt in chunks. image_embeds (may be

@@ -145,8 +145,39 @@ std::vector<VisionChunk> make_chunks(Backend& backend, const WindowIndex& window
 
 }  // namespace
 
+int64_t VisionTower::piece_patches(const VisionGrid& grid, int64_t chunk_rows) {
+  const int64_t per_t = grid.h * grid.w;
+  return std::min(grid.patches(), std::max<int64_t>(1, chunk_rows / per_t) * per_t);
+}
+
 void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid,
-                         Tensor& out) {
+                         Tensor& out, int64_t max_patches) {
+  const int64_t patches = grid.patches();
+  if (max_patches <= 0 || patches <= max_patches) {
+    encode_piece(backend, pixel_values, grid, out, patches);
+    return;
+  }
+  const int64_t per_t = grid.h * grid.w;
+  if (per_t > max_patches)
+    fail("a temporal patch of ", grid.h, "x", grid.w, " patches is more than the ", max_patches,
+         " patches the vision workspace was planned for: lower the video's max_pixels or plan a "
+         "larger image");
+  const int64_t unit = int64_t(config_.spatial_merge_size) * config_.spatial_merge_size;
+  QWENVL_CHECK(pixel_values.dim(0) == patches && out.dim(0) == patches / unit, "pixel_values ",
+               pixel_values.shape().str(), ", out ", out.shape().str());
+  // Processor order is temporal patch first, so each piece's pixel rows and merged rows are
+  // contiguous.
+  const int64_t step = max_patches / per_t;
+  for (int64_t t = 0; t < grid.t; t += step) {
+    const int64_t count = std::min(step, grid.t - t);
+    Tensor out_rows = out.rows(t * per_t / unit, count * per_t / unit);
+    encode_piece(backend, pixel_values.rows(t * per_t, count * per_t), {count, grid.h, grid.w},
+                 out_rows, patches);
+  }
+}
+
+void VisionTower::encode_piece(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid,
+                               Tensor& out, int64_t reference_rows) {
   const int64_t patches = grid.patches();
   const int merge = config_.spatial_merge_size;
   const int64_t unit = int64_t(merge) * merge;
@@ -202,7 +233,7 @@ void VisionTower::encode(Backend& backend, const Tensor& pixel_values, const Vis
     for (int index : config_.fullatt_block_indexes) full = full || index == int(b);
     const VisionBlockWeights& w = weights_.blocks[b];
     if (w.streamed_group >= 0) backend.use_streamed_group(w.streamed_group);
-    block(backend, w, full, x, chunks);
+    block(backend, w, full, x, chunks, reference_rows);
     if (w.streamed_group >= 0) backend.streamed_group_done(w.streamed_group);
   }
 
@@ -256,9 +287,10 @@ void VisionTower::attention_inputs(Backend& backend, const VisionBlockWeights& w
 }
 
 void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
-                        const std::vector<VisionChunk>& chunks) {
+                        const std::vector<VisionChunk>& chunks, int64_t reference_rows) {
   if (!full || chunks.size() == 1) {
-    for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, full, nullptr, nullptr);
+    for (const VisionChunk& c : chunks)
+      chunk_step(backend, w, x, c, full, nullptr, nullptr, reference_rows);
     return;
   }
   // Full attention over several chunks reads every patch's keys and values: compute them all
@@ -275,13 +307,14 @@ void VisionTower::block(Backend& backend, const VisionBlockWeights& w, bool full
     attention_inputs(backend, w, x.rows(c.begin, c.count), c.positions, q, k, v);
     backend.workspace_release(chunk_mark);
   }
-  for (const VisionChunk& c : chunks) chunk_step(backend, w, x, c, true, &keys, &values);
+  for (const VisionChunk& c : chunks)
+    chunk_step(backend, w, x, c, true, &keys, &values, reference_rows);
   backend.workspace_release(mark);
 }
 
 void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x,
                              const VisionChunk& c, bool full, const Tensor* keys,
-                             const Tensor* values) {
+                             const Tensor* values, int64_t reference_rows) {
   const size_t mark = backend.workspace_mark();
   const int64_t n = c.count, h = config_.hidden_size, vi = vision_mlp_width(config_);
   const int64_t heads = config_.num_heads, hd = head_dim_;
@@ -318,9 +351,9 @@ void VisionTower::chunk_step(Backend& backend, const VisionBlockWeights& w, Tens
     backend.linear_swiglu(normed, w.gate_up_w, &w.gate_up_b, gate_up, hidden);
     backend.workspace_release(gate_up_mark);
   }
-  // transformers multiplies all the image's patches (x's rows) at once.
-  backend.linear_residue_first(hidden, w.down_w, &w.down_b, config_.intermediate_size, x.dim(0),
-                               delta);
+  // transformers multiplies all the image's (or the whole video's) patches at once.
+  backend.linear_residue_first(hidden, w.down_w, &w.down_b, config_.intermediate_size,
+                               reference_rows, delta);
   backend.add(rows, delta);
   backend.workspace_release(mark);
 }

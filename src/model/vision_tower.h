@@ -69,7 +69,21 @@ class VisionTower {
   // makes them -> out [patches / 4, out_hidden] (compute dtype, allocated by the caller), rows in
   // the processor's merged-unit order (the order of the prompt's pad tokens). Temporaries come from
   // the workspace and are released before returning.
-  void encode(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid, Tensor& out);
+  //
+  // A grid of more than max_patches patches (0: no bound; the workspace's planned size) runs in
+  // pieces of whole temporal patches, as many as max_patches holds, their rows written in order.
+  // The result is that of one pass: attention never crosses a temporal patch (windows are cut per
+  // frame, and the full-attention blocks' cu_seqlens repeat h·w per t in transformers), and the
+  // MLP's down projection is told the whole grid's rows (transformers multiplies them at once).
+  // Error when one temporal patch alone is more than max_patches.
+  void encode(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid, Tensor& out,
+              int64_t max_patches = 0);
+
+  // The patches of the largest piece a video of `grid` needs the workspace planned for: as many
+  // whole temporal patches as one chunk of chunk_rows holds, at least one (the whole grid when it
+  // is smaller). Beyond one chunk the full-attention blocks would keep every patch's keys and
+  // values, so larger pieces cost memory without saving work.
+  static int64_t piece_patches(const VisionGrid& grid, int64_t chunk_rows = kChunkRows);
 
   // Lets the backend prepare the matrix products of images of up to max_patches patches.
   void prepare(Backend& backend, int64_t max_patches) const;
@@ -80,13 +94,16 @@ class VisionTower {
                                 int64_t chunk_rows = kChunkRows);
 
  private:
+  // One piece (or the whole grid); reference_rows: the rows transformers multiplies at once.
+  void encode_piece(Backend& backend, const Tensor& pixel_values, const VisionGrid& grid,
+                    Tensor& out, int64_t reference_rows);
   void block(Backend& backend, const VisionBlockWeights& w, bool full, Tensor& x,
-             const std::vector<VisionChunk>& chunks);
+             const std::vector<VisionChunk>& chunks, int64_t reference_rows);
   // The block's attention over one chunk: x rows += proj(attention(...)), then the MLP on them.
   // Full attention (`full`) reads every patch's `keys`/`values`, or the chunk's own when they are
   // null (an image of one chunk); otherwise the chunk's windows.
   void chunk_step(Backend& backend, const VisionBlockWeights& w, Tensor& x, const VisionChunk& c,
-                  bool full, const Tensor* keys, const Tensor* values);
+                  bool full, const Tensor* keys, const Tensor* values, int64_t reference_rows);
   // q, k, v of a chunk's rows (k and v may be views into every patch's keys and values):
   // norm1, the fused q/k/v product and the 2-D rotary step at `positions`; its temporaries are
   // released before it returns.

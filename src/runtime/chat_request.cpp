@@ -66,8 +66,13 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
     check_pixel_bounds(b.min_pixels, b.max_pixels, cat("image ", source.name));
     bounds.push_back(b);
   }
-  const std::vector<FittedImage> fitted =
-      fit_image_token_budget(bounds, pre.patch_size, pre.merge_size, request.max_image_tokens);
+  // A video's count from its plan: the packet index and the sampling, nothing decoded.
+  std::vector<VideoPlan> video_plans;
+  for (const VideoSource& video : request.videos)
+    video_plans.push_back(plan_video(video.path, video.options, pre));
+  const FittedRequest fit =
+      fit_image_token_budget(bounds, video_plans, pre, request.max_image_tokens);
+  const std::vector<FittedImage>& fitted = fit.images;
   std::vector<int64_t> pad_counts;
   PreparedPrompt out;
   for (size_t i = 0; i < fitted.size(); ++i) {
@@ -78,12 +83,19 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
                                 " tokens) to fit the request's ", request.max_image_tokens,
                                 " image tokens"));
   }
-  // A video's count from its plan: the packet index and the sampling, nothing decoded.
-  std::vector<VideoPlan> video_plans;
   std::vector<int64_t> video_pad_counts;
-  for (const VideoSource& video : request.videos) {
-    video_plans.push_back(plan_video(video.path, video.options, pre));
-    video_pad_counts.push_back(video_plans.back().tokens(pre));
+  for (size_t i = 0; i < video_plans.size(); ++i) {
+    const FittedImage& f = fit.videos[i];
+    if (f.downscaled) {
+      limit_video_frame_pixels(video_plans[i], f.max_pixels, pre);
+      out.notices.push_back(cat("video ", video_plans[i].path, " downscaled to ", f.width, "x",
+                                f.height, " a frame (", f.tokens, " tokens) to fit the request's ",
+                                request.max_image_tokens, " image tokens"));
+    }
+    video_pad_counts.push_back(video_plans[i].tokens(pre));
+    QWENVL_CHECK(video_pad_counts.back() == f.tokens, "video ", video_plans[i].path,
+                 ": the budget counted ", f.tokens, " tokens, the plan gives ",
+                 video_pad_counts.back());
   }
   out.prompt_ids =
       chat_prompt_ids(tokenizer, chat_messages(request), pad_counts, video_pad_counts, true);
@@ -119,7 +131,10 @@ PreparedPrompt prepare_chat_request(const ChatRequest& request, const Tokenizer&
     QWENVL_CHECK(patches.tokens() / merge == video_pad_counts[i], "video ", source.path,
                  ": the plan promised ", video_pad_counts[i], " tokens, the frames give ",
                  patches.tokens() / merge);
-    out.max_image_patches = std::max(out.max_image_patches, patches.tokens());
+    // The vision tower takes a video in pieces of whole temporal patches; the workspace is
+    // planned for the largest piece.
+    const VisionGrid grid{patches.grid_t, patches.grid_h, patches.grid_w};
+    out.max_image_patches = std::max(out.max_image_patches, VisionTower::piece_patches(grid));
     out.image_tokens += video_pad_counts[i];
     // second_per_grid_ts as the processor computes it (a Python float), then a float32 tensor.
     out.video_seconds_per_grid.push_back(

@@ -45,8 +45,8 @@ struct ChatRequest {
   // unused and the Image parts, in order, are `images`.
   std::vector<ChatMessage> messages;
   PreprocessConfig preprocess;  // min/max pixels of this request
-  // Merged tokens all images may take together (0: no cap): images over it are downscaled, all by
-  // the same factor of their pixels (image_token_budget.h).
+  // Merged tokens all images and videos may take together (0: no cap): over it, images and video
+  // frames are downscaled, all by the same factor of their pixels (image_token_budget.h).
   int64_t max_image_tokens = 0;
   int64_t max_new_tokens = 256;
   int64_t max_context = 32768;  // prompt + generated tokens must fit
@@ -70,11 +70,12 @@ struct PreparedPrompt {
   std::vector<ImageInput> videos;
   std::vector<float> video_seconds_per_grid;  // temporal_patch_size / sampled fps, per video
   std::vector<PreparedVideoInfo> video_info;
-  int64_t max_image_patches = 0;  // of the largest image or video
-  int64_t image_tokens = 0;       // merged tokens of all images and videos
-  double image_load_ms = 0;       // reading and decoding the image files
-  double video_ms = 0;            // sampling, decoding, resizing and patching the videos
-  // One line per image downscaled to fit max_image_tokens, for the user to see.
+  // Of the largest image or video piece (VisionTower::piece_patches): the vision workspace's.
+  int64_t max_image_patches = 0;
+  int64_t image_tokens = 0;  // merged tokens of all images and videos
+  double image_load_ms = 0;  // reading and decoding the image files
+  double video_ms = 0;       // sampling, decoding, resizing and patching the videos
+  // One line per image or video downscaled to fit max_image_tokens, for the user to see.
   std::vector<std::string> notices;
 };
 

@@ -4,6 +4,7 @@
 // the next is decoded. A directory: every frame, as qwen-vl-utils takes a list of images
 // (fetch_image each: PIL bicubic to its own smart_resize; the count padded to even with the last
 // frame), told to the model at --fps (2.0 by default).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -32,6 +33,12 @@ std::pair<int, int> directory_frame_size(int height, int width, const VideoOptio
                       options.max_pixels.value_or(kDirectoryMaxPixels));
 }
 
+VideoOptions lowered_options(const VideoOptions& options, int64_t max_pixels) {
+  VideoOptions out = options;
+  out.max_pixels = std::min(options.max_pixels.value_or(max_pixels), max_pixels);
+  return out;
+}
+
 void plan_directory(VideoPlan& plan, const PreprocessConfig& config) {
   const VideoOptions& options = plan.options;
   if (options.nframes || options.start || options.end)
@@ -41,6 +48,8 @@ void plan_directory(VideoPlan& plan, const PreprocessConfig& config) {
                      options.max_pixels.value_or(kDirectoryMaxPixels), "the video's frames");
   plan.files = list_frame_files(plan.path);
   const ImageHeader first = probe_image(read_image_file(plan.files.front()), plan.files.front());
+  plan.height = first.height;
+  plan.width = first.width;
   const auto [h, w] = directory_frame_size(first.height, first.width, options, config);
   VideoSampling& s = plan.sampling;
   const int64_t count = int64_t(plan.files.size());
@@ -128,9 +137,40 @@ VideoPlan plan_video(const std::string& path, const VideoOptions& options,
     plan_directory(plan, config);
   } else {
     plan.info = probe_video(path);
+    plan.height = plan.info.height;
+    plan.width = plan.info.width;
     plan.sampling = plan_video_sampling(plan.info, options, config.patch_size * config.merge_size);
   }
   return plan;
+}
+
+int64_t video_min_frame_pixels(const VideoPlan& plan) {
+  return plan.options.min_pixels.value_or(plan.directory ? kDirectoryMinPixels : kVideoMinPixels);
+}
+
+std::pair<int, int> video_frame_size(const VideoPlan& plan, int64_t max_pixels,
+                                     const PreprocessConfig& config) {
+  const VideoOptions options = lowered_options(plan.options, max_pixels);
+  if (plan.directory) return directory_frame_size(plan.height, plan.width, options, config);
+  // What plan_video_sampling reads of a probe, without copying its per-frame index.
+  VideoInfo info;
+  info.width = plan.info.width;
+  info.height = plan.info.height;
+  info.fps = plan.info.fps;
+  info.frame_count = plan.info.frame_count;
+  const VideoSampling s = plan_video_sampling(info, options, config.patch_size * config.merge_size);
+  return {s.resized_height, s.resized_width};
+}
+
+void limit_video_frame_pixels(VideoPlan& plan, int64_t max_pixels, const PreprocessConfig& config) {
+  plan.options = lowered_options(plan.options, max_pixels);
+  const auto [h, w] = video_frame_size(plan, max_pixels, config);
+  // The same frames (their count does not depend on max_pixels), resized smaller.
+  plan.sampling.resized_height = h;
+  plan.sampling.resized_width = w;
+  plan.sampling.max_pixels =
+      plan.directory ? *plan.options.max_pixels
+                     : video_frame_max_pixels(plan.options, int64_t(plan.sampling.indices.size()));
 }
 
 VideoPatches preprocess_video(const VideoPlan& plan, const PreprocessConfig& config, DType dtype,

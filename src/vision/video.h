@@ -149,6 +149,7 @@ struct VideoPlan {
   bool directory = false;
   VideoInfo info;                  // a file's probe
   std::vector<std::string> files;  // a directory's frame images, sorted
+  int height = 0, width = 0;       // upright frame size before resizing (a directory: the first's)
   VideoSampling sampling;
   // merged tokens: ceil(frames / temporal) · (h / patch) · (w / patch) / merge²
   int64_t tokens(const PreprocessConfig& config) const;
@@ -158,6 +159,17 @@ struct VideoPlan {
 // (no frame is decoded; a file's packets are read once).
 VideoPlan plan_video(const std::string& path, const VideoOptions& options,
                      const PreprocessConfig& config);
+
+// A request's token budget (runtime/image_token_budget.h) downscales a video by lowering its
+// per-frame pixel limit, as a smaller total_pixels would: video_min_frame_pixels is the limit it
+// may not go below (the video's min_pixels); video_frame_size the (height, width) a limit of
+// max_pixels gives by the plan's own rule (qwen-vl-utils' video smart_resize for a file, the
+// image one for a directory's frames); limit_video_frame_pixels applies it to the plan
+// (options.max_pixels lowered, the same frames, resized).
+int64_t video_min_frame_pixels(const VideoPlan& plan);
+std::pair<int, int> video_frame_size(const VideoPlan& plan, int64_t max_pixels,
+                                     const PreprocessConfig& config);
+void limit_video_frame_pixels(VideoPlan& plan, int64_t max_pixels, const PreprocessConfig& config);
 
 // Decodes, resizes and patches the plan's frames. `decoded`, when given, sees each sampled frame
 // as decoded (upright RGB, before the resize), for comparisons with Python.

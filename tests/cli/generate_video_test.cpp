@@ -1,6 +1,6 @@
 // `qwenvl generate --video` end to end on the tiny fixture model (CPU): the prompt's video pads,
-// the --json report (video_grid_thw, sampled frames and their times), determinism, and one-line
-// errors for bad flags and bad files.
+// the --json report (video_grid_thw, sampled frames and their times), determinism, the video's
+// tokens in --max-image-tokens, and one-line errors for bad flags and bad files.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +71,27 @@ TEST(GenerateVideoCli, SamplingFlagsApply) {
   EXPECT_EQ(v["frames"], nlohmann::json::parse("[5, 7, 9, 11, 13, 15]"));
   // max_pixels lowered to 50176, but min_pixels * 1.05 wins: int(100352 * 1.05) = 105369
   EXPECT_EQ(v["grid_thw"], nlohmann::json::parse("[3, 20, 28]"));
+}
+
+TEST(GenerateVideoCli, VideoTokensCountInTheImageTokenBudget) {
+  if (!fs::exists(kTiny / "config.json")) GTEST_SKIP() << "tiny fixture model missing";
+  const std::string image = std::string(QWENVL_FIXTURES_DIR) + "/images/odd_333x517.jpg";
+  // Alone the image takes 216 tokens (336x504) and the video 280, its frames already at its
+  // min_pixels: under 380 tokens only the image can give way.
+  const RunResult r =
+      run_generate(base({"--image", image, "--video", kVideo, "--max-image-tokens", "380"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("image " + image + " downscaled"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("video "), std::string::npos) << r.err;
+  const nlohmann::json j = last_json_line(r.out);
+  EXPECT_EQ(j["video_grid_thw"], nlohmann::json::parse("[[2, 20, 28]]"));
+  const nlohmann::json& g = j["image_grid_thw"][0];
+  const int64_t image_tokens = g[0].get<int64_t>() * g[1].get<int64_t>() * g[2].get<int64_t>() / 4;
+  EXPECT_LE(image_tokens, 100);
+  EXPECT_GT(image_tokens, 60);
+  // Below what the video needs at its min_pixels: one line saying what to change.
+  expect_one_line_error(run_generate(base({"--video", kVideo, "--max-image-tokens", "279"})),
+                        "--max-image-tokens", 1);
 }
 
 TEST(GenerateVideoCli, BadFlagsAndFilesAreOneLineErrors) {

@@ -84,6 +84,56 @@ TEST(VideoTower, EachTemporalPatchEqualsItsFrameAlone) {
             1e-3);
 }
 
+// A video longer than the workspace was planned for runs in pieces of whole temporal patches;
+// its rows are those of one pass, bit for bit.
+std::vector<float> encoded_with_plan(Backend& backend, const ImageInput& video,
+                                     int64_t max_image_patches, int64_t chunk_rows) {
+  ModelLimits limits = limits_for(max_image_patches);
+  limits.max_image_tokens = video.grid.patches() / 4;
+  limits.vision_chunk_rows = chunk_rows;
+  Qwen25VL model(synth().config, synth().checkpoint, backend, limits);
+  const size_t mark = backend.workspace_mark();
+  std::vector<float> rows = host_copy(backend, model.encode_images({video}));
+  backend.workspace_release(mark);
+  return rows;
+}
+
+TEST(VideoTower, PiecesOfTemporalPatchesEqualOnePass) {
+  auto backend = make_backend("cpu", DType::BF16, 2);
+  // 5 temporal patches of 8x8 patches (several windows each), all different.
+  std::vector<ImageInput> frames;
+  for (int t = 0; t < 5; ++t) frames.push_back(random_image(8, 8, 100 + t));
+  const ImageInput video = video_of(frames);
+  const int64_t per_t = 64;
+  // Chunks of one temporal patch in every run, so that each product sees the same rows: the
+  // whole video in one pass (its full-attention blocks then keep every patch's keys), and pieces
+  // of 1, 2 and 3 temporal patches (the last piece shorter).
+  const std::vector<float> whole = encoded_with_plan(*backend, video, 5 * per_t, per_t);
+  for (int64_t piece : {1, 2, 3}) {
+    SCOPED_TRACE(piece);
+    EXPECT_EQ(encoded_with_plan(*backend, video, piece * per_t, per_t), whole);
+    // A planned size between whole temporal patches rounds down to them.
+    EXPECT_EQ(encoded_with_plan(*backend, video, piece * per_t + 5, per_t), whole);
+  }
+  // With the default chunk (every piece and the whole video one chunk each) the products run
+  // over more rows at once; the values agree to float rounding.
+  const std::vector<float> one_chunk = encoded_with_plan(*backend, video, 5 * per_t, kChunkRows);
+  EXPECT_LT(rel_l2(encoded_with_plan(*backend, video, 2 * per_t, kChunkRows), one_chunk), 1e-6);
+}
+
+TEST(VideoTower, ATemporalPatchLargerThanThePlanIsAnError) {
+  auto backend = make_backend("cpu", DType::BF16, 2);
+  const ImageInput video = video_of({random_image(8, 8, 1), random_image(8, 8, 2)});
+  EXPECT_THROW(encoded_with_plan(*backend, video, 63, kChunkRows), Error);
+}
+
+TEST(VideoTower, PiecePatchesAreWholeTemporalPatchesWithinAChunk) {
+  EXPECT_EQ(VisionTower::piece_patches({30, 40, 72}, 8192), 2 * 40 * 72);  // 720p at 2 fps
+  EXPECT_EQ(VisionTower::piece_patches({4, 8, 8}, 8192), 4 * 64);          // the whole video
+  EXPECT_EQ(VisionTower::piece_patches({3, 100, 100}, 8192), 100 * 100);   // one, over a chunk
+  EXPECT_EQ(VisionTower::piece_patches({1, 100, 100}, 8192), 100 * 100);
+}
+
 TEST(VideoTower, PrefillPlacesVideoRowsAtVideoPads) {
   auto backend = make_backend("cpu", DType::BF16, 2);
   const ModelConfig& config = synth().config;

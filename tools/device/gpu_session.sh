@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Everything qwenvl checks and times on the GPU machine, as stages of one device call:
 #   tools/device/gpu_session.sh STAGE [STAGE...]      (from the repository root, there)
-# Stages: info ops tiny video streamed offload3B offload7B offload32B-16L kernels host logits3B
-#         logits7B awq3B awq7B quant3B quant7B quant32B-8L bench3B bench7B quick3B quick7B
-#         profile3B profile7B activations vision_rounding cpu
+# Stages: info ops tiny video videobench videobench3B videobench7B streamed offload3B offload7B
+#         offload32B-16L kernels host logits3B logits7B awq3B awq7B quant3B quant7B quant32B-8L
+#         bench3B bench7B quick3B quick7B profile3B profile7B activations vision_rounding cpu
 #  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its dequantized twin;
 #   quantNB: bench/quantized_bench.py for VARIANTS, bf16,awq,fp8 by default; FP32_SIZES=3B,7B: the
 #   logits stages add an fp32 transformers reference for those sizes, 3B by default; activations:
 #   tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
 #   tools/study_vision_rounding.py for SIZE, 3B by default, DEPTHS: vision towers cut to these
 #   block counts too)
-# (quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
+# (videobench: bench/video_bench.py's test videos made with OpenCV, decode + preprocess of the 60 s
+#  1080p one beside OpenCV + transformers' video processor, and the peak RSS on the 10-minute one;
+#  videobenchNB: time to first token of the 30 s 720p video, qwenvl and transformers;
+#  quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
 # Expects the programs built here in .carry/bin and the libraries the GPU machine lacks in
@@ -124,6 +127,11 @@ for stage in "$@"; do
     quant3B|quant7B|quant32B-8L) run_stage "$stage" python3 bench/quantized_bench.py \
               --models "${stage#quant}" --variants "${VARIANTS:-bf16,awq,fp8}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
+    videobench) run_stage videobench python3 bench/video_bench.py --parts videos,preprocess,rss \
+              --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
+    videobench3B|videobench7B) run_stage "$stage" python3 bench/video_bench.py --parts ttft \
+              --models "${stage#videobench}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
+              --results-dir "$OUT" ;;
     kernels) run_stage kernels "$bin/bench_cuda_ops" ;;
     host) run_stage host stage_host ;;
     logits3B|logits7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
