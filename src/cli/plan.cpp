@@ -27,7 +27,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: qwenvl plan --model DIR [--max-memory SPEC] [--offload stream|cpu|auto]\n"
     "                   [--device-map FILE.json] [--max-context N] [--max-pixels N]\n"
-    "                   [--dtype bf16|fp16] [--json]\n"
+    "                   [--dtype bf16|fp16] [--quantize fp8] [--json]\n"
     "  Plans where each module of the model goes and what each device holds, from config.json\n"
     "  alone (no weights needed).\n"
     "  --max-memory   per-device budgets, e.g. cuda:0=20GiB,cpu=64GiB; a device not named may\n"
@@ -39,7 +39,9 @@ constexpr const char* kUsage =
     "                 every module (visual, model.embed_tokens, model.layers.N, model.norm,\n"
     "                 lm_head)\n"
     "  --max-context  tokens of KV cache to plan (default 32768, at most the model's positions)\n"
-    "  --max-pixels   the largest image (default: preprocessor_config.json's; 0: text only)\n";
+    "  --max-pixels   the largest image (default: preprocessor_config.json's; 0: text only)\n"
+    "  --quantize fp8 the language model's projections as FP8 E4M3 weights (as generate and\n"
+    "                 serve load them)\n";
 
 constexpr int64_t kDefaultMaxContext = 32768;
 constexpr int64_t kMaxContextLimit = int64_t(1) << 24;  // as generate's
@@ -62,7 +64,8 @@ std::vector<GpuMemory> gpus_to_plan(const std::vector<MemoryBudget>& budgets) {
 
 int run_plan(int argc, char** argv) {
   Args args(argc, argv,
-            {"model", "max-memory", "offload", "device-map", "max-context", "max-pixels", "dtype"},
+            {"model", "max-memory", "offload", "device-map", "max-context", "max-pixels", "dtype",
+             "quantize"},
             {"json", "help"});
   if (args.has("help")) {
     write_stdout(kUsage, true);
@@ -77,6 +80,7 @@ int run_plan(int argc, char** argv) {
 
   PlannerInput in;
   in.config = load_model_config(dir);
+  apply_quantize_option(in.config.quantization, args.get("quantize").value_or(""));
   const std::filesystem::path path(dir);
   PreprocessConfig pre;
   if (std::filesystem::exists(path / "preprocessor_config.json", ec) ||

@@ -43,8 +43,8 @@ void CudaBackend::prepare_products(const Tensor& w, DType out_dtype, int64_t max
 }
 
 void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {
-  // Packed 4-bit products plan their dequantized slabs' products at first use.
-  if (w.dtype() == DType::Q4) return;
+  // Packed (4-bit, FP8) products plan their dequantized slabs' products at first use.
+  if (is_packed(w.dtype())) return;
   const size_t mark = workspace_mark();
   Tensor b = bias ? alloc({w.rank() == 2 ? w.dim(0) : 0}, dtype_) : Tensor();
   prepare_products(w, out_dtype, max_rows,
@@ -54,7 +54,7 @@ void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, in
 
 void CudaBackend::prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
                                           int64_t max_rows) {
-  if (w_qkv.dtype() == DType::Q4) return;
+  if (is_packed(w_qkv.dtype())) return;
   const int64_t width = w_qkv.rank() == 2 ? w_qkv.dim(0) : 0;
   if (products == QkvProducts::kOne || q_rows <= 0 || q_rows >= width || (width - q_rows) % 2) {
     prepare_linear(w_qkv, true, dtype_, max_rows);
@@ -71,6 +71,7 @@ void CudaBackend::prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts produ
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   if (w.dtype() == DType::Q4) return linear_int4(x, w, bias, out);
+  if (w.dtype() == DType::F8E4M3) return linear_fp8(x, w, bias, out);
   const int64_t m = check_linear(x, w, bias, out, dtype_), n = w.dim(0), k = w.dim(1);
   if (m == 0) return;
   CudaState& s = *state_;
@@ -272,8 +273,8 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
                                   QkvProducts products, const Tensor& positions,
                                   const RopeSpec& spec, const Tensor& slots, Tensor& qkv, Tensor& q,
                                   Tensor& k, Tensor& v) {
-  // Packed 4-bit q/k/v: one product (linear_int4), then the rotary pass.
-  if (w_qkv.dtype() == DType::Q4)
+  // Packed (4-bit, FP8) q/k/v: one product (linear_int4, linear_fp8), then the rotary pass.
+  if (is_packed(w_qkv.dtype()))
     return Backend::linear_rope_qkv(x, w_qkv, b_qkv, products, positions, spec, slots, qkv, q, k,
                                     v);
   CudaState& s = *state_;
