@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -50,14 +51,21 @@ const std::array<float, 256>& table() {
   return values;
 }
 
-float element(const Tensor& w, int64_t i) {
+// Row r of w [rows, k] (f32, bf16 or f16) as floats.
+void row_as_float(const Tensor& w, int64_t r, int64_t k, float* out) {
+  const int64_t first = r * k;
   switch (w.dtype()) {
     case DType::BF16:
-      return bf16_to_float(w.data<uint16_t>()[i]);
+      for (int64_t i = 0; i < k; ++i) {
+        const uint32_t bits = uint32_t(w.data<uint16_t>()[first + i]) << 16;
+        std::memcpy(out + i, &bits, sizeof bits);
+      }
+      return;
     case DType::F16:
-      return fp16_to_float(w.data<uint16_t>()[i]);
+      for (int64_t i = 0; i < k; ++i) out[i] = fp16_to_float(w.data<uint16_t>()[first + i]);
+      return;
     default:
-      return w.data<float>()[i];
+      std::memcpy(out, w.data<float>() + first, size_t(k) * sizeof(float));
   }
 }
 
@@ -116,13 +124,18 @@ Tensor quantize_fp8(const Tensor& w, const char* what) {
   Tensor out = Tensor::empty(layout.shape(), DType::F8E4M3);
   const int64_t k = layout.k;
   ThreadPool::global().parallel_for(layout.rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> values(static_cast<size_t>(k));
     for (int64_t r = begin; r < end; ++r) {
-      uint8_t* row = out.data<uint8_t>() + r * layout.row_bytes();
+      row_as_float(w, r, k, values.data());
       float amax = 0.0f;
-      for (int64_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(element(w, r * k + i)));
+      for (float v : values) {
+        const float a = std::fabs(v);
+        amax = a > amax ? a : amax;
+      }
       // An all-zero row (or one whose scale would underflow) keeps scale 1: its codes are zeros.
       const float scale = amax / kE4m3Max > 0.0f ? amax / kE4m3Max : 1.0f;
-      for (int64_t i = 0; i < k; ++i) row[i] = float_to_e4m3(element(w, r * k + i) / scale);
+      uint8_t* row = out.data<uint8_t>() + r * layout.row_bytes();
+      for (int64_t i = 0; i < k; ++i) row[i] = float_to_e4m3(values[size_t(i)] / scale);
       std::memset(row + k, 0, Fp8Layout::kTailBytes);
       std::memcpy(row + k, &scale, sizeof scale);
     }

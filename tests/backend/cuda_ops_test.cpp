@@ -960,6 +960,9 @@ TEST_P(CudaOps, FusedOpsWithFp8WeightsMatchCpu) {
     Tensor gx = to_gpu(x);
     Tensor gpositions = to_gpu(positions, DType::I32), gslots = to_gpu(slots, DType::I32);
     Tensor ggu = gpu_->upload_weight_stacked({gate, up}, DType::F8E4M3);
+    // Warm-up runs the slabs' products of every bucket up to 32 rows (the model's warm_up).
+    gpu_->prepare_linear_rope_qkv(gw, QkvProducts::kPerProjection, hq * d, 32);
+    gpu_->prepare_linear(ggu, false, dtype(), 32);
     Tensor gscratch = gpu_->alloc({m, 2 * f}, dtype());
     Tensor gmlp = poisoned({m, f}, dtype());
     const auto step = [&] {

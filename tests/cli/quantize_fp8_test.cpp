@@ -72,6 +72,7 @@ TEST(QuantizeFp8Cli, InspectAndPlanCountFp8Weights) {
   const CommandResult p16 = run_qwenvl(plan), p8 = run_qwenvl(plan + " --quantize fp8");
   ASSERT_EQ(p16.exit_code, 0) << p16.err;
   ASSERT_EQ(p8.exit_code, 0) << p8.err;
+  EXPECT_EQ(nlohmann::json::parse(p8.out)["quantize"], "fp8");
   const auto m16 = nlohmann::json::parse(p16.out)["modules"],
              m8 = nlohmann::json::parse(p8.out)["modules"];
   ASSERT_EQ(m16[2]["name"], "model.layers.0");

@@ -30,29 +30,35 @@ QWENVL_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Eight codes as fp32 values code / 256 (see the header). The NaN codes, which quantize_fp8 never
-// writes, read as ±480.
-QWENVL_AVX2 inline __m256 decode8(const uint8_t* p) {
-  const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-  const __m128i sign = _mm_and_si128(_mm_slli_epi16(b, 8), _mm_set1_epi16(short(0x8000)));
-  const __m128i rest = _mm_and_si128(_mm_slli_epi16(b, 7), _mm_set1_epi16(0x3F80));
-  return _mm256_cvtph_ps(_mm_or_si128(sign, rest));
+// Sixteen codes as fp32 values code / 256 (see the header): each code in the high byte of a
+// 16-bit lane, shifted right arithmetically by one, is the fp16 sign, then a copy of it (cleared),
+// then the exponent and mantissa fields. The NaN codes, which quantize_fp8 never writes, read as
+// ±480.
+QWENVL_AVX2 inline void decode16(const uint8_t* p, __m256& lo, __m256& hi) {
+  const __m256i codes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m256i h = _mm256_and_si256(_mm256_srai_epi16(_mm256_slli_epi16(codes, 8), 1),
+                                     _mm256_set1_epi16(short(0xBF80)));
+  lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+  hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
+// Two accumulators per input row (the even and odd eight-column halves), so consecutive FMAs do
+// not wait on each other.
 template <int M>
 QWENVL_AVX2 void rows_dot_avx2(const float* x, int64_t ldx, const uint8_t* row,
                                const Fp8Layout& layout, float* out) {
-  __m256 acc[M];
-  for (int r = 0; r < M; ++r) acc[r] = _mm256_setzero_ps();
+  __m256 acc_lo[M], acc_hi[M];
+  for (int r = 0; r < M; ++r) acc_lo[r] = acc_hi[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < layout.k; i += 16) {  // k is a multiple of 16
-    const __m256 lo = decode8(row + i), hi = decode8(row + i + 8);
+    __m256 lo, hi;
+    decode16(row + i, lo, hi);
     for (int r = 0; r < M; ++r) {
-      acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + i), lo, acc[r]);
-      acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + i + 8), hi, acc[r]);
+      acc_lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + i), lo, acc_lo[r]);
+      acc_hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x + r * ldx + i + 8), hi, acc_hi[r]);
     }
   }
   const float scale = fp8_row_scale(row, layout) * 256.0f;
-  for (int r = 0; r < M; ++r) out[r] = hsum(acc[r]) * scale;
+  for (int r = 0; r < M; ++r) out[r] = hsum(_mm256_add_ps(acc_lo[r], acc_hi[r])) * scale;
 }
 
 }  // namespace
