@@ -121,8 +121,9 @@ def markdown(results, info, args):
         ["size", "prompt", "logits rel L2", "argmax =", "top-5", "greedy prefix", "greedy equal",
          "TTFT bf16 ms", "TTFT fp8 ms", "fp8/bf16", "decode bf16 tok/s", "decode fp8 tok/s",
          "fp8/bf16", "weights fp8/bf16"], rows))
-    errors = ["- %s %s: %s" % (size, name, v) for size, cases in results.items()
-              for name, r in cases.items() for k, v in r.items() if k.startswith("error")]
+    errors = ["- %s %s%s: %s" % (size, name, k[len("error"):].replace("_", " "), v)
+              for size, cases in results.items() for name, r in cases.items()
+              for k, v in r.items() if k.startswith("error")]
     if errors:
         lines += ["", "Errors:"] + errors
     return "\n".join(lines) + "\n"
