@@ -5,6 +5,8 @@
 //           the weight (the conversion-free ideal, and the "let OpenBLAS thread" alternative).
 // Decode cycles through enough copies of the weight to exceed the last-level cache, as a model's
 // layers do. Every kernel is checked against a double-precision dot product before it is timed.
+// Then the same weight as FP8 (--quantize fp8): the time to quantize it (what loading pays), and
+// decode over the FP8 rows, checked against the bf16 product (FP8's own error is a few percent).
 // Usage: cpu_ops_bench [threads]
 #include <cblas.h>
 #include <immintrin.h>
@@ -19,6 +21,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_features.h"
+#include "backend/packed_fp8.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
 
@@ -154,6 +157,46 @@ int main(int argc, char** argv) {
     std::printf("  %-6s prefill M=%ld: %7.1f ms  %5.1f GFLOP/s  (%.0f%% of OpenBLAS fp32)\n",
                 std::string(cpu_isa_name(isa)).c_str(), long(m_prefill), s * 1e3, flops / s / 1e9,
                 100 * ref_s / s);
+  }
+
+  std::vector<Tensor> fp8_copies;
+  const double quantize_s =
+      best_seconds([&] { fp8_copies.assign(1, quantize_fp8(w, "bench weight")); }, 3);
+  std::printf("  quantize to fp8: %.1f ms, %.2f G values/s\n", quantize_s * 1e3,
+              double(w.numel()) / quantize_s / 1e9);
+  for (int c = 1; c < kCopies; ++c) fp8_copies.push_back(quantize_fp8(copies[size_t(c)], "bench"));
+  const double fp8_bytes = double(fp8_copies[0].nbytes());
+  for (CpuIsa isa : {CpuIsa::Scalar, CpuIsa::Avx2}) {
+    if (int(isa) > int(best_cpu_isa())) continue;
+    if (isa == CpuIsa::Scalar && !std::getenv("BENCH_SCALAR")) continue;
+    set_cpu_isa(isa);
+    for (int64_t m : {int64_t(1), int64_t(4)}) {
+      Tensor xm = x.rows(0, m), om = out.rows(0, m);
+      Tensor want = Tensor::empty({m, n}, DType::F32);
+      cpu.linear(xm, w, nullptr, want);
+      cpu.linear(xm, fp8_copies[0], nullptr, om);
+      double err = 0, ref = 0;
+      for (int64_t i = 0; i < m * n; ++i) {
+        const double d = double(om.data<float>()[i]) - want.data<float>()[i];
+        err += d * d;
+        ref += double(want.data<float>()[i]) * want.data<float>()[i];
+      }
+      if (!(std::sqrt(err / ref) < 0.05)) {
+        std::printf("FP8 MISMATCH: rel L2 %g against the bf16 product\n", std::sqrt(err / ref));
+        return 1;
+      }
+      const double s = best_seconds(
+                           [&] {
+                             for (const Tensor& wc : fp8_copies) cpu.linear(xm, wc, nullptr, om);
+                           },
+                           10) /
+                       kCopies;
+      std::printf(
+          "  %-6s fp8 decode M=%ld: %7.3f ms  %5.1f GB/s of fp8  (%.2fx the bf16 weight's "
+          "time at the roofline)\n",
+          std::string(cpu_isa_name(isa)).c_str(), long(m), s * 1e3, fp8_bytes / s / 1e9,
+          s / stream_s);
+    }
   }
   return 0;
 }

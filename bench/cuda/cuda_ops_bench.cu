@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/packed_fp8.h"
 #include "core/half.h"
 
 using namespace qwenvl;
@@ -157,6 +158,35 @@ int main(int argc, char** argv) {
         std::printf("linear %-16s M=%d N=%-6d K=%-6d %-8s %8.1f us %7.0f GB/s  %3.0f%% of copy\n",
                     s.what, s.m, s.n, s.k, gemv ? "gemv" : "cublasLt", t * 1e6, bw / 1e9,
                     100 * bw / copy_bw);
+      }
+      b.set_prefer_gemv(true);
+      b.workspace_release(mark);
+    }
+
+    // ---- linear with FP8 weights (--quantize fp8) at decode shapes: FP8 bytes (codes and row
+    // scales) per call over time, vs the copy bandwidth; the GEMV and the dequantized slabs.
+    for (Shape3 s :
+         {Shape3{1, 22016, 2048, false, "3B gate_up"}, Shape3{1, 2048, 11008, false, "3B down"},
+          Shape3{1, 37888, 3584, false, "7B gate_up"}, Shape3{1, 3584, 18944, false, "7B down"},
+          Shape3{8, 18944, 3584, false, "7B gate/up M=8"}}) {
+      if (quick && s.m > 1) continue;
+      size_t mark = b.workspace_mark();
+      const Tensor host = quantize_fp8(random_host({s.n, s.k}, DType::F32, 0.02f), "bench");
+      const size_t wbytes = host.nbytes();
+      int copies = int(std::clamp<size_t>((size_t(200) << 20) / wbytes, 1, 8));
+      std::vector<Tensor> ws;
+      for (int i = 0; i < copies; ++i) ws.push_back(b.upload_weight(host, DType::F8E4M3));
+      Tensor x = b.alloc({s.m, s.k}, dtype);
+      b.copy_from_host(random_host({s.m, s.k}, DType::F32, 1.0f), x);
+      Tensor out = b.alloc({s.m, s.n}, dtype);
+      for (bool gemv : {true, false}) {
+        b.set_prefer_gemv(gemv);
+        double t = time_per_call(
+            b, [&](int i) { b.linear(x, ws[i % copies], nullptr, out); }, gemv ? 50 : 5);
+        double bw = double(wbytes) / t;
+        std::printf(
+            "linear fp8 %-16s M=%d N=%-6d K=%-6d %-8s %8.1f us %7.0f GB/s  %3.0f%% of copy\n",
+            s.what, s.m, s.n, s.k, gemv ? "gemv" : "slabs", t * 1e6, bw / 1e9, 100 * bw / copy_bw);
       }
       b.set_prefer_gemv(true);
       b.workspace_release(mark);

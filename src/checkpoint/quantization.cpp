@@ -41,6 +41,22 @@ bool QuantizationConfig::quantizes(const std::string& module) const {
   return true;
 }
 
+bool QuantizationConfig::converts_to_fp8(const std::string& module) const {
+  const std::string suffix = "_proj";
+  return fp8_at_load && module.rfind("model.layers.", 0) == 0 && module.size() > suffix.size() &&
+         module.compare(module.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void apply_quantize_option(QuantizationConfig& q, const std::string& value) {
+  if (value.empty()) return;
+  if (value != "fp8")
+    fail("--quantize ", value, " is not supported; the one value is fp8 (8-bit E4M3 weights)");
+  if (!q.method.empty())
+    fail("--quantize fp8 needs a 16-bit checkpoint, but this one is stored quantized (", q.method,
+         "); drop --quantize to run it as it is");
+  q.fp8_at_load = true;
+}
+
 QuantizationConfig parse_quantization_config(const json& root, const std::string& source) {
   QuantizationConfig q;
   if (!root.contains("quantization_config") || root["quantization_config"].is_null()) return q;

@@ -60,6 +60,8 @@ constexpr const char* kUsage =
     "  --max-image-tokens N     merged tokens all images may take together; larger images\n"
     "                           are downscaled in proportion (a notice on stderr)\n"
     "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA activations)   --threads N\n"
+    "  --quantize fp8           the language model's projections as FP8 E4M3 weights (a\n"
+    "                           16-bit checkpoint, quantized per output channel at load)\n"
     "  --max-context N          context limit (default min(32768, max_position_embeddings))\n"
     "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB (default: the GPU's free memory);\n"
     "                           what does not fit streams from pinned host memory\n"
@@ -101,7 +103,7 @@ int run_generate(int argc, char** argv) {
                                           "max-context",    "prompt-file",
                                           "max-memory",     "offload",
                                           "device-map",     "max-image-tokens",
-                                          "video"};
+                                          "video",          "quantize"};
   value_flags.insert(value_flags.end(), video_value_flags().begin(), video_value_flags().end());
   const Args args(argc, argv, value_flags, {"ignore-eos", "json", "help", "verbose"});
   if (args.has("help")) {
@@ -121,6 +123,7 @@ int run_generate(int argc, char** argv) {
   // ---- configuration, tokenizer: everything that can fail cheaply comes first.
   auto start = Clock::now();
   ModelFiles files = load_model_files(model_dir);
+  apply_quantize_option(files.config.quantization, args.get("quantize").value_or(""));
   const ModelConfig& config = files.config;
   const GenerationConfig& gen = files.generation;
   const Tokenizer& tokenizer = files.tokenizer;

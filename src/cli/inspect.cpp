@@ -20,9 +20,10 @@ namespace qwenvl::cli {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: qwenvl inspect --model DIR [--json]\n"
+    "usage: qwenvl inspect --model DIR [--json] [--quantize fp8]\n"
     "  Summarises a Qwen2.5-VL checkpoint: architecture, parameter counts, bytes on disk per\n"
-    "  dtype, bf16 weight memory and KV-cache bytes per 1000 tokens. Reads headers only.\n";
+    "  dtype, bf16 weight memory and KV-cache bytes per 1000 tokens. Reads headers only.\n"
+    "  --quantize fp8   the weight memory with the language model's projections as FP8\n";
 
 constexpr int64_t kTokensPerK = 1000;
 
@@ -33,7 +34,8 @@ struct Report {
   bool weights_present = false;
   size_t files = 0;
   std::map<DType, size_t> disk_bytes;
-  int64_t loaded_bytes = 0;  // weights as a bf16 device holds them (AWQ projections packed)
+  int64_t loaded_bytes = 0;  // weights as a bf16 device holds them (AWQ projections packed,
+                             // --quantize fp8 projections as FP8)
 };
 
 std::string human_count(int64_t n) {
@@ -110,6 +112,11 @@ void print_text(const Report& r) {
         "bf16 %s per 1k tokens\n",
         human_bytes(double(r.loaded_bytes)).c_str(), (long long)r.config.quantization.group_size,
         human_bytes(double(kv_per_k)).c_str());
+  else if (r.config.quantization.fp8_at_load)
+    std::printf(
+        "memory      weights %s (--quantize fp8: FP8 E4M3 projections, per-channel scales, the "
+        "rest bf16); KV cache in bf16 %s per 1k tokens\n",
+        human_bytes(double(r.loaded_bytes)).c_str(), human_bytes(double(kv_per_k)).c_str());
   else
     std::printf("memory      weights in bf16 %s; KV cache in bf16 %s per 1k tokens\n",
                 human_bytes(double(bf16_bytes)).c_str(), human_bytes(double(kv_per_k)).c_str());
@@ -165,6 +172,11 @@ void print_json(const Report& r) {
                          {"bits", r.config.quantization.bits},
                          {"group_size", r.config.quantization.group_size},
                          {"loaded_weight_bytes", r.loaded_bytes}};
+  else if (r.config.quantization.fp8_at_load)
+    j["quantization"] = {{"method", "fp8"},
+                         {"format", "e4m3"},
+                         {"scales", "per output channel"},
+                         {"loaded_weight_bytes", r.loaded_bytes}};
   j["kv_cache_bytes_per_token_bf16"] = kv_cache_bytes_per_token(r.config, DType::BF16);
   j["kv_cache_bytes_per_1k_tokens_bf16"] =
       kv_cache_bytes_per_token(r.config, DType::BF16) * kTokensPerK;
@@ -174,7 +186,7 @@ void print_json(const Report& r) {
 }  // namespace
 
 int run_inspect(int argc, char** argv) {
-  Args args(argc, argv, {"model"}, {"json", "help"});
+  Args args(argc, argv, {"model", "quantize"}, {"json", "help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -187,6 +199,7 @@ int run_inspect(int argc, char** argv) {
   if (!std::filesystem::is_directory(r.dir, ec))
     fail("model directory ", r.dir, " does not exist or is not a directory");
   r.config = load_model_config(r.dir);
+  apply_quantize_option(r.config.quantization, args.get("quantize").value_or(""));
   r.params = count_parameters(r.config);
   for (const ModelModule& m : model_modules(r.config, DType::BF16))
     r.loaded_bytes += m.weight_bytes;

@@ -28,7 +28,7 @@ namespace {
 constexpr const char* kUsage =
     "usage: qwenvl plan --model DIR [--max-memory SPEC] [--offload stream|cpu|auto]\n"
     "                   [--device-map FILE.json] [--max-context N] [--max-pixels N]\n"
-    "                   [--dtype bf16|fp16] [--json] [--nominal]\n"
+    "                   [--dtype bf16|fp16] [--quantize fp8] [--json] [--nominal]\n"
     "  Plans where each module of the model goes and what each device holds, from config.json\n"
     "  alone (no weights needed).\n"
     "  --max-memory   per-device budgets, e.g. cuda:0=20GiB,cpu=64GiB; a device not named may\n"
@@ -41,6 +41,8 @@ constexpr const char* kUsage =
     "                 lm_head)\n"
     "  --max-context  tokens of KV cache to plan (default 32768, at most the model's positions)\n"
     "  --max-pixels   the largest image (default: preprocessor_config.json's; 0: text only)\n"
+    "  --quantize fp8 the language model's projections as FP8 E4M3 weights (as generate and\n"
+    "                 serve load them)\n"
     "  --nominal      estimate speeds from nominal bandwidths instead of this machine's\n"
     "                 (measured by a quick probe once, then read from the cache)\n";
 
@@ -65,7 +67,8 @@ std::vector<GpuMemory> gpus_to_plan(const std::vector<MemoryBudget>& budgets) {
 
 int run_plan(int argc, char** argv) {
   Args args(argc, argv,
-            {"model", "max-memory", "offload", "device-map", "max-context", "max-pixels", "dtype"},
+            {"model", "max-memory", "offload", "device-map", "max-context", "max-pixels", "dtype",
+             "quantize"},
             {"json", "nominal", "help"});
   if (args.has("help")) {
     write_stdout(kUsage, true);
@@ -80,6 +83,7 @@ int run_plan(int argc, char** argv) {
 
   PlannerInput in;
   in.config = load_model_config(dir);
+  apply_quantize_option(in.config.quantization, args.get("quantize").value_or(""));
   const std::filesystem::path path(dir);
   PreprocessConfig pre;
   if (std::filesystem::exists(path / "preprocessor_config.json", ec) ||

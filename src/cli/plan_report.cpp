@@ -51,7 +51,8 @@ std::string plan_text(const std::string& dir, const PlannerInput& in, const Plac
   std::string out;
   auto line = [&](const std::string& s) { out += s + "\n"; };
   line(cat("model      ", dir, " (", in.config.text.num_hidden_layers, " layers, ",
-           in.dtype == DType::BF16 ? "bf16" : "fp16", " on the GPUs, offload ",
+           in.dtype == DType::BF16 ? "bf16" : "fp16",
+           in.config.quantization.fp8_at_load ? " (FP8 projections)" : "", " on the GPUs, offload ",
            offload_name(in.offload), in.device_map.empty() ? "" : ", --device-map", ")"));
   line("placement");
   // Consecutive layers in one place as one line: "model.layers.0-27 → cuda:0".
@@ -119,6 +120,7 @@ nlohmann::json plan_json(const std::string& dir, const PlannerInput& in,
   nlohmann::ordered_json j;
   j["model"] = dir;
   j["dtype"] = in.dtype == DType::BF16 ? "bf16" : "fp16";
+  if (in.config.quantization.fp8_at_load) j["quantize"] = "fp8";
   j["offload"] = offload_name(in.offload);
   j["device_map_given"] = !in.device_map.empty();
   j["max_context"] = in.max_context;

@@ -37,6 +37,8 @@ constexpr const char* kUsage =
     "                           one max-pixels image's); larger sets are downscaled\n"
     "  --max-tokens N           a request's default max_tokens (default generation_config's)\n"
     "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA)   --threads N\n"
+    "  --quantize fp8           the language model's projections as FP8 E4M3 weights (a\n"
+    "                           16-bit checkpoint, quantized per output channel at load)\n"
     "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB; --offload stream|auto;\n"
     "  --device-map FILE.json   as for generate\n";
 
@@ -59,7 +61,7 @@ int run_serve(int argc, char** argv) {
       argc, argv,
       {"model", "host", "port", "api-key", "max-request-bytes", "max-num-seqs", "max-queue",
        "allowed-media-dir", "max-context", "max-pixels", "max-image-tokens", "max-tokens", "device",
-       "dtype", "threads", "max-memory", "offload", "device-map"},
+       "dtype", "threads", "max-memory", "offload", "device-map", "quantize"},
       {"help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
@@ -72,6 +74,7 @@ int run_serve(int argc, char** argv) {
   options.device = args.get("device").value_or("auto");
   options.cuda_dtype = parse_cuda_dtype(args.get("dtype").value_or("bf16"));
   options.threads = int(args.get_int("threads", 0, 0, 1024));
+  options.quantize = args.get("quantize").value_or("");
   options.max_context = args.get_int("max-context", 32768, 2, kMaxContextLimit);
   options.max_pixels = args.get_int("max-pixels", 0, 1, kMaxResizedPixels);
   options.max_image_tokens = args.get_int("max-image-tokens", 0, 1, kMaxResizedPixels / (28 * 28));

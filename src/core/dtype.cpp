@@ -18,6 +18,7 @@ size_t dtype_size(DType dtype) {
       return 8;
     case DType::U8:
     case DType::Q4:
+    case DType::F8E4M3:
       return 1;
   }
   return 0;
@@ -39,6 +40,8 @@ std::string_view dtype_name(DType dtype) {
       return "u8";
     case DType::Q4:
       return "q4";
+    case DType::F8E4M3:
+      return "f8e4m3";
   }
   return "?";
 }
@@ -56,5 +59,7 @@ DType parse_dtype(std::string_view name) {
 bool is_float(DType dtype) {
   return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16;
 }
+
+bool is_packed(DType dtype) { return dtype == DType::Q4 || dtype == DType::F8E4M3; }
 
 }  // namespace qwenvl

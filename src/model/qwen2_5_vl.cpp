@@ -36,7 +36,7 @@ constexpr int64_t kStepNumbers = int64_t(1) << 31;
 // Counts the weights as the constructor loads them: resident bytes, streamed groups.
 WeightLoader count_weights(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                            const WeightPlacement& placement) {
-  WeightLoader counter(checkpoint, nullptr, compute);
+  WeightLoader counter(checkpoint, nullptr, compute, config.quantization);
   load_vision_weights(config.vision, counter, placement.stream_vision_blocks);
   load_decoder_weights(config.text, counter, placement);
   return counter;
@@ -102,7 +102,7 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Back
   backend.reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
   if (p.stream_slots > 0)
     backend.reserve_streaming(p.stream_slot_bytes, p.stream_slots, p.streamed_host_bytes);
-  WeightLoader loader(checkpoint, &backend, backend.compute_dtype());
+  WeightLoader loader(checkpoint, &backend, backend.compute_dtype(), config.quantization);
   if (progress) {
     const size_t total = checkpoint.total_bytes();
     loader.set_progress([&progress, total](size_t read) { progress(read, total); });

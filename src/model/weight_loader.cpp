@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/packed_fp8.h"
 #include "backend/packed_int4.h"
 #include "checkpoint/awq.h"
 #include "core/error.h"
@@ -47,15 +48,17 @@ void WeightLoader::report(size_t bytes) {
   if (progress_) progress_(read_bytes_);
 }
 
-Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtype) {
+Tensor WeightLoader::upload_stacked(const std::vector<Tensor>& parts, DType dtype,
+                                    size_t read_bytes) {
   int64_t elements = 0;
   for (const Tensor& part : parts) elements += part.numel();
   count(elements, dtype);
   if (!backend_) return Tensor();
   Tensor out = in_group_ ? backend_->upload_streamed(parts, dtype)
                          : backend_->upload_weight_stacked(parts, dtype);
-  size_t read = 0;
-  for (const Tensor& part : parts) read += part.nbytes();
+  size_t read = read_bytes;
+  if (read == 0)
+    for (const Tensor& part : parts) read += part.nbytes();
   report(read);
   return out;
 }
@@ -118,6 +121,7 @@ Tensor WeightLoader::packed(const std::string& name) const {
 
 Tensor WeightLoader::get(const std::string& name) {
   if (quantized(name)) return upload_quantized({name});
+  if (converted_to_fp8(name)) return upload_fp8({name});
   return upload(checkpoint_.get(name));
 }
 
@@ -146,6 +150,7 @@ Tensor with_residue_first_rows(const Tensor& part) {
 
 Tensor WeightLoader::stacked(const std::vector<std::string>& names, bool residue_first) {
   if (quantized(names.front())) return upload_quantized(names);
+  if (converted_to_fp8(names.front())) return upload_fp8(names);
   std::vector<Tensor> parts;
   bool one_dtype = true, padded = false;
   for (const std::string& name : names) {
@@ -184,6 +189,35 @@ Tensor WeightLoader::upload_quantized(const std::vector<std::string>& names) {
   std::vector<Tensor> parts;
   for (const std::string& name : names) parts.push_back(packed(name));
   return upload_stacked(parts, DType::Q4);
+}
+
+bool WeightLoader::converted_to_fp8(const std::string& name) const {
+  return module_of(name) != name && quantization_.converts_to_fp8(module_of(name));
+}
+
+Tensor WeightLoader::upload_fp8(const std::vector<std::string>& names) {
+  int64_t bytes = 0;
+  for (const std::string& name : names) {
+    if (!converted_to_fp8(name))
+      fail_internal(name, " is stacked with FP8 weights but is not converted to FP8 itself");
+    const Tensor& w = checkpoint_.get(name);
+    bytes += Fp8Layout::make(w.dim(0), w.dim(1), name.c_str()).shape().numel();
+  }
+  if (!backend_) {
+    count(bytes, DType::F8E4M3);
+    return Tensor();
+  }
+  // Each part is quantized from its mapped bytes into a new host copy, stacked (and counted) as
+  // such; the CPU computes from that copy, so the mapped pages are dropped.
+  std::vector<Tensor> parts;
+  size_t read = 0;
+  for (const std::string& name : names) {
+    const Tensor& w = checkpoint_.get(name);
+    parts.push_back(quantize_fp8(w, name.c_str()));
+    read += w.nbytes();
+    if (in_place()) checkpoint_.release_pages(w);
+  }
+  return upload_stacked(parts, DType::F8E4M3, read);
 }
 
 Tensor WeightLoader::residue_first_columns(const std::string& name) {

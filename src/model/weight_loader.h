@@ -12,18 +12,26 @@
 #include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/quantization.h"
 
 namespace qwenvl {
 
 class WeightLoader {
  public:
   // backend may be null: then nothing is uploaded and only bytes() is counted (planning pass).
-  WeightLoader(const Checkpoint& checkpoint, Backend* backend, DType compute)
-      : checkpoint_(checkpoint), backend_(backend), compute_(compute) {}
+  // quantization: the model config's (its fp8_at_load asks for FP8 projections).
+  WeightLoader(const Checkpoint& checkpoint, Backend* backend, DType compute,
+               const QuantizationConfig& quantization)
+      : checkpoint_(checkpoint),
+        backend_(backend),
+        compute_(compute),
+        quantization_(quantization) {}
 
   // A projection's weight "X.weight" that the checkpoint stores as AWQ's X.qweight / X.qzeros /
   // X.scales comes as a packed 4-bit weight (DType::Q4, backend/packed_int4.h), from get and
-  // stacked alike; every part of a stacked weight must then be quantized.
+  // stacked alike; every part of a stacked weight must then be quantized. With fp8_at_load, a
+  // decoder projection's 16-bit weight comes as an FP8 one (DType::F8E4M3, backend/packed_fp8.h),
+  // quantized on the host as it is read (one tensor at a time, never the whole model twice).
   Tensor get(const std::string& name);
   // A parameter seen with another shape of the same size (the patch embedding's Conv3d kernel as a
   // [hidden, 3·2·14·14] matrix).
@@ -54,8 +62,9 @@ class WeightLoader {
   // An f32 backend computes from the checkpoint's own bytes (see above).
   bool in_place() const { return compute_ == DType::F32; }
   Tensor upload(const Tensor& host);
-  // An upload of several parts stacked (one part: a plain parameter) in `dtype`.
-  Tensor upload_stacked(const std::vector<Tensor>& parts, DType dtype);
+  // An upload of several parts stacked (one part: a plain parameter) in `dtype`. read_bytes: the
+  // checkpoint bytes they were made from, for the progress report (0: the parts' own bytes).
+  Tensor upload_stacked(const std::vector<Tensor>& parts, DType dtype, size_t read_bytes = 0);
   void count(int64_t elements, DType dtype);
   void report(size_t read_bytes);
   // Whether `name` ("X.weight") is stored as AWQ tensors, and then its packed form (planning
@@ -67,10 +76,15 @@ class WeightLoader {
   // The packed weights of `names` stacked into one (every one quantized), counted and uploaded
   // as upload_stacked does.
   Tensor upload_quantized(const std::vector<std::string>& names);
+  // Whether `name` is a projection that fp8_at_load converts; then the FP8 weights of `names`
+  // stacked into one, counted and uploaded likewise.
+  bool converted_to_fp8(const std::string& name) const;
+  Tensor upload_fp8(const std::vector<std::string>& names);
 
   const Checkpoint& checkpoint_;
   Backend* backend_;
   DType compute_;
+  QuantizationConfig quantization_;
   size_t bytes_ = 0;
   std::function<void(size_t)> progress_;
   size_t read_bytes_ = 0;

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "backend/backend.h"
+#include "backend/packed_fp8.h"
 #include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "checkpoint/checkpoint.h"
@@ -70,9 +71,14 @@ int64_t stored_elements(const ExpectedTensor& t) {
 
 // Bytes the tensor takes on a device holding weights in `dtype`: AWQ's qweight [K, N/8] stands
 // for the packed 4-bit weight (backend/packed_int4.h) with its scales and zero points, so
-// qzeros and scales add nothing of their own.
+// qzeros and scales add nothing of their own; a projection converted to FP8 at load takes its
+// FP8 rows with their scales (backend/packed_fp8.h).
 int64_t stored_bytes(const ExpectedTensor& t, DType dtype, const QuantizationConfig& quant) {
   if (ends_with(t.name, ".qzeros") || ends_with(t.name, ".scales")) return 0;
+  const std::string weight = ".weight";
+  if (ends_with(t.name, weight) &&
+      quant.converts_to_fp8(t.name.substr(0, t.name.size() - weight.size())))
+    return Fp8Layout::make(t.shape[0], t.shape[1], t.name.c_str()).shape().numel();
   if (ends_with(t.name, ".qweight"))
     return Int4Layout::make(t.shape[1] * 8, t.shape[0], quant.group_size, t.name.c_str())
         .shape()

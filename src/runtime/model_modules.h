@@ -31,7 +31,8 @@ struct ModelModule {
 // backend holding weights in `dtype` (bf16 / fp16): from expected_tensors(config), each allocation
 // rounded up to kAllocationAlignment, q/k/v and gate/up stacked into one allocation, and the
 // vision MLP's width stored residue first (vision_mlp_width), AWQ-quantized projections as packed
-// 4-bit weights (backend/packed_int4.h).
+// 4-bit weights (backend/packed_int4.h), projections converted at load (--quantize fp8) as FP8
+// ones (backend/packed_fp8.h).
 std::vector<ModelModule> model_modules(const ModelConfig& config, DType dtype);
 
 }  // namespace qwenvl

@@ -24,6 +24,7 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
                   {}});
   if (served->name.empty())
     served->name = std::filesystem::path(options.model_dir).parent_path().filename().string();
+  apply_quantize_option(served->files.config.quantization, options.quantize);
   const ModelFiles& files = served->files;
   const PreprocessConfig& pre = files.preprocess;
 

@@ -19,6 +19,7 @@ struct ServeOptions {
   std::string device = "auto";
   DType cuda_dtype = DType::BF16;
   int threads = 0;
+  std::string quantize;         // --quantize: "" or "fp8" (checkpoint/quantization.h)
   int64_t max_context = 32768;  // capped by max_position_embeddings
   // The largest image, in pixels after resizing (0: preprocessor_config.json's max_pixels), and
   // the merged tokens one request's images may take together (0: one such image's).

@@ -17,6 +17,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/packed_fp8.h"
 #include "backend/packed_int4.h"
 #include "backend/residue_first.h"
 #include "core/error.h"
@@ -859,6 +860,123 @@ TEST_P(CudaOps, FusedOpsWithInt4WeightsMatchCpu) {
     Tensor gscratch = gpu_->alloc({m, 2 * f}, dtype());
     Tensor gmlp = poisoned({m, f}, dtype());
     gpu_->linear_swiglu(gx, ggu, nullptr, gscratch, gmlp);
+    EXPECT_LT(rel_l2(to_host(gmlp), want_mlp), tolerance());
+    gpu_->workspace_release(mark);
+  }
+}
+
+// An FP8 weight (backend/packed_fp8.h) quantized from random values, each row of its own
+// magnitude (so each row's scale matters).
+Tensor random_fp8(std::mt19937& rng, int64_t n, int64_t k) {
+  std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-8, 0);
+  Tensor w = Tensor::empty({n, k}, DType::F32);
+  for (int64_t j = 0; j < n; ++j) {
+    const float magnitude = std::ldexp(1.0f, exponent(rng));
+    for (int64_t i = 0; i < k; ++i) w.data<float>()[j * k + i] = value(rng) * magnitude;
+  }
+  return quantize_fp8(w, "test weight");
+}
+
+// linear with FP8 weights: the FP8 GEMV (one row per block for K >= 8192, two or four
+// otherwise, 1 to 8 input rows), and the dequantized slabs with cuBLASLt (more rows, the GEMV
+// turned off; several slabs for the largest weight).
+TEST_P(CudaOps, LinearFp8MatchesCpu) {
+  TRACE_SEED();
+  struct Case {
+    int64_t m, n, k;
+    bool bias, f32_out, gemv;
+  };
+  for (Case c : {Case{1, 2048, 2048, false, false, true}, Case{1, 2048, 2048, false, false, false},
+                 Case{3, 1000, 512, true, false, true}, Case{8, 384, 1024, true, true, true},
+                 Case{5, 256, 3584, false, false, true}, Case{1, 1001, 8192, true, false, true},
+                 Case{2, 300, 18944, false, true, true}, Case{1, 96, 96, true, false, true},
+                 Case{1, 64, 48, true, false, true}, Case{64, 512, 768, true, false, true},
+                 Case{100, 5000, 4096, true, true, true}}) {
+    SCOPED_TRACE(::testing::Message() << c.m << "x" << c.n << "x" << c.k << " bias " << c.bias
+                                      << " f32 " << c.f32_out << " gemv " << c.gemv);
+    gpu_->set_prefer_gemv(c.gemv);
+    Tensor x = random({c.m, c.k}), b = random({c.n});
+    Tensor w = random_fp8(rng_, c.n, c.k);
+    Tensor want = Tensor::empty({c.m, c.n}, DType::F32);
+    cpu_.linear(x, w, c.bias ? &b : nullptr, want);
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight(w, DType::F8E4M3), gb = gpu_->upload_weight(b, dtype());
+    Tensor out = poisoned({c.m, c.n}, c.f32_out ? DType::F32 : dtype());
+    gpu_->linear(to_gpu(x), gw, c.bias ? &gb : nullptr, out);
+    EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    gpu_->workspace_release(mark);
+  }
+  gpu_->set_prefer_gemv(true);
+}
+
+// The decoder's fused ops with stacked FP8 weights compose from the FP8 product; also inside a
+// captured decode step (a CUDA graph), as the decoder runs them.
+TEST_P(CudaOps, FusedOpsWithFp8WeightsMatchCpu) {
+  TRACE_SEED();
+  const int hq = 4, hkv = 2, d = 128;
+  const int64_t hidden = 512, f = 384, cache = 40, width = (hq + 2 * hkv) * d;
+  const RopeSpec spec = text_rope_spec(d);
+  const Tensor wq = random_fp8(rng_, hq * d, hidden), wk = random_fp8(rng_, hkv * d, hidden),
+               wv = random_fp8(rng_, hkv * d, hidden);
+  const Tensor gate = random_fp8(rng_, f, hidden), up = random_fp8(rng_, f, hidden);
+  auto stacked = [](const std::vector<Tensor>& parts) {
+    Shape shape = parts[0].shape();
+    shape[0] = 0;
+    for (const Tensor& p : parts) shape[0] += p.dim(0);
+    Tensor out = Tensor::empty(shape, DType::F8E4M3);
+    size_t offset = 0;
+    for (const Tensor& p : parts) {
+      std::memcpy(out.data<uint8_t>() + offset, p.data(), p.nbytes());
+      offset += p.nbytes();
+    }
+    return out;
+  };
+  const Tensor w_qkv = stacked({wq, wk, wv}), w_gate_up = stacked({gate, up});
+  for (int64_t m : {int64_t(1), int64_t(20)}) {
+    SCOPED_TRACE(testing::Message() << m << " rows");
+    std::vector<int32_t> pos(static_cast<size_t>(3 * m)), slot(static_cast<size_t>(m));
+    std::uniform_int_distribution<int> dist(0, 30000);
+    for (int32_t& p : pos) p = dist(rng_);
+    std::iota(slot.begin(), slot.end(), int32_t(cache - m));
+    Tensor positions = ints(pos).view({3, m}), slots = ints(slot);
+    Tensor x = random({m, hidden}), b = random({width});
+    Tensor k_cache = random({cache, hkv, d}), v_cache = random({cache, hkv, d});
+    Tensor qkv = Tensor::empty({m, width}, DType::F32);
+    Tensor want_q = Tensor::empty({m, hq, d}, DType::F32);
+    Tensor want_k = copy(k_cache), want_v = copy(v_cache);
+    cpu_.linear_rope_qkv(x, w_qkv, b, QkvProducts::kPerProjection, positions, spec, slots, qkv,
+                         want_q, want_k, want_v);
+    Tensor gate_up = Tensor::empty({m, 2 * f}, DType::F32);
+    Tensor want_mlp = Tensor::empty({m, f}, DType::F32);
+    cpu_.linear_swiglu(x, w_gate_up, nullptr, gate_up, want_mlp);
+
+    size_t mark = gpu_->workspace_mark();
+    Tensor gw = gpu_->upload_weight_stacked({wq, wk, wv}, DType::F8E4M3);
+    Tensor gb = gpu_->upload_weight(b, dtype());
+    Tensor gqkv = gpu_->alloc({m, width}, dtype());
+    Tensor gq = poisoned({m, hq, d}, dtype());
+    Tensor gk = to_gpu(k_cache), gv = to_gpu(v_cache);
+    Tensor gx = to_gpu(x);
+    Tensor gpositions = to_gpu(positions, DType::I32), gslots = to_gpu(slots, DType::I32);
+    Tensor ggu = gpu_->upload_weight_stacked({gate, up}, DType::F8E4M3);
+    // Warm-up runs the slabs' products of every bucket up to 32 rows (the model's warm_up).
+    gpu_->prepare_linear_rope_qkv(gw, QkvProducts::kPerProjection, hq * d, 32);
+    gpu_->prepare_linear(ggu, false, dtype(), 32);
+    Tensor gscratch = gpu_->alloc({m, 2 * f}, dtype());
+    Tensor gmlp = poisoned({m, f}, dtype());
+    const auto step = [&] {
+      gpu_->linear_rope_qkv(gx, gw, gb, QkvProducts::kPerProjection, gpositions, spec, gslots, gqkv,
+                            gq, gk, gv);
+      gpu_->linear_swiglu(gx, ggu, nullptr, gscratch, gmlp);
+    };
+    if (m == 1)
+      gpu_->run_captured(100, step);
+    else
+      step();
+    EXPECT_LT(rel_l2(to_host(gq), want_q), tolerance());
+    EXPECT_LT(rel_l2(to_host(gk), want_k), tolerance());
+    EXPECT_LT(rel_l2(to_host(gv), want_v), tolerance());
     EXPECT_LT(rel_l2(to_host(gmlp), want_mlp), tolerance());
     gpu_->workspace_release(mark);
   }

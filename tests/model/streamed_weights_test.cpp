@@ -42,10 +42,11 @@ std::unique_ptr<Backend> backend_under_test() {
 }
 
 // The logits after an image prompt (prefilled in chunks of 5) and after each of 4 decode steps,
-// one after the other.
-std::vector<std::vector<float>> run(const WeightPlacement& placement) {
+// one after the other; fp8: the decoder's projections as FP8 weights (--quantize fp8).
+std::vector<std::vector<float>> run(const WeightPlacement& placement, bool fp8 = false) {
   auto backend = backend_under_test();
-  const ModelConfig& config = synth().config;
+  ModelConfig config = synth().config;
+  config.quantization.fp8_at_load = fp8;
   const std::vector<ImageInput> images{random_image(4, 8, 3)};  // 2x4 merged units
   std::vector<int32_t> ids{5, 17, 42, test::kSynthVisionStart};
   for (int i = 0; i < 8; ++i) ids.push_back(test::kSynthImagePad);
@@ -103,6 +104,17 @@ TEST(StreamedWeights, ThreeSlotsEqualResident) {
   three.stream_layers.assign(size_t(synth().config.text.num_hidden_layers), true);
   three.slots = 3;
   expect_resident_logits(three);
+}
+
+// Streamed FP8 layers: the packed rows and their scales move as any weight's bytes do.
+TEST(StreamedWeights, Fp8LayersStreamedEqualResident) {
+  WeightPlacement all;
+  all.stream_layers.assign(size_t(synth().config.text.num_hidden_layers), true);
+  const auto resident_fp8 = run(WeightPlacement{}, true), streamed_fp8 = run(all, true);
+  ASSERT_EQ(streamed_fp8.size(), resident_fp8.size());
+  for (size_t step = 0; step < streamed_fp8.size(); ++step)
+    EXPECT_EQ(streamed_fp8[step], resident_fp8[step]) << "step " << step;
+  EXPECT_NE(resident_fp8.front(), resident().front());  // the weights did change
 }
 
 TEST(StreamedWeights, ThePlanCountsTheStreamedGroups) {

@@ -78,6 +78,22 @@ TEST(MemoryPlanner, WeightBytesEqualTheModelsPlan) {
   for (size_t i = 2; i < dirs.size(); ++i) std::filesystem::remove_all(dirs[i]);
 }
 
+// The same with --quantize fp8, whose projections load as FP8 weights with their scales.
+TEST(MemoryPlanner, Fp8WeightBytesEqualTheModelsPlan) {
+  for (const char* name : {"tiny-tied", "tiny-untied"}) {
+    const std::string dir = std::string(QWENVL_FIXTURES_DIR) + "/models/" + name;
+    ModelConfig config = load_model_config(dir);
+    const Checkpoint checkpoint = Checkpoint::open(dir, config);
+    const int64_t layer_bf16 = model_modules(config, DType::BF16)[2].weight_bytes;
+    apply_quantize_option(config.quantization, "fp8");
+    for (DType dtype : {DType::BF16, DType::F16}) {
+      const MemoryPlan expected = Qwen25VL::plan(config, checkpoint, dtype, ModelLimits{});
+      EXPECT_EQ(size_t(weights_of(model_modules(config, dtype))), expected.weight_bytes) << name;
+    }
+    EXPECT_LT(model_modules(config, DType::BF16)[2].weight_bytes, layer_bf16) << name;
+  }
+}
+
 // The same for AWQ checkpoints, whose projections load as packed 4-bit weights: the plan counts
 // them at their packed size, far below the 16-bit one.
 TEST(MemoryPlanner, AwqWeightBytesEqualTheModelsPlan) {

@@ -4,7 +4,10 @@
 # Stages: info ops tiny video videobench videobench3B videobench7B streamed offload3B offload7B
 #         offload32B-16L kernels host logits3B logits7B awq3B awq7B quant3B quant7B quant32B-8L
 #         bench3B bench7B quick3B quick7B profile3B profile7B activations vision_rounding cpu
+#         fp8_3B fp8_7B
 #  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its dequantized twin;
+#   fp8_NB: qwenvl --quantize fp8 against qwenvl bf16, logits, greedy agreement, decode and TTFT,
+#   bench/fp8_bench.py;
 #   quantNB: bench/quantized_bench.py for VARIANTS, bf16,awq,fp8 by default; FP32_SIZES=3B,7B: the
 #   logits stages add an fp32 transformers reference for those sizes, 3B by default; activations:
 #   tools/study_activations.py for SIZES, 3B,7B by default; vision_rounding:
@@ -65,7 +68,7 @@ stage_tiny() {
   for device in cuda:bf16 cuda:fp16; do
     echo "---- $device"
     QWENVL_TEST_DEVICE=$device QWENVL_TEST_FIXTURES=/tmp/fx \
-      "$bin/test_model" --gtest_filter='TinyModels*:AwqModel*' || rc=1
+      "$bin/test_model" --gtest_filter='TinyModels*:AwqModel*:Fp8Model*' || rc=1
   done
   return $rc
 }
@@ -140,6 +143,8 @@ for stage in "$@"; do
     awq3B|awq7B) run_stage "$stage" python3 tools/check_full_size_logits.py \
               --sizes "${stage#awq}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
               --fp32-sizes "" --awq-group 128 --results-dir "$OUT" ;;
+    fp8_3B|fp8_7B) run_stage "$stage" python3 bench/fp8_bench.py --sizes "${stage#fp8_}" \
+              --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     bench3B|bench7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#bench}" \
               --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT" ;;
     quick3B|quick7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#quick}" \

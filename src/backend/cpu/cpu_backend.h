@@ -69,6 +69,8 @@ class CpuBackend : public Backend {
   void linear_large_batch(const float* x, int64_t m, int64_t k, const Tensor& w, float* out);
   // The same with a packed 4-bit weight (DType::Q4), dequantized inside (cpu_linear_int4.cpp).
   void linear_int4(const float* x, int64_t m, const Tensor& w, float* out);
+  // The same with an FP8 weight (DType::F8E4M3), decoded inside (cpu_linear_fp8.cpp).
+  void linear_fp8(const float* x, int64_t m, const Tensor& w, float* out);
 
   Region weights_{"weights"}, persistent_{"persistent"}, workspace_{"workspace"};
   std::vector<float> scratch_;

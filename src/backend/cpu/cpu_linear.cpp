@@ -16,6 +16,7 @@
 #include "backend/cpu/cpu_checks.h"
 #include "backend/cpu/cpu_convert.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/packed_fp8.h"
 #include "backend/packed_int4.h"
 #include "core/thread_pool.h"
 
@@ -101,12 +102,12 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
   check_cpu(w, "linear", "w");
   check_cpu(out, "linear", "out");
   check_dtype(x, "linear", "x", {DType::F32});
-  check_dtype(w, "linear", "w", {DType::F32, DType::BF16, DType::F16, DType::Q4});
+  check_dtype(w, "linear", "w", {DType::F32, DType::BF16, DType::F16, DType::Q4, DType::F8E4M3});
   check_dtype(out, "linear", "out", {DType::F32});
-  const bool int4 = w.dtype() == DType::Q4;
-  if (!int4 && w.rank() != 2)
+  const bool int4 = w.dtype() == DType::Q4, fp8 = w.dtype() == DType::F8E4M3;
+  if (!int4 && !fp8 && w.rank() != 2)
     fail_internal("linear: weight ", w.shape().str(), " must be [out_features, in_features]");
-  const int64_t n = w.dim(0), k = int4 ? Int4Layout::of(w).k : w.dim(1);
+  const int64_t n = w.dim(0), k = int4 ? Int4Layout::of(w).k : fp8 ? Fp8Layout::of(w).k : w.dim(1);
   if (last_dim(x) != k)
     fail_internal("linear: input ", x.shape().str(), " does not end in the weight's in_features ",
                   k);
@@ -123,6 +124,8 @@ void CpuBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Te
 
   if (int4)
     linear_int4(x.data<float>(), m, w, out.data<float>());
+  else if (fp8)
+    linear_fp8(x.data<float>(), m, w, out.data<float>());
   else if (m <= kSmallBatchRows)
     linear_small_batch(x.data<float>(), m, k, w, out.data<float>());
   else

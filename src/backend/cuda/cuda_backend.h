@@ -97,9 +97,18 @@ class CudaBackend : public Backend {
   void set_prefer_gemv(bool prefer);
 
  private:
-  // linear with a packed 4-bit weight (cuda_linear_int4.cpp): the int4 GEMV for decode-sized
-  // products, otherwise slabs of the weight dequantized into the workspace and cuBLASLt.
+  // linear with a packed 4-bit weight (cuda_linear_packed.cpp): the int4 GEMV for decode-sized
+  // products, otherwise slabs of the weight dequantized (linear_by_slabs) and cuBLASLt.
   void linear_int4(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
+  // linear with an FP8 weight (cuda_linear_packed.cpp): the FP8 GEMV for decode-sized products,
+  // otherwise dequantized slabs as for int4.
+  void linear_fp8(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out);
+  // out [m, n] = x · wᵀ (+ bias) for a packed weight of n rows and k columns, a slab of rows at a
+  // time: dequantize(first row, rows, slab) writes the slab [rows, k] in the compute dtype into
+  // the staging ring's device twin, then cuBLASLt multiplies it into its columns of out.
+  void linear_by_slabs(
+      const Tensor& x, int64_t n, int64_t k, const Tensor* bias, Tensor& out,
+      const std::function<void(int64_t first, int64_t rows, void* slab)>& dequantize);
   // out = x · wᵀ + bias as one cuBLASLt product per block of w's rows (row_blocks sum to w's
   // rows), each writing its column block of out [m, w rows]. False, with out partly written, where
   // cuBLASLt cannot fuse this bias.

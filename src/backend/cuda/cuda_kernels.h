@@ -127,6 +127,16 @@ void gemv_int4(const void* x, const void* w, const void* bias, DType bias_dtype,
 void dequantize_int4(const void* w, int64_t first, int64_t rows, int k, int group, void* out,
                      DType dtype, cudaStream_t stream);
 
+// cuda_fp8.cu: products with FP8 E4M3 weights w (backend/packed_fp8.h: n rows of k values, each
+// row's fp32 scale after its values). gemv_fp8: out[M,N] = x[M,K] · wᵀ (+ bias) where
+// gemv_fp8_serves (M <= kGemvMaxRows, k % 16 == 0, 16-byte pointers); out: dtype or f32.
+// dequantize_fp8: rows [first, first + rows) of w as value · scale into out [rows, k] of dtype.
+bool gemv_fp8_serves(int m, int k, const void* x, const void* w);
+void gemv_fp8(const void* x, const void* w, const void* bias, DType bias_dtype, void* out,
+              DType out_dtype, int m, int n, int k, DType dtype, cudaStream_t stream);
+void dequantize_fp8(const void* w, int64_t first, int64_t rows, int k, void* out, DType dtype,
+                    cudaStream_t stream);
+
 // cuda_flash_attention.cu / cuda_decode_attention.cu.
 struct AttentionArgs {
   const void* q = nullptr;  // [nq, heads_q, head_dim]

@@ -1,25 +1,39 @@
 // CudaBackend's ops: shape and dtype checks (one sentence per failure), then one launch each.
 #include <algorithm>
+#include <utility>
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_op_checks.h"
 #include "backend/cuda/cuda_state.h"
+#include "backend/packed_fp8.h"
+#include "backend/packed_int4.h"
 #include "backend/rope_qkv_shape.h"
 
 namespace qwenvl {
 
 using namespace cuda_checks;
 
+namespace {
+
+// A weight's outputs and inputs: [N, K], or the rows and columns of a packed one.
+std::pair<int64_t, int64_t> weight_rows_columns(const Tensor& w) {
+  if (w.dtype() == DType::Q4) return {Int4Layout::of(w).rows, Int4Layout::of(w).k};
+  if (w.dtype() == DType::F8E4M3) return {Fp8Layout::of(w).rows, Fp8Layout::of(w).k};
+  if (w.rank() != 2)
+    fail_internal("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
+  return {w.dim(0), w.dim(1)};
+}
+
+}  // namespace
+
 void CudaBackend::prepare_products(const Tensor& w, DType out_dtype, int64_t max_rows,
                                    const std::function<void(const Tensor&, Tensor&)>& product,
                                    const std::function<int64_t(int64_t)>& scratch_elements) {
   on_device(w, "prepare_linear", "the weight");
-  if (w.rank() != 2)
-    fail_internal("CUDA prepare_linear: the weight must be [N, K], got ", w.shape().str());
   CudaState& s = *state_;
-  const int64_t n = w.dim(0), k = w.dim(1);
+  const auto [n, k] = weight_rows_columns(w);
   // One product per power-of-two bucket of M (products of up to kGemvMaxRows rows take the GEMV,
   // which needs no plan): it makes the bucket's plan and runs its kernel once, whose first launch
   // costs milliseconds of module loading that a request would otherwise wait for. Inputs are
@@ -43,10 +57,10 @@ void CudaBackend::prepare_products(const Tensor& w, DType out_dtype, int64_t max
 }
 
 void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, int64_t max_rows) {
-  // Packed 4-bit products plan their dequantized slabs' products at first use.
-  if (w.dtype() == DType::Q4) return;
+  // A packed (4-bit, FP8) weight's products above the GEMV's rows run on its dequantized slabs:
+  // the same calls plan them.
   const size_t mark = workspace_mark();
-  Tensor b = bias ? alloc({w.rank() == 2 ? w.dim(0) : 0}, dtype_) : Tensor();
+  Tensor b = bias ? alloc({weight_rows_columns(w).first}, dtype_) : Tensor();
   prepare_products(w, out_dtype, max_rows,
                    [&](const Tensor& x, Tensor& out) { linear(x, w, bias ? &b : nullptr, out); });
   workspace_release(mark);
@@ -54,7 +68,8 @@ void CudaBackend::prepare_linear(const Tensor& w, bool bias, DType out_dtype, in
 
 void CudaBackend::prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts products, int64_t q_rows,
                                           int64_t max_rows) {
-  if (w_qkv.dtype() == DType::Q4) return;
+  // Packed q/k/v multiply as one product (linear_rope_qkv below).
+  if (is_packed(w_qkv.dtype())) return prepare_linear(w_qkv, true, dtype_, max_rows);
   const int64_t width = w_qkv.rank() == 2 ? w_qkv.dim(0) : 0;
   if (products == QkvProducts::kOne || q_rows <= 0 || q_rows >= width || (width - q_rows) % 2) {
     prepare_linear(w_qkv, true, dtype_, max_rows);
@@ -71,6 +86,7 @@ void CudaBackend::prepare_linear_rope_qkv(const Tensor& w_qkv, QkvProducts produ
 
 void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   if (w.dtype() == DType::Q4) return linear_int4(x, w, bias, out);
+  if (w.dtype() == DType::F8E4M3) return linear_fp8(x, w, bias, out);
   const int64_t m = check_linear(x, w, bias, out, dtype_), n = w.dim(0), k = w.dim(1);
   if (m == 0) return;
   CudaState& s = *state_;
@@ -272,8 +288,8 @@ void CudaBackend::linear_rope_qkv(const Tensor& x, const Tensor& w_qkv, const Te
                                   QkvProducts products, const Tensor& positions,
                                   const RopeSpec& spec, const Tensor& slots, Tensor& qkv, Tensor& q,
                                   Tensor& k, Tensor& v) {
-  // Packed 4-bit q/k/v: one product (linear_int4), then the rotary pass.
-  if (w_qkv.dtype() == DType::Q4)
+  // Packed (4-bit, FP8) q/k/v: one product (linear_int4, linear_fp8), then the rotary pass.
+  if (is_packed(w_qkv.dtype()))
     return Backend::linear_rope_qkv(x, w_qkv, b_qkv, products, positions, spec, slots, qkv, q, k,
                                     v);
   CudaState& s = *state_;
