@@ -11,8 +11,8 @@
 //   k/group × 4 bytes per group, its scale then its zero point, both fp16 (so one 4-byte load
 //                    brings both; integers 0..15 are exact in fp16).
 // The tensor's shape is [rows, k/group, group/2 + 4] bytes: the row's bytes, and k and group
-// with them. For k/group a multiple of 4 (every Qwen2.5-VL width with group 128), a row is a
-// multiple of 16 bytes, so GPU rows start 16-byte aligned.
+// with them. With group 128 a row is 68 bytes a group: rows start 16-byte aligned for k/group a
+// multiple of 4, and 8-byte aligned for an even k/group (the 3B's down projection: 86 groups).
 #include <cstdint>
 
 #include "core/tensor.h"

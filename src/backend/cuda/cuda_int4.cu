@@ -39,12 +39,20 @@ struct Chunk {
   __half2 scale_zero[R];
 };
 
-template <int R>
+// Rows of a multiple of 16 bytes load a chunk at once; rows of 8 (an odd number of groups of 128
+// columns over 4: the 3B's down projection, k = 11008) in two halves.
+template <int R, bool kRows16>
 __device__ __forceinline__ void load_chunk(const uint8_t* const (&rows)[R], int k, int c,
                                            int chunks_per_group, Chunk<R>& out) {
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    out.values[r] = __ldcs(reinterpret_cast<const uint4*>(rows[r]) + c);  // streamed once
+    if constexpr (kRows16) {
+      out.values[r] = __ldcs(reinterpret_cast<const uint4*>(rows[r]) + c);  // streamed once
+    } else {
+      const uint2 low = __ldcs(reinterpret_cast<const uint2*>(rows[r]) + 2 * c);
+      const uint2 high = __ldcs(reinterpret_cast<const uint2*>(rows[r]) + 2 * c + 1);
+      out.values[r] = make_uint4(low.x, low.y, high.x, high.y);
+    }
     out.scale_zero[r] =
         __ldg(reinterpret_cast<const __half2*>(rows[r] + k / 2) + c / chunks_per_group);
   }
@@ -52,7 +60,7 @@ __device__ __forceinline__ void load_chunk(const uint8_t* const (&rows)[R], int 
 
 // A block owns R rows; each thread holds the next chunk's loads in flight while it computes the
 // current one (2R 16-byte loads outstanding per thread).
-template <typename T, typename O, typename B, int M, int R, int kThreads>
+template <typename T, typename O, typename B, int M, int R, int kThreads, bool kRows16>
 __global__ void __launch_bounds__(kThreads)
     gemv_int4_kernel(const T* __restrict__ x, const uint8_t* __restrict__ w,
                      const B* __restrict__ bias, O* __restrict__ out, int n, int k, int group) {
@@ -77,11 +85,11 @@ __global__ void __launch_bounds__(kThreads)
   // The weights are never written by a kernel: the first chunk is loaded before the wait.
   Chunk<R> next;
   int c = threadIdx.x;
-  if (c < chunks) load_chunk<R>(rows, k, c, chunks_per_group, next);
+  if (c < chunks) load_chunk<R, kRows16>(rows, k, c, chunks_per_group, next);
   chain_start();
   for (; c < chunks; c += kThreads) {
     const Chunk<R> cur = next;
-    if (c + kThreads < chunks) load_chunk<R>(rows, k, c + kThreads, chunks_per_group, next);
+    if (c + kThreads < chunks) load_chunk<R, kRows16>(rows, k, c + kThreads, chunks_per_group, next);
     float scale[R], offset[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -133,7 +141,7 @@ __global__ void __launch_bounds__(kThreads)
   out[int64_t(m) * n + row] = from_float<O>(sum);
 }
 
-template <typename T, typename O, typename B, int M>
+template <typename T, typename O, typename B, int M, bool kRows16>
 void launch_rows(const void* x, const void* w, const void* bias, void* out, int n, int k, int group,
                  cudaStream_t stream) {
   // Blocks of 128 threads for rows of up to 4096 columns (128 chunks: every thread has one),
@@ -146,54 +154,67 @@ void launch_rows(const void* x, const void* w, const void* bias, void* out, int 
                    static_cast<const B*>(bias), static_cast<O*>(out), n, k, group);
   };
   if (k <= 4096) {
-    if constexpr (M == 1) return run(gemv_int4_kernel<T, O, B, M, 4, 128>, 4, 128);
-    return run(gemv_int4_kernel<T, O, B, M, 2, 128>, 2, 128);
+    if constexpr (M == 1) return run(gemv_int4_kernel<T, O, B, M, 4, 128, kRows16>, 4, 128);
+    return run(gemv_int4_kernel<T, O, B, M, 2, 128, kRows16>, 2, 128);
   }
-  if (k >= 8192) return run(gemv_int4_kernel<T, O, B, M, 1, 256>, 1, 256);
-  run(gemv_int4_kernel<T, O, B, M, 2, 256>, 2, 256);
+  if (k >= 8192) return run(gemv_int4_kernel<T, O, B, M, 1, 256, kRows16>, 1, 256);
+  run(gemv_int4_kernel<T, O, B, M, 2, 256, kRows16>, 2, 256);
 }
 
-template <typename T, typename O, typename B>
-void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
-            int group, cudaStream_t stream) {
+template <typename T, typename O, typename B, bool kRows16>
+void launch_m(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
+              int group, cudaStream_t stream) {
   switch (m) {
     case 1:
-      return launch_rows<T, O, B, 1>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 1, kRows16>(x, w, bias, out, n, k, group, stream);
     case 2:
-      return launch_rows<T, O, B, 2>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 2, kRows16>(x, w, bias, out, n, k, group, stream);
     case 3:
-      return launch_rows<T, O, B, 3>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 3, kRows16>(x, w, bias, out, n, k, group, stream);
     case 4:
-      return launch_rows<T, O, B, 4>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 4, kRows16>(x, w, bias, out, n, k, group, stream);
     case 5:
-      return launch_rows<T, O, B, 5>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 5, kRows16>(x, w, bias, out, n, k, group, stream);
     case 6:
-      return launch_rows<T, O, B, 6>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 6, kRows16>(x, w, bias, out, n, k, group, stream);
     case 7:
-      return launch_rows<T, O, B, 7>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 7, kRows16>(x, w, bias, out, n, k, group, stream);
     case 8:
-      return launch_rows<T, O, B, 8>(x, w, bias, out, n, k, group, stream);
+      return launch_rows<T, O, B, 8, kRows16>(x, w, bias, out, n, k, group, stream);
     default:
       fail_internal("gemv_int4 takes 1 to ", kGemvMaxRows, " rows, not ", m);
   }
 }
 
-// One thread per byte of values: two outputs.
+template <typename T, typename O, typename B>
+void launch(const void* x, const void* w, const void* bias, void* out, int m, int n, int k,
+            int group, cudaStream_t stream) {
+  if ((k / 2 + 4 * int64_t(k / group)) % 16 == 0)
+    return launch_m<T, O, B, true>(x, w, bias, out, m, n, k, group, stream);
+  launch_m<T, O, B, false>(x, w, bias, out, m, n, k, group, stream);
+}
+
+// One thread per 4-byte word of values (8 columns of one group: group % 8 == 0): one 16-byte
+// store of the 8 outputs, so the slab is written at bandwidth.
 template <typename T>
 __global__ void dequantize_int4_kernel(const uint8_t* __restrict__ w, T* __restrict__ out,
                                        int64_t first, int64_t rows, int k, int group) {
   const int64_t row_bytes = k / 2 + 4 * int64_t(k / group);
-  const int64_t total = rows * (k / 2);
+  const int words = k / 8;
+  const int64_t total = rows * words;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / (k / 2);
-    const int b = int(i % (k / 2));
+    const int64_t r = i / words;
+    const int word_index = int(i % words);
     const uint8_t* row = w + (first + r) * row_bytes;
-    const __half2 sz = reinterpret_cast<const __half2*>(row + k / 2)[2 * b / group];
+    const uint32_t word = __ldcs(reinterpret_cast<const uint32_t*>(row) + word_index);
+    const __half2 sz = __ldg(reinterpret_cast<const __half2*>(row + k / 2) + 8 * word_index / group);
     const float s = __low2float(sz), z = __high2float(sz);
-    const uint8_t q = row[b];
-    out[r * k + 2 * b] = from_float<T>((float(q & 15) - z) * s);
-    out[r * k + 2 * b + 1] = from_float<T>((float(q >> 4) - z) * s);
+    uint4 packed;
+    T* values = reinterpret_cast<T*>(&packed);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) values[e] = from_float<T>((float(word >> (4 * e) & 15u) - z) * s);
+    *reinterpret_cast<uint4*>(out + r * k + 8 * int64_t(word_index)) = packed;
   }
 }
 
@@ -202,7 +223,7 @@ __global__ void dequantize_int4_kernel(const uint8_t* __restrict__ w, T* __restr
 bool gemv_int4_serves(int m, int k, int group, const void* x, const void* w) {
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const int64_t row_bytes = k / 2 + 4 * int64_t(k / group);
-  return m >= 1 && m <= kGemvMaxRows && group % 32 == 0 && k % group == 0 && row_bytes % 16 == 0 &&
+  return m >= 1 && m <= kGemvMaxRows && group % 32 == 0 && k % group == 0 && row_bytes % 8 == 0 &&
          aligned(x) && aligned(w);
 }
 
@@ -223,8 +244,10 @@ void gemv_int4(const void* x, const void* w, const void* bias, DType bias_dtype,
 
 void dequantize_int4(const void* w, int64_t first, int64_t rows, int k, int group, void* out,
                      DType dtype, cudaStream_t stream) {
-  const int64_t total = rows * (k / 2);
+  const int64_t total = rows * (k / 8);
   if (total == 0) return;
+  if (k % 8 != 0 || group % 8 != 0 || reinterpret_cast<uintptr_t>(out) % 16 != 0)
+    fail_internal("dequantize_int4 takes k and group in multiples of 8 and a 16-byte aligned slab");
   const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 65535));
   with_half(dtype, [&](auto t) {
     using T = decltype(t);
