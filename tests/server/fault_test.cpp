@@ -83,9 +83,9 @@ json request_body(Kind kind, bool stream) {
                {"max_tokens", 8},
                {"ignore_eos", true}};
   if (kind == Kind::Image)
-    body["messages"][0]["content"] = json::array(
-        {{{"type", "image_url"}, {"image_url", {{"url", png_data_url()}}}},
-         {{"type", "text"}, {"text", "What is this?"}}});
+    body["messages"][0]["content"] =
+        json::array({{{"type", "image_url"}, {"image_url", {{"url", png_data_url()}}}},
+                     {{"type", "text"}, {"text", "What is this?"}}});
   if (stream) body["stream"] = true;
   return body;
 }
@@ -127,10 +127,11 @@ int connect_loopback(int port) {
 std::string slow_request(int port, const std::string& body, bool stall) {
   const int fd = connect_loopback(port);
   if (fd < 0) return "connect failed";
-  const std::string head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                           "Content-Type: application/json\r\nConnection: close\r\n"
-                           "Content-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/json\r\nConnection: close\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
   send(fd, head.data(), head.size(), MSG_NOSIGNAL);
   const size_t bytes = stall ? body.size() / 2 : body.size();
   for (size_t i = 0; i < bytes; ++i) {
@@ -155,8 +156,8 @@ class ServeProcess {
     if (pid_ == 0) {
       dup2(out[1], STDOUT_FILENO);
       close(out[0]);
-      execl(QWENVL_BINARY, "qwenvl", "serve", "--model", model.c_str(), "--device", "cpu",
-            "--port", "0", "--max-context", "2048", "--max-request-bytes", max_bytes.c_str(),
+      execl(QWENVL_BINARY, "qwenvl", "serve", "--model", model.c_str(), "--device", "cpu", "--port",
+            "0", "--max-context", "2048", "--max-request-bytes", max_bytes.c_str(),
             static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -215,18 +216,17 @@ TEST(ServerFaults, StaysUpAndAnswersEveryWellFormedRequest) {
     httplib::Client client("127.0.0.1", port);
     client.set_read_timeout(60, 0);
     for (Kind k : {Kind::Plain, Kind::Image}) {
-      const auto res = client.Post("/v1/chat/completions", request_body(k, false).dump(),
-                                   "application/json");
+      const auto res =
+          client.Post("/v1/chat/completions", request_body(k, false).dump(), "application/json");
       ASSERT_TRUE(res && res->status == 200) << kind_name(k);
       expected[k] = json::parse(res->body)["choices"][0]["message"]["content"];
     }
     expected[Kind::Streamed] = expected[Kind::Slow] = expected[Kind::Plain];
   }
-  const std::string oversized = json{{"messages", json::array({{{"role", "user"},
-                                                                {"content", std::string(
-                                                                                kMaxRequestBytes,
-                                                                                'a')}}})}}
-                                    .dump();
+  const std::string oversized =
+      json{{"messages",
+            json::array({{{"role", "user"}, {"content", std::string(kMaxRequestBytes, 'a')}}})}}
+          .dump();
 
   std::atomic<int> next{0};
   std::mutex mutex;
@@ -246,17 +246,17 @@ TEST(ServerFaults, StaysUpAndAnswersEveryWellFormedRequest) {
       switch (kind) {
         case Kind::Plain:
         case Kind::Image: {
-          const auto res = client.Post("/v1/chat/completions",
-                                       request_body(kind, false).dump(), "application/json");
-          const bool ok = res && res->status == 200 &&
-                          json::parse(res->body)["choices"][0]["message"]["content"] ==
-                              expected[kind];
+          const auto res = client.Post("/v1/chat/completions", request_body(kind, false).dump(),
+                                       "application/json");
+          const bool ok =
+              res && res->status == 200 &&
+              json::parse(res->body)["choices"][0]["message"]["content"] == expected[kind];
           record(kind, i, ok, res ? res->body.substr(0, 200) : "no response");
           break;
         }
         case Kind::Streamed: {
-          const auto res = client.Post("/v1/chat/completions",
-                                       request_body(kind, true).dump(), "application/json");
+          const auto res = client.Post("/v1/chat/completions", request_body(kind, true).dump(),
+                                       "application/json");
           const bool ok = res && res->status == 200 && streamed_text(res->body) == expected[kind];
           record(kind, i, ok, res ? res->body.substr(0, 200) : "no response");
           break;
@@ -278,9 +278,8 @@ TEST(ServerFaults, StaysUpAndAnswersEveryWellFormedRequest) {
               slow_request(port, request_body(Kind::Plain, false).dump(), false);
           const size_t body = reply.find("\r\n\r\n");
           const bool ok = reply.rfind("HTTP/1.1 200", 0) == 0 && body != std::string::npos &&
-                          json::parse(reply.substr(body + 4), nullptr, false)["choices"][0]
-                                                                        ["message"]["content"] ==
-                              expected[kind];
+                          json::parse(reply.substr(body + 4), nullptr,
+                                      false)["choices"][0]["message"]["content"] == expected[kind];
           record(kind, i, ok, reply.substr(0, 200));
           break;
         }
