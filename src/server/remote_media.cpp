@@ -156,7 +156,10 @@ std::string RemoteMediaFetcher::fetch(const std::string& first_url, const std::s
     client.set_connection_timeout(left);
     client.set_read_timeout(left);
     client.set_write_timeout(left);
-    if (url.scheme == "https") client.enable_server_certificate_verification(true);
+    if (url.scheme == "https") {
+      client.enable_server_certificate_verification(true);
+      if (!options_.ca_cert_path.empty()) client.set_ca_cert_path(options_.ca_cert_path);
+    }
 
     int status = 0;
     std::string location, refusal, body;

@@ -18,6 +18,9 @@ struct RemoteMediaOptions {
   int64_t max_bytes = int64_t(32) << 20;
   std::chrono::milliseconds timeout{10000};
   int max_redirects = 3;
+  // https: the certificates (PEM file) that server certificates must chain to; empty: the
+  // system's store. Certificates and host names are always verified.
+  std::string ca_cert_path;
 };
 
 // Whether a fetch may connect to loopback addresses. Only tests pass kAllowed (their image
