@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
+# The openai npm client test must run here, not skip (install-deps installs Node).
+export QWENVL_REQUIRE_NODE=1
 
 echo "== format"
 scripts/check-format.sh

@@ -53,6 +53,8 @@ constexpr const char* kUsage =
     "  --max-new-tokens N       tokens to generate (default: generation_config or 256)\n"
     "  --temperature T          0 = greedy; --top-k K, --top-p P, --min-p P,\n"
     "  --repetition-penalty R   sampling (defaults: generation_config.json)\n"
+    "  --presence-penalty P, --frequency-penalty F   OpenAI's penalties over the output's\n"
+    "                           tokens, in [-2, 2] (default 0)\n"
     "  --seed S                 seed of the sampler's draws (default 0)\n"
     "  --ignore-eos             keep going past end-of-sequence tokens\n"
     "  --stop STR               stop at this text (repeatable)\n"
@@ -104,6 +106,7 @@ int run_generate(int argc, char** argv) {
                                           "max-memory",     "offload",
                                           "device-map",     "max-image-tokens",
                                           "video",          "quantize"};
+  value_flags.insert(value_flags.end(), {"presence-penalty", "frequency-penalty"});
   value_flags.insert(value_flags.end(), video_value_flags().begin(), video_value_flags().end());
   const Args args(argc, argv, value_flags, {"ignore-eos", "json", "help", "verbose"});
   if (args.has("help")) {
@@ -155,6 +158,8 @@ int run_generate(int argc, char** argv) {
   sampling.min_p = setting("min-p", sampling.min_p, kMinPRange);
   sampling.repetition_penalty =
       setting("repetition-penalty", sampling.repetition_penalty, kRepetitionPenaltyRange);
+  request.presence_penalty = setting("presence-penalty", 0.0f, kPresencePenaltyRange);
+  request.frequency_penalty = setting("frequency-penalty", 0.0f, kFrequencyPenaltyRange);
   request.seed = uint64_t(args.get_int("seed", 0, 0, std::numeric_limits<int64_t>::max()));
   request.eos_token_ids = gen.eos_token_ids;
   if (request.eos_token_ids.empty())

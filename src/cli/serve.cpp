@@ -16,6 +16,7 @@
 #include "runtime/sampling_limits.h"
 #include "server/engine.h"
 #include "server/http_server.h"
+#include "server/media_domains.h"
 #include "server/served_model.h"
 
 namespace qwenvl::cli {
@@ -31,6 +32,9 @@ constexpr const char* kUsage =
     "  --max-num-seqs N         sequences run at once (1 today: requests run one at a time)\n"
     "  --max-queue N            requests that may wait (default 64); beyond: 503, Retry-After\n"
     "  --allowed-media-dir DIR  file:// image URLs are read only under DIR (default: refused)\n"
+    "  --allowed-media-domains LIST  http(s) image URLs are fetched only from these hosts\n"
+    "                           (comma-separated; *.example.com for its subdomains), and only\n"
+    "                           from public addresses (default: refused)\n"
     "  --max-context N          context per request (default min(32768, max_position_embeddings))\n"
     "  --max-pixels N           largest image after resizing (default preprocessor_config's)\n"
     "  --max-image-tokens N     merged tokens one request's images take together (default:\n"
@@ -57,12 +61,28 @@ extern "C" void on_stop_signal(int signal) {
 }  // namespace
 
 int run_serve(int argc, char** argv) {
-  const Args args(
-      argc, argv,
-      {"model", "host", "port", "api-key", "max-request-bytes", "max-num-seqs", "max-queue",
-       "allowed-media-dir", "max-context", "max-pixels", "max-image-tokens", "max-tokens", "device",
-       "dtype", "threads", "max-memory", "offload", "device-map", "quantize"},
-      {"help"});
+  const Args args(argc, argv,
+                  {"model",
+                   "host",
+                   "port",
+                   "api-key",
+                   "max-request-bytes",
+                   "max-num-seqs",
+                   "max-queue",
+                   "allowed-media-dir",
+                   "allowed-media-domains",
+                   "max-context",
+                   "max-pixels",
+                   "max-image-tokens",
+                   "max-tokens",
+                   "device",
+                   "dtype",
+                   "threads",
+                   "max-memory",
+                   "offload",
+                   "device-map",
+                   "quantize"},
+                  {"help"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -84,6 +104,9 @@ int run_serve(int argc, char** argv) {
   if (!options.allowed_media_dir.empty() &&
       !std::filesystem::is_directory(options.allowed_media_dir))
     fail("--allowed-media-dir ", options.allowed_media_dir, " is not a directory");
+  options.allowed_media_domains = args.get("allowed-media-domains").value_or("");
+  if (!options.allowed_media_domains.empty())
+    MediaDomains::parse(options.allowed_media_domains);  // a bad list fails before the load
   HttpOptions http;
   http.api_key = args.get("api-key").value_or("");
   http.max_request_bytes =

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "core/error.h"
 #include "runtime/sampler_rng.h"
 #include "runtime/sampling_limits.h"
 #include "runtime/stop_strings.h"
+#include "runtime/token_penalties.h"
 
 namespace qwenvl {
 
@@ -135,10 +137,37 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   // (Qwen25VL::decode_next) and the host reads it while the step runs, so the host's reading,
   // detokenizing and stop checks never leave the device idle. A stop at token i leaves step i
   // computed in vain. The last token, which no step consumes, is read with begin_read. Greedy
-  // decoding's pick is part of the step itself.
-  const bool greedy = sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
+  // decoding's pick is part of the step itself. A request whose logits the host processes
+  // (penalties the backends lack, logprobs) reads each token before sampling the next instead.
+  const bool host_logits = request.presence_penalty != 0.0f || request.frequency_penalty != 0.0f ||
+                           request.top_logprobs >= 0;
+  SamplingParams device_sampling = sampling;
+  std::optional<TokenPenalties> penalties;
+  StepLogprobs step_logprobs;
+  Tensor logits_host;
+  if (host_logits) {
+    if (request.top_logprobs > kMaxTopLogprobs)
+      fail("top_logprobs must be at most ", kMaxTopLogprobs, " (got ", request.top_logprobs, ")");
+    const int64_t vocab = model_.logits().numel();
+    penalties.emplace(vocab, request.prompt_ids, sampling.repetition_penalty,
+                      request.presence_penalty, request.frequency_penalty);
+    device_sampling.repetition_penalty = 1.0f;
+    logits_host = Tensor::empty({vocab}, DType::F32);
+  }
+  const bool greedy =
+      !host_logits && sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
   auto sample = [&](int64_t step) {
-    backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), sampling,
+    if (host_logits) {
+      backend.copy_to_host(model_.logits(), logits_host);
+      backend.synchronize();
+      float* scores = logits_host.data<float>();
+      penalties->apply(scores, logits_host.numel());
+      if (request.top_logprobs >= 0)
+        step_logprobs.compute(scores, logits_host.numel(), sampling.temperature,
+                              request.top_logprobs);
+      backend.copy_from_host(logits_host, model_.logits());
+    }
+    backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), device_sampling,
                    rng.uniform(uint64_t(step)), model_.next_token());
   };
   Tensor token_host = Tensor::empty({1}, DType::I32);
@@ -148,7 +177,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
     if (step + 1 < request.max_new_tokens) {
       const int64_t tag = model_.decode_next(greedy);
-      if (!greedy) sample(step + 1);
+      if (!greedy && !host_logits) sample(step + 1);
       backend.wait_published(tag, token_host);
     } else {
       backend.end_read(backend.begin_read(model_.next_token()), token_host);
@@ -164,6 +193,14 @@ GenerationResult Generator::generate(const GenerationRequest& request,
     if (eos && !request.ignore_eos && int64_t(result.tokens.size()) > request.min_tokens) {
       result.finish_reason = "stop";
       break;
+    }
+    if (request.top_logprobs >= 0) {
+      result.logprobs.push_back(step_logprobs.of(id));
+      if (request.on_logprob) request.on_logprob(result.logprobs.back());
+    }
+    if (host_logits && step + 1 < request.max_new_tokens) {
+      penalties->add_generated(id);
+      sample(step + 1);
     }
     if (!tokenizer_.is_special(id)) emit(stops.push(detokenizer.push(id)));
     if (stops.stopped()) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/qwen2_5_vl.h"
+#include "runtime/token_logprobs.h"
 #include "text/tokenizer.h"
 
 namespace qwenvl {
@@ -20,6 +21,14 @@ struct GenerationRequest {
   std::vector<float> video_seconds_per_grid;
   int64_t max_new_tokens = 256;
   SamplingParams sampling;  // temperature 0: greedy
+  // OpenAI's penalties over the completion's ids (runtime/token_penalties.h). Nonzero ones, and
+  // logprobs, process each step's logits on the host: one copy of them out and back per token.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  // -1: no logprobs; 0..kMaxTopLogprobs: each token's log-probability and this many alternatives
+  // (runtime/token_logprobs.h), in the result and through on_logprob as each token is read.
+  int top_logprobs = -1;
+  std::function<void(const TokenLogprob&)> on_logprob;
   uint64_t seed = 0;
   std::vector<int32_t> eos_token_ids;
   bool ignore_eos = false;
@@ -51,8 +60,9 @@ struct GenerationTimings {
 struct GenerationResult {
   std::string text;             // special tokens left out; cut at a stop string
   std::vector<int32_t> tokens;  // generated ids, the eos id included when it ended generation
-  std::string finish_reason;    // "stop" (eos or stop string), "length" or "cancelled"
-  MropePositions positions;     // of the prompt
+  std::vector<TokenLogprob> logprobs;  // with top_logprobs >= 0: per token, but an ending eos
+  std::string finish_reason;           // "stop" (eos or stop string), "length" or "cancelled"
+  MropePositions positions;            // of the prompt
   std::vector<float> prompt_logits;
   std::vector<std::vector<float>> prompt_activations;  // [3 · layers + 1][hidden]
   std::vector<float> image_embeds;                     // [image tokens · hidden], f32

@@ -20,6 +20,8 @@ inline constexpr SettingRange kTopKRange{0.0, double(std::numeric_limits<int32_t
 inline constexpr SettingRange kTopPRange{1e-9, 1.0};  // (0, 1]
 inline constexpr SettingRange kMinPRange{0.0, 1.0};
 inline constexpr SettingRange kRepetitionPenaltyRange{0.01, 100.0};
+inline constexpr SettingRange kPresencePenaltyRange{-2.0, 2.0};  // OpenAI's bounds
+inline constexpr SettingRange kFrequencyPenaltyRange{-2.0, 2.0};
 inline constexpr int64_t kMaxNewTokensLimit = int64_t(1) << 24;
 
 // Temperatures below this sample as temperature 0 (greedy): the limit of softmax(logits / T).

@@ -114,6 +114,13 @@ void Engine::run(Job& job) {
       last = now;
       return !job.cancelled();
     };
+    // Token bytes come from the tokenizer here, on the worker: the HTTP threads never touch it.
+    generation.on_logprob = [&](const TokenLogprob& logprob) {
+      LogprobEntry entry{{tokenizer_.token_bytes(logprob.id), logprob.logprob}, {}};
+      for (const TopLogprob& top : logprob.top)
+        entry.top.push_back({tokenizer_.token_bytes(top.id), top.logprob});
+      job.append_logprob(std::move(entry));
+    };
     Generator generator(model_, tokenizer_);
     const GenerationResult result =
         generator.generate(generation, [&](const std::string& piece) { job.append(piece); });

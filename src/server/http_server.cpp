@@ -67,66 +67,78 @@ int64_t unix_seconds() {
       .count();
 }
 
-// Blocks until the job leaves `seen` (or has text), returning what is new.
-JobSnapshot wait_past(Job& job, size_t& offset, JobState seen) {
+// Blocks until the job leaves `seen` (or has output), returning what is new.
+JobSnapshot wait_past(Job& job, JobCursor& cursor, JobState seen) {
   for (;;) {
-    JobSnapshot s = job.wait(offset, seen, 1000ms);
-    if (s.state != seen || !s.new_text.empty()) return s;
+    JobSnapshot s = job.wait(cursor, seen, 1000ms);
+    if (s.state != seen || !s.new_text.empty() || !s.new_logprobs.empty()) return s;
   }
 }
 
 void answer_whole(Job& job, const CompletionIdentity& identity, httplib::Response& res) {
-  size_t offset = 0;
+  JobCursor cursor;
   std::string text;
+  std::vector<LogprobEntry> logprobs;
   JobSnapshot s;
   for (JobState seen = JobState::Queued;; seen = s.state) {
-    s = job.wait(offset, seen, 1000ms);
+    s = job.wait(cursor, seen, 1000ms);
     text += s.new_text;
+    logprobs.insert(logprobs.end(), s.new_logprobs.begin(), s.new_logprobs.end());
     if (s.state == JobState::Finished || s.state == JobState::Failed) break;
   }
   if (s.state == JobState::Failed) return send_error(res, s.error_kind, s.error, s.error_param);
-  res.set_content(completion_json(identity, text, s.finish_reason, s.usage), "application/json");
+  const bool with_logprobs = job.request.logprobs;
+  res.set_content(completion_json(identity, text, s.finish_reason, s.usage,
+                                  with_logprobs ? &logprobs : nullptr),
+                  "application/json");
 }
 
-// Server-sent events: a role chunk, a chunk per piece of text, the finish chunk, the usage
-// chunk when asked, then [DONE]. A failed write or a socket no longer writable is a client
-// gone: the job is cancelled and stops at its next token.
+// Server-sent events: a role chunk, a chunk per piece of text (with its tokens' logprobs when
+// asked), the finish chunk, the usage chunk when asked, then [DONE]. A failed write or a socket
+// no longer writable is a client gone: the job is cancelled and stops at its next token.
+bool write_events(Job& job, const CompletionIdentity& identity, httplib::DataSink& sink) {
+  auto send = [&](const std::string& data) {
+    if (!sink.is_writable() || !sink.write(data.data(), data.size())) {
+      job.cancel();
+      return false;
+    }
+    return true;
+  };
+  if (!send(sse_role_chunk(identity))) return false;
+  const bool with_logprobs = job.request.logprobs;
+  JobCursor cursor;
+  for (;;) {
+    const JobSnapshot s = job.wait(cursor, JobState::Running, kStreamPoll);
+    const bool news = !s.new_text.empty() || !s.new_logprobs.empty();
+    if (news &&
+        !send(sse_text_chunk(identity, s.new_text, with_logprobs ? &s.new_logprobs : nullptr)))
+      return false;
+    if (s.state == JobState::Failed) {
+      send(sse_error(s.error, error_status(s.error_kind).type));
+      break;
+    }
+    if (s.state == JobState::Finished) {
+      if (!send(sse_finish_chunk(identity, s.finish_reason))) return false;
+      if (job.request.include_usage && !send(sse_usage_chunk(identity, s.usage))) return false;
+      break;
+    }
+    if (!news && !sink.is_writable()) {
+      job.cancel();
+      return false;
+    }
+  }
+  if (!send(kSseDone)) return false;
+  sink.done();
+  return true;
+}
+
 void answer_stream(std::shared_ptr<Job> job, const CompletionIdentity& identity,
                    httplib::Response& res) {
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(
-      "text/event-stream", [job, identity](size_t, httplib::DataSink& sink) {
-        auto send = [&](const std::string& data) {
-          if (!sink.is_writable() || !sink.write(data.data(), data.size())) {
-            job->cancel();
-            return false;
-          }
-          return true;
-        };
-        if (!send(sse_role_chunk(identity))) return false;
-        size_t offset = 0;
-        for (;;) {
-          const JobSnapshot s = job->wait(offset, JobState::Running, kStreamPoll);
-          if (!s.new_text.empty() && !send(sse_text_chunk(identity, s.new_text))) return false;
-          if (s.state == JobState::Failed) {
-            send(sse_error(s.error, error_status(s.error_kind).type));
-            break;
-          }
-          if (s.state == JobState::Finished) {
-            if (!send(sse_finish_chunk(identity, s.finish_reason))) return false;
-            if (job->request.include_usage && !send(sse_usage_chunk(identity, s.usage)))
-              return false;
-            break;
-          }
-          if (s.new_text.empty() && !sink.is_writable()) {
-            job->cancel();
-            return false;
-          }
-        }
-        if (!send(kSseDone)) return false;
-        sink.done();
-        return true;
-      });
+  res.set_chunked_content_provider("text/event-stream",
+                                   [job, identity](size_t, httplib::DataSink& sink) {
+                                     return write_events(*job, identity, sink);
+                                   });
 }
 
 }  // namespace
@@ -227,8 +239,8 @@ void HttpServer::install_routes() {
     if (!job->request.stream) return answer_whole(*job, identity, res);
     // The status goes out before the first event: wait until the prompt is built, so a prompt
     // the worker refuses (an image it cannot decode, a context overrun) is still a 400.
-    size_t offset = 0;
-    const JobSnapshot s = wait_past(*job, offset, JobState::Queued);
+    JobCursor cursor;
+    const JobSnapshot s = wait_past(*job, cursor, JobState::Queued);
     if (s.state == JobState::Failed) return send_error(res, s.error_kind, s.error, s.error_param);
     answer_stream(job, identity, res);
   });

@@ -16,6 +16,12 @@ void Job::append(const std::string& text) {
   changed_.notify_all();
 }
 
+void Job::append_logprob(LogprobEntry entry) {
+  std::lock_guard lock(mutex_);
+  logprobs_.push_back(std::move(entry));
+  changed_.notify_all();
+}
+
 void Job::finish(const std::string& finish_reason, int64_t completion_tokens) {
   std::lock_guard lock(mutex_);
   state_ = JobState::Finished;
@@ -33,13 +39,18 @@ void Job::fail(ErrorKind kind, const std::string& message, const std::string& pa
   changed_.notify_all();
 }
 
-JobSnapshot Job::wait(size_t& offset, JobState seen, std::chrono::milliseconds timeout) {
+JobSnapshot Job::wait(JobCursor& cursor, JobState seen, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, timeout, [&] { return text_.size() > offset || state_ != seen; });
+  changed_.wait_for(lock, timeout, [&] {
+    return text_.size() > cursor.text || logprobs_.size() > cursor.logprobs || state_ != seen;
+  });
   JobSnapshot out;
   out.state = state_;
-  out.new_text = text_.substr(std::min(offset, text_.size()));
-  offset = text_.size();
+  out.new_text = text_.substr(std::min(cursor.text, text_.size()));
+  cursor.text = text_.size();
+  out.new_logprobs.assign(
+      logprobs_.begin() + ptrdiff_t(std::min(cursor.logprobs, logprobs_.size())), logprobs_.end());
+  cursor.logprobs = logprobs_.size();
   out.usage = usage_;
   out.finish_reason = finish_reason_;
   out.error_kind = error_kind_;

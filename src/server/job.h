@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "server/openai_request.h"
@@ -17,10 +18,17 @@ namespace qwenvl {
 
 enum class JobState { Queued, Running, Finished, Failed };
 
+// How far the HTTP side has read a job's output.
+struct JobCursor {
+  size_t text = 0;
+  size_t logprobs = 0;
+};
+
 struct JobSnapshot {
   JobState state = JobState::Queued;
-  std::string new_text;  // since the offset the caller had read
-  Usage usage;           // prompt figures once running, completion tokens once finished
+  std::string new_text;                    // since the cursor
+  std::vector<LogprobEntry> new_logprobs;  // since the cursor (requests that ask for logprobs)
+  Usage usage;  // prompt figures once running, completion tokens once finished
   std::string finish_reason;
   ErrorKind error_kind = ErrorKind::Internal;
   std::string error;  // when failed
@@ -38,12 +46,13 @@ class Job {
   // The worker's side.
   void start(int64_t prompt_tokens, int64_t image_tokens);
   void append(const std::string& text);
+  void append_logprob(LogprobEntry entry);
   void finish(const std::string& finish_reason, int64_t completion_tokens);
   void fail(ErrorKind kind, const std::string& message, const std::string& param = "");
 
-  // The HTTP side: waits until there is text past `offset`, the state moves past `seen`, or
-  // `timeout` passes, then advances `offset` past the text returned.
-  JobSnapshot wait(size_t& offset, JobState seen, std::chrono::milliseconds timeout);
+  // The HTTP side: waits until there is output past `cursor`, the state moves past `seen`, or
+  // `timeout` passes, then advances `cursor` past the output returned.
+  JobSnapshot wait(JobCursor& cursor, JobState seen, std::chrono::milliseconds timeout);
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
 
@@ -52,6 +61,7 @@ class Job {
   std::condition_variable changed_;
   JobState state_ = JobState::Queued;
   std::string text_;
+  std::vector<LogprobEntry> logprobs_;
   Usage usage_;
   std::string finish_reason_;
   ErrorKind error_kind_ = ErrorKind::Internal;

@@ -67,11 +67,18 @@ ImageSource image_source_from_url(const std::string& url, const std::string& nam
                                   const MediaPolicy& policy) {
   if (starts_with_nocase(url, "data:")) return from_data_url(url, name);
   if (starts_with_nocase(url, "file://")) return from_file_url(url, name, policy);
-  if (starts_with_nocase(url, "http://") || starts_with_nocase(url, "https://"))
-    fail(name,
-         ": remote image URLs are not fetched by this server; send the image inline as a "
-         "data:image/...;base64,... URL");
-  fail(name, ": unsupported image URL (expected data:image/...;base64,... or file://)");
+  if (starts_with_nocase(url, "http://") || starts_with_nocase(url, "https://")) {
+    if (!policy.remote)
+      fail(name,
+           ": remote image URLs are not fetched by this server (it was started without "
+           "--allowed-media-domains); send the image inline as a data:image/...;base64,... URL");
+    ImageSource source;
+    source.name = name;
+    const std::string body = policy.remote->fetch(url, name);
+    source.bytes.assign(body.begin(), body.end());
+    return source;
+  }
+  fail(name, ": unsupported image URL (expected data:image/...;base64,..., file:// or http(s)://)");
 }
 
 }  // namespace qwenvl

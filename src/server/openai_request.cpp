@@ -176,10 +176,6 @@ void add_messages(const json& body, ChatRequest& chat, const RequestDefaults& de
 void refuse_unsupported(const json& body) {
   if (integer(body, "n", 1, 0, 1 << 20) != 1)
     bad("n", "'n' must be 1: one completion per request is supported");
-  for (const char* key : {"presence_penalty", "frequency_penalty"})
-    if (number(body, key, 0.0, {-2.0, 2.0}) != 0.0)
-      bad(key, "'", key, "' is not supported yet; use repetition_penalty");
-  if (boolean(body, "logprobs", false)) bad("logprobs", "'logprobs' is not supported yet");
   const auto tools = body.find("tools");
   if (tools != body.end() && !tools->is_null() && !(tools->is_array() && tools->empty()))
     bad("tools", "'tools' (function calling) is not supported");
@@ -221,6 +217,15 @@ CompletionRequest parse_completion_request(const std::string& text,
   sampling.repetition_penalty = float(
       number(body, "repetition_penalty", sampling.repetition_penalty, kRepetitionPenaltyRange));
   gen.sampling = effective_sampling(sampling);
+  gen.presence_penalty = float(number(body, "presence_penalty", 0.0, kPresencePenaltyRange));
+  gen.frequency_penalty = float(number(body, "frequency_penalty", 0.0, kFrequencyPenaltyRange));
+  // OpenAI: top_logprobs needs logprobs: true; logprobs alone gives the chosen tokens' only.
+  const bool logprobs = boolean(body, "logprobs", false);
+  const int64_t top_logprobs = integer(body, "top_logprobs", 0, 0, kMaxTopLogprobs);
+  if (!logprobs && body.contains("top_logprobs") && !body["top_logprobs"].is_null())
+    bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  gen.top_logprobs = logprobs ? int(top_logprobs) : -1;
+  out.logprobs = logprobs;
   gen.seed = uint64_t(integer(body, "seed", 0, 0, std::numeric_limits<int64_t>::max()));
   gen.stop = stop_strings(body);
   gen.ignore_eos = boolean(body, "ignore_eos", false);

@@ -44,6 +44,7 @@ struct CompletionRequest {
   GenerationRequest generation;  // settings only: prompt ids and images are filled in later
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  bool logprobs = false;       // answer with choices[].logprobs (generation.top_logprobs >= 0)
 };
 
 // Error (ParamError, or Error for a body that is not JSON) for anything that cannot be served.

@@ -1,5 +1,6 @@
 #include "server/openai_response.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace qwenvl {
@@ -24,6 +25,29 @@ json usage_json(const Usage& usage) {
           {"prompt_tokens_details", {{"image_tokens", usage.image_tokens}}}};
 }
 
+// A token a logit rules out has logprob -inf, which JSON cannot carry; vLLM writes -9999.0.
+json logprob_value(float logprob) { return std::isfinite(logprob) ? logprob : -9999.0f; }
+
+json token_json(const TokenChoice& choice) {
+  json bytes = json::array();
+  for (char c : choice.bytes) bytes.push_back(int(uint8_t(c)));
+  return {{"token", choice.bytes}, {"logprob", logprob_value(choice.logprob)}, {"bytes", bytes}};
+}
+
+// choices[].logprobs: {"content": [{token, logprob, bytes, top_logprobs: [...]}, ...]}.
+json logprobs_json(const std::vector<LogprobEntry>* entries) {
+  if (!entries) return nullptr;
+  json content = json::array();
+  for (const LogprobEntry& entry : *entries) {
+    json item = token_json(entry.token);
+    json top = json::array();
+    for (const TokenChoice& choice : entry.top) top.push_back(token_json(choice));
+    item["top_logprobs"] = std::move(top);
+    content.push_back(std::move(item));
+  }
+  return {{"content", std::move(content)}};
+}
+
 json chunk(const CompletionIdentity& identity, json choices) {
   return {{"id", identity.id},
           {"object", "chat.completion.chunk"},
@@ -42,7 +66,8 @@ json delta_choice(json delta, json finish_reason) {
 }  // namespace
 
 std::string completion_json(const CompletionIdentity& identity, const std::string& text,
-                            const std::string& finish_reason, const Usage& usage) {
+                            const std::string& finish_reason, const Usage& usage,
+                            const std::vector<LogprobEntry>* logprobs) {
   const json body = {
       {"id", identity.id},
       {"object", "chat.completion"},
@@ -50,6 +75,7 @@ std::string completion_json(const CompletionIdentity& identity, const std::strin
       {"model", identity.model},
       {"choices", json::array({{{"index", 0},
                                 {"message", {{"role", "assistant"}, {"content", text}}},
+                                {"logprobs", logprobs_json(logprobs)},
                                 {"finish_reason", finish_name(finish_reason)}}})},
       {"usage", usage_json(usage)}};
   return dump(body);
@@ -59,8 +85,11 @@ std::string sse_role_chunk(const CompletionIdentity& identity) {
   return event(chunk(identity, delta_choice({{"role", "assistant"}, {"content", ""}}, nullptr)));
 }
 
-std::string sse_text_chunk(const CompletionIdentity& identity, const std::string& text) {
-  return event(chunk(identity, delta_choice({{"content", text}}, nullptr)));
+std::string sse_text_chunk(const CompletionIdentity& identity, const std::string& text,
+                           const std::vector<LogprobEntry>* logprobs) {
+  json choices = delta_choice({{"content", text}}, nullptr);
+  if (logprobs) choices[0]["logprobs"] = logprobs_json(logprobs);
+  return event(chunk(identity, std::move(choices)));
 }
 
 std::string sse_finish_chunk(const CompletionIdentity& identity, const std::string& finish_reason) {

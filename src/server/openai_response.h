@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace qwenvl {
 
@@ -12,6 +13,18 @@ struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t image_tokens = 0;  // of prompt_tokens, the images' (usage.prompt_tokens_details)
+};
+
+// One generated token's entry in choices[].logprobs.content: the token's raw bytes (a byte-level
+// token may be part of a UTF-8 character; "token" shows it with U+FFFD, "bytes" exactly) and its
+// log-probability, with the most likely alternatives.
+struct TokenChoice {
+  std::string bytes;
+  float logprob = 0;
+};
+struct LogprobEntry {
+  TokenChoice token;
+  std::vector<TokenChoice> top;
 };
 
 // What every chunk and the completion of one request share.
@@ -22,14 +35,16 @@ struct CompletionIdentity {
 };
 
 // finish_reason as OpenAI spells it: "stop", "length"; a cancelled request ends as "abort"
-// (vLLM's word), though its client, gone, rarely reads it.
+// (vLLM's word), though its client, gone, rarely reads it. logprobs: null when not asked for.
 std::string completion_json(const CompletionIdentity& identity, const std::string& text,
-                            const std::string& finish_reason, const Usage& usage);
+                            const std::string& finish_reason, const Usage& usage,
+                            const std::vector<LogprobEntry>* logprobs = nullptr);
 
 // One SSE event: "data: {chunk}\n\n". The first chunk carries the role, the last the
 // finish_reason with an empty delta; a usage chunk has no choices.
 std::string sse_role_chunk(const CompletionIdentity& identity);
-std::string sse_text_chunk(const CompletionIdentity& identity, const std::string& text);
+std::string sse_text_chunk(const CompletionIdentity& identity, const std::string& text,
+                           const std::vector<LogprobEntry>* logprobs = nullptr);
 std::string sse_finish_chunk(const CompletionIdentity& identity, const std::string& finish_reason);
 std::string sse_usage_chunk(const CompletionIdentity& identity, const Usage& usage);
 std::string sse_error(const std::string& message, const std::string& type);

@@ -68,6 +68,11 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
                                     : files.generation.max_new_tokens.value_or(kDefaultMaxTokens);
   defaults.default_max_tokens = std::min(defaults.default_max_tokens, limits.max_context - 1);
   defaults.media.allowed_media_dir = options.allowed_media_dir;
+  if (!options.allowed_media_domains.empty()) {
+    RemoteMediaOptions remote;
+    remote.domains = MediaDomains::parse(options.allowed_media_domains);
+    defaults.media.remote = std::make_shared<RemoteMediaFetcher>(std::move(remote));
+  }
   return served;
 }
 

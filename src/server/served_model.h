@@ -28,6 +28,7 @@ struct ServeOptions {
   int64_t default_max_tokens = 0;  // 0: generation_config.json's, or 256
   PlacementOptions placement;
   std::string allowed_media_dir;
+  std::string allowed_media_domains;  // --allowed-media-domains; empty: http(s) URLs refused
 };
 
 struct ServedModel {

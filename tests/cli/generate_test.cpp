@@ -103,6 +103,34 @@ TEST(GenerateCli, TextOnlyJsonAndLogits) {
   EXPECT_EQ(last_json_line(again.out)["tokens"], j["tokens"]);
 }
 
+// OpenAI's penalties as flags: bounded like every sampling flag, and they steer greedy decoding
+// away from the tokens it has produced.
+TEST(GenerateCli, PresenceAndFrequencyPenalties) {
+  if (!have_tiny()) GTEST_SKIP() << "tiny fixture model not generated yet";
+  expect_one_line_error(run_generate({"--model", kTiny.string(), "--prompt", "hi",
+                                      "--frequency-penalty", "2.5", "--device", "cpu"}),
+                        "frequency-penalty");
+  const std::vector<std::string> base = {"--model",
+                                         kTiny.string(),
+                                         "--prompt",
+                                         "Describe a cat.",
+                                         "--temperature",
+                                         "0",
+                                         "--max-new-tokens",
+                                         "24",
+                                         "--ignore-eos",
+                                         "--device",
+                                         "cpu",
+                                         "--json"};
+  const RunResult plain = run_generate(base);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  std::vector<std::string> args = base;
+  args.insert(args.end(), {"--presence-penalty", "2", "--frequency-penalty", "2"});
+  const RunResult penalised = run_generate(args);
+  ASSERT_EQ(penalised.exit_code, 0) << penalised.err;
+  EXPECT_NE(last_json_line(penalised.out)["tokens"], last_json_line(plain.out)["tokens"]);
+}
+
 // --dump-activations: the last prompt position's embedding, then per layer the attention output
 // and the residual stream after attention and after the MLP, [3 · layers + 1, hidden]; each half
 // of a layer changes the residual stream.

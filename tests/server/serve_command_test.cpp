@@ -53,3 +53,28 @@ TEST(ServeCommand, PrintsItsUrlServesAndStopsOnSigterm) {
 }
 
 }  // namespace
+
+TEST(ServeCommand, RefusesAMalformedMediaDomainListBeforeLoading) {
+  int err[2];
+  ASSERT_EQ(pipe(err), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(err[1], STDERR_FILENO);
+    close(err[0]);
+    // No such model: the list is checked first.
+    execl(QWENVL_BINARY, "qwenvl", "serve", "--model", "/nonexistent", "--allowed-media-domains",
+          "images.example.com,,*.cdn.org", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(err[1]);
+  std::string message;
+  char buffer[512];
+  for (ssize_t n; (n = read(err[0], buffer, sizeof buffer)) > 0;) message.append(buffer, size_t(n));
+  close(err[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);  // bad input
+  EXPECT_NE(message.find("--allowed-media-domains"), std::string::npos) << message;
+}

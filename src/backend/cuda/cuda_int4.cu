@@ -89,7 +89,8 @@ __global__ void __launch_bounds__(kThreads)
   chain_start();
   for (; c < chunks; c += kThreads) {
     const Chunk<R> cur = next;
-    if (c + kThreads < chunks) load_chunk<R, kRows16>(rows, k, c + kThreads, chunks_per_group, next);
+    if (c + kThreads < chunks)
+      load_chunk<R, kRows16>(rows, k, c + kThreads, chunks_per_group, next);
     float scale[R], offset[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -208,7 +209,8 @@ __global__ void dequantize_int4_kernel(const uint8_t* __restrict__ w, T* __restr
     const int word_index = int(i % words);
     const uint8_t* row = w + (first + r) * row_bytes;
     const uint32_t word = __ldcs(reinterpret_cast<const uint32_t*>(row) + word_index);
-    const __half2 sz = __ldg(reinterpret_cast<const __half2*>(row + k / 2) + 8 * word_index / group);
+    const __half2 sz =
+        __ldg(reinterpret_cast<const __half2*>(row + k / 2) + 8 * word_index / group);
     const float s = __low2float(sz), z = __high2float(sz);
     uint4 packed;
     T* values = reinterpret_cast<T*>(&packed);
