@@ -12,8 +12,9 @@ build=${BUILD_DIR:-build-device}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C "$build" qwenvl test_backend test_model bench_cuda_ops bench_tokenizer bench_preprocess
 rm -rf .carry && mkdir -p .carry/bin
-cp "$build"/qwenvl "$build"/tests/test_backend "$build"/tests/test_model \
-   "$build"/bench_tokenizer "$build"/bench_preprocess .carry/bin/
+# BINS: the test programs to take along (default both; each is ~6 MiB packed).
+for program in ${BINS:-test_backend test_model}; do cp "$build/tests/$program" .carry/bin/; done
+cp "$build"/qwenvl "$build"/bench_tokenizer "$build"/bench_preprocess .carry/bin/
 [ "${KERNELS:-0}" = 1 ] && cp "$build"/bench_cuda_ops .carry/bin/
 git rev-parse --short HEAD >.carry/COMMIT
 tools/device/pack_runtime.sh .carry/bin/qwenvl
