@@ -7,8 +7,8 @@
 Variants: bf16 (the checkpoint as built), awq (the checkpoint quantized to 4-bit AWQ, group 128,
 by `qwenvl quantize`, in the official format) and fp8 (`--quantize fp8` at load). Per variant:
 decode tokens/s over --decode-tokens greedy tokens of a short prompt, the decode roofline (the
-bytes a decode step reads, from the checkpoint's tensors as qwenvl holds them, over the HBM read
-bandwidth measured in this run: half the device-to-device copy rate), the fraction reached, and
+bytes a decode step reads, from the checkpoint's tensors as qwenvl holds them, over the HBM
+bandwidth measured in this run: a device-to-device copy's bytes read + written per second), the fraction reached, and
 the time to first token with a 1280x960 photo (best of --ttft-runs). 32B-8L: the official 32B
 config cut to 8 of its 64 layers (a whole 32B checkpoint does not fit the GPU machine's disk); its
 per-layer figures and `qwenvl plan` on the whole 32B and 72B AWQ configs (an 8,192-token context)
@@ -119,7 +119,7 @@ def main():
     models = [m for m in args.models.split(",") if m]
     variants = [v for v in args.variants.split(",") if v]
     hw = run_hf(["--hardware"], timeout=180)
-    read_GBps = hw["copy_GBps"] / 2
+    read_GBps = hw["copy_GBps"]  # bytes read + written per second by a copy
     log("hardware: %s" % hw)
     from tools.build_random_checkpoint import ensure_checkpoint
 
@@ -180,7 +180,7 @@ def main():
     info = machine_info()
     md = ["# Quantized weights: qwenvl AWQ int4 and FP8 beside bf16", "",
           "- %s, commit %s; %s" % (today(), info.get("commit"), info.get("gpu")),
-          "- HBM read %.0f GB/s (half the device-to-device copy rate measured in this run); "
+          "- HBM %.0f GB/s (a device-to-device copy's reads + writes per second, measured in this run); "
           "bound = that / decode bytes per token" % read_GBps,
           "- decode: %d greedy tokens of a short prompt; TTFT: 1280x960 photo, best of %d; "
           "awq: `qwenvl quantize --group-size %d` of the same random checkpoint"

@@ -784,7 +784,11 @@ TEST_P(CudaOps, LinearInt4MatchesCpu) {
         Case{3, 1000, 512, 128, true, false, true}, Case{8, 384, 1024, 64, true, true, true},
         Case{1, 1001, 8192, 128, true, false, true}, Case{2, 300, 18944, 128, false, true, true},
         Case{1, 96, 96, 32, true, false, true}, Case{1, 64, 48, 16, true, false, true},
-        Case{64, 512, 768, 128, true, false, true}, Case{100, 5000, 4096, 128, true, true, true}}) {
+        Case{64, 512, 768, 128, true, false, true}, Case{100, 5000, 4096, 128, true, true, true},
+        // Rows of 8 bytes over a multiple of 16 (an odd number of groups over 4 with group
+        // 128): the 3B's down projection, then a short one, through the GEMV and the slabs.
+        Case{1, 700, 11008, 128, true, false, true}, Case{4, 300, 768, 128, false, true, true},
+        Case{20, 300, 11008, 128, true, false, true}}) {
     SCOPED_TRACE(::testing::Message()
                  << c.m << "x" << c.n << "x" << c.k << " group " << c.group << " bias " << c.bias
                  << " f32 " << c.f32_out << " gemv " << c.gemv);

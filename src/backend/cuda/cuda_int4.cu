@@ -68,9 +68,12 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float partial[kWarps][M * R];
   const int64_t row_bytes = k / 2 + 4 * int64_t(k / group);
   const int first_row = R * blockIdx.x;
-  if (threadIdx.x < R)
-    prefetch_l2(w + int64_t(min(first_row + int(threadIdx.x), n - 1)) * row_bytes,
-                min(kPrefetchBytes, unsigned(k / 2)));
+  if (threadIdx.x < R) {  // the bulk prefetch takes 16-byte aligned ranges
+    const uintptr_t row = reinterpret_cast<uintptr_t>(
+        w + int64_t(min(first_row + int(threadIdx.x), n - 1)) * row_bytes);
+    prefetch_l2(reinterpret_cast<const void*>(row & ~uintptr_t(15)),
+                min(kPrefetchBytes, unsigned(k / 2)) & ~15u);
+  }
 
   const uint8_t* rows[R];
 #pragma unroll
