@@ -101,6 +101,22 @@ def run_hf(args, timeout=600):
     return json.loads(lines[-1])
 
 
+def cut_config(size, root):
+    """'32B-16L': the official 32B config cut to 16 layers, written under root (its path); a plain
+    size ('7B'): None, the official config."""
+    if "-" not in size:
+        return None
+    base, layers = size.split("-")
+    with open(os.path.join(REPO, "tests", "fixtures", "configs", base + ".json")) as f:
+        cfg = json.load(f)
+    cfg["num_hidden_layers"] = int(layers.rstrip("L"))
+    os.makedirs(root, exist_ok=True)
+    path = os.path.join(root, "config-%s.json" % size)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return path
+
+
 def checkpoint_weight_bytes(model_dir):
     """Bytes of all tensors, of the text decoder's per-token reads, and of the vision tower."""
     import struct

@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import (DEFAULT_QWENVL, REPO, log, machine_info, make_photo,  # noqa: E402
+from bench_common import (DEFAULT_QWENVL, REPO, cut_config, log, machine_info, make_photo,  # noqa: E402
                           markdown_table, run_hf, run_qwenvl, slug, today, write_results)
 
 SHORT_PROMPT = "Write a short story about a lighthouse keeper."
@@ -48,21 +48,6 @@ SCENARIOS = [
     ("32B-16L", None, "decode", None, 64),
     ("32B-16L", "10GiB", "decode", None, 32),
 ]
-
-
-def cut_config(size, root):
-    """'32B-16L': the official 32B config with 16 layers, written under root; None otherwise."""
-    if "-" not in size:
-        return None
-    base, layers = size.split("-")
-    with open(os.path.join(REPO, "tests", "fixtures", "configs", base + ".json")) as f:
-        cfg = json.load(f)
-    cfg["num_hidden_layers"] = int(layers.rstrip("L"))
-    os.makedirs(root, exist_ok=True)
-    path = os.path.join(root, "config-%s.json" % size)
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    return path
 
 
 def gpu_used_bytes():

@@ -25,28 +25,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench_common import (DEFAULT_QWENVL, REPO, checkpoint_weight_bytes, log,  # noqa: E402
-                          machine_info, make_photo, markdown_table, run_hf, run_qwenvl, slug,
+from bench_common import (DEFAULT_QWENVL, REPO, checkpoint_weight_bytes, cut_config,  # noqa: E402
+                          log, machine_info, make_photo, markdown_table, run_hf, run_qwenvl, slug,
                           today, write_results)
 
 SHORT_PROMPT = "Write a short story about a lighthouse keeper."
 GROUP = 128
 GiB = 1024 ** 3
-
-
-def cut_config(size, root):
-    """'32B-8L': the official 32B config with 8 layers, written under root; None otherwise."""
-    if "-" not in size:
-        return None
-    base, layers = size.split("-")
-    with open(os.path.join(REPO, "tests", "fixtures", "configs", base + ".json")) as f:
-        cfg = json.load(f)
-    cfg["num_hidden_layers"] = int(layers.rstrip("L"))
-    os.makedirs(root, exist_ok=True)
-    path = os.path.join(root, "config-%s.json" % size)
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    return path
 
 
 def awq_copy(binary, model_dir):
