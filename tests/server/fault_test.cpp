@@ -34,8 +34,8 @@ using namespace std::chrono_literals;
 
 const std::string kFixtures = QWENVL_FIXTURES_DIR;
 constexpr int kClients = 6;
-// About 30 s on two shared cores; under AddressSanitizer (CI's second build) the model runs
-// several times slower, so half as many keep the test within its three minutes.
+// Under AddressSanitizer (CI's second build) the model runs several times slower: half as many
+// requests keep the test within its three minutes.
 #ifdef __SANITIZE_ADDRESS__
 constexpr int kDefaultRequests = 1000;
 #else
