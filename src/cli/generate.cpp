@@ -229,10 +229,11 @@ int run_generate(int argc, char** argv) {
                {"streamed_bytes_per_token", plan.decode.streamed_bytes},
                {"resident_bytes_per_token", plan.decode.resident_bytes}};
   }
+  const ModelBackends backends = model_backends(*backend, placement, threads);
   std::optional<Qwen25VL> loaded;
   {
     LoadProgress progress;
-    loaded.emplace(config, checkpoint, *backend, limits, placement,
+    loaded.emplace(config, checkpoint, backends.list, limits, placement,
                    [&progress](size_t read, size_t total) { progress.update(read, total); });
   }
   Qwen25VL& model = *loaded;
@@ -287,10 +288,14 @@ int run_generate(int argc, char** argv) {
             {"used_after_warm_up_bytes", gpu_free_at_start[0] - gpu_free_after_warm_up[0]},
             {"used_since_context_bytes", gpu_free_at_start[0] - free_now[0]}};
     }
+    // The first backend's plan (the GPU's, or the only one), and the layers on the CPU beside it.
+    std::vector<DType> computes;
+    for (Backend* b : backends.list) computes.push_back(b->compute_dtype());
     const MemoryPlan memory =
-        Qwen25VL::plan(config, checkpoint, backend->compute_dtype(), limits, placement);
-    int streamed_layers = 0;
+        Qwen25VL::plans(config, checkpoint, computes, limits, placement).front();
+    int streamed_layers = 0, cpu_layers = 0;
     for (bool streamed : placement.stream_layers) streamed_layers += streamed ? 1 : 0;
+    for (int b : placement.layer_backends) cpu_layers += b == kCpuBackend ? 1 : 0;
     const nlohmann::json summary = {
         {"text", result.text},
         {"tokens", result.tokens},
@@ -325,6 +330,7 @@ int run_generate(int argc, char** argv) {
           {"stream_slots", memory.stream_slots},
           {"streamed_layers", streamed_layers},
           {"streamed_vision_blocks", placement.stream_vision_blocks},
+          {"cpu_layers", cpu_layers},
           {"planned", planned}}},
     };
     write_stdout(summary.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",

@@ -2,6 +2,8 @@
 // Qwen2.5-VL's language model (transformers' Qwen2_5_VLTextModel + lm_head): token embeddings
 // with image embeddings in place of the pad tokens, pre-norm decoder layers (GQA attention with
 // q/k/v biases and M-RoPE, SwiGLU MLP), final RMSNorm, and logits for the last position only.
+// Its parts may run on several backends (a GPU and the CPU, say): a pass goes through them in
+// forward order as stages, handing the residual stream from one backend to the next.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -18,22 +20,45 @@ struct DecoderLayerWeights {
   Tensor input_norm, post_attention_norm;  // [hidden]
   // q_proj, k_proj and v_proj stacked: [(heads + 2·kv_heads)·head_dim, hidden] and its bias.
   Tensor qkv_w, qkv_b;
-  Tensor o_w;               // [hidden, heads·head_dim], no bias
-  Tensor gate_up_w;         // gate_proj then up_proj: [2·intermediate, hidden]
-  Tensor down_w;            // [hidden, intermediate]
+  Tensor o_w;        // [hidden, heads·head_dim], no bias
+  Tensor gate_up_w;  // gate_proj then up_proj: [2·intermediate, hidden]
+  Tensor down_w;     // [hidden, intermediate]
+  // The norm the layer ends with, on the layer's backend: the next layer's input_layernorm (the
+  // same tensor when that layer runs on the same backend), or model.norm after the last layer.
+  Tensor next_norm;
   int streamed_group = -1;  // Backend's streamed group holding the layer, -1: resident
 };
 
 struct DecoderWeights {
   Tensor embed_tokens;  // [vocab, hidden]
+  Tensor embed_norm;    // layer 0's input_layernorm, on the embedding's backend
   std::vector<DecoderLayerWeights> layers;
-  Tensor norm;     // [hidden]
-  Tensor lm_head;  // [vocab, hidden]; the embedding matrix itself when tied
+  Tensor lm_head;  // [vocab, hidden]; the embedding matrix itself when tied and on its backend
 };
 
-// The layers placement.streams_layer() names are streamed groups of kDecoderLayerSequence.
+// loaders[b] uploads to backend b of placement (WeightPlacement's indices). The layers
+// placement.streams_layer() names are streamed groups of kDecoderLayerSequence.
+DecoderWeights load_decoder_weights(const TextConfig& config,
+                                    const std::vector<WeightLoader*>& loaders,
+                                    const WeightPlacement& placement);
+// Every part on one backend.
 DecoderWeights load_decoder_weights(const TextConfig& config, WeightLoader& loader,
                                     const WeightPlacement& placement = {});
+
+// Consecutive parts of a forward pass that run on one backend.
+struct DecoderStage {
+  int backend_index = 0;  // in the placement
+  Backend* backend = nullptr;
+  bool embeds = false;                 // starts with the token embedding (the first stage)
+  int first_layer = 0, end_layer = 0;  // the decoder layers [first, end) it runs
+  bool head = false;                   // ends with lm_head (the last stage)
+};
+// The embedding, the layers and lm_head of `placement` in forward order, grouped into stages
+// where consecutive parts share a backend (backends: the placement's, by index; empty for a
+// planning pass, which leaves DecoderStage::backend null). One stage when every part is on one
+// backend.
+std::vector<DecoderStage> decoder_stages(const TextConfig& config, const WeightPlacement& placement,
+                                         const std::vector<Backend*>& backends);
 
 // Image embeddings that replace some of a chunk's tokens: rows [first_row, first_row + count) of
 // `embeddings` go, in order, to the chunk positions listed in `chunk_positions`.
@@ -55,33 +80,43 @@ struct DecoderInputs {
 
 class Decoder {
  public:
-  Decoder(const TextConfig& config, DecoderWeights weights);
+  // stages: decoder_stages() of the placement the weights were loaded for.
+  Decoder(const TextConfig& config, DecoderWeights weights, std::vector<DecoderStage> stages);
 
   // Runs `ids` as the tokens at cache positions [cache.length(), + ids.size()), with M-RoPE
-  // positions [3][ids.size()] (t, h, w rows). Appends their keys and values to the cache and
-  // writes the f32 logits of the last token into *logits ([vocab], allocated by the caller);
-  // null for a prefill chunk that only fills the cache (not the prompt's last).
-  void forward(Backend& backend, KvCache& cache, const std::vector<int32_t>& ids,
+  // positions [3][ids.size()] (t, h, w rows), stage by stage. Appends their keys and values to
+  // the cache and writes the f32 logits of the last token into *logits ([vocab], on the last
+  // stage's backend, allocated by the caller); null for a prefill chunk that only fills the cache
+  // (not the prompt's last). Image embeddings are on the first stage's backend.
+  void forward(KvCache& cache, const std::vector<int32_t>& ids,
                const std::vector<int32_t>& positions, const ChunkImageRows* images, Tensor* logits);
 
-  // Only the device work of a forward pass, reading every varying input from device tensors:
+  // One stage's device work, reading every varying input from device tensors on its backend:
   // what a decode step captures once as a graph and replays. The caller has advanced the cache
-  // length and uploaded `inputs`.
+  // length and uploaded `inputs` (ids and image rows: for the embedding's stage; positions,
+  // slots and segments: for a stage with layers). x and normed [n, hidden] carry the residual
+  // stream and its norm: written by the embedding, read and left for the next stage by layers.
+  void run_stage(const DecoderStage& stage, KvCache& cache, const DecoderInputs& inputs, Tensor& x,
+                 Tensor& normed, Tensor* logits);
+  // run_stage of the one stage of a decoder on one backend, with x and normed in the workspace.
   void run(Backend& backend, KvCache& cache, const DecoderInputs& inputs, Tensor* logits);
 
-  // Lets the backend prepare the matrix products of chunks of up to max_tokens tokens.
-  void prepare(Backend& backend, int64_t max_tokens) const;
+  // Lets each stage's backend prepare the matrix products of chunks of up to max_tokens tokens.
+  void prepare(int64_t max_tokens) const;
+
+  const std::vector<DecoderStage>& stages() const { return stages_; }
 
   // Workspace forward() needs for `tokens` tokens at once.
   static size_t workspace_bytes(const TextConfig& config, int64_t tokens, DType dtype);
 
   const TextConfig& config() const { return config_; }
 
-  // Called in forward() with the last token's row of each step's activations, for comparing them
-  // with another implementation op by op: step 0 the embedding; for layer l, step 3l + 1 the
-  // attention's output (o_proj's input), 3l + 2 the residual stream after attention, 3l + 3 after
-  // the MLP. Empty: none (the default; a decode step must not have one, a tap copies to the host).
-  using ActivationTap = std::function<void(int step, const Tensor& row)>;
+  // Called in forward() with the last token's row of each step's activations (on `backend`), for
+  // comparing them with another implementation op by op: step 0 the embedding; for layer l, step
+  // 3l + 1 the attention's output (o_proj's input), 3l + 2 the residual stream after attention,
+  // 3l + 3 after the MLP. Empty: none (the default; a decode step must not have one, a tap copies
+  // to the host).
+  using ActivationTap = std::function<void(int step, Backend& backend, const Tensor& row)>;
   void set_activation_tap(ActivationTap tap) { tap_ = std::move(tap); }
 
  private:
@@ -93,6 +128,7 @@ class Decoder {
 
   TextConfig config_;
   DecoderWeights weights_;
+  std::vector<DecoderStage> stages_;
   RopeSpec rope_;
   ActivationTap tap_;
 };

@@ -4,11 +4,17 @@
 
 namespace qwenvl {
 
-KvCache::KvCache(Backend& backend, const KvCacheShape& shape) : shape_(shape) {
+KvCache::KvCache(Backend& backend, const KvCacheShape& shape)
+    : KvCache(std::vector<Backend*>(size_t(shape.layers), &backend), shape) {}
+
+KvCache::KvCache(const std::vector<Backend*>& layer_backends, const KvCacheShape& shape)
+    : shape_(shape) {
+  QWENVL_CHECK(int64_t(layer_backends.size()) == shape.layers, layer_backends.size(),
+               " backends for ", shape.layers, " layers");
   const Shape per_layer{shape.capacity, shape.kv_heads, shape.head_dim};
-  for (int l = 0; l < shape.layers; ++l) {
-    k_.push_back(backend.alloc_persistent(per_layer, backend.compute_dtype()));
-    v_.push_back(backend.alloc_persistent(per_layer, backend.compute_dtype()));
+  for (Backend* backend : layer_backends) {
+    k_.push_back(backend->alloc_persistent(per_layer, backend->compute_dtype()));
+    v_.push_back(backend->alloc_persistent(per_layer, backend->compute_dtype()));
   }
 }
 

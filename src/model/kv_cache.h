@@ -1,6 +1,7 @@
 #pragma once
-// Keys and values of every decoder layer for one sequence, in persistent backend memory:
-// layer l holds k[l], v[l] of [capacity, kv_heads, head_dim]. Row i is the token at cache position
+// Keys and values of every decoder layer for one sequence, in persistent memory of the backend
+// that runs the layer: layer l holds k[l], v[l] of [capacity, kv_heads, head_dim] in that
+// backend's compute dtype. Row i is the token at cache position
 // i. `length` counts the rows written so far. (Lives in model/ because the decoder writes it; the
 // runtime sizes and owns it.)
 #include <cstdint>
@@ -26,6 +27,8 @@ class KvCache {
   KvCache() = default;
   // Allocates from the backend's persistent region (reserve() must have counted shape.bytes()).
   KvCache(Backend& backend, const KvCacheShape& shape);
+  // Layer l on *layer_backends[l] (one entry per layer).
+  KvCache(const std::vector<Backend*>& layer_backends, const KvCacheShape& shape);
 
   const KvCacheShape& shape() const { return shape_; }
   int64_t capacity() const { return shape_.capacity; }

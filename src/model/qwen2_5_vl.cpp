@@ -29,17 +29,25 @@ constexpr int64_t kAdvancing = kCuK + 1;
 constexpr int kDecodeStepGraph = 1;
 constexpr int kShortDecodeStepGraph = 2;
 constexpr int kGreedyGraphOffset = 2;
+constexpr int kGraphsPerStage = 4;  // graph keys of decoder stage s: 1 + 4s to 4 + 4s
 constexpr int64_t kShortContextKeys = 1024;
 // Step numbers wrap before they leave the I32 they travel in.
 constexpr int64_t kStepNumbers = int64_t(1) << 31;
 
-// Counts the weights as the constructor loads them: resident bytes, streamed groups.
-WeightLoader count_weights(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
-                           const WeightPlacement& placement) {
-  WeightLoader counter(checkpoint, nullptr, compute, config.quantization);
-  load_vision_weights(config.vision, counter, placement.stream_vision_blocks);
-  load_decoder_weights(config.text, counter, placement);
-  return counter;
+// A stage's share of a decode step's state when the decoder runs in several stages
+// (Qwen25VL::StageState): its step inputs, token and the hand-over rows.
+size_t stage_state_bytes(const TextConfig& t, DType dtype) {
+  return (kStepInputs + 1) * sizeof(int32_t) + 2 * size_t(t.hidden_size) * dtype_size(dtype) +
+         4 * kAllocationAlignment;
+}
+
+// The KV cache's layers on each backend of a placement (layer_backends[l]: layer l's).
+std::vector<Backend*> layer_backends(const TextConfig& t, const WeightPlacement& placement,
+                                     const std::vector<Backend*>& backends) {
+  std::vector<Backend*> out;
+  for (int l = 0; l < t.num_hidden_layers; ++l)
+    out.push_back(backends[size_t(placement.backend_of_layer(l))]);
+  return out;
 }
 
 }  // namespace
@@ -61,67 +69,184 @@ size_t image_embedding_bytes(const TextConfig& t, int64_t image_tokens, DType dt
   return size_t(image_tokens) * size_t(t.hidden_size) * dtype_size(dtype);
 }
 
-size_t Qwen25VL::workspace_bytes(const ModelConfig& config, DType compute,
-                                 const ModelLimits& limits) {
+namespace {
+
+// The workspace of a backend that runs the vision tower (vision), holds the image embeddings
+// (images: the vision tower's backend and the token embedding's) and runs decoder stages
+// (decoder).
+size_t backend_workspace_bytes(const ModelConfig& config, DType compute, const ModelLimits& limits,
+                               bool vision, bool images, bool decoder) {
   // Image embeddings stay in the workspace while the vision tower encodes the next image and
   // while the decoder runs its chunks on top of them.
-  const size_t embeds = image_embedding_bytes(config.text, limits.max_image_tokens, compute);
+  const size_t embeds =
+      images ? image_embedding_bytes(config.text, limits.max_image_tokens, compute) : 0;
   const int64_t chunk = std::min(limits.prefill_chunk, limits.max_context);
-  const size_t vision = limits.max_image_patches > 0
-                            ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches,
-                                                           compute, limits.vision_chunk_rows)
-                            : 0;
-  return embeds + std::max(vision, Decoder::workspace_bytes(config.text, chunk, compute));
+  const size_t tower = vision && limits.max_image_patches > 0
+                           ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches,
+                                                          compute, limits.vision_chunk_rows)
+                           : 0;
+  return embeds + std::max(tower, decoder ? Decoder::workspace_bytes(config.text, chunk, compute)
+                                          : size_t(0));
+}
+
+}  // namespace
+
+size_t Qwen25VL::workspace_bytes(const ModelConfig& config, DType compute,
+                                 const ModelLimits& limits) {
+  return backend_workspace_bytes(config, compute, limits, true, true, true);
 }
 
 MemoryPlan Qwen25VL::plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                           const ModelLimits& limits, const WeightPlacement& placement) {
-  MemoryPlan p;
-  const WeightLoader counted = count_weights(config, checkpoint, compute, placement);
-  p.weight_bytes = counted.bytes();
-  if (counted.streamed_bytes() > 0) {
-    p.streamed_host_bytes = counted.streamed_bytes();
-    p.stream_slot_bytes = counted.largest_group_bytes();
-    p.stream_slots = placement.slots;
+  QWENVL_CHECK(placement.backends() == 1, "a plan for ", placement.backends(), " backends");
+  return plans(config, checkpoint, {compute}, limits, placement).front();
+}
+
+std::vector<MemoryPlan> Qwen25VL::plans(const ModelConfig& config, const Checkpoint& checkpoint,
+                                        const std::vector<DType>& computes,
+                                        const ModelLimits& limits,
+                                        const WeightPlacement& placement) {
+  const size_t n = computes.size();
+  QWENVL_CHECK(int(n) >= placement.backends(), n, " dtypes for ", placement.backends(),
+               " backends");
+  // Counts the weights as the constructor loads them: resident bytes, streamed groups.
+  std::vector<WeightLoader> counters;
+  for (DType compute : computes)
+    counters.emplace_back(checkpoint, nullptr, compute, config.quantization);
+  std::vector<WeightLoader*> loaders;
+  for (WeightLoader& counter : counters) loaders.push_back(&counter);
+  load_vision_weights(config.vision, *loaders[size_t(placement.vision_backend)],
+                      placement.stream_vision_blocks);
+  load_decoder_weights(config.text, loaders, placement);
+  const std::vector<DecoderStage> stages = decoder_stages(config.text, placement, {});
+
+  std::vector<MemoryPlan> out(n);
+  for (size_t b = 0; b < n; ++b) {
+    MemoryPlan& p = out[b];
+    const DType compute = computes[b];
+    p.weight_bytes = counters[b].bytes();
+    if (counters[b].streamed_bytes() > 0) {
+      p.streamed_host_bytes = counters[b].streamed_bytes();
+      p.stream_slot_bytes = counters[b].largest_group_bytes();
+      p.stream_slots = placement.slots;
+    }
+    for (int l = 0; l < config.text.num_hidden_layers; ++l)
+      if (placement.backend_of_layer(l) == int(b))
+        p.persistent_bytes += kv_cache_layer_bytes(config.text, limits.max_context, compute);
+    if (placement.head_backend == int(b))
+      p.persistent_bytes += sampling_state_bytes(config.text, limits.max_context);
+    bool runs_decoder = false;
+    for (const DecoderStage& stage : stages) {
+      if (stage.backend_index != int(b)) continue;
+      runs_decoder = true;
+      if (stages.size() > 1) p.persistent_bytes += stage_state_bytes(config.text, compute);
+    }
+    const bool vision = placement.vision_backend == int(b);
+    p.workspace_bytes =
+        vision || runs_decoder
+            ? backend_workspace_bytes(config, compute, limits, vision,
+                                      vision || placement.embed_backend == int(b), runs_decoder)
+            : 0;
   }
-  p.persistent_bytes = size_t(config.text.num_hidden_layers) *
-                           kv_cache_layer_bytes(config.text, limits.max_context, compute) +
-                       sampling_state_bytes(config.text, limits.max_context);
-  p.workspace_bytes = workspace_bytes(config, compute, limits);
-  return p;
+  return out;
 }
 
 Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
                    const ModelLimits& limits, const WeightPlacement& placement,
                    const LoadProgress& progress)
-    : config_(config), backend_(backend), limits_(limits) {
+    : Qwen25VL(config, checkpoint, std::vector<Backend*>{&backend}, limits, placement, progress) {}
+
+Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
+                   const std::vector<Backend*>& backends, const ModelLimits& limits,
+                   const WeightPlacement& placement, const LoadProgress& progress)
+    : config_(config), backends_(backends), placement_(placement), limits_(limits) {
   if (limits.max_context < 1 || limits.prefill_chunk < 1 || limits.vision_chunk_rows < 1)
     fail("the context limit, prefill chunk and vision chunk must be positive");
   if (placement.slots < 2) fail("streamed weights need at least two device buffers");
-  const MemoryPlan p = plan(config, checkpoint, backend.compute_dtype(), limits, placement);
-  backend.reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
-  if (p.stream_slots > 0)
-    backend.reserve_streaming(p.stream_slot_bytes, p.stream_slots, p.streamed_host_bytes);
-  WeightLoader loader(checkpoint, &backend, backend.compute_dtype(), config.quantization);
-  if (progress) {
-    const size_t total = checkpoint.total_bytes();
-    loader.set_progress([&progress, total](size_t read) { progress(read, total); });
+  QWENVL_CHECK(int(backends.size()) >= placement.backends(), backends.size(), " backends for ",
+               placement.backends());
+  for (Backend* backend : backends) QWENVL_CHECK(backend, "a null backend");
+  std::vector<DType> computes;
+  for (Backend* backend : backends) computes.push_back(backend->compute_dtype());
+  const std::vector<MemoryPlan> memory = plans(config, checkpoint, computes, limits, placement);
+  for (size_t b = 0; b < backends.size(); ++b) {
+    const MemoryPlan& p = memory[b];
+    backends[b]->reserve(p.weight_bytes, p.persistent_bytes, p.workspace_bytes);
+    if (p.stream_slots > 0)
+      backends[b]->reserve_streaming(p.stream_slot_bytes, p.stream_slots, p.streamed_host_bytes);
+  }
+  std::vector<WeightLoader> loaders;
+  for (Backend* backend : backends)
+    loaders.emplace_back(checkpoint, backend, backend->compute_dtype(), config.quantization);
+  // Each loader reports what it read; the progress is their sum.
+  std::vector<size_t> read(backends.size(), 0);
+  const size_t total = checkpoint.total_bytes();
+  std::vector<WeightLoader*> loader_list;
+  for (size_t b = 0; b < loaders.size(); ++b) {
+    if (progress)
+      loaders[b].set_progress([&progress, &read, total, b](size_t bytes) {
+        read[b] = bytes;
+        size_t sum = 0;
+        for (size_t r : read) sum += r;
+        progress(sum, total);
+      });
+    loader_list.push_back(&loaders[b]);
   }
   vision_.emplace(config.vision,
-                  load_vision_weights(config.vision, loader, placement.stream_vision_blocks),
+                  load_vision_weights(config.vision, loaders[size_t(placement.vision_backend)],
+                                      placement.stream_vision_blocks),
                   limits.vision_chunk_rows);
-  decoder_.emplace(config.text, load_decoder_weights(config.text, loader, placement));
-  cache_ = KvCache(backend, cache_shape(config.text, limits.max_context));
-  logits_ = backend.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);
-  next_token_ = backend.alloc_persistent({1}, DType::I32);
-  history_ = backend.alloc_persistent({limits.max_context}, DType::I32);
-  step_inputs_ = backend.alloc_persistent({kStepInputs}, DType::I32);
+  decoder_.emplace(config.text, load_decoder_weights(config.text, loader_list, placement),
+                   decoder_stages(config.text, placement, backends));
+  cache_ = KvCache(layer_backends(config.text, placement, backends),
+                   cache_shape(config.text, limits.max_context));
+  Backend& head = backend();
+  logits_ = head.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);
+  next_token_ = head.alloc_persistent({1}, DType::I32);
+  history_ = head.alloc_persistent({limits.max_context}, DType::I32);
+  const std::vector<DecoderStage>& stages = decoder_->stages();
+  const Shape row{1, int64_t(config.text.hidden_size)};
+  for (const DecoderStage& stage : stages) {
+    Backend& b = *stage.backend;
+    StageState state;
+    state.step_inputs = b.alloc_persistent({kStepInputs}, DType::I32);
+    if (stages.size() > 1) {
+      state.token = b.alloc_persistent({1}, DType::I32);
+      state.x = b.alloc_persistent(row, b.compute_dtype());
+      state.normed = b.alloc_persistent(row, b.compute_dtype());
+    }
+    stage_state_.push_back(state);
+  }
+  if (stages.size() > 1) {
+    host_x_ = Tensor::empty(row, DType::F32);
+    host_normed_ = Tensor::empty(row, DType::F32);
+  }
+}
+
+std::vector<size_t> Qwen25VL::workspace_marks() const {
+  std::vector<size_t> marks;
+  for (const Backend* backend : backends_) marks.push_back(backend->workspace_mark());
+  return marks;
+}
+
+void Qwen25VL::release_workspaces(const std::vector<size_t>& marks) {
+  QWENVL_CHECK(marks.size() == backends_.size(), marks.size(), " marks for ", backends_.size(),
+               " backends");
+  for (size_t b = 0; b < backends_.size(); ++b) backends_[b]->workspace_release(marks[b]);
+}
+
+void Qwen25VL::synchronize() {
+  for (Backend* backend : backends_) backend->synchronize();
+}
+
+void Qwen25VL::profile_section(const std::string& name) {
+  for (Backend* backend : backends_) backend->profile_section(name);
 }
 
 void Qwen25VL::warm_up() {
-  vision_->prepare(backend_, limits_.max_image_patches);
-  decoder_->prepare(backend_, std::min(limits_.prefill_chunk, limits_.max_context));
-  const size_t mark = backend_.workspace_mark();
+  vision_->prepare(vision_backend(), limits_.max_image_patches);
+  decoder_->prepare(std::min(limits_.prefill_chunk, limits_.max_context));
+  const std::vector<size_t> marks = workspace_marks();
   const int64_t unit = config_.vision.spatial_merge_size;
   const int64_t side = 2 * unit;  // the smallest grid: one merged 2x2 block of merge units
   if (limits_.max_image_patches >= side * side) {
@@ -131,7 +256,7 @@ void Qwen25VL::warm_up() {
     Tensor pixels = Tensor::empty({side * side, patch_dim}, DType::F32);
     std::fill(pixels.data<float>(), pixels.data<float>() + pixels.numel(), 0.0f);
     encode_images({ImageInput{pixels, VisionGrid{1, side, side}}});
-    backend_.workspace_release(mark);
+    release_workspaces(marks);
   }
   // 16 tokens: more than a matrix-vector product takes, so the matrix-multiply library is
   // initialised here too (its first call loads its kernels: ~0.1 s on CUDA).
@@ -142,11 +267,11 @@ void Qwen25VL::warm_up() {
     RopeIndexInputs text_only;
     text_only.tokens = {config_.image_token_id, config_.video_token_id};
     prefill(ids, rope_index(ids, text_only), nullptr);
-    backend_.workspace_release(mark);
+    release_workspaces(marks);
     decode_step(int32_t(warm_tokens));
     if (warm_tokens + 2 <= limits_.max_context) decode_next(true);  // and its greedy twin
   }
-  backend_.synchronize();
+  synchronize();
   cache_.clear();
   device_inputs_slot_ = -1;
 }
@@ -156,16 +281,27 @@ Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {
       int64_t(config_.vision.spatial_merge_size) * config_.vision.spatial_merge_size;
   int64_t tokens = 0;
   for (const ImageInput& image : images) tokens += image.grid.patches() / unit;
-  Tensor out =
-      backend_.alloc({tokens, int64_t(config_.text.hidden_size)}, backend_.compute_dtype());
+  const Shape shape{tokens, int64_t(config_.text.hidden_size)};
+  Backend& tower = vision_backend();
+  const size_t mark = tower.workspace_mark();
+  Tensor out = tower.alloc(shape, tower.compute_dtype());
   int64_t row = 0;
   for (const ImageInput& image : images) {
     const int64_t count = image.grid.patches() / unit;
     Tensor rows = out.rows(row, count);
-    vision_->encode(backend_, image.pixel_values, image.grid, rows, limits_.max_image_patches);
+    vision_->encode(tower, image.pixel_values, image.grid, rows, limits_.max_image_patches);
     row += count;
   }
-  return out;
+  Backend& embedding = image_backend();
+  if (&embedding == &tower) return out;
+  // The token embedding's backend scatters them into the prompt: they move there via the host.
+  Tensor host = Tensor::empty(shape, DType::F32);
+  tower.copy_to_host(out, host);
+  tower.synchronize();
+  tower.workspace_release(mark);
+  Tensor moved = embedding.alloc(shape, embedding.compute_dtype());
+  embedding.copy_from_host(host, moved);
+  return moved;
 }
 
 void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& positions,
@@ -201,7 +337,7 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
     while (next_pad < pads.size() && pads[next_pad] < begin + count)
       images.chunk_positions.push_back(pads[next_pad++] - int32_t(begin));
     // lm_head only after the prompt's last chunk: earlier chunks' logits are never read.
-    decoder_->forward(backend_, cache_, chunk_ids, chunk_positions, &images,
+    decoder_->forward(cache_, chunk_ids, chunk_positions, &images,
                       begin + count == n ? &logits_ : nullptr);
   }
 }
@@ -211,7 +347,7 @@ void Qwen25VL::decode_step(int32_t token) {
     fail("token id ", token, " is outside the vocabulary of ", config_.text.vocab_size);
   Tensor host = Tensor::empty({1}, DType::I32);
   host.data<int32_t>()[0] = token;
-  backend_.copy_from_host(host, next_token_);
+  backend().copy_from_host(host, next_token_);
   decode_next(false);
 }
 
@@ -224,7 +360,9 @@ void Qwen25VL::upload_step_inputs(int64_t slot) {
   v[kPositions] = v[kPositions + 1] = v[kPositions + 2] = position;
   v[kSlot] = int32_t(slot);
   v[kStepNumber] = int32_t(step_number_);
-  backend_.copy_from_host(host, step_inputs_);
+  const std::vector<DecoderStage>& stages = decoder_->stages();
+  for (size_t s = 0; s < stages.size(); ++s)
+    stages[s].backend->copy_from_host(host, stage_state_[s].step_inputs);
 }
 
 int64_t Qwen25VL::decode_next(bool pick_greedily) {
@@ -233,37 +371,67 @@ int64_t Qwen25VL::decode_next(bool pick_greedily) {
   // The last step left the device's inputs ready for this one, except after a prefill.
   if (device_inputs_slot_ != slot) upload_step_inputs(slot);
   const int64_t tag = step_number_;
+  const std::vector<DecoderStage>& stages = decoder_->stages();
+  Backend& head = backend();
+  // The first stage embeds the token the last one sampled: across backends, via the host.
+  if (stages.front().backend != &head) {
+    Tensor token = Tensor::empty({1}, DType::I32);
+    head.copy_to_host(next_token_, token);
+    head.synchronize();
+    stages.front().backend->copy_from_host(token, stage_state_.front().token);
+  }
 
-  DecoderInputs in;
-  in.ids = next_token_;
-  in.positions = step_inputs_.rows(kPositions, 3).view({3, 1});
-  in.slots = step_inputs_.rows(kSlot, 1);
-  in.segments.cu_q = step_inputs_.rows(kCuQ, 2);
-  in.segments.cu_k = step_inputs_.rows(kCuK, 2);
-  in.segments.segments = 1;
-  in.segments.max_q = 1;
   const bool short_context = slot + 1 <= kShortContextKeys;
   // A launch bound valid for every step of its graph.
-  in.segments.max_k =
+  const int max_k =
       int(short_context ? std::min(kShortContextKeys, cache_.capacity()) : cache_.capacity());
-  in.segments.causal = true;
-  in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
   const int graph = (short_context ? kShortDecodeStepGraph : kDecodeStepGraph) +
                     (pick_greedily ? kGreedyGraphOffset : 0);
-  backend_.run_captured(graph, [&] {
-    // The token joins the history at its cache slot (the history's positions are the cache's).
-    Tensor history_rows = history_.view({history_.dim(0), 1});
-    backend_.scatter_rows(next_token_.view({1, 1}), in.slots, history_rows);
-    backend_.publish_row(history_rows, in.slots, step_inputs_.rows(kStepNumber, 1));
-    decoder_->run(backend_, cache_, in, &logits_);
-    if (pick_greedily) {
-      SamplingParams greedy;
-      greedy.temperature = 0.0f;
-      backend_.sample(logits_, Tensor(), greedy, 0.0f, next_token_);
+  for (size_t s = 0; s < stages.size(); ++s) {
+    const DecoderStage& stage = stages[s];
+    Backend& b = *stage.backend;
+    StageState& state = stage_state_[s];
+    DecoderInputs in;
+    in.ids = stage.embeds && &b != &head ? state.token : next_token_;
+    in.positions = state.step_inputs.rows(kPositions, 3).view({3, 1});
+    in.slots = state.step_inputs.rows(kSlot, 1);
+    in.segments.cu_q = state.step_inputs.rows(kCuQ, 2);
+    in.segments.cu_k = state.step_inputs.rows(kCuK, 2);
+    in.segments.segments = 1;
+    in.segments.max_q = 1;
+    in.segments.max_k = max_k;
+    in.segments.causal = true;
+    in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
+    // Keys apart per stage: a backend may run several stages.
+    b.run_captured(graph + kGraphsPerStage * int(s), [&] {
+      if (stage.head) {
+        // The token joins the history at its cache slot (the history's positions are the
+        // cache's).
+        Tensor history_rows = history_.view({history_.dim(0), 1});
+        b.scatter_rows(next_token_.view({1, 1}), in.slots, history_rows);
+        b.publish_row(history_rows, in.slots, state.step_inputs.rows(kStepNumber, 1));
+      }
+      if (stages.size() == 1)
+        decoder_->run(b, cache_, in, &logits_);
+      else
+        decoder_->run_stage(stage, cache_, in, state.x, state.normed, &logits_);
+      if (stage.head && pick_greedily) {
+        SamplingParams greedy;
+        greedy.temperature = 0.0f;
+        b.sample(logits_, Tensor(), greedy, 0.0f, next_token_);
+      }
+      Tensor advancing = state.step_inputs.rows(kAdvancing, kStepInputs - kAdvancing);
+      b.increment(advancing);
+    });
+    if (s + 1 < stages.size()) {
+      b.copy_to_host(state.x, host_x_);
+      b.copy_to_host(state.normed, host_normed_);
+      b.synchronize();
+      Backend& next = *stages[s + 1].backend;
+      next.copy_from_host(host_x_, stage_state_[s + 1].x);
+      next.copy_from_host(host_normed_, stage_state_[s + 1].normed);
     }
-    Tensor advancing = step_inputs_.rows(kAdvancing, kStepInputs - kAdvancing);
-    backend_.increment(advancing);
-  });
+  }
   device_inputs_slot_ = slot + 1;
   step_number_ = (step_number_ + 1) % kStepNumbers;
   if (step_number_ == 0) device_inputs_slot_ = -1;  // the device's I32 would overflow: upload

@@ -1,17 +1,20 @@
 #pragma once
 // Qwen2_5_VLForConditionalGeneration for one sequence at a time: the vision tower, the decoder
-// and the memory they need, planned before anything is uploaded.
+// and the memory they need, planned before anything is uploaded, on one backend or, as a
+// WeightPlacement says, on several (a GPU and the CPU): the vision tower on one, the decoder's
+// parts as stages of a pipeline (Decoder).
 //
 // Use: construct (reserves memory, uploads weights, allocates the KV cache); then per request
-//   mark = backend.workspace_mark();
+//   marks = workspace_marks();
 //   embeds = encode_images(images);            // all images of the prompt, in order
 //   prefill(ids, rope_index(ids, ...), embeds)  // logits() holds the last position's logits
-//   backend.workspace_release(mark);
+//   release_workspaces(marks);
 //   decode_step(token) ...                      // logits() again
 // or, with the token left on the device by Backend::sample in next_token(), decode_next().
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -72,9 +75,17 @@ class Qwen25VL {
   Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint, Backend& backend,
            const ModelLimits& limits, const WeightPlacement& placement = {},
            const LoadProgress& progress = {});
+  // On backends[i] for the placement's index i (every index the placement names).
+  Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
+           const std::vector<Backend*>& backends, const ModelLimits& limits,
+           const WeightPlacement& placement, const LoadProgress& progress = {});
 
   static MemoryPlan plan(const ModelConfig& config, const Checkpoint& checkpoint, DType compute,
                          const ModelLimits& limits, const WeightPlacement& placement = {});
+  // One plan per backend of the placement, computes[i] being backend i's compute dtype.
+  static std::vector<MemoryPlan> plans(const ModelConfig& config, const Checkpoint& checkpoint,
+                                       const std::vector<DType>& computes,
+                                       const ModelLimits& limits, const WeightPlacement& placement);
   // The workspace of plan(): the image embeddings, then the larger of the vision tower's and a
   // prefill chunk's.
   static size_t workspace_bytes(const ModelConfig& config, DType compute,
@@ -86,10 +97,10 @@ class Qwen25VL {
   // in the first token. Leaves the cache empty and the workspace as it found it.
   void warm_up();
 
-  // [total image tokens, hidden] in the workspace, images concatenated in order (each image is
-  // encoded on its own: its attention never crosses into another image, so this equals
-  // transformers' batched call). A video larger than limits.max_image_patches is encoded in
-  // pieces of whole temporal patches, with the same result.
+  // [total image tokens, hidden] in image_backend()'s workspace, images concatenated in order
+  // (each image is encoded on its own: its attention never crosses into another image, so this
+  // equals transformers' batched call). A video larger than limits.max_image_patches is encoded
+  // in pieces of whole temporal patches, with the same result.
   Tensor encode_images(const std::vector<ImageInput>& images);
 
   // Starts a new sequence: clears the cache and runs the prompt in chunks. image_embeds (may be
@@ -111,6 +122,7 @@ class Qwen25VL {
   // decode_next() for a token given by the host.
   void decode_step(int32_t token);
 
+  // On backend(): logits, sampling and the tokens decode steps publish.
   Tensor& logits() { return logits_; }          // f32 [vocab] of the last token run
   Tensor& next_token() { return next_token_; }  // I32 [1], for Backend::sample
   Tensor& history() { return history_; }        // I32 [max_context], for Backend::sample
@@ -121,20 +133,37 @@ class Qwen25VL {
   const KvCache& cache() const { return cache_; }
   const ModelConfig& config() const { return config_; }
   int64_t max_context() const { return limits_.max_context; }
-  Backend& backend() { return backend_; }
+  // The backend of lm_head: logits, sampling, published tokens.
+  Backend& backend() { return *backends_[size_t(placement_.head_backend)]; }
+  // The backend encode_images leaves its embeddings on (the token embedding's).
+  Backend& image_backend() { return *backends_[size_t(placement_.embed_backend)]; }
+  // Every backend's workspace mark, and their release: what a request's images and prefill took.
+  std::vector<size_t> workspace_marks() const;
+  void release_workspaces(const std::vector<size_t>& marks);
+  void synchronize();                             // every backend
+  void profile_section(const std::string& name);  // every backend (Backend::profile_section)
 
  private:
+  // A decode step's device state on one stage's backend (see decode_next).
+  struct StageState {
+    Tensor step_inputs;  // I32 [kStepInputs]
+    Tensor token;        // I32 [1]: the token, for an embedding stage apart from the sampler's
+    Tensor x, normed;    // [1, hidden]: the residual stream handed between stages
+  };
+  Backend& vision_backend() { return *backends_[size_t(placement_.vision_backend)]; }
   ModelConfig config_;
-  Backend& backend_;
+  std::vector<Backend*> backends_;
+  WeightPlacement placement_;
   ModelLimits limits_;
   std::optional<VisionTower> vision_;
   std::optional<Decoder> decoder_;
   KvCache cache_;
   Tensor logits_, next_token_, history_;
   void upload_step_inputs(int64_t slot);
-  Tensor step_inputs_;               // I32, a decode step's device inputs (see decode_next)
-  int64_t device_inputs_slot_ = -1;  // the slot step_inputs_ holds the inputs of; -1: none
-  int64_t step_number_ = 0;          // of the next decode step
+  std::vector<StageState> stage_state_;  // per decoder stage
+  Tensor host_x_, host_normed_;          // f32 [1, hidden]: a decode step's hand-over
+  int64_t device_inputs_slot_ = -1;      // the slot the step inputs hold the inputs of; -1: none
+  int64_t step_number_ = 0;              // of the next decode step
   int64_t rope_delta_ = 0;
 };
 

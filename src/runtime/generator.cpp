@@ -75,31 +75,32 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   rope_inputs.tokens = {config.image_token_id, config.video_token_id};
   result.positions = rope_index(request.prompt_ids, rope_inputs);
 
-  const size_t mark = backend.workspace_mark();
+  const std::vector<size_t> marks = model_.workspace_marks();
   auto start = Clock::now();
   Tensor image_embeds;
   const bool has_vision = !request.images.empty() || !request.videos.empty();
   if (has_vision) {
-    backend.profile_section("vision");
+    model_.profile_section("vision");
     image_embeds = model_.encode_images(
         vision_inputs_in_prompt_order(request, config.image_token_id, config.video_token_id));
     result.timings.vision_enqueue_ms = ms_since(start);
-    backend.synchronize();
+    model_.synchronize();
   }
   result.timings.vision_ms = ms_since(start);
   if (request.keep_image_embeds && image_embeds.defined()) {
     Tensor host = Tensor::empty(image_embeds.shape(), DType::F32);
-    backend.copy_to_host(image_embeds, host);
-    backend.synchronize();
+    model_.image_backend().copy_to_host(image_embeds, host);
+    model_.image_backend().synchronize();
     result.image_embeds.assign(host.data<float>(), host.data<float>() + host.numel());
   }
 
-  backend.profile_section("prefill");
+  model_.profile_section("prefill");
   start = Clock::now();
   if (request.keep_prompt_activations)
-    model_.set_activation_tap([&](int step, const Tensor& row) {
+    model_.set_activation_tap([&](int step, Backend& on, const Tensor& row) {
       Tensor host = Tensor::empty(row.shape(), DType::F32);
-      backend.copy_to_host(row, host);
+      on.copy_to_host(row, host);
+      on.synchronize();
       result.prompt_activations.resize(
           std::max(result.prompt_activations.size(), size_t(step) + 1));
       result.prompt_activations[size_t(step)].assign(host.data<float>(),
@@ -113,9 +114,9 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   }
   model_.set_activation_tap({});
   result.timings.prefill_enqueue_ms = ms_since(start);
-  backend.synchronize();
+  model_.synchronize();
   result.timings.prefill_ms = ms_since(start);
-  backend.workspace_release(mark);
+  model_.release_workspaces(marks);
   if (request.keep_prompt_logits) {
     Tensor host = Tensor::empty(model_.logits().shape(), DType::F32);
     backend.copy_to_host(model_.logits(), host);
@@ -172,7 +173,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
   };
   Tensor token_host = Tensor::empty({1}, DType::I32);
   result.finish_reason = "length";
-  backend.profile_section("decode");
+  model_.profile_section("decode");
   sample(0);
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
     if (step + 1 < request.max_new_tokens) {

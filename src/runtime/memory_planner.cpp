@@ -144,6 +144,15 @@ Budgets device_use(const Sizes& s, Budgets b, const Assignment& a) {
     d.kv_cache += s.kv(m, Placement::Gpu);
     if (m + 1 == n) d.state += s.state;
   }
+  // A tied lm_head is the embedding matrix, which the last module's device (model.norm's: lm_head
+  // has no module of its own then) holds a second time when the embedding runs elsewhere. The
+  // CPU reads it where the checkpoint maps it.
+  const auto embed = std::find_if(
+      a.begin(), a.end(), [](const PlacedModule& p) { return p.name == "model.embed_tokens"; });
+  const PlacedModule& head = a.back();
+  if (head.name == "model.norm" && embed != a.end() && head.placement == Placement::Gpu &&
+      (embed->placement != Placement::Gpu || embed->gpu != head.gpu))
+    b.gpus[size_t(head.gpu)].weights += embed->weight_bytes;
   // The vision tower's GPU holds the image workspace (the embeddings stay there for the
   // decoder's first chunks); the others a prefill chunk's.
   const int vision_gpu = a.front().placement == Placement::Cpu ? -1 : a.front().gpu;

@@ -14,8 +14,8 @@
 // is checked against the same budgets. What cannot fit is one Error, raised before any weight
 // moves, that says what to change.
 //
-// qwenvl generate runs resident and streamed placements on one GPU; CPU placements and a
-// pipeline over several GPUs are planned only.
+// qwenvl generate and serve run resident, streamed and CPU placements beside one GPU (the CPU's
+// modules as stages of the model's pipeline); a pipeline over several GPUs is planned only.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -27,7 +27,7 @@
 
 namespace qwenvl {
 
-// Where modules that do not fit on the GPUs go. Auto streams them for now: decode reads a
+// Where modules that do not fit on the GPUs go. Auto streams them: decode reads a
 // module's bytes over PCIe about as fast as a CPU reads them from host memory, but a prompt's
 // prefill, bound by compute, stays on the GPU only when streaming, and so does the KV cache.
 enum class Offload { Stream, Cpu, Auto };

@@ -30,6 +30,16 @@ int64_t model_max_context(const ModelConfig& config, int64_t requested) {
   return requested;
 }
 
+ModelBackends model_backends(Backend& gpu, const WeightPlacement& placement, int threads) {
+  ModelBackends backends;
+  backends.list.push_back(&gpu);
+  if (placement.backends() > kCpuBackend) {
+    backends.cpu = make_backend("cpu", DType::F32, threads);
+    backends.list.push_back(backends.cpu.get());
+  }
+  return backends;
+}
+
 PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
                                     const ModelLimits& limits, const PreprocessConfig& preprocess,
                                     const PlacementOptions& options,

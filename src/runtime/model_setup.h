@@ -4,6 +4,7 @@
 // weights for the limits the model is built with under the memory budgets.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,9 +50,18 @@ struct PlannedPlacement {
   WeightPlacement placement;
 };
 
+// The backends a placement runs on, by its indices (runtime/weight_placement_of.h): `gpu`
+// (CUDA, or the only backend), then, where the placement runs modules on the CPU, a CPU backend
+// of `threads` threads (0: all cores) made here.
+struct ModelBackends {
+  std::unique_ptr<Backend> cpu;
+  std::vector<Backend*> list;
+};
+ModelBackends model_backends(Backend& gpu, const WeightPlacement& placement, int threads);
+
 // The plan for a model built with `limits` (its context, largest image and images per request)
 // under the options' budgets, and the placement it gives. gpu_free: each GPU's free memory
-// before qwenvl took any. Error when it cannot fit, or asks to compute on the CPU beside a GPU.
+// before qwenvl took any. Error when it cannot fit, or spreads the model over several GPUs.
 PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
                                     const ModelLimits& limits, const PreprocessConfig& preprocess,
                                     const PlacementOptions& options,

@@ -8,27 +8,47 @@ WeightPlacement weight_placement_of(const PlacementPlan& plan, const ModelConfig
   WeightPlacement placement;
   placement.slots = int(kStreamSlots);
   placement.stream_layers.assign(size_t(config.text.num_hidden_layers), false);
+  placement.layer_backends.assign(size_t(config.text.num_hidden_layers), kGpuBackend);
+  const std::string layer_prefix = "model.layers.";
   int gpu = -1;
   for (const PlacedModule& m : plan.modules) {
-    if (m.placement == Placement::Cpu)
-      fail_resource("the plan runs ", m.name,
-                    " on the CPU, which qwenvl does not run beside a GPU yet: give the GPU more "
-                    "memory or use --offload stream");
-    if (gpu >= 0 && m.gpu != gpu)
-      fail_resource("the plan spreads the model over several GPUs (", m.name, " on cuda:", m.gpu,
-                    "), which qwenvl does not run yet: give one GPU the budget, e.g. "
-                    "--max-memory cuda:1=0");
-    gpu = m.gpu;
-    if (m.placement != Placement::Stream) continue;
-    if (m.name == "visual") {
-      placement.stream_vision_blocks = true;
-    } else if (m.name.rfind("model.layers.", 0) == 0) {
-      const int layer = std::stoi(m.name.substr(std::string("model.layers.").size()));
-      QWENVL_CHECK(layer >= 0 && layer < config.text.num_hidden_layers, "layer ", layer);
-      placement.stream_layers[size_t(layer)] = true;
-    } else {
-      fail_internal("the plan streams ", m.name, ", which cannot stream");
+    const int backend = m.placement == Placement::Cpu ? kCpuBackend : kGpuBackend;
+    if (m.placement != Placement::Cpu) {
+      if (gpu >= 0 && m.gpu != gpu)
+        fail_resource("the plan spreads the model over several GPUs (", m.name, " on cuda:", m.gpu,
+                      "), which qwenvl does not run yet: give one GPU the budget, e.g. "
+                      "--max-memory cuda:1=0");
+      gpu = m.gpu;
     }
+    int layer = -1;
+    if (m.name.rfind(layer_prefix, 0) == 0) {
+      layer = std::stoi(m.name.substr(layer_prefix.size()));
+      QWENVL_CHECK(layer >= 0 && layer < config.text.num_hidden_layers, "layer ", layer);
+      placement.layer_backends[size_t(layer)] = backend;
+    } else if (m.name == "visual") {
+      placement.vision_backend = backend;
+    } else if (m.name == "model.embed_tokens") {
+      placement.embed_backend = backend;
+    } else if (m.name == "lm_head") {
+      placement.head_backend = backend;
+    } else if (m.name != "model.norm") {  // model.norm runs with the last layer (WeightPlacement)
+      fail_internal("the plan places ", m.name, ", which is not a module of the model");
+    }
+    if (m.placement != Placement::Stream) continue;
+    if (m.name == "visual")
+      placement.stream_vision_blocks = true;
+    else if (layer >= 0)
+      placement.stream_layers[size_t(layer)] = true;
+    else
+      fail_internal("the plan streams ", m.name, ", which cannot stream");
+  }
+  // A tied lm_head is the embedding matrix: the planner lists no module of its own for it.
+  bool has_head = false;
+  for (const PlacedModule& m : plan.modules) has_head = has_head || m.name == "lm_head";
+  if (!has_head) {
+    for (const PlacedModule& m : plan.modules)
+      if (m.name == "model.norm")
+        placement.head_backend = m.placement == Placement::Cpu ? kCpuBackend : kGpuBackend;
   }
   return placement;
 }

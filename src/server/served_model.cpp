@@ -17,6 +17,7 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
       ServedModel{std::filesystem::path(options.model_dir).lexically_normal().filename().string(),
                   load_model_files(options.model_dir),
                   nullptr,
+                  {},
                   std::nullopt,
                   {},
                   std::nullopt,
@@ -49,7 +50,8 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
     placement = served->placement->placement;
   }
   served->checkpoint.emplace(Checkpoint::open(options.model_dir, files.config));
-  served->model.emplace(files.config, *served->checkpoint, *served->backend, limits, placement,
+  served->backends = model_backends(*served->backend, placement, options.threads);
+  served->model.emplace(files.config, *served->checkpoint, served->backends.list, limits, placement,
                         progress);
   served->model->warm_up();
 

@@ -35,6 +35,7 @@ struct ServedModel {
   std::string name;  // the directory's last component, as /v1/models lists it
   ModelFiles files;
   std::unique_ptr<Backend> backend;
+  ModelBackends backends;  // backend, and a CPU one where the placement runs modules there
   std::optional<Checkpoint> checkpoint;
   ModelLimits limits;
   std::optional<PlannedPlacement> placement;  // on a GPU

@@ -4,7 +4,7 @@
 # Stages: info ops tiny video videobench videobench3B videobench7B streamed offload3B offload7B
 #         offload32B-16L kernels host logits3B logits7B awq3B awq7B quant3B quant7B quant32B-8L
 #         bench3B bench7B quick3B quick7B profile3B profile7B activations vision_rounding cpu
-#         fp8_3B fp8_7B
+#         fp8_3B fp8_7B pipeline cpuoffload3B cpuoffload7B
 #  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its dequantized twin;
 #   fp8_NB: qwenvl --quantize fp8 against qwenvl bf16, logits, greedy agreement, decode and TTFT,
 #   bench/fp8_bench.py;
@@ -16,6 +16,9 @@
 # (videobench: bench/video_bench.py's test videos made with OpenCV, decode + preprocess of the 60 s
 #  1080p one beside OpenCV + transformers' video processor, and the peak RSS on the 10-minute one;
 #  videobenchNB: time to first token of the 30 s 720p video, qwenvl and transformers;
+#  pipeline: the streamed and pipeline model tests with CUDA as backend 0 and the CPU beside it;
+#  cpuoffloadNB: generate resident, streamed under 4 GiB, and with layers on the CPU under 4 and
+#  2 GiB, after quickNB built the checkpoint;
 #  quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -78,6 +81,30 @@ stage_video() {  # our sampled frames and pixel values against qwen-vl-utils + t
     python3 tools/device/video_checks.py check --dumps /tmp/video_dumps
 }
 
+stage_cpu_offload() {  # $1: model size (after quickNB built it). Resident, streamed, CPU layers.
+  local model=/tmp/qwenvl-bench/$1 image=/tmp/qwenvl-bench/images/ttft_1280x960.jpg
+  for mode in "resident" "stream 4GiB" "cpu 4GiB" "cpu 2GiB"; do
+    set -- $mode
+    local flags=()
+    [ "$1" != resident ] && flags=(--offload "$1" --max-memory "cuda:0=$2")
+    for prompt in text image; do
+      local extra=(--prompt "Write a short story about a lighthouse keeper." --max-new-tokens 64)
+      [ $prompt = image ] && extra=(--image "$image" --prompt "Describe this image." --max-new-tokens 1)
+      echo "---- $mode, $prompt"
+      "$bin/qwenvl" generate --model "$model" --device cuda --json --temperature 0 --ignore-eos \
+        "${flags[@]}" "${extra[@]}" 2>/dev/null | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read().strip().splitlines()[-1])
+t, m = r["timings"], r["memory_plan"]
+print("decode %.1f tok/s, vision %.0f ms, prefill %.0f ms, cpu layers %d, streamed layers %d, "
+      "gpu used %.2f GiB, peak rss %.2f GiB, tokens %s" % (t["decode_tokens_per_s"], t["vision_ms"],
+      t["prefill_ms"], m["cpu_layers"], m["streamed_layers"],
+      (r["gpu_memory"] or {}).get("used_since_context_bytes", 0) / 2**30,
+      r["peak_memory_bytes"]["cpu"] / 2**30, r["tokens"][:12]))'
+    done
+  done
+}
+
 stage_host() {  # tokenizer and preprocessing speeds on this machine's CPU, beside the references'
   "$bin/bench_tokenizer" --corpus tests/fixtures/tokenizer/corpus.jsonl
   "$bin/bench_preprocess"
@@ -123,6 +150,9 @@ for stage in "$@"; do
     tiny) run_stage tiny stage_tiny ;;
     streamed) run_stage streamed env QWENVL_TEST_DEVICE=cuda:bf16 "$bin/test_model" \
               --gtest_filter='StreamedWeights*' ;;
+    pipeline) run_stage pipeline env QWENVL_TEST_DEVICE=cuda:bf16 "$bin/test_model" \
+              --gtest_filter='StreamedWeights*:Pipeline*' ;;
+    cpuoffload3B|cpuoffload7B) run_stage "$stage" stage_cpu_offload "${stage#cpuoffload}" ;;
     offload3B|offload7B|offload32B-16L) run_stage "$stage" python3 bench/offload_bench.py \
               --models "${stage#offload}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \
               --results-dir "$OUT" ;;
