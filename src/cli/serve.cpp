@@ -43,7 +43,7 @@ constexpr const char* kUsage =
     "  --device cpu|cuda|auto   --dtype bf16|fp16 (CUDA)   --threads N\n"
     "  --quantize fp8           the language model's projections as FP8 E4M3 weights (a\n"
     "                           16-bit checkpoint, quantized per output channel at load)\n"
-    "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB; --offload stream|auto;\n"
+    "  --max-memory SPEC        GPU budget, e.g. cuda:0=8GiB; --offload stream|cpu|auto;\n"
     "  --device-map FILE.json   as for generate\n";
 
 constexpr int64_t kMaxContextLimit = int64_t(1) << 24;

@@ -57,8 +57,6 @@ PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
   in.request_image_tokens = limits.max_image_tokens;
   if (!options.max_memory.empty()) in.budgets = parse_memory_budgets(options.max_memory);
   in.offload = parse_offload(options.offload);
-  if (in.offload == Offload::Cpu)
-    fail("--offload cpu: qwenvl does not compute layers on the CPU beside a GPU yet; use stream");
   for (int64_t free_bytes : gpu_free) in.gpus.push_back({free_bytes, false});
   in.host_bytes = int64_t(available_host_bytes());
   in.device_map = options.device_map;
