@@ -20,28 +20,17 @@ namespace qwenvl {
 namespace {
 
 using test::host_copy;
-using test::random_image;
 
-struct Synth {
-  ModelConfig config;
-  Checkpoint checkpoint;
-};
-
-Synth make_synth(const std::string& name, bool tied) {
-  const std::string dir = test::write_synthetic_checkpoint(name, tied, 9876, 5, 3, true);
-  ModelConfig config = load_model_config(dir);
-  Checkpoint checkpoint = Checkpoint::open(dir, config);
-  return Synth{config, std::move(checkpoint)};
-}
+using Synth = test::SynthModel;
 
 Synth& synth() {
-  static Synth s = make_synth("pipeline", false);
+  static Synth s = test::open_synthetic_model("pipeline", false, 9876, 5, 3, true);
   return s;
 }
 
 // lm_head tied to the embedding matrix.
 Synth& tied_synth() {
-  static Synth s = make_synth("pipeline_tied", true);
+  static Synth s = test::open_synthetic_model("pipeline_tied", true, 9876, 5, 3, true);
   return s;
 }
 
@@ -66,15 +55,10 @@ Run run(const WeightPlacement& placement, const Synth& model_files = synth()) {
   std::vector<Backend*> backends{first.get()};
   if (placement.backends() > 1) backends.push_back(second.get());
   const ModelConfig& config = model_files.config;
-  const std::vector<ImageInput> images{random_image(4, 8, 3)};  // 2x4 merged units
-  std::vector<int32_t> ids{5, 17, 42, test::kSynthVisionStart};
-  for (int i = 0; i < 8; ++i) ids.push_back(test::kSynthImagePad);
-  for (int32_t id : {test::kSynthVisionEnd, 7, 99, 3}) ids.push_back(id);
-  ModelLimits limits;
-  limits.max_context = 64;
-  limits.prefill_chunk = 5;
-  limits.max_image_patches = images[0].grid.patches();
-  limits.max_image_tokens = images[0].grid.patches() / 4;
+  const test::ImagePrompt prompt = test::synth_image_prompt();
+  const std::vector<ImageInput>& images = prompt.images;
+  const std::vector<int32_t>& ids = prompt.ids;
+  const ModelLimits& limits = prompt.limits;
   Qwen25VL model(config, model_files.checkpoint, backends, limits, placement);
   model.warm_up();
   RopeIndexInputs rope;

@@ -16,20 +16,9 @@ namespace qwenvl {
 namespace {
 
 using test::host_copy;
-using test::random_image;
 
-struct Synth {
-  ModelConfig config;
-  Checkpoint checkpoint;
-};
-
-Synth& synth() {
-  static Synth s = [] {
-    const std::string dir = test::write_synthetic_checkpoint("streamed", false, 4321, 5, 3, true);
-    ModelConfig config = load_model_config(dir);
-    Checkpoint checkpoint = Checkpoint::open(dir, config);
-    return Synth{config, std::move(checkpoint)};
-  }();
+test::SynthModel& synth() {
+  static test::SynthModel s = test::open_synthetic_model("streamed", false, 4321, 5, 3, true);
   return s;
 }
 
@@ -47,15 +36,10 @@ std::vector<std::vector<float>> run(const WeightPlacement& placement, bool fp8 =
   auto backend = backend_under_test();
   ModelConfig config = synth().config;
   config.quantization.fp8_at_load = fp8;
-  const std::vector<ImageInput> images{random_image(4, 8, 3)};  // 2x4 merged units
-  std::vector<int32_t> ids{5, 17, 42, test::kSynthVisionStart};
-  for (int i = 0; i < 8; ++i) ids.push_back(test::kSynthImagePad);
-  for (int32_t id : {test::kSynthVisionEnd, 7, 99, 3}) ids.push_back(id);
-  ModelLimits limits;
-  limits.max_context = 64;
-  limits.prefill_chunk = 5;
-  limits.max_image_patches = images[0].grid.patches();
-  limits.max_image_tokens = images[0].grid.patches() / 4;
+  const test::ImagePrompt prompt = test::synth_image_prompt();
+  const std::vector<ImageInput>& images = prompt.images;
+  const std::vector<int32_t>& ids = prompt.ids;
+  const ModelLimits& limits = prompt.limits;
   Qwen25VL model(config, synth().checkpoint, *backend, limits, placement);
   model.warm_up();
   RopeIndexInputs rope;

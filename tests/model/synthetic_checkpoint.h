@@ -105,4 +105,20 @@ inline std::string write_synthetic_checkpoint(const std::string& name, bool tied
   return dir.string();
 }
 
+// A synthetic checkpoint written and opened: its config and tensors.
+struct SynthModel {
+  ModelConfig config;
+  Checkpoint checkpoint;
+};
+
+inline SynthModel open_synthetic_model(const std::string& name, bool tied, uint32_t seed,
+                                       int layers = 2, int vision_depth = 2,
+                                       bool cuda_heads = false) {
+  const std::string dir =
+      write_synthetic_checkpoint(name, tied, seed, layers, vision_depth, cuda_heads);
+  ModelConfig config = load_model_config(dir);
+  Checkpoint checkpoint = Checkpoint::open(dir, config);
+  return SynthModel{config, std::move(checkpoint)};
+}
+
 }  // namespace qwenvl::test
