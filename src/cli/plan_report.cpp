@@ -110,7 +110,7 @@ std::string plan_text(const std::string& dir, const PlannerInput& in, const Plac
   line(buf);
   line(cat("           bandwidths ", e.bandwidths.basis));
   line(
-      "           generate runs resident and streamed placements on one GPU; CPU placements and "
+      "           generate and serve run resident, streamed and CPU placements beside one GPU; "
       "several GPUs are planned only");
   return out;
 }

@@ -96,10 +96,9 @@ std::vector<DecoderStage> decoder_stages(const TextConfig& c, const WeightPlacem
         for (const DecoderStage* stage : {&stages[s], &stages[t]})
           for (int l = stage->first_layer; l < stage->end_layer; ++l)
             if (placement.streams_layer(l))
-              fail("decoder layer ", l,
-                   " streams through a backend whose layers another "
-                   "backend's layers split in two: stream only where a backend's layers are "
-                   "consecutive");
+              fail("decoder layer ", l, " streams through a backend that also runs layers on ",
+                   "the far side of another backend's: stream only layers that are consecutive ",
+                   "on their backend");
   return stages;
 }
 
