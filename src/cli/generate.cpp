@@ -199,30 +199,62 @@ int run_generate(int argc, char** argv) {
   for (const std::string& path : args.all("video")) chat.videos.push_back({path, video_options});
   chat.text = prompt;
   chat.max_image_tokens = args.get_int("max-image-tokens", 0, 0, kMaxResizedPixels / (28 * 28));
-  PreparedPrompt prepared = prepare_chat_request(chat, tokenizer, config, backend->compute_dtype());
-  for (const std::string& notice : prepared.notices)
-    std::fprintf(stderr, "qwenvl generate: %s\n", notice.c_str());
-  request.prompt_ids = std::move(prepared.prompt_ids);
-  request.images = std::move(prepared.images);
-  request.videos = std::move(prepared.videos);
-  request.video_seconds_per_grid = prepared.video_seconds_per_grid;
-  const double preprocess_ms = ms_since(start);
-  const double image_load_ms = prepared.image_load_ms;  // within preprocess_ms
-  const int64_t prompt_tokens = int64_t(request.prompt_ids.size());
+  PreparedPrompt prepared;
+  auto prepare = [&] {
+    prepared = prepare_chat_request(chat, tokenizer, config, backend->compute_dtype());
+    for (const std::string& notice : prepared.notices)
+      std::fprintf(stderr, "qwenvl generate: %s\n", notice.c_str());
+    request.prompt_ids = std::move(prepared.prompt_ids);
+    request.images = std::move(prepared.images);
+    request.videos = std::move(prepared.videos);
+    request.video_seconds_per_grid = prepared.video_seconds_per_grid;
+  };
+  prepare();
+  double preprocess_ms = ms_since(start);
+  // The cache and workspaces this request needs.
+  auto request_limits = [&] {
+    ModelLimits limits;
+    limits.max_context = int64_t(request.prompt_ids.size()) + request.max_new_tokens;
+    limits.max_image_patches = prepared.max_image_patches;
+    limits.max_image_tokens = prepared.image_tokens;
+    return limits;
+  };
 
   // ---- weights.
   start = Clock::now();
   const Checkpoint checkpoint = Checkpoint::open(model_dir, config);
-  ModelLimits limits;
-  limits.max_context = prompt_tokens + request.max_new_tokens;  // the cache this request needs
-  limits.max_image_patches = prepared.max_image_patches;
-  limits.max_image_tokens = prepared.image_tokens;
+  ModelLimits limits = request_limits();
   WeightPlacement placement;
   nlohmann::json planned = nullptr;  // the plan's figures for --json
   if (on_gpu) {
-    // The plan for this request: resident what fits the budget, streamed the rest.
-    const PlannedPlacement planned_placement = plan_gpu_placement(
-        config, cuda_dtype, limits, chat.preprocess, placement_options(args), gpu_free_at_start);
+    // The plan for this request: resident what fits the budget, streamed the rest. Images the
+    // budgets cannot hold are downscaled to the largest they can (the default cap, unless
+    // --max-image-tokens set one), with a notice, and prepared again.
+    const PlacementOptions options = placement_options(args);
+    std::optional<PlannedPlacement> fitted;
+    try {
+      fitted.emplace(plan_gpu_placement(config, cuda_dtype, limits, chat.preprocess, options,
+                                        gpu_free_at_start));
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::ResourceLimit || prepared.image_tokens == 0 ||
+          chat.max_image_tokens > 0)
+        throw;
+      const int64_t cap = image_tokens_the_budgets_hold(config, cuda_dtype, limits, chat.preprocess,
+                                                        options, gpu_free_at_start);
+      if (cap <= 0) throw;
+      std::fprintf(stderr,
+                   "qwenvl generate: the images (%lld tokens) do not fit the memory budget, "
+                   "which holds %lld: downscaling them to fit\n",
+                   (long long)prepared.image_tokens, (long long)cap);
+      const auto again = Clock::now();
+      chat.max_image_tokens = cap;
+      prepare();
+      preprocess_ms += ms_since(again);
+      limits = request_limits();
+      fitted.emplace(plan_gpu_placement(config, cuda_dtype, limits, chat.preprocess, options,
+                                        gpu_free_at_start));
+    }
+    const PlannedPlacement& planned_placement = *fitted;
     const PlacementPlan& plan = planned_placement.plan;
     if (args.has("verbose"))
       std::fputs(plan_text(model_dir, planned_placement.input, plan).c_str(), stderr);
@@ -305,7 +337,7 @@ int run_generate(int argc, char** argv) {
         {"image_grid_thw", grids},
         {"video_grid_thw", video_grids},
         {"videos", videos},
-        {"prompt_tokens", prompt_tokens},
+        {"prompt_tokens", request.prompt_ids.size()},
         {"generated_tokens", result.tokens.size()},
         {"finish_reason", result.finish_reason},
         {"rope_delta", result.positions.rope_delta},
@@ -313,7 +345,7 @@ int run_generate(int argc, char** argv) {
         {"timings",
          {{"load_ms", load_ms},
           {"preprocess_ms", preprocess_ms},
-          {"image_load_ms", image_load_ms},
+          {"image_load_ms", prepared.image_load_ms},
           {"video_ms", prepared.video_ms},
           {"vision_ms", result.timings.vision_ms},
           {"prefill_ms", result.timings.prefill_ms},

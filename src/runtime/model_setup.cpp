@@ -66,4 +66,20 @@ PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
   return out;
 }
 
+int64_t image_tokens_the_budgets_hold(const ModelConfig& config, DType dtype,
+                                      const ModelLimits& limits, const PreprocessConfig& preprocess,
+                                      const PlacementOptions& options,
+                                      const std::vector<int64_t>& gpu_free) {
+  ModelLimits text_only = limits;
+  text_only.max_image_patches = 0;
+  text_only.max_image_tokens = 0;
+  try {
+    return plan_gpu_placement(config, dtype, text_only, preprocess, options, gpu_free)
+        .plan.largest_image_tokens;
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::ResourceLimit) throw;
+    return 0;
+  }
+}
+
 }  // namespace qwenvl

@@ -67,4 +67,13 @@ PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
                                     const PlacementOptions& options,
                                     const std::vector<int64_t>& gpu_free);
 
+// The default cap on a request's image tokens when the plan for its images does not fit the
+// budgets: the largest image the plan of the same request without images leaves room for
+// (PlacementPlan::largest_image_tokens; `limits`' images are ignored). 0 when that plan does not
+// fit either.
+int64_t image_tokens_the_budgets_hold(const ModelConfig& config, DType dtype,
+                                      const ModelLimits& limits, const PreprocessConfig& preprocess,
+                                      const PlacementOptions& options,
+                                      const std::vector<int64_t>& gpu_free);
+
 }  // namespace qwenvl

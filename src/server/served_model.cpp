@@ -1,5 +1,6 @@
 #include "server/served_model.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "core/error.h"
@@ -31,7 +32,7 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
 
   ModelLimits& limits = served->limits;
   limits.max_context = model_max_context(files.config, options.max_context);
-  const int64_t max_pixels = options.max_pixels ? options.max_pixels : pre.max_pixels;
+  int64_t max_pixels = options.max_pixels ? options.max_pixels : pre.max_pixels;
   check_pixel_bounds(std::min(pre.min_pixels, max_pixels), max_pixels, "--max-pixels");
   const int64_t patch_area = int64_t(pre.patch_size) * pre.patch_size;
   const int64_t merge_area = int64_t(pre.merge_size) * pre.merge_size;
@@ -45,8 +46,29 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
     fail("--max-memory and --device-map place the model on GPUs: use --device cuda");
   WeightPlacement placement;
   if (on_gpu) {
-    served->placement = plan_gpu_placement(files.config, options.cuda_dtype, limits, pre,
-                                           options.placement, gpu_free_memory());
+    const std::vector<int64_t> gpu_free = gpu_free_memory();
+    try {
+      served->placement = plan_gpu_placement(files.config, options.cuda_dtype, limits, pre,
+                                             options.placement, gpu_free);
+    } catch (const Error& e) {
+      // Without --max-pixels or --max-image-tokens, the largest image the budgets hold is the cap.
+      if (e.kind() != ErrorKind::ResourceLimit || options.max_pixels || options.max_image_tokens ||
+          limits.max_image_patches == 0)
+        throw;
+      const int64_t cap = image_tokens_the_budgets_hold(files.config, options.cuda_dtype, limits,
+                                                        pre, options.placement, gpu_free);
+      if (cap < 1) throw;
+      max_pixels = std::max(pre.min_pixels, cap * merge_area * patch_area);
+      limits.max_image_patches = max_pixels / patch_area;
+      limits.max_image_tokens = limits.max_image_patches / merge_area;
+      std::fprintf(stderr,
+                   "qwenvl serve: the memory budget holds images of up to %lld tokens "
+                   "(%lld pixels), not the processor's max_pixels: larger images are "
+                   "downscaled\n",
+                   (long long)limits.max_image_tokens, (long long)max_pixels);
+      served->placement = plan_gpu_placement(files.config, options.cuda_dtype, limits, pre,
+                                             options.placement, gpu_free);
+    }
     placement = served->placement->placement;
   }
   served->checkpoint.emplace(Checkpoint::open(options.model_dir, files.config));
