@@ -2,13 +2,14 @@
 // (GPU, streamed and CPU modules as backend indices), the backends it needs, and the default cap
 // on a request's images when their plan does not fit the budgets. Planned for the official 3B
 // config on an assumed GPU: no GPU needed.
+#include "runtime/model_setup.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "core/error.h"
 #include "core/file_read.h"
-#include "runtime/model_setup.h"
 #include "runtime/weight_placement_of.h"
 
 namespace qwenvl {
@@ -38,8 +39,8 @@ PlacementOptions offload(const std::string& how) {
 
 TEST(ModelSetup, CpuOffloadPlacesTheLastLayersOnTheCpuBackend) {
   const ModelConfig config = three_b();
-  const PlannedPlacement planned = plan_gpu_placement(config, DType::BF16, request(1024), {},
-                                                      offload("cpu"), {4 * GiB});
+  const PlannedPlacement planned =
+      plan_gpu_placement(config, DType::BF16, request(1024), {}, offload("cpu"), {4 * GiB});
   const WeightPlacement& p = planned.placement;
   ASSERT_EQ(p.backends(), 2);
   EXPECT_EQ(p.vision_backend, kGpuBackend);
@@ -57,8 +58,8 @@ TEST(ModelSetup, CpuOffloadPlacesTheLastLayersOnTheCpuBackend) {
 }
 
 TEST(ModelSetup, StreamingKeepsEveryModuleOnTheGpuBackend) {
-  const PlannedPlacement planned = plan_gpu_placement(three_b(), DType::BF16, request(1024), {},
-                                                      offload("stream"), {4 * GiB});
+  const PlannedPlacement planned =
+      plan_gpu_placement(three_b(), DType::BF16, request(1024), {}, offload("stream"), {4 * GiB});
   EXPECT_EQ(planned.placement.backends(), 1);
   EXPECT_TRUE(planned.placement.any());
 }
