@@ -170,6 +170,8 @@ void HttpServer::run() { server_->listen_after_bind(); }
 
 void HttpServer::stop() { server_->stop(); }
 
+bool HttpServer::listening() const { return server_->is_running(); }
+
 void HttpServer::install_routes() {
   httplib::Server& server = *server_;
   // The key guards the API; /health and /metrics stay open for probes and scrapers.

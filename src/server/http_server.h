@@ -36,6 +36,9 @@ class HttpServer {
   // Serves until stop(); call after bind.
   void run();
   void stop();  // from any thread, a signal handler's thread included
+  // Whether run() listens: a stop() that comes before then is lost, so a caller that starts run()
+  // on a thread and may stop it at once (tests) waits for this first.
+  bool listening() const;
 
  private:
   void install_routes();

@@ -51,6 +51,8 @@ class RemoteMedia : public ::testing::Test {
     });
     port_ = server_->bind_to_any_port("127.0.0.1");
     thread_ = new std::thread([] { server_->listen_after_bind(); });
+    // httplib's stop() before the loop runs is lost, and the join would wait forever.
+    while (!server_->is_running()) std::this_thread::sleep_for(1ms);
   }
   static void TearDownTestSuite() {
     server_->stop();

@@ -76,6 +76,8 @@ class ServerFixture : public ::testing::Test {
     images_->set_mount_point("/images", kImageDir);
     image_port_ = images_->bind_to_any_port("127.0.0.1");
     image_thread_ = new std::thread([] { images_->listen_after_bind(); });
+    // httplib's stop() before the loop runs is lost, and the join would wait forever.
+    while (!images_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     metrics_ = new ServerMetrics();
     engine_ = new Engine(*served_->model, served_->files.tokenizer, served_->limits, *metrics_, 2);
     HttpOptions http;
@@ -86,6 +88,7 @@ class ServerFixture : public ::testing::Test {
     server_ = new HttpServer(*engine_, *metrics_, served_->defaults, http);
     port_ = server_->bind("127.0.0.1", 0);
     thread_ = new std::thread([] { server_->run(); });
+    while (!server_->listening()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   static void TearDownTestSuite() {
     engine_->stop();
