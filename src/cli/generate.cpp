@@ -211,6 +211,7 @@ int run_generate(int argc, char** argv) {
   };
   prepare();
   double preprocess_ms = ms_since(start);
+  double reprepare_ms = 0;  // images prepared again within the loading, counted as preprocessing
   // The cache and workspaces this request needs.
   auto request_limits = [&] {
     ModelLimits limits;
@@ -249,7 +250,8 @@ int run_generate(int argc, char** argv) {
       const auto again = Clock::now();
       chat.max_image_tokens = cap;
       prepare();
-      preprocess_ms += ms_since(again);
+      reprepare_ms = ms_since(again);
+      preprocess_ms += reprepare_ms;
       limits = request_limits();
       fitted.emplace(plan_gpu_placement(config, cuda_dtype, limits, chat.preprocess, options,
                                         gpu_free_at_start));
@@ -276,7 +278,7 @@ int run_generate(int argc, char** argv) {
   model.warm_up();
   const std::vector<int64_t> gpu_free_after_warm_up =
       on_gpu ? gpu_free_memory() : std::vector<int64_t>{};
-  const double load_ms = config_ms + backend_ms + ms_since(start);
+  const double load_ms = config_ms + backend_ms + ms_since(start) - reprepare_ms;
 
   // ---- generation, streamed.
   Generator generator(model, tokenizer);

@@ -29,9 +29,12 @@ WeightPlacement weight_placement_of(const PlacementPlan& plan, const ModelConfig
       placement.vision_backend = backend;
     } else if (m.name == "model.embed_tokens") {
       placement.embed_backend = backend;
-    } else if (m.name == "lm_head") {
+    } else if (m.name == "model.norm" || m.name == "lm_head") {
+      // model.norm runs with the last layer (WeightPlacement); lm_head, which follows it, sets
+      // the head's backend, and a tied one, which the planner lists no module for, goes where
+      // model.norm does.
       placement.head_backend = backend;
-    } else if (m.name != "model.norm") {  // model.norm runs with the last layer (WeightPlacement)
+    } else {
       fail_internal("the plan places ", m.name, ", which is not a module of the model");
     }
     if (m.placement != Placement::Stream) continue;
@@ -41,14 +44,6 @@ WeightPlacement weight_placement_of(const PlacementPlan& plan, const ModelConfig
       placement.stream_layers[size_t(layer)] = true;
     else
       fail_internal("the plan streams ", m.name, ", which cannot stream");
-  }
-  // A tied lm_head is the embedding matrix: the planner lists no module of its own for it.
-  bool has_head = false;
-  for (const PlacedModule& m : plan.modules) has_head = has_head || m.name == "lm_head";
-  if (!has_head) {
-    for (const PlacedModule& m : plan.modules)
-      if (m.name == "model.norm")
-        placement.head_backend = m.placement == Placement::Cpu ? kCpuBackend : kGpuBackend;
   }
   return placement;
 }

@@ -34,8 +34,8 @@ using namespace std::chrono_literals;
 
 const std::string kFixtures = QWENVL_FIXTURES_DIR;
 constexpr int kClients = 6;
-// Under AddressSanitizer (CI's second build) the model runs several times slower: half as many
-// requests keep the test within its three minutes.
+// Under AddressSanitizer the model runs several times slower: half as many requests keep the
+// test within its three-minute timeout.
 #ifdef __SANITIZE_ADDRESS__
 constexpr int kDefaultRequests = 1000;
 #else
