@@ -49,6 +49,12 @@ struct AttentionSegments {
   int max_q = 0, max_k = 0;
   bool causal = false;
   float scale = 1.0f;
+  // Paged keys (a KV cache shared by many sequences in blocks of block_size rows): when defined,
+  // an I32 device tensor [segments, blocks per segment]; segment s's key j is then row
+  // block_table[s, j / block_size] · block_size + j % block_size of k and v, and cu_k only counts
+  // the keys (segment s has cu_k[s+1] - cu_k[s]). Undefined: key j is row cu_k[s] + j.
+  Tensor block_table;
+  int block_size = 0;
 };
 
 // How linear_rope_qkv multiplies its stacked weight: as one product, or as three (the query, key

@@ -29,7 +29,11 @@ constexpr const char* kUsage =
     "  --port N                 port (default 8000; 0: any free port, printed)\n"
     "  --api-key KEY            require 'Authorization: Bearer KEY' on /v1/ routes\n"
     "  --max-request-bytes N    largest request body (default 64 MiB: images come as base64)\n"
-    "  --max-num-seqs N         sequences run at once (1 today: requests run one at a time)\n"
+    "  --max-num-seqs N         sequences generated at once (default 16; continuous batching\n"
+    "                           over a paged KV cache; 1: each request alone, its decode steps\n"
+    "                           captured as graphs)\n"
+    "  --kv-cache-tokens N      KV cache the sequences share (default --max-context's; a\n"
+    "                           request waits, or the newest is preempted, when it is full)\n"
     "  --max-queue N            requests that may wait (default 64); beyond: 503, Retry-After\n"
     "  --allowed-media-dir DIR  file:// image URLs are read only under DIR (default: refused)\n"
     "  --allowed-media-domains LIST  http(s) image URLs are fetched only from these hosts\n"
@@ -48,7 +52,9 @@ constexpr const char* kUsage =
 
 constexpr int64_t kMaxContextLimit = int64_t(1) << 24;
 constexpr int64_t kMaxQueueLimit = 4096;
-constexpr int64_t kMaxNumSeqsLimit = 4096;
+constexpr int64_t kMaxNumSeqsLimit = 1024;
+constexpr int64_t kDefaultMaxNumSeqs = 16;
+constexpr int64_t kMaxKvCacheTokens = int64_t(1) << 26;
 
 int g_stop_pipe[2] = {-1, -1};
 
@@ -68,6 +74,7 @@ int run_serve(int argc, char** argv) {
                    "api-key",
                    "max-request-bytes",
                    "max-num-seqs",
+                   "kv-cache-tokens",
                    "max-queue",
                    "allowed-media-dir",
                    "allowed-media-domains",
@@ -112,10 +119,9 @@ int run_serve(int argc, char** argv) {
   http.max_request_bytes =
       args.get_int("max-request-bytes", http.max_request_bytes, 1024, int64_t(1) << 34);
   http.max_queue = size_t(args.get_int("max-queue", int64_t(http.max_queue), 1, kMaxQueueLimit));
-  if (args.get_int("max-num-seqs", 1, 1, kMaxNumSeqsLimit) > 1)
-    std::fprintf(stderr,
-                 "qwenvl serve: requests run one at a time (continuous batching is not "
-                 "there yet); --max-num-seqs is taken as 1\n");
+  options.max_sequences =
+      int(args.get_int("max-num-seqs", kDefaultMaxNumSeqs, 1, kMaxNumSeqsLimit));
+  options.kv_cache_tokens = args.get_int("kv-cache-tokens", 0, 0, kMaxKvCacheTokens);
   const std::string host = args.get("host").value_or("127.0.0.1");
   const int port = int(args.get_int("port", 8000, 0, 65535));
 
@@ -140,10 +146,13 @@ int run_serve(int argc, char** argv) {
   Engine engine(*served->model, served->files.tokenizer, served->limits, metrics, http.max_queue);
   HttpServer server(engine, metrics, served->defaults, http);
   const int bound = server.bind(host, port);
-  std::printf("qwenvl serve: %s on %s (context %lld tokens, images up to %lld pixels)\n",
-              served->name.c_str(), served->backend->name().c_str(),
-              static_cast<long long>(served->limits.max_context),
-              static_cast<long long>(served->defaults.max_image_pixels));
+  std::printf(
+      "qwenvl serve: %s on %s (context %lld tokens, images up to %lld pixels, %d sequences at "
+      "once sharing a KV cache of %lld tokens)\n",
+      served->name.c_str(), served->backend->name().c_str(),
+      static_cast<long long>(served->limits.max_context),
+      static_cast<long long>(served->defaults.max_image_pixels), served->limits.max_sequences,
+      static_cast<long long>(kv_cache_capacity(served->limits)));
   std::printf("qwenvl serve: listening on http://%s:%d/v1\n", host.c_str(), bound);
   std::fflush(stdout);
 

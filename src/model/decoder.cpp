@@ -1,5 +1,6 @@
 #include "model/decoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -151,19 +152,48 @@ void Decoder::forward(KvCache& cache, const std::vector<int32_t>& ids,
     if (id < 0 || id >= config_.vocab_size)
       fail("token id ", id, " is outside the vocabulary of ", config_.vocab_size);
   cache.set_length(start + n);  // Error before any work when the context is full
-  std::vector<int32_t> slots(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) slots[size_t(i)] = int32_t(start + i);
+  // One sequence: the chunk's queries against every cached key, causal from the bottom right
+  // (query i sees keys [0, start + i]), its keys in the cache's first rows.
+  DecoderBatch batch;
+  batch.ids = ids;
+  batch.positions = positions;
+  batch.slots.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) batch.slots[size_t(i)] = int32_t(start + i);
+  batch.cu_q = {0, int32_t(n)};
+  batch.cu_k = {0, int32_t(start + n)};
+  batch.max_k = int(cache.capacity());
+  batch.images = images;
+  forward(cache, batch, logits);
+}
+
+void Decoder::forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits) {
+  const int64_t n = int64_t(batch.ids.size());
+  const int sequences = int(batch.cu_q.size()) - 1;
+  QWENVL_CHECK(n > 0 && int64_t(batch.positions.size()) == 3 * n &&
+                   int64_t(batch.slots.size()) == n && sequences >= 1 &&
+                   batch.cu_k.size() == batch.cu_q.size() && batch.cu_q.back() == n,
+               "a decoder batch of ", n, " rows");
+  QWENVL_CHECK(batch.block_table.empty() ||
+                   (batch.block_size > 0 &&
+                    int64_t(batch.block_table.size()) == int64_t(sequences) * batch.table_stride),
+               "a block table of ", batch.block_table.size(), " entries");
+  for (int32_t id : batch.ids)
+    if (id < 0 || id >= config_.vocab_size)
+      fail("token id ", id, " is outside the vocabulary of ", config_.vocab_size);
+  for (int32_t slot : batch.slots)
+    QWENVL_CHECK(slot >= 0 && slot < cache.capacity(), "cache slot ", slot);
   // Between stages the residual stream and its norm travel through the host, in f32.
   const Shape rows{n, int64_t(config_.hidden_size)};
   Tensor host_x, host_normed;
   if (stages_.size() > 1)
     host_x = Tensor::empty(rows, DType::F32), host_normed = Tensor::empty(rows, DType::F32);
+  const ChunkImageRows* images = batch.images;
   for (const DecoderStage& stage : stages_) {
     Backend& backend = *stage.backend;
     const size_t mark = backend.workspace_mark();
     DecoderInputs inputs;
     if (stage.embeds) {
-      inputs.ids = upload_indices(backend, ids);
+      inputs.ids = upload_indices(backend, batch.ids);
       if (images && !images->chunk_positions.empty()) {
         inputs.image_rows =
             images->embeddings->rows(images->first_row, int64_t(images->chunk_positions.size()));
@@ -171,14 +201,19 @@ void Decoder::forward(KvCache& cache, const std::vector<int32_t>& ids,
       }
     }
     if (stage.first_layer < stage.end_layer) {
-      inputs.positions = upload_indices(backend, positions, {3, n});
-      inputs.slots = upload_indices(backend, slots);
-      // One segment: the chunk's queries against every cached key, causal from the bottom right
-      // (query i sees keys [0, start + i]).
-      inputs.segments = make_segments(backend, {0, int32_t(n)}, {0, int32_t(start + n)}, true,
+      inputs.positions = upload_indices(backend, batch.positions, {3, n});
+      inputs.slots = upload_indices(backend, batch.slots);
+      inputs.segments = make_segments(backend, batch.cu_q, batch.cu_k, true,
                                       1.0f / std::sqrt(float(config_.head_dim)));
-      inputs.segments.max_k = int(cache.capacity());
+      if (batch.max_k > 0) inputs.segments.max_k = batch.max_k;
+      if (!batch.block_table.empty()) {
+        inputs.segments.block_table =
+            upload_indices(backend, batch.block_table, {sequences, batch.table_stride});
+        inputs.segments.block_size = batch.block_size;
+      }
     }
+    if (stage.head && !batch.logit_rows.empty())
+      inputs.logit_rows = upload_indices(backend, batch.logit_rows);
     if (stages_.size() == 1) {
       run(backend, cache, inputs, logits);
     } else {
@@ -235,10 +270,22 @@ void Decoder::run_stage(const DecoderStage& stage, KvCache& cache, const Decoder
       if (tap_) tap_(3 * l + 3, backend, x.rows(n - 1, 1));
     }
   }
-  // Only the last position's logits are needed: lm_head on one row.
+  // Only the logits asked for: lm_head on the last row, or on the rows listed.
   if (stage.head && logits) {
-    Tensor logits_row = logits->view({1, int64_t(config_.vocab_size)});
-    backend.linear(normed.rows(n - 1, 1), weights_.lm_head, nullptr, logits_row);
+    const int64_t vocab = config_.vocab_size;
+    if (!in.logit_rows.defined()) {
+      Tensor logits_row = logits->view({1, vocab});
+      backend.linear(normed.rows(n - 1, 1), weights_.lm_head, nullptr, logits_row);
+    } else {
+      const int64_t count = in.logit_rows.numel();
+      QWENVL_CHECK(logits->numel() >= count * vocab, "logits for ", count, " rows");
+      const size_t mark = backend.workspace_mark();
+      Tensor picked = backend.alloc({count, normed.dim(1)}, backend.compute_dtype());
+      backend.gather_rows(normed, in.logit_rows, picked);
+      Tensor out = logits->view({logits->numel()}).rows(0, count * vocab).view({count, vocab});
+      backend.linear(picked, weights_.lm_head, nullptr, out);
+      backend.workspace_release(mark);
+    }
   }
 }
 

@@ -76,6 +76,27 @@ struct DecoderInputs {
   AttentionSegments segments;  // the chunk's queries against the cache, causal
   Tensor image_rows;   // image embeddings that replace tokens of the chunk (may be undefined)
   Tensor image_slots;  // I32: the chunk rows they go to
+  // I32 [r]: the rows whose logits lm_head computes, into logits [r, vocab]; undefined: the last
+  // row's, into logits [vocab].
+  Tensor logit_rows;
+};
+
+// One pass over rows of several sequences (continuous batching), described on the host: sequence
+// s owns rows [cu_q[s], cu_q[s+1]) and sees keys 0 .. cu_k[s+1] - cu_k[s] - 1 of its own, the
+// last of them its new rows (causal, bottom-right). Its keys live in the cache's rows through
+// the block table (AttentionSegments::block_table) or, without one, in consecutive rows from
+// cu_k[s].
+struct DecoderBatch {
+  std::vector<int32_t> ids;        // [n]
+  std::vector<int32_t> positions;  // [3, n]: M-RoPE t, h, w rows
+  std::vector<int32_t> slots;      // [n]: the cache rows the rows' keys and values go to
+  std::vector<int32_t> cu_q, cu_k;
+  std::vector<int32_t> block_table;  // [sequences, table_stride]; empty: consecutive keys
+  int table_stride = 0, block_size = 0;
+  int max_k = 0;  // a bound on every sequence's keys, for sizing launches
+  // Rows whose logits are wanted, in order: logits [count, vocab]. Empty: the last row's.
+  std::vector<int32_t> logit_rows;
+  const ChunkImageRows* images = nullptr;  // chunk_positions index the batch's rows
 };
 
 class Decoder {
@@ -90,6 +111,9 @@ class Decoder {
   // (not the prompt's last). Image embeddings are on the first stage's backend.
   void forward(KvCache& cache, const std::vector<int32_t>& ids,
                const std::vector<int32_t>& positions, const ChunkImageRows* images, Tensor* logits);
+  // Rows of several sequences whose keys the caller placed (the cache's length is not used):
+  // writes the logits of batch.logit_rows into *logits ([rows, vocab], f32) when not null.
+  void forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits);
 
   // One stage's device work, reading every varying input from device tensors on its backend:
   // what a decode step captures once as a graph and replays. The caller has advanced the cache

@@ -52,10 +52,17 @@ std::vector<Backend*> layer_backends(const TextConfig& t, const WeightPlacement&
 
 }  // namespace
 
-size_t sampling_state_bytes(const TextConfig& t, int64_t max_context) {
+size_t sampling_state_bytes(const TextConfig& t, int64_t max_context, int max_sequences) {
+  const size_t batches =
+      size_t(max_sequences) * (size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t));
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) +
-         4 * kAllocationAlignment;
+         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + batches +
+         6 * kAllocationAlignment;
+}
+
+int64_t kv_cache_capacity(const ModelLimits& limits) {
+  const int64_t tokens = std::max(limits.max_context, limits.kv_cache_tokens);
+  return (tokens + kKvBlockSize - 1) / kKvBlockSize * kKvBlockSize;
 }
 
 size_t kv_cache_layer_bytes(const TextConfig& t, int64_t max_context, DType dtype) {
@@ -132,9 +139,10 @@ std::vector<MemoryPlan> Qwen25VL::plans(const ModelConfig& config, const Checkpo
     }
     for (int l = 0; l < config.text.num_hidden_layers; ++l)
       if (placement.backend_of_layer(l) == int(b))
-        p.persistent_bytes += kv_cache_layer_bytes(config.text, limits.max_context, compute);
+        p.persistent_bytes += kv_cache_layer_bytes(config.text, kv_cache_capacity(limits), compute);
     if (placement.head_backend == int(b))
-      p.persistent_bytes += sampling_state_bytes(config.text, limits.max_context);
+      p.persistent_bytes +=
+          sampling_state_bytes(config.text, limits.max_context, limits.max_sequences);
     bool runs_decoder = false;
     for (const DecoderStage& stage : stages) {
       if (stage.backend_index != int(b)) continue;
@@ -160,8 +168,9 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
                    const std::vector<Backend*>& backends, const ModelLimits& limits,
                    const WeightPlacement& placement, const LoadProgress& progress)
     : config_(config), backends_(backends), placement_(placement), limits_(limits) {
-  if (limits.max_context < 1 || limits.prefill_chunk < 1 || limits.vision_chunk_rows < 1)
-    fail("the context limit, prefill chunk and vision chunk must be positive");
+  if (limits.max_context < 1 || limits.prefill_chunk < 1 || limits.vision_chunk_rows < 1 ||
+      limits.max_sequences < 1)
+    fail("the context limit, prefill chunk, vision chunk and sequence count must be positive");
   if (placement.slots < 2) fail("streamed weights need at least two device buffers");
   QWENVL_CHECK(int(backends.size()) >= placement.backends(), backends.size(), " backends for ",
                placement.backends());
@@ -199,11 +208,14 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
   decoder_.emplace(config.text, load_decoder_weights(config.text, loader_list, placement),
                    decoder_stages(config.text, placement, backends));
   cache_ = KvCache(layer_backends(config.text, placement, backends),
-                   cache_shape(config.text, limits.max_context));
+                   cache_shape(config.text, kv_cache_capacity(limits)));
   Backend& head = backend();
   logits_ = head.alloc_persistent({int64_t(config.text.vocab_size)}, DType::F32);
   next_token_ = head.alloc_persistent({1}, DType::I32);
   history_ = head.alloc_persistent({limits.max_context}, DType::I32);
+  batch_logits_ =
+      head.alloc_persistent({limits.max_sequences, int64_t(config.text.vocab_size)}, DType::F32);
+  batch_tokens_ = head.alloc_persistent({limits.max_sequences}, DType::I32);
   const std::vector<DecoderStage>& stages = decoder_->stages();
   const Shape row{1, int64_t(config.text.hidden_size)};
   for (const DecoderStage& stage : stages) {
@@ -340,6 +352,20 @@ void Qwen25VL::prefill(const std::vector<int32_t>& ids, const MropePositions& po
     decoder_->forward(cache_, chunk_ids, chunk_positions, &images,
                       begin + count == n ? &logits_ : nullptr);
   }
+}
+
+void Qwen25VL::forward_batch(const DecoderBatch& batch) {
+  if (int64_t(batch.logit_rows.size()) > limits_.max_sequences)
+    fail_internal("a batch asks for ", batch.logit_rows.size(), " rows of logits; the model holds ",
+                  limits_.max_sequences);
+  if (int64_t(batch.ids.size()) > std::min(limits_.prefill_chunk, kv_cache_capacity(limits_)))
+    fail_internal("a batch of ", batch.ids.size(), " rows is larger than the prefill chunk of ",
+                  limits_.prefill_chunk);
+  QWENVL_CHECK(batch.block_table.empty() || batch.block_size == kKvBlockSize, "blocks of ",
+               batch.block_size, " rows");
+  // Graph-captured single-sequence steps keep their inputs on the device: they are stale now.
+  device_inputs_slot_ = -1;
+  decoder_->forward(cache_, batch, batch.logit_rows.empty() ? nullptr : &batch_logits_);
 }
 
 void Qwen25VL::decode_step(int32_t token) {

@@ -36,7 +36,16 @@ struct ModelLimits {
   int64_t max_image_patches = 0;
   int64_t max_image_tokens = 0;            // merged tokens of all images of one request
   int64_t vision_chunk_rows = kChunkRows;  // patches a vision block processes at once
+  // Continuous batching (Qwen25VL::forward_batch): the sequences one pass may hold, and the
+  // tokens of the KV cache they share (0: max_context; at least max_context, whole blocks).
+  int max_sequences = 1;
+  int64_t kv_cache_tokens = 0;
 };
+
+// Rows of the KV cache per block when many sequences share it (block tables).
+constexpr int kKvBlockSize = 64;
+// The KV cache's rows for `limits`: whole blocks, at least max_context.
+int64_t kv_cache_capacity(const ModelLimits& limits);
 
 struct MemoryPlan {
   size_t weight_bytes = 0;      // resident weights
@@ -57,8 +66,9 @@ struct MemoryPlan {
 // one formula for each, so the two plans cannot drift):
 // one decoder layer's keys and values for max_context tokens, in `dtype`;
 size_t kv_cache_layer_bytes(const TextConfig& config, int64_t max_context, DType dtype);
-// logits, the sampled token, the sampler's id history and a decode step's inputs;
-size_t sampling_state_bytes(const TextConfig& config, int64_t max_context);
+// logits, the sampled token, the sampler's id history and a decode step's inputs, and the
+// logits and tokens of batches of max_sequences sequences;
+size_t sampling_state_bytes(const TextConfig& config, int64_t max_context, int max_sequences = 1);
 // the image embeddings a request's images leave in the workspace.
 size_t image_embedding_bytes(const TextConfig& config, int64_t image_tokens, DType dtype);
 
@@ -122,6 +132,17 @@ class Qwen25VL {
   // decode_next() for a token given by the host.
   void decode_step(int32_t token);
 
+  // Continuous batching: rows of several sequences in one pass (Decoder::forward with a batch),
+  // their keys placed by the caller in blocks of kKvBlockSize cache rows (runtime/kv_blocks.h
+  // hands the blocks out; this class's own prefill and decode steps are not to be mixed in). The
+  // logits of batch.logit_rows (at most max_sequences; none: no logits) go to batch_logits()'s
+  // first rows.
+  void forward_batch(const DecoderBatch& batch);
+  Tensor& batch_logits() { return batch_logits_; }  // f32 [max_sequences, vocab] on backend()
+  Tensor& batch_tokens() { return batch_tokens_; }  // I32 [max_sequences], for Backend::sample
+  int64_t kv_cache_blocks() const { return cache_.capacity() / kKvBlockSize; }
+  const ModelLimits& limits() const { return limits_; }
+
   // On backend(): logits, sampling and the tokens decode steps publish.
   Tensor& logits() { return logits_; }          // f32 [vocab] of the last token run
   Tensor& next_token() { return next_token_; }  // I32 [1], for Backend::sample
@@ -159,6 +180,7 @@ class Qwen25VL {
   std::optional<Decoder> decoder_;
   KvCache cache_;
   Tensor logits_, next_token_, history_;
+  Tensor batch_logits_, batch_tokens_;
   void upload_step_inputs(int64_t slot);
   std::vector<StageState> stage_state_;  // per decoder stage
   Tensor host_x_, host_normed_;          // f32 [1, hidden]: a decode step's hand-over

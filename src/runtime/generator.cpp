@@ -2,13 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <optional>
 
 #include "core/error.h"
-#include "runtime/sampler_rng.h"
-#include "runtime/sampling_limits.h"
-#include "runtime/stop_strings.h"
-#include "runtime/token_penalties.h"
+#include "runtime/sequence_output.h"
+#include "runtime/token_sampler.h"
 
 namespace qwenvl {
 
@@ -27,8 +24,8 @@ void copy_ids_to_device(Backend& backend, const std::vector<int32_t>& ids, Tenso
   backend.copy_from_host(host, dst);
 }
 
-// The images and videos in the order their blocks appear in the prompt: the vision tower's
-// output rows must follow the prompt's pad tokens, whichever kind each block is.
+}  // namespace
+
 std::vector<ImageInput> vision_inputs_in_prompt_order(const GenerationRequest& request,
                                                       int32_t image_token, int32_t video_token) {
   if (request.videos.empty()) return request.images;
@@ -47,7 +44,16 @@ std::vector<ImageInput> vision_inputs_in_prompt_order(const GenerationRequest& r
   return out;
 }
 
-}  // namespace
+MropePositions prompt_positions(const GenerationRequest& request, const ModelConfig& config) {
+  RopeIndexInputs rope_inputs;
+  for (const ImageInput& image : request.images) rope_inputs.image_grids.push_back(image.grid);
+  for (const ImageInput& video : request.videos) rope_inputs.video_grids.push_back(video.grid);
+  rope_inputs.seconds_per_video_grid = request.video_seconds_per_grid;
+  rope_inputs.merge_size = config.vision.spatial_merge_size;
+  rope_inputs.tokens_per_second = config.vision.tokens_per_second;
+  rope_inputs.tokens = {config.image_token_id, config.video_token_id};
+  return rope_index(request.prompt_ids, rope_inputs);
+}
 
 void check_context(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_context) {
   if (max_new_tokens < 1) fail("max_new_tokens must be at least 1 (got ", max_new_tokens, ")");
@@ -61,19 +67,11 @@ GenerationResult Generator::generate(const GenerationRequest& request,
                                      const std::function<void(const std::string&)>& on_text) {
   const int64_t prompt_len = int64_t(request.prompt_ids.size());
   check_context(prompt_len, request.max_new_tokens, model_.max_context());
-  const SamplingParams sampling = effective_sampling(request.sampling);
   Backend& backend = model_.backend();
   const ModelConfig& config = model_.config();
   GenerationResult result;
 
-  RopeIndexInputs rope_inputs;
-  for (const ImageInput& image : request.images) rope_inputs.image_grids.push_back(image.grid);
-  for (const ImageInput& video : request.videos) rope_inputs.video_grids.push_back(video.grid);
-  rope_inputs.seconds_per_video_grid = request.video_seconds_per_grid;
-  rope_inputs.merge_size = config.vision.spatial_merge_size;
-  rope_inputs.tokens_per_second = config.vision.tokens_per_second;
-  rope_inputs.tokens = {config.image_token_id, config.video_token_id};
-  result.positions = rope_index(request.prompt_ids, rope_inputs);
+  result.positions = prompt_positions(request, config);
 
   const std::vector<size_t> marks = model_.workspace_marks();
   auto start = Clock::now();
@@ -126,53 +124,21 @@ GenerationResult Generator::generate(const GenerationRequest& request,
 
   start = Clock::now();
   copy_ids_to_device(backend, request.prompt_ids, model_.history().rows(0, prompt_len));
-  const SamplerRng rng(request.seed);
-  StreamingDecoder detokenizer(tokenizer_);
-  StopStringFilter stops(request.stop);
-  auto emit = [&](const std::string& piece) {
-    if (piece.empty()) return;
-    result.text += piece;
-    if (on_text) on_text(piece);
-  };
+  TokenSampler sampler(request, model_.logits().numel(), true);
+  SequenceOutput output(request, tokenizer_, on_text, result);
   // Decode step i consumes token i and runs without waiting for the host: it publishes the token
   // (Qwen25VL::decode_next) and the host reads it while the step runs, so the host's reading,
   // detokenizing and stop checks never leave the device idle. A stop at token i leaves step i
   // computed in vain. The last token, which no step consumes, is read with begin_read. Greedy
   // decoding's pick is part of the step itself. A request whose logits the host processes
   // (penalties the backends lack, logprobs) reads each token before sampling the next instead.
-  const bool host_logits = request.presence_penalty != 0.0f || request.frequency_penalty != 0.0f ||
-                           request.top_logprobs >= 0;
-  SamplingParams device_sampling = sampling;
-  std::optional<TokenPenalties> penalties;
-  StepLogprobs step_logprobs;
-  Tensor logits_host;
-  if (host_logits) {
-    if (request.top_logprobs > kMaxTopLogprobs)
-      fail("top_logprobs must be at most ", kMaxTopLogprobs, " (got ", request.top_logprobs, ")");
-    const int64_t vocab = model_.logits().numel();
-    penalties.emplace(vocab, request.prompt_ids, sampling.repetition_penalty,
-                      request.presence_penalty, request.frequency_penalty);
-    device_sampling.repetition_penalty = 1.0f;
-    logits_host = Tensor::empty({vocab}, DType::F32);
-  }
-  const bool greedy =
-      !host_logits && sampling.temperature == 0.0f && sampling.repetition_penalty == 1.0f;
+  const bool host_logits = sampler.host_logits();
+  const bool greedy = sampler.greedy();
   auto sample = [&](int64_t step) {
-    if (host_logits) {
-      backend.copy_to_host(model_.logits(), logits_host);
-      backend.synchronize();
-      float* scores = logits_host.data<float>();
-      penalties->apply(scores, logits_host.numel());
-      if (request.top_logprobs >= 0)
-        step_logprobs.compute(scores, logits_host.numel(), sampling.temperature,
-                              request.top_logprobs);
-      backend.copy_from_host(logits_host, model_.logits());
-    }
-    backend.sample(model_.logits(), model_.history().rows(0, prompt_len + step), device_sampling,
-                   rng.uniform(uint64_t(step)), model_.next_token());
+    sampler.sample(backend, model_.logits(), model_.history().rows(0, prompt_len + step), step,
+                   model_.next_token());
   };
   Tensor token_host = Tensor::empty({1}, DType::I32);
-  result.finish_reason = "length";
   model_.profile_section("decode");
   sample(0);
   for (int64_t step = 0; step < request.max_new_tokens; ++step) {
@@ -184,33 +150,13 @@ GenerationResult Generator::generate(const GenerationRequest& request,
       backend.end_read(backend.begin_read(model_.next_token()), token_host);
     }
     const int32_t id = token_host.data<int32_t>()[0];
-    result.tokens.push_back(id);
-    const bool eos = std::find(request.eos_token_ids.begin(), request.eos_token_ids.end(), id) !=
-                     request.eos_token_ids.end();
-    if (request.on_token && !request.on_token(id)) {
-      result.finish_reason = "cancelled";
-      break;
-    }
-    if (eos && !request.ignore_eos && int64_t(result.tokens.size()) > request.min_tokens) {
-      result.finish_reason = "stop";
-      break;
-    }
-    if (request.top_logprobs >= 0) {
-      result.logprobs.push_back(step_logprobs.of(id));
-      if (request.on_logprob) request.on_logprob(result.logprobs.back());
-    }
+    if (!output.accept(id, sampler)) break;
     if (host_logits && step + 1 < request.max_new_tokens) {
-      penalties->add_generated(id);
+      sampler.add_generated(id);
       sample(step + 1);
     }
-    if (!tokenizer_.is_special(id)) emit(stops.push(detokenizer.push(id)));
-    if (stops.stopped()) {
-      result.finish_reason = "stop";
-      break;
-    }
   }
-  if (!stops.stopped()) emit(stops.push(detokenizer.finish()));
-  emit(stops.finish());
+  output.finish();
   backend.synchronize();
   result.timings.decode_ms = ms_since(start);
   const int64_t decoded = int64_t(result.tokens.size()) - 1;

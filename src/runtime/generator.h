@@ -82,6 +82,13 @@ class Generator {
   const Tokenizer& tokenizer_;
 };
 
+// The prompt's M-RoPE positions (rope_index over its images' and videos' grids).
+MropePositions prompt_positions(const GenerationRequest& request, const ModelConfig& config);
+// The images and videos in the order their blocks appear in the prompt: the vision tower's
+// output rows must follow the prompt's pad tokens, whichever kind each block is.
+std::vector<ImageInput> vision_inputs_in_prompt_order(const GenerationRequest& request,
+                                                      int32_t image_token, int32_t video_token);
+
 // Error when prompt + max_new_tokens does not fit max_context: the one check that runs before
 // any work so a too-long request costs nothing.
 void check_context(int64_t prompt_tokens, int64_t max_new_tokens, int64_t max_context);

@@ -43,9 +43,13 @@ struct Sizes {
       : in(input), modules(model_modules(input.config, input.dtype)) {
     unit = int64_t(in.patch_size) * in.merge_size * in.patch_size * in.merge_size;
     image_tokens = in.max_pixels / unit;
-    kv_layer_gpu = int64_t(kv_cache_layer_bytes(in.config.text, in.max_context, in.dtype));
-    kv_layer_cpu = int64_t(kv_cache_layer_bytes(in.config.text, in.max_context, DType::F32));
-    state = int64_t(sampling_state_bytes(in.config.text, in.max_context));
+    ModelLimits limits;
+    limits.max_context = in.max_context;
+    limits.kv_cache_tokens = in.kv_cache_tokens;
+    const int64_t kv_tokens = kv_cache_capacity(limits);
+    kv_layer_gpu = int64_t(kv_cache_layer_bytes(in.config.text, kv_tokens, in.dtype));
+    kv_layer_cpu = int64_t(kv_cache_layer_bytes(in.config.text, kv_tokens, DType::F32));
+    state = int64_t(sampling_state_bytes(in.config.text, in.max_context, in.max_sequences));
   }
 
   // The workspace of a device that runs the vision tower on images of `tokens` merged tokens (0:
@@ -429,7 +433,8 @@ int64_t kv_capacity(const Sizes& s, const Budgets& use) {
   };
   for (const DeviceUse& d : use.gpus) consider(d, s.kv_layer_gpu, s.in.dtype);
   consider(use.cpu, s.kv_layer_cpu, DType::F32);
-  return capacity == INT64_MAX ? 0 : capacity;
+  // The cache is made of whole blocks (kv_cache_capacity).
+  return capacity == INT64_MAX ? 0 : capacity / kKvBlockSize * kKvBlockSize;
 }
 
 }  // namespace

@@ -51,8 +51,12 @@ struct Bandwidths {
 
 struct PlannerInput {
   ModelConfig config;
-  DType dtype = DType::BF16;      // of the weights, KV cache and activations on the GPUs
-  int64_t max_context = 32768;    // tokens of prompt + generation
+  DType dtype = DType::BF16;    // of the weights, KV cache and activations on the GPUs
+  int64_t max_context = 32768;  // tokens of prompt + generation
+  // Continuous batching (ModelLimits): sequences at once, and the KV cache's tokens they share
+  // (0: max_context).
+  int max_sequences = 1;
+  int64_t kv_cache_tokens = 0;
   int64_t max_pixels = 12845056;  // the largest image, in pixels after smart_resize; 0: text only
   // Merged tokens of all of a request's images, whose embeddings the workspace keeps while the
   // decoder runs; 0: those of one max_pixels image.

@@ -49,6 +49,8 @@ PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
   in.config = config;
   in.dtype = dtype;
   in.max_context = limits.max_context;
+  in.max_sequences = limits.max_sequences;
+  in.kv_cache_tokens = limits.kv_cache_tokens;
   in.prefill_chunk = limits.prefill_chunk;
   const int64_t patch = preprocess.patch_size;
   in.patch_size = preprocess.patch_size;

@@ -15,6 +15,70 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+// Ends a job with the error a request raised, in the category its HTTP status comes from.
+void fail_job(Job& job, std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ParamError& e) {
+    job.fail(e.kind(), e.what(), e.param());
+  } catch (const Error& e) {
+    job.fail(e.kind(), e.what());
+  } catch (const std::bad_alloc&) {
+    job.fail(ErrorKind::ResourceLimit, "out of memory");
+  } catch (const std::exception& e) {
+    job.fail(ErrorKind::Internal, e.what());
+  }
+}
+
+// A request's prompt built (images decoded) and checked against the model's limits, as the
+// generator takes it.
+GenerationRequest prepare_generation(CompletionRequest& request, const Tokenizer& tokenizer,
+                                     Qwen25VL& model, const ModelLimits& limits,
+                                     int64_t& image_tokens) {
+  PreparedPrompt prepared = prepare_chat_request(request.chat, tokenizer, model.config(),
+                                                 model.backend().compute_dtype());
+  // The request's images were bounded by the server's limits when parsed; these hold unless
+  // the two disagree, and keep a request from running past the workspace the model planned.
+  if (prepared.max_image_patches > limits.max_image_patches)
+    fail("an image needs ", prepared.max_image_patches, " patches; this server was started for ",
+         limits.max_image_patches, " (lower max_pixels)");
+  if (prepared.image_tokens > limits.max_image_tokens && limits.max_image_tokens > 0)
+    fail("the images need ", prepared.image_tokens, " tokens; this server takes ",
+         limits.max_image_tokens, " per request (fewer or smaller images)");
+  GenerationRequest generation = std::move(request.generation);
+  generation.prompt_ids = std::move(prepared.prompt_ids);
+  generation.images = std::move(prepared.images);
+  image_tokens = prepared.image_tokens;
+  return generation;
+}
+
+// Time to first token and between tokens, per job, into the metrics; false once the client has
+// gone.
+std::function<bool(int32_t)> token_timer(Job& job, ServerMetrics& metrics) {
+  auto last = std::make_shared<Clock::time_point>(job.arrived);
+  auto first = std::make_shared<bool>(true);
+  return [&job, &metrics, last, first](int32_t) {
+    const Clock::time_point now = Clock::now();
+    if (*first)
+      metrics.observe_time_to_first_token(seconds_between(*last, now));
+    else
+      metrics.observe_inter_token_latency(seconds_between(*last, now));
+    *first = false;
+    *last = now;
+    return !job.cancelled();
+  };
+}
+
+// Token bytes come from the tokenizer here, on the worker: the HTTP threads never touch it.
+std::function<void(const TokenLogprob&)> logprob_sink(Job& job, const Tokenizer& tokenizer) {
+  return [&job, &tokenizer](const TokenLogprob& logprob) {
+    LogprobEntry entry{{tokenizer.token_bytes(logprob.id), logprob.logprob}, {}};
+    for (const TopLogprob& top : logprob.top)
+      entry.top.push_back({tokenizer.token_bytes(top.id), top.logprob});
+    job.append_logprob(std::move(entry));
+  };
+}
+
 }  // namespace
 
 Engine::Engine(Qwen25VL& model, const Tokenizer& tokenizer, const ModelLimits& limits,
@@ -60,6 +124,10 @@ void Engine::hold(bool on) {
 }
 
 void Engine::work() {
+  if (limits_.max_sequences > 1) {
+    work_batched();
+    return;
+  }
   for (;;) {
     std::shared_ptr<Job> job;
     {
@@ -85,57 +153,83 @@ void Engine::run(Job& job) {
     return;
   }
   try {
-    CompletionRequest& request = job.request;
-    PreparedPrompt prepared = prepare_chat_request(request.chat, tokenizer_, model_.config(),
-                                                   model_.backend().compute_dtype());
-    // The request's images were bounded by the server's limits when parsed; these hold unless
-    // the two disagree, and keep a request from running past the workspace the model planned.
-    if (prepared.max_image_patches > limits_.max_image_patches)
-      fail("an image needs ", prepared.max_image_patches, " patches; this server was started for ",
-           limits_.max_image_patches, " (lower max_pixels)");
-    if (prepared.image_tokens > limits_.max_image_tokens && limits_.max_image_tokens > 0)
-      fail("the images need ", prepared.image_tokens, " tokens; this server takes ",
-           limits_.max_image_tokens, " per request (fewer or smaller images)");
-    GenerationRequest generation = std::move(request.generation);
-    generation.prompt_ids = std::move(prepared.prompt_ids);
-    generation.images = std::move(prepared.images);
+    int64_t image_tokens = 0;
+    GenerationRequest generation =
+        prepare_generation(job.request, tokenizer_, model_, limits_, image_tokens);
     const int64_t prompt_tokens = int64_t(generation.prompt_ids.size());
-    job.start(prompt_tokens, prepared.image_tokens);
-
-    Clock::time_point last = job.arrived;
-    bool first = true;
-    generation.on_token = [&](int32_t) {
-      const Clock::time_point now = Clock::now();
-      if (first)
-        metrics_.observe_time_to_first_token(seconds_between(last, now));
-      else
-        metrics_.observe_inter_token_latency(seconds_between(last, now));
-      first = false;
-      last = now;
-      return !job.cancelled();
-    };
-    // Token bytes come from the tokenizer here, on the worker: the HTTP threads never touch it.
-    generation.on_logprob = [&](const TokenLogprob& logprob) {
-      LogprobEntry entry{{tokenizer_.token_bytes(logprob.id), logprob.logprob}, {}};
-      for (const TopLogprob& top : logprob.top)
-        entry.top.push_back({tokenizer_.token_bytes(top.id), top.logprob});
-      job.append_logprob(std::move(entry));
-    };
+    job.start(prompt_tokens, image_tokens);
+    generation.on_token = token_timer(job, metrics_);
+    generation.on_logprob = logprob_sink(job, tokenizer_);
     Generator generator(model_, tokenizer_);
     const GenerationResult result =
         generator.generate(generation, [&](const std::string& piece) { job.append(piece); });
     const int64_t completion_tokens = int64_t(result.tokens.size());
     metrics_.add_tokens(prompt_tokens, completion_tokens);
     job.finish(result.finish_reason, completion_tokens);
-  } catch (const ParamError& e) {
-    job.fail(e.kind(), e.what(), e.param());
-  } catch (const Error& e) {
-    job.fail(e.kind(), e.what());
-  } catch (const std::bad_alloc&) {
-    job.fail(ErrorKind::ResourceLimit, "out of memory");
-  } catch (const std::exception& e) {
-    job.fail(ErrorKind::Internal, e.what());
+  } catch (...) {
+    fail_job(job, std::current_exception());
   }
+}
+
+void Engine::start_batched(const std::shared_ptr<Job>& job, BatchRunner& runner) {
+  if (job->cancelled()) {
+    job->finish("cancelled", 0);
+    return;
+  }
+  try {
+    int64_t image_tokens = 0;
+    GenerationRequest generation =
+        prepare_generation(job->request, tokenizer_, model_, limits_, image_tokens);
+    const int64_t prompt_tokens = int64_t(generation.prompt_ids.size());
+    job->start(prompt_tokens, image_tokens);
+    generation.on_token = token_timer(*job, metrics_);
+    generation.on_logprob = logprob_sink(*job, tokenizer_);
+    // The callbacks hold the job: it lives until the runner is done with it.
+    BatchCallbacks callbacks;
+    callbacks.on_text = [job](const std::string& piece) { job->append(piece); };
+    callbacks.on_done = [job, prompt_tokens, this](GenerationResult& result) {
+      const int64_t completion_tokens = int64_t(result.tokens.size());
+      metrics_.add_tokens(prompt_tokens, completion_tokens);
+      job->finish(result.finish_reason, completion_tokens);
+    };
+    callbacks.on_error = [job](std::exception_ptr error) { fail_job(*job, error); };
+    callbacks.cancelled = [job] { return job->cancelled(); };
+    runner.add(std::move(generation), std::move(callbacks));
+  } catch (...) {
+    fail_job(*job, std::current_exception());
+  }
+}
+
+void Engine::work_batched() {
+  BatchRunner runner(model_, tokenizer_);
+  for (;;) {
+    std::vector<std::shared_ptr<Job>> incoming;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stopping_ || !runner.idle() || (!held_ && !queue_.empty()); });
+      if (stopping_) break;
+      // The runner takes what it can start soon; the rest waits in the bounded queue.
+      while (!held_ && !queue_.empty() &&
+             runner.running() + runner.waiting() + int(incoming.size()) < limits_.max_sequences) {
+        incoming.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      metrics_.queue_depth.store(int64_t(queue_.size()));
+    }
+    for (const std::shared_ptr<Job>& job : incoming) start_batched(job, runner);
+    try {
+      runner.step();
+    } catch (...) {
+      // The pass failed (the device): the runner has failed its requests; the next may run.
+    }
+    metrics_.running_sequences.store(runner.running());
+    metrics_.kv_blocks_used.store(runner.used_blocks());
+    metrics_.kv_blocks_free.store(runner.free_blocks());
+  }
+  runner.fail_all(
+      std::make_exception_ptr(Error("the server is shutting down", ErrorKind::ResourceLimit)));
+  metrics_.running_sequences.store(0);
+  metrics_.kv_blocks_used.store(0);
 }
 
 }  // namespace qwenvl

@@ -2,8 +2,10 @@
 // Runs chat completions on one loaded model. Requests wait in a bounded queue and one worker
 // thread takes them in order, builds each prompt (runtime/chat_request: images sized from their
 // headers, the context checked, then decoded) and generates it; the HTTP threads never touch the
-// model. One sequence runs at a time: the model holds one KV cache today; continuous batching
-// needs the runtime's paged cache and block tables.
+// model. A model built for several sequences (ModelLimits::max_sequences) runs them together
+// (runtime/batch_runner: continuous batching over a paged KV cache), the worker taking new
+// requests between passes; one built for one runs each alone through the one-sequence generator
+// and its captured decode steps.
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "model/qwen2_5_vl.h"
+#include "runtime/batch_runner.h"
 #include "server/job.h"
 #include "server/metrics.h"
 #include "text/tokenizer.h"
@@ -39,6 +42,9 @@ class Engine {
  private:
   void work();
   void run(Job& job);
+  void work_batched();
+  // Builds the job's prompt and hands it to the runner; a job that cannot run fails here.
+  void start_batched(const std::shared_ptr<Job>& job, BatchRunner& runner);
 
   Qwen25VL& model_;
   const Tokenizer& tokenizer_;

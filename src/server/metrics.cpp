@@ -70,6 +70,14 @@ std::string ServerMetrics::prometheus() const {
           "# TYPE qwenvl_running_sequences gauge\nqwenvl_running_sequences ",
           running_sequences.load(), "\n");
   out +=
+      cat("# HELP qwenvl_kv_blocks_used KV cache blocks held by sequences.\n"
+          "# TYPE qwenvl_kv_blocks_used gauge\nqwenvl_kv_blocks_used ",
+          kv_blocks_used.load(), "\n");
+  out +=
+      cat("# HELP qwenvl_kv_blocks_free KV cache blocks free.\n"
+          "# TYPE qwenvl_kv_blocks_free gauge\nqwenvl_kv_blocks_free ",
+          kv_blocks_free.load(), "\n");
+  out +=
       cat("# HELP qwenvl_prompt_tokens_total Prompt tokens prefilled.\n"
           "# TYPE qwenvl_prompt_tokens_total counter\nqwenvl_prompt_tokens_total ",
           prompt_tokens_, "\n");

@@ -35,6 +35,9 @@ class ServerMetrics {
   void add_tokens(int64_t prompt_tokens, int64_t generated_tokens);
   std::atomic<int64_t> queue_depth{0};  // requests waiting for the model
   std::atomic<int64_t> running_sequences{0};
+  // The paged KV cache's blocks (continuous batching; both 0 for one sequence at a time).
+  std::atomic<int64_t> kv_blocks_used{0};
+  std::atomic<int64_t> kv_blocks_free{0};
   std::string prometheus() const;
 
  private:

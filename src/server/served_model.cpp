@@ -32,6 +32,11 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
 
   ModelLimits& limits = served->limits;
   limits.max_context = model_max_context(files.config, options.max_context);
+  limits.max_sequences = options.max_sequences;
+  limits.kv_cache_tokens = options.kv_cache_tokens;
+  if (limits.max_sequences > limits.prefill_chunk)
+    fail("--max-num-seqs ", limits.max_sequences, " exceeds the prefill chunk of ",
+         limits.prefill_chunk, " tokens");
   int64_t max_pixels = options.max_pixels ? options.max_pixels : pre.max_pixels;
   check_pixel_bounds(std::min(pre.min_pixels, max_pixels), max_pixels, "--max-pixels");
   const int64_t patch_area = int64_t(pre.patch_size) * pre.patch_size;

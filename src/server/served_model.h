@@ -26,6 +26,10 @@ struct ServeOptions {
   int64_t max_pixels = 0;
   int64_t max_image_tokens = 0;
   int64_t default_max_tokens = 0;  // 0: generation_config.json's, or 256
+  // Sequences generated at once (continuous batching; 1: each request alone) and the KV cache's
+  // tokens they share (0: max_context per sequence, capped by the memory plan).
+  int max_sequences = 1;
+  int64_t kv_cache_tokens = 0;
   PlacementOptions placement;
   std::string allowed_media_dir;
   std::string allowed_media_domains;  // --allowed-media-domains; empty: http(s) URLs refused

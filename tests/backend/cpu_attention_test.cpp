@@ -5,6 +5,7 @@
 
 #include "core/thread_pool.h"
 #include "cpu_test_support.h"
+#include "paged_keys.h"
 
 namespace qwenvl::test {
 namespace {
@@ -39,7 +40,7 @@ class CpuAttentionTest : public CpuTest {
     Tensor v = random({nk, c.hkv, c.d}, DType::F32);
     Tensor out = Tensor::empty({nq, c.hq, c.d}, DType::F32);
     AttentionSegments seg{
-        cu_q, cu_k, s_count, max_q, max_k, c.causal, float(1 / std::sqrt(double(c.d)))};
+        cu_q, cu_k, s_count, max_q, max_k, c.causal, float(1 / std::sqrt(double(c.d))), {}, 0};
     backend_.attention(q, k, v, seg, out);
 
     std::vector<double> want(out.numel(), 0.0);
@@ -110,13 +111,53 @@ TEST_F(CpuAttentionTest, QueriesThatSeeNoKeyGetZeros) {
   check({{{0, 0}, {3, 0}, {2, 5}}, 2, 1, 16, false});
 }
 
+// The same segments with their keys in blocks of a shared cache, in shuffled order
+// (AttentionSegments::block_table), against the keys in consecutive rows.
+TEST_F(CpuAttentionTest, PagedKeysMatchConsecutiveKeys) {
+  const std::vector<std::pair<int, int>> segments{{1, 300}, {1, 1}, {17, 130}, {1, 64}, {40, 40}};
+  const int hq = 4, hkv = 2, d = 32, block = 16;
+  const int s_count = int(segments.size());
+  std::vector<int32_t> q_offsets{0}, k_offsets{0};
+  int max_q = 0, max_k = 0;
+  for (auto [nq, nk] : segments) {
+    q_offsets.push_back(q_offsets.back() + nq), k_offsets.push_back(k_offsets.back() + nk);
+    max_q = std::max(max_q, nq), max_k = std::max(max_k, nk);
+  }
+  auto ints = [](const std::vector<int32_t>& values) {
+    Tensor t = Tensor::empty({int64_t(values.size())}, DType::I32);
+    std::copy(values.begin(), values.end(), t.data<int32_t>());
+    return t;
+  };
+  Tensor q = random({q_offsets.back(), hq, d}, DType::F32, -2, 2);
+  Tensor k = random({k_offsets.back(), hkv, d}, DType::F32, -2, 2);
+  Tensor v = random({k_offsets.back(), hkv, d}, DType::F32);
+  const float scale = float(1 / std::sqrt(double(d)));
+  AttentionSegments consecutive{
+      ints(q_offsets), ints(k_offsets), s_count, max_q, max_k, true, scale, {}, 0};
+  Tensor want = Tensor::empty({q_offsets.back(), hq, d}, DType::F32);
+  backend_.attention(q, k, v, consecutive, want);
+
+  PagedKeys pool = page_keys(k, v, k_offsets, block, uint32_t(uniform_int(0, 1 << 20)));
+  AttentionSegments paged = consecutive;
+  paged.block_table = pool.table;
+  paged.block_size = block;
+  Tensor got = Tensor::empty(want.shape(), DType::F32);
+  backend_.attention(q, pool.k, pool.v, paged, got);
+  std::vector<double> expected(size_t(want.numel()));
+  for (size_t i = 0; i < expected.size(); ++i) expected[i] = want.data<float>()[i];
+  expect_close(got, expected, {}, 1e-5, 1e-6, "paged attention");
+
+  pool.table.data<int32_t>()[0] = int32_t(pool.k.dim(0) / block);  // past the pool
+  EXPECT_THROW(backend_.attention(q, pool.k, pool.v, paged, got), Error);
+}
+
 TEST_F(CpuAttentionTest, RejectsBadSegments) {
   Tensor q = random({4, 2, 8}, DType::F32), k = random({4, 1, 8}, DType::F32);
   Tensor v = random({4, 1, 8}, DType::F32), out = Tensor::empty({4, 2, 8}, DType::F32);
   Tensor cu = Tensor::empty({2}, DType::I32);
   cu.data<int32_t>()[0] = 0;
   cu.data<int32_t>()[1] = 5;  // past the 4 tokens
-  AttentionSegments seg{cu, cu, 1, 5, 5, false, 1.0f};
+  AttentionSegments seg{cu, cu, 1, 5, 5, false, 1.0f, {}, 0};
   EXPECT_THROW(backend_.attention(q, k, v, seg, out), Error);
 }
 

@@ -22,6 +22,7 @@
 #include "backend/residue_first.h"
 #include "core/error.h"
 #include "core/half.h"
+#include "paged_keys.h"
 
 namespace qwenvl {
 namespace {
@@ -557,8 +558,9 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
     }
     Tensor q = random({cu_q.back(), c.hq, c.d}), k = random({cu_k.back(), c.hkv, c.d}),
            v = random({cu_k.back(), c.hkv, c.d});
-    AttentionSegments cpu_seg{ints(cu_q), ints(cu_k), int(c.q_lens.size()),        max_q,
-                              max_k,      c.causal,   1.0f / std::sqrt(float(c.d))};
+    AttentionSegments cpu_seg{ints(cu_q), ints(cu_k), int(c.q_lens.size()),         max_q,
+                              max_k,      c.causal,   1.0f / std::sqrt(float(c.d)), {},
+                              0};
     Tensor want = Tensor::empty(q.shape(), DType::F32);
     cpu_.attention(q, k, v, cpu_seg, want);
     size_t mark = gpu_->workspace_mark();
@@ -568,6 +570,18 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
     Tensor out = poisoned(q.shape(), dtype());
     gpu_->attention(to_gpu(q), to_gpu(k), to_gpu(v), gpu_seg, out);
     EXPECT_LT(rel_l2(to_host(out), want), tolerance());
+    // The same keys in shuffled blocks of a paged cache; blocks of 16 rows cut the kernels' key
+    // tiles.
+    for (int block : {16, 64}) {
+      SCOPED_TRACE(cat("paged, blocks of ", block));
+      test::PagedKeys pool = test::page_keys(k, v, cu_k, block, uint32_t(block));
+      AttentionSegments paged = gpu_seg;
+      paged.block_table = to_gpu(pool.table);
+      paged.block_size = block;
+      Tensor paged_out = poisoned(q.shape(), dtype());
+      gpu_->attention(to_gpu(q), to_gpu(pool.k), to_gpu(pool.v), paged, paged_out);
+      EXPECT_LT(rel_l2(to_host(paged_out), want), tolerance());
+    }
     gpu_->workspace_release(mark);
   }
 }

@@ -339,11 +339,14 @@ TEST(ServerFaults, StaysUpAndAnswersEveryWellFormedRequest) {
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(60, 0);
   for (int i = 0; i < 400 && (metric(client, "qwenvl_running_sequences") != 0 ||
-                              metric(client, "qwenvl_queue_depth") != 0);
+                              metric(client, "qwenvl_queue_depth") != 0 ||
+                              metric(client, "qwenvl_kv_blocks_used") != 0);
        ++i)
     std::this_thread::sleep_for(25ms);
   EXPECT_EQ(metric(client, "qwenvl_running_sequences"), 0);
   EXPECT_EQ(metric(client, "qwenvl_queue_depth"), 0);
+  EXPECT_EQ(metric(client, "qwenvl_kv_blocks_used"), 0) << "blocks left behind";
+  EXPECT_GT(metric(client, "qwenvl_kv_blocks_free"), 0);
   const auto last = client.Post("/v1/chat/completions", request_body(Kind::Plain, false).dump(),
                                 "application/json");
   ASSERT_TRUE(last && last->status == 200);

@@ -64,6 +64,7 @@ class ServerFixture : public ::testing::Test {
     options.max_context = 4096;
     options.max_pixels = 256 * 28 * 28;
     options.allowed_media_dir = kImageDir;
+    options.max_sequences = 4;  // continuous batching; serve_command_test runs one at a time
     served_ = load_served_model(options).release();
     // Remote images from the image server below, on loopback: only the tests' override lets
     // the fetcher connect there.

@@ -4,7 +4,7 @@
 # Stages: info ops tiny video videobench videobench3B videobench7B streamed offload3B offload7B
 #         offload32B-16L kernels host logits3B logits7B awq3B awq7B quant3B quant7B quant32B-8L
 #         bench3B bench7B quick3B quick7B profile3B profile7B activations vision_rounding cpu
-#         fp8_3B fp8_7B pipeline cpuoffload3B cpuoffload7B
+#         fp8_3B fp8_7B pipeline cpuoffload3B cpuoffload7B serve3B serve7B
 #  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its dequantized twin;
 #   fp8_NB: qwenvl --quantize fp8 against qwenvl bf16, logits, greedy agreement, decode and TTFT,
 #   bench/fp8_bench.py;
@@ -19,6 +19,8 @@
 #  pipeline: the streamed and pipeline model tests with CUDA as backend 0 and the CPU beside it;
 #  cpuoffloadNB: generate resident, streamed under 4 GiB, and with layers on the CPU under 4 and
 #  2 GiB, after quickNB built the checkpoint;
+#  serveNB: bench/serve_bench.py, qwenvl serve under load at CONCURRENCY (1,8,32,128 by default)
+#  within SERVE_BUDGET_S seconds (400), beside transformers one request at a time;
 #  quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -180,6 +182,9 @@ for stage in "$@"; do
     quick3B|quick7B) run_stage "$stage" python3 bench/gpu_bench.py --models "${stage#quick}" \
               --engines qwenvl --only ttft,images,decode --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --results-dir "$OUT/quick" ;;
+    serve3B|serve7B) run_stage "$stage" python3 bench/serve_bench.py --models "${stage#serve}" \
+              --concurrency "${CONCURRENCY:-1,8,32,128}" --qwenvl "$bin/qwenvl" \
+              --ckpt-root /tmp/qwenvl-bench --budget-s "${SERVE_BUDGET_S:-400}" --results-dir "$OUT" ;;
     profile3B|profile7B) run_stage "$stage" stage_profile "${stage#profile}" ;;
     ncu3B|ncu7B) run_stage "$stage" stage_ncu "${stage#ncu}" ;;
     activations) run_stage activations python3 tools/study_activations.py \

@@ -35,11 +35,13 @@ struct Layout {
   int64_t q_stride, k_stride, v_stride;  // floats between consecutive tokens
   float scale;
   bool causal;
+  int64_t block_size;  // paged keys (AttentionSegments::block_table); 0: contiguous
 };
 
 // One item's queries and keys, in token indices local to the segment.
 struct Item {
-  int64_t seg_q0, seg_k0;  // first query / key token of the segment in q / k
+  int64_t seg_q0, seg_k0;  // first query / key token of the segment in q / k (seg_k0: unpaged)
+  const int32_t* blocks;   // paged: the segment's block table row; null: keys from seg_k0 on
   int64_t nq, nk;          // segment lengths
   int64_t kv_head;
   int64_t q_begin, q_count;
@@ -76,10 +78,16 @@ void attend_item(const float* q, const float* k, const float* v, const Layout& L
   const int64_t offset = it.nk - it.nq;  // causal: query i sees keys j <= i + offset
   const bool use_gemm = it.q_count >= kGemmMinQueries;
 
-  for (int64_t k0 = it.k_begin; k0 < it.k_end; k0 += kKeyBlock) {
-    const int64_t kn = std::min(kKeyBlock, it.k_end - k0);
-    const float* kb = k + (it.seg_k0 + k0) * L.k_stride + it.kv_head * L.d;
-    const float* vb = v + (it.seg_k0 + k0) * L.v_stride + it.kv_head * L.dv;
+  for (int64_t k0 = it.k_begin, kn = 0; k0 < it.k_end; k0 += kn) {
+    // A block of keys in consecutive rows: within one page when the keys are paged.
+    kn = std::min(kKeyBlock, it.k_end - k0);
+    int64_t row = it.seg_k0 + k0;
+    if (it.blocks) {
+      kn = std::min(kn, L.block_size - k0 % L.block_size);
+      row = int64_t(it.blocks[k0 / L.block_size]) * L.block_size + k0 % L.block_size;
+    }
+    const float* kb = k + row * L.k_stride + it.kv_head * L.d;
+    const float* vb = v + row * L.v_stride + it.kv_head * L.dv;
     // scores = scale · q kᵀ
     for (int64_t hh = 0; hh < L.group; ++hh) {
       float* s = acc.scores + hh * it.q_count * kKeyBlock;
@@ -161,6 +169,31 @@ std::vector<int32_t> read_offsets(const Tensor& cu, int segments, int64_t total,
   return std::vector<int32_t>(p, p + segments + 1);
 }
 
+// The block table of paged segments, checked: every block a segment's keys use lies within the
+// `rows` rows of k and v.
+const int32_t* paged_block_table(const AttentionSegments& seg, const std::vector<int32_t>& cu_k,
+                                 int64_t rows) {
+  const Tensor& table = seg.block_table;
+  check_cpu(table, "attention", "block_table");
+  check_dtype(table, "attention", "block_table", {DType::I32});
+  if (seg.block_size <= 0 || table.rank() != 2 || table.dim(0) < seg.segments)
+    fail_internal("attention: block_table ", table.shape().str(), " with block size ",
+                  seg.block_size, " for ", seg.segments, " segments");
+  const int64_t blocks = rows / seg.block_size, stride = table.dim(1);
+  const int32_t* p = table.data<int32_t>();
+  for (int s = 0; s < seg.segments; ++s) {
+    const int64_t used =
+        (int64_t(cu_k[size_t(s) + 1]) - cu_k[size_t(s)] + seg.block_size - 1) / seg.block_size;
+    if (used > stride)
+      fail_internal("attention: segment ", s, " needs ", used, " blocks; its table holds ", stride);
+    for (int64_t b = 0; b < used; ++b)
+      if (p[s * stride + b] < 0 || p[s * stride + b] >= blocks)
+        fail_internal("attention: block ", p[s * stride + b], " of segment ", s, " is outside the ",
+                      blocks, " blocks of the cache");
+  }
+  return p;
+}
+
 }  // namespace
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -180,10 +213,24 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   if (out.dim(0) != q.dim(0) || out.dim(1) != hq || out.dim(2) != dv)
     fail_internal("attention: out ", out.shape().str(), " must be [", q.dim(0), ", ", hq, ", ", dv,
                   "]");
+  const bool paged = seg.block_table.defined();
   const std::vector<int32_t> cu_q = read_offsets(seg.cu_q, seg.segments, q.dim(0), "cu_q");
-  const std::vector<int32_t> cu_k = read_offsets(seg.cu_k, seg.segments, k.dim(0), "cu_k");
+  const std::vector<int32_t> cu_k = read_offsets(
+      seg.cu_k, seg.segments, paged ? std::numeric_limits<int32_t>::max() : k.dim(0), "cu_k");
+  const int32_t* block_table = paged ? paged_block_table(seg, cu_k, k.dim(0)) : nullptr;
+  const int64_t table_stride = paged ? seg.block_table.dim(1) : 0;
 
-  const Layout L{hq, hkv, hq / hkv, d, dv, hq * d, hkv * d, hkv * dv, seg.scale, seg.causal};
+  const Layout L{hq,
+                 hkv,
+                 hq / hkv,
+                 d,
+                 dv,
+                 hq * d,
+                 hkv * d,
+                 hkv * dv,
+                 seg.scale,
+                 seg.causal,
+                 paged ? int64_t(seg.block_size) : 0};
   const int64_t q_block = std::max<int64_t>(1, kRowsPerItem / L.group);
   const int64_t rows_max = L.group * q_block;
 
@@ -198,7 +245,8 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
         const int64_t count = std::min(q_block, nq - b);
         // causal: the block's last query sees keys up to (b + count - 1) + nk - nq
         const int64_t k_end = seg.causal ? std::clamp<int64_t>(b + count + nk - nq, 0, nk) : nk;
-        items.push_back({cu_q[s], cu_k[s], nq, nk, g, b, count, 0, k_end});
+        items.push_back({cu_q[s], cu_k[s], paged ? block_table + s * table_stride : nullptr, nq, nk,
+                         g, b, count, 0, k_end});
       }
   }
   ThreadPool& pool = ThreadPool::global();

@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
+#include "backend/cuda/cuda_paged_keys.cuh"
 
 namespace qwenvl::cuda::decode {
 
@@ -31,7 +32,7 @@ __device__ __forceinline__ int used_splits(int nk, int splits) {
 // `tiles` tiles of kTile; its queries start at row q_row, its keys at row k_start.
 struct Slice {
   int64_t q_row, k_start;
-  int nq, nk, used, key_begin, key_end, tiles;
+  int segment, nq, nk, used, key_begin, key_end, tiles;
 };
 
 // Slice `split` of `segment`, or false where the block has nothing to do: a segment without a
@@ -40,7 +41,7 @@ __device__ __forceinline__ bool slice_of(const AttentionArgs& args, int segment,
                                          int splits, Slice& s) {
   s.nq = args.cu_q[segment + 1] - args.cu_q[segment];
   if (s.nq == 0) return false;
-  s.q_row = args.cu_q[segment], s.k_start = args.cu_k[segment];
+  s.segment = segment, s.q_row = args.cu_q[segment], s.k_start = args.cu_k[segment];
   s.nk = args.cu_k[segment + 1] - args.cu_k[segment];
   s.used = used_splits(s.nk, splits);
   if (split >= s.used) return false;
@@ -65,7 +66,8 @@ __device__ __forceinline__ void copy_tile_rows(const AttentionArgs& args, const 
     if (key < lo || key >= hi) continue;
     const bool valid = key < s.key_end;
     const int64_t offset =
-        ((s.k_start + (valid ? key : 0)) * args.heads_kv + hkv) * int64_t(D) + c * 8;
+        (key_row(args, s.segment, s.k_start, valid ? key : 0) * args.heads_kv + hkv) * int64_t(D) +
+        c * 8;
     cp_async16(k_tile + r * kStride<D> + c * 8, k + offset, valid);
     cp_async16(v_tile + r * kStride<D> + c * 8, v + offset, valid);
   }

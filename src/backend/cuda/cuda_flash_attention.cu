@@ -25,6 +25,7 @@
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_launch.cuh"
 #include "backend/cuda/cuda_mma.cuh"
+#include "backend/cuda/cuda_paged_keys.cuh"
 
 namespace qwenvl::cuda {
 
@@ -54,14 +55,15 @@ constexpr size_t shared_bytes() {
 
 template <typename T, int D, int KB>
 __device__ __forceinline__ void load_tile(T* k_tile, T* v_tile, const T* k, const T* v,
-                                          int64_t k_start, int key0, int keys, int heads_kv,
-                                          int hkv) {
+                                          const AttentionArgs& args, int segment, int64_t k_start,
+                                          int key0, int keys, int heads_kv, int hkv) {
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   for (int i = threadIdx.x; i < KB * kChunks; i += kWarps * 32) {
     int r = i / kChunks, c = i % kChunks;
     int key = key0 + r;
     bool valid = key < keys;
-    int64_t offset = ((k_start + (valid ? key : 0)) * heads_kv + hkv) * int64_t(D) + c * 8;
+    int64_t offset =
+        (key_row(args, segment, k_start, valid ? key : 0) * heads_kv + hkv) * int64_t(D) + c * 8;
     cp_async16(k_tile + r * kStride<D> + c * 8, k + offset, valid);
     cp_async16(v_tile + r * kStride<D> + c * 8, v + offset, valid);
   }
@@ -122,15 +124,16 @@ __global__ void __launch_bounds__(kWarps * 32)
   // an array of pointers: a run-time index would put the array in local memory).
   constexpr int kTileElems = KB * kStride<D>;
   if (tiles > 0)
-    load_tile<T, D, KB>(shared, shared + kTileElems, k, v, k_start, 0, key_end, args.heads_kv, hkv);
+    load_tile<T, D, KB>(shared, shared + kTileElems, k, v, args, segment, k_start, 0, key_end,
+                        args.heads_kv, hkv);
   cp_async_commit();
 
   for (int tile = 0; tile < tiles; ++tile) {
     const int stage = tile & 1;
     if (tile + 1 < tiles) {
       T* next = shared + (stage ^ 1) * 2 * kTileElems;
-      load_tile<T, D, KB>(next, next + kTileElems, k, v, k_start, (tile + 1) * KB, key_end,
-                          args.heads_kv, hkv);
+      load_tile<T, D, KB>(next, next + kTileElems, k, v, args, segment, k_start, (tile + 1) * KB,
+                          key_end, args.heads_kv, hkv);
       cp_async_commit();
       cp_async_wait<1>();
     } else {

@@ -150,6 +150,11 @@ struct AttentionArgs {
   bool causal = false;
   float scale = 1.0f;
   DType dtype = DType::BF16;
+  // Paged keys (AttentionSegments::block_table): null, or [segments, block_stride] block ids;
+  // key j of segment s is then row block_table[s · block_stride + j / block_size] · block_size +
+  // j % block_size.
+  const int32_t* block_table = nullptr;
+  int block_stride = 0, block_size = 0;
 };
 bool flash_attention_supports(int head_dim);
 void flash_attention(const AttentionArgs& args, cudaStream_t stream);

@@ -369,6 +369,20 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   args.causal = segments.causal;
   args.scale = segments.scale;
   args.dtype = dtype_;
+  if (segments.block_table.defined()) {
+    // The blocks' ids are on the device: the caller (the runtime's block tables) keeps them
+    // within the cache.
+    on_device(segments.block_table, "attention", "block_table");
+    has_dtype(segments.block_table, DType::I32, "attention", "block_table");
+    if (segments.block_size <= 0 || segments.block_table.rank() != 2 ||
+        segments.block_table.dim(0) < segments.segments)
+      fail_internal("CUDA attention: block_table ", segments.block_table.shape().str(),
+                    " with block size ", segments.block_size, " for ", segments.segments,
+                    " segments");
+    args.block_table = segments.block_table.data<int32_t>();
+    args.block_stride = int(segments.block_table.dim(1));
+    args.block_size = segments.block_size;
+  }
   CudaState& s = *state_;
   ProfileScope scope(s.profiler, s.stream, [&] {
     return cat("attention ", segments.causal ? "causal" : "full", " q", q.shape().str(), " k",

@@ -1,0 +1,295 @@
+#include "runtime/batch_runner.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "runtime/sequence_output.h"
+#include "runtime/token_sampler.h"
+
+namespace qwenvl {
+
+struct BatchRunner::Sequence {
+  GenerationRequest request;
+  BatchCallbacks callbacks;
+  GenerationResult result;
+  std::unique_ptr<TokenSampler> sampler;
+  std::unique_ptr<SequenceOutput> output;  // refers to request and result
+  BlockTable table;
+  int64_t cached = 0;  // positions whose keys are in the cache
+  // Positions to fill before decoding: the prompt, and after a preemption also the tokens
+  // produced but the last (which the next decode row feeds).
+  int64_t target = 0;
+  bool done = false;
+  // While prefilling: the image embeddings (in the workspace above `marks`), the prompt positions
+  // of the pad tokens they replace, and the next of those to place.
+  Tensor image_embeds;
+  std::vector<size_t> marks;
+  std::vector<int32_t> pads;
+  size_t next_pad = 0;
+
+  int64_t prompt_length() const { return int64_t(request.prompt_ids.size()); }
+  bool decoding() const { return cached >= target && !result.tokens.empty(); }
+};
+
+BatchRunner::BatchRunner(Qwen25VL& model, const Tokenizer& tokenizer)
+    : model_(model),
+      tokenizer_(tokenizer),
+      blocks_(model.kv_cache_blocks()),
+      tokens_host_(Tensor::empty({model.limits().max_sequences}, DType::I32)) {
+  if (model.limits().max_sequences > model.limits().prefill_chunk)
+    qwenvl::fail("max_sequences (", model.limits().max_sequences, ") exceeds the prefill chunk (",
+                 model.limits().prefill_chunk, "): one pass must hold a row of each");
+}
+
+BatchRunner::~BatchRunner() {
+  if (!idle()) fail_all(std::make_exception_ptr(Error("the runner was destroyed")));
+}
+
+void BatchRunner::add(GenerationRequest request, BatchCallbacks callbacks) {
+  check_context(int64_t(request.prompt_ids.size()), request.max_new_tokens, model_.max_context());
+  auto s = std::make_unique<Sequence>();
+  s->request = std::move(request);
+  s->callbacks = std::move(callbacks);
+  // Ids stay on the host: the repetition penalty is applied there with the others.
+  s->sampler = std::make_unique<TokenSampler>(s->request, model_.config().text.vocab_size, false);
+  s->output =
+      std::make_unique<SequenceOutput>(s->request, tokenizer_, s->callbacks.on_text, s->result);
+  s->result.positions = prompt_positions(s->request, model_.config());
+  waiting_.push_back(std::move(s));
+}
+
+int32_t BatchRunner::id_at(const Sequence& s, int64_t p) const {
+  return p < s.prompt_length() ? s.request.prompt_ids[size_t(p)]
+                               : s.result.tokens[size_t(p - s.prompt_length())];
+}
+
+int32_t BatchRunner::position_at(const Sequence& s, int row, int64_t p) const {
+  return int32_t(p < s.prompt_length() ? s.result.positions.at(row, p)
+                                       : decode_position(p, s.result.positions.rope_delta));
+}
+
+bool BatchRunner::start_prefill(Sequence& s) {
+  try {
+    s.cached = 0;
+    s.target = s.prompt_length() + std::max<int64_t>(0, int64_t(s.result.tokens.size()) - 1);
+    const ModelConfig& config = model_.config();
+    s.pads.clear();
+    s.next_pad = 0;
+    for (int64_t p = 0; p < s.prompt_length(); ++p) {
+      const int32_t id = s.request.prompt_ids[size_t(p)];
+      if (id == config.image_token_id || id == config.video_token_id) s.pads.push_back(int32_t(p));
+    }
+    s.marks = model_.workspace_marks();
+    if (!s.request.images.empty() || !s.request.videos.empty())
+      s.image_embeds = model_.encode_images(
+          vision_inputs_in_prompt_order(s.request, config.image_token_id, config.video_token_id));
+    if (int64_t(s.pads.size()) != (s.image_embeds.defined() ? s.image_embeds.dim(0) : 0))
+      qwenvl::fail("the prompt has ", s.pads.size(),
+                   " image and video pad tokens but its images and", " videos give ",
+                   s.image_embeds.defined() ? s.image_embeds.dim(0) : 0, " embeddings");
+  } catch (...) {
+    fail(s, std::current_exception());
+    return false;
+  }
+  prefilling_ = &s;
+  return true;
+}
+
+void BatchRunner::end_prefill(Sequence& s) {
+  if (prefilling_ != &s) return;
+  s.image_embeds = Tensor();
+  model_.release_workspaces(s.marks);
+  prefilling_ = nullptr;
+}
+
+void BatchRunner::finish(Sequence& s) {
+  if (s.done) return;
+  end_prefill(s);
+  blocks_.release(s.table);
+  s.done = true;
+  if (s.callbacks.on_done) s.callbacks.on_done(s.result);
+}
+
+void BatchRunner::fail(Sequence& s, std::exception_ptr error) {
+  if (s.done) return;
+  end_prefill(s);
+  blocks_.release(s.table);
+  s.done = true;
+  if (s.callbacks.on_error) s.callbacks.on_error(error);
+}
+
+void BatchRunner::fail_all(std::exception_ptr error) {
+  for (auto& s : running_) fail(*s, error);
+  for (auto& s : waiting_) fail(*s, error);
+  drop_finished();
+}
+
+void BatchRunner::preempt(Sequence& s) {
+  end_prefill(s);
+  blocks_.release(s.table);
+  s.cached = 0;
+  auto it = std::find_if(running_.begin(), running_.end(),
+                         [&](const std::unique_ptr<Sequence>& r) { return r.get() == &s; });
+  waiting_.push_front(std::move(*it));
+  running_.erase(it);
+}
+
+void BatchRunner::drop_finished() {
+  auto done = [](const std::unique_ptr<Sequence>& s) { return s->done; };
+  running_.erase(std::remove_if(running_.begin(), running_.end(), done), running_.end());
+  waiting_.erase(std::remove_if(waiting_.begin(), waiting_.end(), done), waiting_.end());
+}
+
+void BatchRunner::admit() {
+  // A sequence is admitted while a block is free for each running one's next token and one for
+  // its own first rows: one admitted into a full cache would only be preempted again.
+  while (!prefilling_ && !waiting_.empty() &&
+         int64_t(running_.size()) < model_.limits().max_sequences &&
+         blocks_.free() > int64_t(running_.size())) {
+    running_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+    start_prefill(*running_.back());
+    drop_finished();
+  }
+}
+
+BatchPass BatchRunner::step() {
+  BatchPass pass;
+  for (auto& s : running_)
+    if (s->callbacks.cancelled && s->callbacks.cancelled()) {
+      s->result.finish_reason = "cancelled";
+      finish(*s);
+    }
+  for (auto& s : waiting_)
+    if (s->callbacks.cancelled && s->callbacks.cancelled()) {
+      s->result.finish_reason = "cancelled";
+      finish(*s);
+    }
+  drop_finished();
+  admit();
+  if (running_.empty()) return pass;
+
+  // A block for each decoding sequence's next position, in admission order; where none is free
+  // the most recently admitted sequence gives its blocks back.
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
+    if (!s.decoding()) continue;
+    bool preempted_self = false;
+    while (!blocks_.grow(s.table, s.cached + 1)) {
+      Sequence& victim = *running_.back();
+      preempted_self = &victim == &s;
+      preempt(victim);
+      ++pass.preempted;
+      if (preempted_self) break;
+    }
+    if (preempted_self) break;
+  }
+
+  const int64_t limit = model_.limits().prefill_chunk;
+  DecoderBatch batch;
+  batch.block_size = kKvBlockSize;
+  batch.cu_q = {0};
+  batch.cu_k = {0};
+  std::vector<Sequence*> in_batch, sampled;
+  std::vector<int64_t> in_rows;  // rows of each sequence in the pass
+  auto add_rows = [&](Sequence& s, int64_t rows) {
+    for (int64_t p = s.cached; p < s.cached + rows; ++p) {
+      batch.ids.push_back(id_at(s, p));
+      batch.slots.push_back(kv_row(s.table, p));
+    }
+    in_batch.push_back(&s);
+    in_rows.push_back(rows);
+    batch.cu_q.push_back(batch.cu_q.back() + int32_t(rows));
+    batch.cu_k.push_back(batch.cu_k.back() + int32_t(s.cached + rows));
+    batch.max_k = std::max(batch.max_k, int(s.cached + rows));
+  };
+  for (auto& s : running_)
+    if (s->decoding()) {
+      batch.logit_rows.push_back(int32_t(batch.ids.size()));
+      sampled.push_back(s.get());
+      add_rows(*s, 1);
+      ++pass.decode_rows;
+    }
+  ChunkImageRows images;
+  if (prefilling_) {
+    Sequence& s = *prefilling_;
+    // As many prompt rows as the pass and the free blocks hold.
+    const int64_t covered = int64_t(s.table.size()) * kKvBlockSize + blocks_.free() * kKvBlockSize;
+    const int64_t rows =
+        std::min({s.target - s.cached, limit - int64_t(batch.ids.size()), covered - s.cached});
+    if (rows > 0 && blocks_.grow(s.table, s.cached + rows)) {
+      const int32_t first = int32_t(batch.ids.size());
+      images.embeddings = &s.image_embeds;
+      images.first_row = int64_t(s.next_pad);
+      while (s.next_pad < s.pads.size() && s.pads[s.next_pad] < s.cached + rows)
+        images.chunk_positions.push_back(first + s.pads[s.next_pad++] - int32_t(s.cached));
+      if (!images.chunk_positions.empty()) batch.images = &images;
+      if (s.cached + rows == s.target && s.result.tokens.empty()) {
+        batch.logit_rows.push_back(first + int32_t(rows) - 1);
+        sampled.push_back(&s);
+      }
+      add_rows(s, rows);
+      pass.prefill_rows = int(rows);
+    }
+  }
+  if (batch.ids.empty()) return pass;
+  // Positions: row-major [3, n].
+  const int64_t n = int64_t(batch.ids.size());
+  batch.positions.resize(size_t(3 * n));
+  for (size_t i = 0, row = 0; i < in_batch.size(); ++i)
+    for (int64_t p = in_batch[i]->cached; p < in_batch[i]->cached + in_rows[i]; ++p, ++row)
+      for (int r = 0; r < 3; ++r)
+        batch.positions[size_t(r * n) + row] = position_at(*in_batch[i], r, p);
+  size_t stride = 1;
+  for (Sequence* s : in_batch) stride = std::max(stride, s->table.size());
+  batch.table_stride = int(stride);
+  batch.block_table.assign(in_batch.size() * stride, 0);
+  for (size_t i = 0; i < in_batch.size(); ++i)
+    std::copy(in_batch[i]->table.begin(), in_batch[i]->table.end(),
+              batch.block_table.begin() + int64_t(i * stride));
+
+  Backend& backend = model_.backend();
+  const int64_t vocab = model_.config().text.vocab_size;
+  try {
+    model_.forward_batch(batch);
+    for (size_t i = 0; i < sampled.size(); ++i) {
+      Tensor logits = model_.batch_logits().rows(int64_t(i), 1).view({vocab});
+      Tensor token = model_.batch_tokens().rows(int64_t(i), 1);
+      sampled[i]->sampler->sample(backend, logits, Tensor(),
+                                  int64_t(sampled[i]->result.tokens.size()), token);
+    }
+    if (!sampled.empty()) {
+      Tensor picked = tokens_host_.rows(0, int64_t(sampled.size()));
+      backend.copy_to_host(model_.batch_tokens().rows(0, int64_t(sampled.size())), picked);
+      backend.synchronize();
+    }
+  } catch (...) {
+    const std::exception_ptr error = std::current_exception();
+    fail_all(error);
+    std::rethrow_exception(error);
+  }
+
+  for (size_t i = 0; i < in_batch.size(); ++i) {
+    Sequence& s = *in_batch[i];
+    s.cached += in_rows[i];
+    if (&s == prefilling_ && s.cached == s.target) end_prefill(s);
+  }
+  for (size_t i = 0; i < sampled.size(); ++i) {
+    Sequence& s = *sampled[i];
+    const int32_t id = tokens_host_.data<int32_t>()[i];
+    try {
+      if (s.output->accept(id, *s.sampler)) {
+        s.sampler->add_generated(id);
+        continue;
+      }
+      s.output->finish();
+      finish(s);
+    } catch (...) {
+      fail(s, std::current_exception());
+    }
+  }
+  drop_finished();
+  return pass;
+}
+
+}  // namespace qwenvl

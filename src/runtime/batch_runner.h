@@ -1,0 +1,89 @@
+#pragma once
+// Continuous batching: many requests generate at once on one model, every running sequence
+// advancing by one token per pass. Each call to step() runs one pass (Qwen25VL::forward_batch):
+// a decode row for every running sequence, plus a chunk of the prompt of the one sequence being
+// admitted (prefill in chunks mixed with decode, so a long image prompt does not stall the
+// streams already running). Their keys live in blocks of the shared KV cache (runtime/kv_blocks.h),
+// taken as sequences grow; when blocks run out the most recently admitted sequence is preempted:
+// its blocks return and it waits to be prefilled again from its prompt and the tokens it has
+// produced (recompute), keeping its sampler's and output's state.
+//
+// Single-threaded: the caller (the server's worker) adds requests and calls step(); callbacks run
+// inside step().
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/qwen2_5_vl.h"
+#include "runtime/generator.h"
+#include "runtime/kv_blocks.h"
+#include "text/tokenizer.h"
+
+namespace qwenvl {
+
+struct BatchCallbacks {
+  std::function<void(const std::string&)> on_text;  // text pieces as they become final
+  // Once, at the end: the result (finish_reason "stop", "length" or "cancelled"), or the error
+  // that failed this request alone (its images, its prompt), the others running on.
+  std::function<void(GenerationResult&)> on_done;
+  std::function<void(std::exception_ptr)> on_error;
+  // Polled every pass: true ends the request as "cancelled" wherever it is (waiting, prefilling,
+  // decoding), its blocks returned at once.
+  std::function<bool()> cancelled;
+};
+
+// What step() did, for metrics and tests.
+struct BatchPass {
+  int decode_rows = 0;   // running sequences that advanced by a token
+  int prefill_rows = 0;  // prompt rows of the sequence being admitted
+  int preempted = 0;     // sequences sent back to wait for blocks
+};
+
+class BatchRunner {
+ public:
+  // model: built with limits.max_sequences >= 1; its own prefill and decode steps must not be
+  // used while the runner has sequences.
+  BatchRunner(Qwen25VL& model, const Tokenizer& tokenizer);
+  ~BatchRunner();
+
+  // Checks the request (its context, its logprob settings) and queues it; Error when it can
+  // never run.
+  void add(GenerationRequest request, BatchCallbacks callbacks);
+  // One pass; nothing when idle. An error of the pass itself (the device) fails every sequence
+  // through on_error and is rethrown.
+  BatchPass step();
+
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  int running() const { return int(running_.size()); }
+  int waiting() const { return int(waiting_.size()); }
+  int64_t used_blocks() const { return blocks_.total() - blocks_.free(); }
+  int64_t free_blocks() const { return blocks_.free(); }
+  // Ends every sequence with `error` (the server shutting down, a failed pass).
+  void fail_all(std::exception_ptr error);
+
+ private:
+  struct Sequence;
+  void admit();
+  bool start_prefill(Sequence& s);
+  void end_prefill(Sequence& s);
+  void finish(Sequence& s);
+  void fail(Sequence& s, std::exception_ptr error);
+  void preempt(Sequence& s);
+  void drop_finished();
+  int32_t id_at(const Sequence& s, int64_t p) const;
+  int32_t position_at(const Sequence& s, int row, int64_t p) const;
+
+  Qwen25VL& model_;
+  const Tokenizer& tokenizer_;
+  KvBlocks blocks_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
+  Sequence* prefilling_ = nullptr;                  // one of running_, or null
+  Tensor tokens_host_;                              // I32 [max_sequences]
+};
+
+}  // namespace qwenvl
