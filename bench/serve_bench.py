@@ -195,20 +195,22 @@ def agreement(port, seed):
     for t in threads:
         t.join()
     compared = differing = parted = 0
+    partings = []  # (step, alone margin) where a request's tokens first differ
     for a, b in zip(alone, together):
-        for x, y in zip(a, b):
+        for step, (x, y) in enumerate(zip(a, b)):
             if x["token"] == y["token"]:
                 compared += 1
                 continue
             top = x.get("top_logprobs") or []
             margin = top[0]["logprob"] - top[1]["logprob"] if len(top) > 1 else 1.0
+            partings.append([step, round(margin, 4)])
             if margin < 1e-2:
                 parted += 1
             else:
                 differing += 1
             break
     return {"requests": 16, "tokens_compared": compared, "parted_at_small_margin": parted,
-            "differing_above_margin": differing}
+            "differing_above_margin": differing, "partings": partings}
 
 
 def main():
@@ -320,6 +322,7 @@ def main():
                       "equal, %d parted where the alone margin was under 1e-2, %d differed above "
                       "it" % (size, a["tokens_compared"], a["parted_at_small_margin"],
                               a["differing_above_margin"]))
+            md.append("  (step, alone margin) where they parted: %s" % a["partings"])
     if data["errors"]:
         md += ["", "## Errors and skips", ""] + ["- " + e for e in data["errors"]]
     md.append("")
