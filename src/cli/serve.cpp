@@ -2,7 +2,9 @@
 // once, prints the URL, serves until SIGINT or SIGTERM, then cancels what runs and exits 0.
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -156,6 +158,7 @@ int run_serve(int argc, char** argv) {
   std::printf("qwenvl serve: listening on http://%s:%d/v1\n", host.c_str(), bound);
   std::fflush(stdout);
 
+  std::atomic<bool> run_returned{false};
   std::thread waiter([&] {
     char signal = 0;
     while (read(g_stop_pipe[0], &signal, 1) < 0 && errno == EINTR) {
@@ -163,9 +166,14 @@ int run_serve(int argc, char** argv) {
     if (signal != 0)
       std::fprintf(stderr, "qwenvl serve: %s, stopping\n", signal == SIGINT ? "SIGINT" : "SIGTERM");
     engine.stop();
+    // A stop() before run() listens is lost: a signal that came that early waits for it (or for
+    // run() to have given up).
+    while (!server.listening() && !run_returned.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     server.stop();
   });
   server.run();
+  run_returned.store(true);
   // run() also returns when listening fails: wake the waiter with a zero byte.
   const char none = 0;
   if (write(g_stop_pipe[1], &none, 1) != 1) std::fprintf(stderr, "qwenvl serve: cannot wake\n");
