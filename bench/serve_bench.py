@@ -4,7 +4,7 @@ on full-size random checkpoints.
 
     python3 bench/serve_bench.py [--models 3B] [--concurrency 1,8,32,128] [--qwenvl build/qwenvl]
 
-Workloads (issue 22): (a) text prompts of 100-1,000 tokens, (b) one 1120x700 photo and a question;
+Workloads: (a) text prompts of 100-1,000 tokens, (b) one 1120x700 photo and a question;
 128 output tokens each (ignore_eos). At each concurrency C, C client threads each send requests
 back to back (streamed, so each token's arrival is seen) until 2·C requests (at least 8) are done.
 Per level: output tokens/s and requests/s over the level's wall time, TTFT and inter-token latency

@@ -68,7 +68,7 @@ int32_t BatchRunner::position_at(const Sequence& s, int row, int64_t p) const {
                                        : decode_position(p, s.result.positions.rope_delta));
 }
 
-bool BatchRunner::start_prefill(Sequence& s) {
+void BatchRunner::start_prefill(Sequence& s) {
   try {
     s.cached = 0;
     s.target = s.prompt_length() + std::max<int64_t>(0, int64_t(s.result.tokens.size()) - 1);
@@ -89,10 +89,9 @@ bool BatchRunner::start_prefill(Sequence& s) {
                    s.image_embeds.defined() ? s.image_embeds.dim(0) : 0, " embeddings");
   } catch (...) {
     fail(s, std::current_exception());
-    return false;
+    return;
   }
   prefilling_ = &s;
-  return true;
 }
 
 void BatchRunner::end_prefill(Sequence& s) {
@@ -155,34 +154,29 @@ void BatchRunner::admit() {
 
 BatchPass BatchRunner::step() {
   BatchPass pass;
-  for (auto& s : running_)
-    if (s->callbacks.cancelled && s->callbacks.cancelled()) {
-      s->result.finish_reason = "cancelled";
-      finish(*s);
-    }
-  for (auto& s : waiting_)
-    if (s->callbacks.cancelled && s->callbacks.cancelled()) {
-      s->result.finish_reason = "cancelled";
-      finish(*s);
-    }
+  auto end_if_cancelled = [&](Sequence& s) {
+    if (!s.callbacks.cancelled || !s.callbacks.cancelled()) return;
+    s.result.finish_reason = "cancelled";
+    finish(s);
+  };
+  for (auto& s : running_) end_if_cancelled(*s);
+  for (auto& s : waiting_) end_if_cancelled(*s);
   drop_finished();
   admit();
   if (running_.empty()) return pass;
 
   // A block for each decoding sequence's next position, in admission order; where none is free
-  // the most recently admitted sequence gives its blocks back.
+  // the most recently admitted sequence gives its blocks back. Victims come from the back, so a
+  // sequence that gives up its own blocks is the last one left and the loop ends with it.
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];
     if (!s.decoding()) continue;
-    bool preempted_self = false;
     while (!blocks_.grow(s.table, s.cached + 1)) {
-      Sequence& victim = *running_.back();
-      preempted_self = &victim == &s;
-      preempt(victim);
+      const bool itself = running_.back().get() == &s;
+      preempt(*running_.back());
       ++pass.preempted;
-      if (preempted_self) break;
+      if (itself) break;
     }
-    if (preempted_self) break;
   }
 
   const int64_t limit = model_.limits().prefill_chunk;

@@ -68,7 +68,7 @@ class BatchRunner {
  private:
   struct Sequence;
   void admit();
-  bool start_prefill(Sequence& s);
+  void start_prefill(Sequence& s);
   void end_prefill(Sequence& s);
   void finish(Sequence& s);
   void fail(Sequence& s, std::exception_ptr error);
