@@ -4,8 +4,11 @@ on full-size random checkpoints.
 
     python3 bench/serve_bench.py [--models 3B] [--concurrency 1,8,32,128] [--qwenvl build/qwenvl]
 
-Workloads: (a) text prompts of 100-1,000 tokens, (b) one 1120x700 photo and a question;
-128 output tokens each (ignore_eos). At each concurrency C, C client threads each send requests
+Workloads: (a) text prompts of 100-1,000 tokens, (b) a 1120x700 photo and a question, each
+request its own photo (they differ in one patch, so neither the image-embedding cache nor the
+prefix cache serves them), (c) "image-same": every request the same photo with its own question
+(both caches serve it: the embeddings and the KV blocks up to the photo's end); 128 output tokens
+each (ignore_eos). At each concurrency C, C client threads each send requests
 back to back (streamed, so each token's arrival is seen) until 2·C requests (at least 8) are done.
 Per level: output tokens/s and requests/s over the level's wall time, TTFT and inter-token latency
 p50/p99 as the clients saw them, and the GPU's peak memory (nvidia-smi, polled). transformers
@@ -35,6 +38,25 @@ from offload_bench import MemoryWatch  # noqa: E402
 OUTPUT_TOKENS = 128
 WORDS = ("the river bridge engineer measured quarterly figures rain valley committee second "
          "opinion careful profile loop numbers board waited story lighthouse keeper").split()
+
+
+def make_photos(directory, count, width, height):
+    """`count` JPEGs of make_photo's picture, photo i with its own 28x28 patch; their paths."""
+    import numpy as np
+    from PIL import Image
+
+    base = np.asarray(Image.open(make_photo(os.path.join(directory, "base.jpg"), width,
+                                            height)))
+    paths = []
+    for i in range(count):
+        path = os.path.join(directory, "photo-%04d.jpg" % i)
+        if not os.path.exists(path):
+            arr = base.copy()
+            y, x = 28 * (i % (height // 28)), 28 * ((i // (height // 28)) % (width // 28))
+            arr[y:y + 28, x:x + 28] = [(i * 37) % 256, (i * 91) % 256, (i * 53) % 256]
+            Image.fromarray(arr).save(path, quality=90)
+        paths.append(path)
+    return paths
 
 
 def text_prompt(rng):
@@ -121,16 +143,21 @@ def percentile(values, q):
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def run_level(port, workload, concurrency, image_url, seed):
-    """C clients, each sending requests back to back until 2·C (at least 8) are done."""
-    total = max(8, 2 * concurrency)
+def level_requests(concurrency):
+    return max(8, 2 * concurrency)
+
+
+def run_level(port, workload, concurrency, image_urls, seed):
+    """C clients, each sending requests back to back until 2·C (at least 8) are done; request i
+    of an image workload shows image_urls[i]."""
+    total = level_requests(concurrency)
     rng = random.Random(seed)
     contents = []
-    for _ in range(total):
+    for i in range(total):
         if workload == "text":
             contents.append(text_prompt(rng))
         else:
-            contents.append([{"type": "image_url", "image_url": {"url": image_url}},
+            contents.append([{"type": "image_url", "image_url": {"url": image_urls[i]}},
                              {"type": "text", "text": "Describe this photo in detail. (%d)" %
                               rng.randint(0, 10 ** 6)}])
     lock = threading.Lock()
@@ -218,7 +245,7 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="3B")
     p.add_argument("--concurrency", default="1,8,32,128")
-    p.add_argument("--workloads", default="text,image")
+    p.add_argument("--workloads", default="text,image,image-same")
     p.add_argument("--qwenvl", default=DEFAULT_QWENVL)
     p.add_argument("--ckpt-root", default="/tmp/qwenvl-bench")
     p.add_argument("--budget-s", type=float, default=560.0)
@@ -237,12 +264,16 @@ def main():
     hw = run_hf(["--hardware"], timeout=180)
     image_dir = os.path.join(args.ckpt_root, "images")
     photo = make_photo(os.path.join(image_dir, "1120x700.jpg"), 1120, 700)
+    # Photos no request of any level or model shares with another.
+    photos = make_photos(image_dir, len(models) * sum(level_requests(c) for c in levels), 1120,
+                         700)
+    next_photo = 0
     data = {"hardware": hw, "levels": [], "transformers": [], "agreement": {}, "errors": []}
     for size in models:
         model_dir = os.path.join(args.ckpt_root, size)
         ensure_checkpoint(size, model_dir, device="cuda")
-        # The image workload's requests reach the server as file:// URLs.
-        image_url = "file://" + photo
+        # The image workloads' requests reach the server as file:// URLs.
+        same_photo = "file://" + photo
         kv_tokens = max(levels) * (1000 + 40 + OUTPUT_TOKENS) + 4096
         server = None
         try:
@@ -255,7 +286,13 @@ def main():
                         if time_left() < 60:
                             data["errors"].append("%s %s c=%d: skipped (time)" % (size, workload, c))
                             continue
-                        r = run_level(server.port, workload, c, image_url, seed=c)
+                        n = level_requests(c)
+                        if workload == "image":
+                            urls = ["file://" + q for q in photos[next_photo:next_photo + n]]
+                            next_photo += n
+                        else:
+                            urls = [same_photo] * n
+                        r = run_level(server.port, workload, c, urls, seed=c)
                         r["model"] = size
                         data["levels"].append(r)
                         log(json.dumps(r))
@@ -303,8 +340,9 @@ def main():
     md = ["# Serving under load: qwenvl serve (continuous batching) vs transformers sequential", "",
           "- %s, commit %s; %s" % (today(), info.get("commit"), info.get("gpu")),
           "- random-weight checkpoints of the official configs; %d output tokens per request "
-          "(ignore_eos, greedy); text: 100-1,000 word prompts; image: one 1120x700 JPEG "
-          "(1,000 image tokens) and a question" % OUTPUT_TOKENS,
+          "(ignore_eos, greedy); text: 100-1,000 word prompts; image: a 1120x700 JPEG "
+          "(1,000 image tokens) of its own and a question; image-same: one JPEG for all "
+          "requests (served by the image-embedding and prefix caches)" % OUTPUT_TOKENS,
           "- C client threads send requests back to back (streamed) until 2·C (at least 8) are "
           "done; tokens/s and requests/s over the level's wall time; TTFT and ITL as the "
           "clients saw them (HTTP, SSE, detokenization included)", "",

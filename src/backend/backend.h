@@ -256,6 +256,14 @@ class Backend {
   // Writes the id into next_token (I32 device tensor [1]); logits may be modified in place.
   virtual void sample(Tensor& logits, const Tensor& history, const SamplingParams& params,
                       float uniform, Tensor& next_token) = 0;
+  // Many sequences' rows at once (a batched pass), logits f32 [rows, vocab]:
+  // penalize_repeats applies sample()'s repetition rule to row r's ids ids[offsets[r],
+  // offsets[r + 1]) (I32, distinct within a row; offsets I32 [rows + 1]) with penalties[r] (F32
+  // [rows]), each id once; argmax_rows writes each row's greedy pick (sample() at temperature 0)
+  // into next_tokens (I32 [rows]). All device tensors.
+  virtual void penalize_repeats(Tensor& logits, const Tensor& ids, const Tensor& offsets,
+                                const Tensor& penalties) = 0;
+  virtual void argmax_rows(const Tensor& logits, Tensor& next_tokens) = 0;
 
  protected:
   StreamedWeights streamed_;

@@ -15,6 +15,7 @@
 #include "cli/load_progress.h"
 #include "cli/model_flags.h"
 #include "core/error.h"
+#include "runtime/byte_size.h"
 #include "runtime/sampling_limits.h"
 #include "server/engine.h"
 #include "server/http_server.h"
@@ -36,6 +37,10 @@ constexpr const char* kUsage =
     "                           captured as graphs)\n"
     "  --kv-cache-tokens N      KV cache the sequences share (default --max-context's; a\n"
     "                           request waits, or the newest is preempted, when it is full)\n"
+    "  --image-cache SIZE       host memory for image embeddings reused by content (default\n"
+    "                           1GiB; 0: off)\n"
+    "  --no-prefix-cache        prefill every prompt whole (default: KV blocks of earlier\n"
+    "                           prompts with the same start, images included, are reused)\n"
     "  --max-queue N            requests that may wait (default 64); beyond: 503, Retry-After\n"
     "  --allowed-media-dir DIR  file:// image URLs are read only under DIR (default: refused)\n"
     "  --allowed-media-domains LIST  http(s) image URLs are fetched only from these hosts\n"
@@ -77,6 +82,7 @@ int run_serve(int argc, char** argv) {
                    "max-request-bytes",
                    "max-num-seqs",
                    "kv-cache-tokens",
+                   "image-cache",
                    "max-queue",
                    "allowed-media-dir",
                    "allowed-media-domains",
@@ -91,7 +97,7 @@ int run_serve(int argc, char** argv) {
                    "offload",
                    "device-map",
                    "quantize"},
-                  {"help"});
+                  {"help", "no-prefix-cache"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -124,6 +130,9 @@ int run_serve(int argc, char** argv) {
   options.max_sequences =
       int(args.get_int("max-num-seqs", kDefaultMaxNumSeqs, 1, kMaxNumSeqsLimit));
   options.kv_cache_tokens = args.get_int("kv-cache-tokens", 0, 0, kMaxKvCacheTokens);
+  BatchCaches caches;
+  caches.image_bytes = parse_byte_size(args.get("image-cache").value_or("1GiB"), "--image-cache");
+  caches.prefix = !args.has("no-prefix-cache");
   const std::string host = args.get("host").value_or("127.0.0.1");
   const int port = int(args.get_int("port", 8000, 0, 65535));
 
@@ -145,7 +154,8 @@ int run_serve(int argc, char** argv) {
   }
   http.model_name = served->name;
   ServerMetrics metrics;
-  Engine engine(*served->model, served->files.tokenizer, served->limits, metrics, http.max_queue);
+  Engine engine(*served->model, served->files.tokenizer, served->limits, metrics, http.max_queue,
+                caches);
   HttpServer server(engine, metrics, served->defaults, http);
   const int bound = server.bind(host, port);
   std::printf(
@@ -155,6 +165,10 @@ int run_serve(int argc, char** argv) {
       static_cast<long long>(served->limits.max_context),
       static_cast<long long>(served->defaults.max_image_pixels), served->limits.max_sequences,
       static_cast<long long>(kv_cache_capacity(served->limits)));
+  if (served->limits.max_sequences > 1)
+    std::printf("qwenvl serve: image embeddings cached in %s of host memory; prefix cache %s\n",
+                caches.image_bytes > 0 ? format_bytes(caches.image_bytes).c_str() : "0 B (off)",
+                caches.prefix ? "on" : "off");
   std::printf("qwenvl serve: listening on http://%s:%d/v1\n", host.c_str(), bound);
   std::fflush(stdout);
 

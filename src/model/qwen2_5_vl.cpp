@@ -52,11 +52,14 @@ std::vector<Backend*> layer_backends(const TextConfig& t, const WeightPlacement&
 
 }  // namespace
 
-size_t sampling_state_bytes(const TextConfig& t, int64_t max_context, int max_sequences) {
-  const size_t batches =
-      size_t(max_sequences) * (size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t));
+size_t sampling_state_bytes(const TextConfig& t, const ModelLimits& limits) {
+  const size_t sequences = size_t(limits.max_sequences);
+  const size_t batches = sequences * (size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t)) +
+                         (size_t(kv_cache_capacity(limits)) + sequences) * sizeof(int32_t) +
+                         (sequences + 1) * sizeof(int32_t) + sequences * sizeof(float) +
+                         3 * kAllocationAlignment;
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
-         size_t(max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + batches +
+         size_t(limits.max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + batches +
          6 * kAllocationAlignment;
 }
 
@@ -141,8 +144,7 @@ std::vector<MemoryPlan> Qwen25VL::plans(const ModelConfig& config, const Checkpo
       if (placement.backend_of_layer(l) == int(b))
         p.persistent_bytes += kv_cache_layer_bytes(config.text, kv_cache_capacity(limits), compute);
     if (placement.head_backend == int(b))
-      p.persistent_bytes +=
-          sampling_state_bytes(config.text, limits.max_context, limits.max_sequences);
+      p.persistent_bytes += sampling_state_bytes(config.text, limits);
     bool runs_decoder = false;
     for (const DecoderStage& stage : stages) {
       if (stage.backend_index != int(b)) continue;
@@ -216,6 +218,10 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
   batch_logits_ =
       head.alloc_persistent({limits.max_sequences, int64_t(config.text.vocab_size)}, DType::F32);
   batch_tokens_ = head.alloc_persistent({limits.max_sequences}, DType::I32);
+  batch_repeats_.ids =
+      head.alloc_persistent({kv_cache_capacity(limits) + limits.max_sequences}, DType::I32);
+  batch_repeats_.offsets = head.alloc_persistent({limits.max_sequences + 1}, DType::I32);
+  batch_repeats_.penalties = head.alloc_persistent({limits.max_sequences}, DType::F32);
   const std::vector<DecoderStage>& stages = decoder_->stages();
   const Shape row{1, int64_t(config.text.hidden_size)};
   for (const DecoderStage& stage : stages) {

@@ -67,8 +67,8 @@ struct MemoryPlan {
 // one decoder layer's keys and values for max_context tokens, in `dtype`;
 size_t kv_cache_layer_bytes(const TextConfig& config, int64_t max_context, DType dtype);
 // logits, the sampled token, the sampler's id history and a decode step's inputs, and the
-// logits and tokens of batches of max_sequences sequences;
-size_t sampling_state_bytes(const TextConfig& config, int64_t max_context, int max_sequences = 1);
+// logits, tokens and repeated ids (Qwen25VL::batch_repeats) of batches of max_sequences sequences;
+size_t sampling_state_bytes(const TextConfig& config, const ModelLimits& limits);
 // the image embeddings a request's images leave in the workspace.
 size_t image_embedding_bytes(const TextConfig& config, int64_t image_tokens, DType dtype);
 
@@ -140,6 +140,14 @@ class Qwen25VL {
   void forward_batch(const DecoderBatch& batch);
   Tensor& batch_logits() { return batch_logits_; }  // f32 [max_sequences, vocab] on backend()
   Tensor& batch_tokens() { return batch_tokens_; }  // I32 [max_sequences], for Backend::sample
+  // Where a batch's repetition penalties go (Backend::penalize_repeats): the distinct ids of
+  // each sequence, which number at most its cached tokens plus one.
+  struct BatchRepeats {
+    Tensor ids;        // I32 [kv_cache_capacity + max_sequences]
+    Tensor offsets;    // I32 [max_sequences + 1]
+    Tensor penalties;  // F32 [max_sequences]
+  };
+  BatchRepeats& batch_repeats() { return batch_repeats_; }
   int64_t kv_cache_blocks() const { return cache_.capacity() / kKvBlockSize; }
   const ModelLimits& limits() const { return limits_; }
 
@@ -181,6 +189,7 @@ class Qwen25VL {
   KvCache cache_;
   Tensor logits_, next_token_, history_;
   Tensor batch_logits_, batch_tokens_;
+  BatchRepeats batch_repeats_;
   void upload_step_inputs(int64_t slot);
   std::vector<StageState> stage_state_;  // per decoder stage
   Tensor host_x_, host_normed_;          // f32 [1, hidden]: a decode step's hand-over

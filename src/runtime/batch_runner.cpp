@@ -26,16 +26,27 @@ struct BatchRunner::Sequence {
   std::vector<size_t> marks;
   std::vector<int32_t> pads;
   size_t next_pad = 0;
+  // The caches': each image's and video's hash in prompt order, the image each pad belongs to,
+  // the hashes of the full blocks so far, and how many blocks of the table are published.
+  std::vector<ContentHash> vision_hashes;
+  std::vector<int32_t> pad_owner;
+  std::vector<ContentHash> block_hashes;
+  size_t published = 0;
 
   int64_t prompt_length() const { return int64_t(request.prompt_ids.size()); }
   bool decoding() const { return cached >= target && !result.tokens.empty(); }
 };
 
-BatchRunner::BatchRunner(Qwen25VL& model, const Tokenizer& tokenizer)
+BatchRunner::BatchRunner(Qwen25VL& model, const Tokenizer& tokenizer, BatchCaches caches)
     : model_(model),
       tokenizer_(tokenizer),
       blocks_(model.kv_cache_blocks()),
-      tokens_host_(Tensor::empty({model.limits().max_sequences}, DType::I32)) {
+      caches_(caches),
+      tokens_host_(Tensor::empty({model.limits().max_sequences}, DType::I32)),
+      repeat_ids_host_(Tensor::empty(model.batch_repeats().ids.shape(), DType::I32)),
+      repeat_offsets_host_(Tensor::empty({model.limits().max_sequences + 1}, DType::I32)),
+      repeat_penalties_host_(Tensor::empty({model.limits().max_sequences}, DType::F32)) {
+  if (caches.image_bytes > 0) image_cache_.emplace(caches.image_bytes);
   if (model.limits().max_sequences > model.limits().prefill_chunk)
     qwenvl::fail("max_sequences (", model.limits().max_sequences, ") exceeds the prefill chunk (",
                  model.limits().prefill_chunk, "): one pass must hold a row of each");
@@ -51,7 +62,8 @@ void BatchRunner::add(GenerationRequest request, BatchCallbacks callbacks) {
   s->request = std::move(request);
   s->callbacks = std::move(callbacks);
   // Ids stay on the host: the repetition penalty is applied there with the others.
-  s->sampler = std::make_unique<TokenSampler>(s->request, model_.config().text.vocab_size, false);
+  s->sampler = std::make_unique<TokenSampler>(s->request, model_.config().text.vocab_size,
+                                              RepeatPenalty::kCallerRows);
   s->output =
       std::make_unique<SequenceOutput>(s->request, tokenizer_, s->callbacks.on_text, s->result);
   s->result.positions = prompt_positions(s->request, model_.config());
@@ -68,25 +80,78 @@ int32_t BatchRunner::position_at(const Sequence& s, int row, int64_t p) const {
                                        : decode_position(p, s.result.positions.rope_delta));
 }
 
+void BatchRunner::hash_blocks(Sequence& s, size_t count) const {
+  while (s.block_hashes.size() < count) {
+    const size_t block = s.block_hashes.size();
+    // The first block's chain starts from what sets positions beside the tokens: video timing.
+    ContentHasher hasher = block == 0 ? ContentHasher() : ContentHasher(s.block_hashes.back());
+    if (block == 0)
+      for (float seconds : s.request.video_seconds_per_grid) hasher.add(&seconds, sizeof seconds);
+    const int64_t first = int64_t(block) * kKvBlockSize;
+    auto pad = std::lower_bound(s.pads.begin(), s.pads.end(), int32_t(first));
+    for (int64_t p = first; p < first + kKvBlockSize; ++p) {
+      hasher.add(uint64_t(uint32_t(id_at(s, p))));
+      if (pad != s.pads.end() && *pad == p)
+        hasher.add(s.vision_hashes[size_t(s.pad_owner[size_t(pad++ - s.pads.begin())])]);
+    }
+    s.block_hashes.push_back(hasher.finish());
+  }
+}
+
+void BatchRunner::publish_full_blocks(Sequence& s) {
+  if (!caches_.prefix) return;
+  const size_t full = size_t(s.cached / kKvBlockSize);
+  if (full <= s.published) return;
+  hash_blocks(s, full);
+  for (; s.published < full; ++s.published)
+    blocks_.publish(s.table[s.published], s.block_hashes[s.published]);
+}
+
 void BatchRunner::start_prefill(Sequence& s) {
   try {
     s.cached = 0;
+    s.published = 0;
     s.target = s.prompt_length() + std::max<int64_t>(0, int64_t(s.result.tokens.size()) - 1);
     const ModelConfig& config = model_.config();
     s.pads.clear();
-    s.next_pad = 0;
     for (int64_t p = 0; p < s.prompt_length(); ++p) {
       const int32_t id = s.request.prompt_ids[size_t(p)];
       if (id == config.image_token_id || id == config.video_token_id) s.pads.push_back(int32_t(p));
     }
-    s.marks = model_.workspace_marks();
-    if (!s.request.images.empty() || !s.request.videos.empty())
-      s.image_embeds = model_.encode_images(
-          vision_inputs_in_prompt_order(s.request, config.image_token_id, config.video_token_id));
-    if (int64_t(s.pads.size()) != (s.image_embeds.defined() ? s.image_embeds.dim(0) : 0))
+    const std::vector<ImageInput> vision =
+        vision_inputs_in_prompt_order(s.request, config.image_token_id, config.video_token_id);
+    const int64_t unit =
+        int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
+    int64_t vision_rows = 0;
+    for (const ImageInput& input : vision) vision_rows += input.grid.patches() / unit;
+    if (int64_t(s.pads.size()) != vision_rows)
       qwenvl::fail("the prompt has ", s.pads.size(),
-                   " image and video pad tokens but its images and", " videos give ",
-                   s.image_embeds.defined() ? s.image_embeds.dim(0) : 0, " embeddings");
+                   " image and video pad tokens but its images and videos give ", vision_rows,
+                   " embeddings");
+    if ((caches_.prefix || image_cache_) && s.vision_hashes.size() != vision.size()) {
+      s.vision_hashes.clear();
+      s.pad_owner.clear();
+      for (size_t i = 0; i < vision.size(); ++i) {
+        s.vision_hashes.push_back(image_hash(vision[i]));
+        s.pad_owner.insert(s.pad_owner.end(), size_t(vision[i].grid.patches() / unit), int32_t(i));
+      }
+    }
+    if (caches_.prefix) {
+      // Whole blocks before the last position to fill: that one's row gives the logits.
+      const size_t reusable = size_t((s.target - 1) / kKvBlockSize);
+      hash_blocks(s, reusable);
+      const int64_t reused = blocks_.reuse(s.table, {s.block_hashes.data(), reusable});
+      s.cached = reused * kKvBlockSize;
+      s.published = size_t(reused);
+      prefix_hit_tokens_ += s.cached;
+    }
+    s.next_pad =
+        size_t(std::lower_bound(s.pads.begin(), s.pads.end(), int32_t(s.cached)) - s.pads.begin());
+    s.marks = model_.workspace_marks();
+    if (s.next_pad < s.pads.size())
+      s.image_embeds = image_cache_
+                           ? encode_images_cached(model_, vision, s.vision_hashes, *image_cache_)
+                           : model_.encode_images(vision);
   } catch (...) {
     fail(s, std::current_exception());
     return;
@@ -150,6 +215,49 @@ void BatchRunner::admit() {
     start_prefill(*running_.back());
     drop_finished();
   }
+}
+
+void BatchRunner::pick_tokens(const std::vector<Sequence*>& sampled) {
+  Backend& backend = model_.backend();
+  const int64_t rows = int64_t(sampled.size());
+  const int64_t vocab = model_.config().text.vocab_size;
+  Tensor logits = model_.batch_logits().rows(0, rows);
+  Tensor tokens = model_.batch_tokens().rows(0, rows);
+  // The repetition penalties of all rows as one op; a row whose sampler applies none has no ids.
+  Qwen25VL::BatchRepeats& repeats = model_.batch_repeats();
+  int32_t* offsets = repeat_offsets_host_.data<int32_t>();
+  offsets[0] = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const TokenSampler& sampler = *sampled[size_t(i)]->sampler;
+    const std::span<const int32_t> ids = sampler.repeated_ids();
+    if (offsets[i] + int64_t(ids.size()) > repeat_ids_host_.numel())
+      fail_internal("a batch has more repeated ids than the ", repeat_ids_host_.numel(),
+                    " planned");
+    std::copy(ids.begin(), ids.end(), repeat_ids_host_.data<int32_t>() + offsets[i]);
+    offsets[i + 1] = offsets[i] + int32_t(ids.size());
+    repeat_penalties_host_.data<float>()[i] = sampler.caller_penalty();
+  }
+  if (offsets[rows] > 0) {
+    Tensor ids = repeats.ids.rows(0, offsets[rows]);
+    Tensor row_offsets = repeats.offsets.rows(0, rows + 1);
+    Tensor penalties = repeats.penalties.rows(0, rows);
+    backend.copy_from_host(repeat_ids_host_.rows(0, offsets[rows]), ids);
+    backend.copy_from_host(repeat_offsets_host_.rows(0, rows + 1), row_offsets);
+    backend.copy_from_host(repeat_penalties_host_.rows(0, rows), penalties);
+    backend.penalize_repeats(logits, ids, row_offsets, penalties);
+  }
+  // Every row's greedy pick; the rows that sample otherwise overwrite theirs.
+  backend.argmax_rows(logits, tokens);
+  for (int64_t i = 0; i < rows; ++i) {
+    Sequence& s = *sampled[size_t(i)];
+    if (s.sampler->greedy_after_caller_penalty()) continue;
+    Tensor row = logits.rows(i, 1).view({vocab});
+    Tensor token = tokens.rows(i, 1);
+    s.sampler->sample(backend, row, Tensor(), int64_t(s.result.tokens.size()), token);
+  }
+  Tensor picked = tokens_host_.rows(0, rows);
+  backend.copy_to_host(tokens, picked);
+  backend.synchronize();
 }
 
 BatchPass BatchRunner::step() {
@@ -242,21 +350,9 @@ BatchPass BatchRunner::step() {
     std::copy(in_batch[i]->table.begin(), in_batch[i]->table.end(),
               batch.block_table.begin() + int64_t(i * stride));
 
-  Backend& backend = model_.backend();
-  const int64_t vocab = model_.config().text.vocab_size;
   try {
     model_.forward_batch(batch);
-    for (size_t i = 0; i < sampled.size(); ++i) {
-      Tensor logits = model_.batch_logits().rows(int64_t(i), 1).view({vocab});
-      Tensor token = model_.batch_tokens().rows(int64_t(i), 1);
-      sampled[i]->sampler->sample(backend, logits, Tensor(),
-                                  int64_t(sampled[i]->result.tokens.size()), token);
-    }
-    if (!sampled.empty()) {
-      Tensor picked = tokens_host_.rows(0, int64_t(sampled.size()));
-      backend.copy_to_host(model_.batch_tokens().rows(0, int64_t(sampled.size())), picked);
-      backend.synchronize();
-    }
+    if (!sampled.empty()) pick_tokens(sampled);
   } catch (...) {
     const std::exception_ptr error = std::current_exception();
     fail_all(error);
@@ -266,6 +362,7 @@ BatchPass BatchRunner::step() {
   for (size_t i = 0; i < in_batch.size(); ++i) {
     Sequence& s = *in_batch[i];
     s.cached += in_rows[i];
+    publish_full_blocks(s);
     if (&s == prefilling_ && s.cached == s.target) end_prefill(s);
   }
   for (size_t i = 0; i < sampled.size(); ++i) {

@@ -8,6 +8,12 @@
 // its blocks return and it waits to be prefilled again from its prompt and the tokens it has
 // produced (recompute), keeping its sampler's and output's state.
 //
+// Two caches, when asked for (BatchCaches): image embeddings by content
+// (runtime/image_embedding_cache.h), and the prefix cache (runtime/kv_blocks.h): each sequence's
+// full blocks are published under the hash of its tokens and images up to their end, and a
+// sequence admitted later whose prompt starts the same takes those blocks instead of prefilling
+// them. A multi-turn chat about one image then neither re-encodes nor re-prefills it.
+//
 // Single-threaded: the caller (the server's worker) adds requests and calls step(); callbacks run
 // inside step().
 #include <cstdint>
@@ -15,11 +21,13 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "model/qwen2_5_vl.h"
 #include "runtime/generator.h"
+#include "runtime/image_embedding_cache.h"
 #include "runtime/kv_blocks.h"
 #include "text/tokenizer.h"
 
@@ -36,6 +44,11 @@ struct BatchCallbacks {
   std::function<bool()> cancelled;
 };
 
+struct BatchCaches {
+  int64_t image_bytes = 0;  // host bytes for image embeddings; 0: no image cache
+  bool prefix = false;      // reuse published KV blocks
+};
+
 // What step() did, for metrics and tests.
 struct BatchPass {
   int decode_rows = 0;   // running sequences that advanced by a token
@@ -47,7 +60,7 @@ class BatchRunner {
  public:
   // model: built with limits.max_sequences >= 1; its own prefill and decode steps must not be
   // used while the runner has sequences.
-  BatchRunner(Qwen25VL& model, const Tokenizer& tokenizer);
+  BatchRunner(Qwen25VL& model, const Tokenizer& tokenizer, BatchCaches caches = {});
   ~BatchRunner();
 
   // Checks the request (its context, its logprob settings) and queues it; Error when it can
@@ -62,6 +75,10 @@ class BatchRunner {
   int waiting() const { return int(waiting_.size()); }
   int64_t used_blocks() const { return blocks_.total() - blocks_.free(); }
   int64_t free_blocks() const { return blocks_.free(); }
+  int64_t cached_blocks() const { return blocks_.cached(); }
+  // Prompt positions whose keys came from the prefix cache rather than a prefill.
+  int64_t prefix_hit_tokens() const { return prefix_hit_tokens_; }
+  const ImageEmbeddingCache* image_cache() const { return image_cache_ ? &*image_cache_ : nullptr; }
   // Ends every sequence with `error` (the server shutting down, a failed pass).
   void fail_all(std::exception_ptr error);
 
@@ -74,16 +91,26 @@ class BatchRunner {
   void fail(Sequence& s, std::exception_ptr error);
   void preempt(Sequence& s);
   void drop_finished();
+  // Samples the pass's logit rows (one per sequence in `sampled`) into tokens_host_.
+  void pick_tokens(const std::vector<Sequence*>& sampled);
   int32_t id_at(const Sequence& s, int64_t p) const;
   int32_t position_at(const Sequence& s, int row, int64_t p) const;
+  // Hashes of s's first `count` blocks (computed as needed), and publishing its full ones.
+  void hash_blocks(Sequence& s, size_t count) const;
+  void publish_full_blocks(Sequence& s);
 
   Qwen25VL& model_;
   const Tokenizer& tokenizer_;
   KvBlocks blocks_;
+  const BatchCaches caches_;
+  std::optional<ImageEmbeddingCache> image_cache_;
+  int64_t prefix_hit_tokens_ = 0;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   Sequence* prefilling_ = nullptr;                  // one of running_, or null
   Tensor tokens_host_;                              // I32 [max_sequences]
+  // The staging of Qwen25VL::batch_repeats.
+  Tensor repeat_ids_host_, repeat_offsets_host_, repeat_penalties_host_;
 };
 
 }  // namespace qwenvl

@@ -124,7 +124,7 @@ GenerationResult Generator::generate(const GenerationRequest& request,
 
   start = Clock::now();
   copy_ids_to_device(backend, request.prompt_ids, model_.history().rows(0, prompt_len));
-  TokenSampler sampler(request, model_.logits().numel(), true);
+  TokenSampler sampler(request, model_.logits().numel(), RepeatPenalty::kDeviceHistory);
   SequenceOutput output(request, tokenizer_, on_text, result);
   // Decode step i consumes token i and runs without waiting for the host: it publishes the token
   // (Qwen25VL::decode_next) and the host reads it while the step runs, so the host's reading,

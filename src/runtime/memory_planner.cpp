@@ -46,10 +46,11 @@ struct Sizes {
     ModelLimits limits;
     limits.max_context = in.max_context;
     limits.kv_cache_tokens = in.kv_cache_tokens;
+    limits.max_sequences = in.max_sequences;
     const int64_t kv_tokens = kv_cache_capacity(limits);
     kv_layer_gpu = int64_t(kv_cache_layer_bytes(in.config.text, kv_tokens, in.dtype));
     kv_layer_cpu = int64_t(kv_cache_layer_bytes(in.config.text, kv_tokens, DType::F32));
-    state = int64_t(sampling_state_bytes(in.config.text, in.max_context, in.max_sequences));
+    state = int64_t(sampling_state_bytes(in.config.text, limits));
   }
 
   // The workspace of a device that runs the vision tower on images of `tokens` merged tokens (0:

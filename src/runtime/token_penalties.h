@@ -18,6 +18,9 @@ class TokenPenalties {
 
   void add_generated(int32_t id);
   void apply(float* logits, int64_t vocab) const;
+  // The distinct ids of the prompt and the completion so far (those the repetition penalty
+  // touches; empty when it is 1).
+  const std::vector<int32_t>& seen_ids() const { return seen_ids_; }
 
  private:
   void check(int32_t id) const;

@@ -5,15 +5,20 @@
 
 namespace qwenvl {
 
-TokenSampler::TokenSampler(const GenerationRequest& request, int64_t vocab, bool device_history)
+TokenSampler::TokenSampler(const GenerationRequest& request, int64_t vocab, RepeatPenalty repeats)
     : sampling_(effective_sampling(request.sampling)),
       device_sampling_(sampling_),
       top_logprobs_(request.top_logprobs),
       rng_(request.seed) {
   const bool host = request.presence_penalty != 0.0f || request.frequency_penalty != 0.0f ||
-                    request.top_logprobs >= 0 ||
-                    (!device_history && sampling_.repetition_penalty != 1.0f);
-  if (!host) return;
+                    request.top_logprobs >= 0;
+  if (!host) {
+    if (repeats == RepeatPenalty::kCallerRows && sampling_.repetition_penalty != 1.0f) {
+      repeats_.emplace(vocab, request.prompt_ids, sampling_.repetition_penalty, 0.0f, 0.0f);
+      device_sampling_.repetition_penalty = 1.0f;
+    }
+    return;
+  }
   if (request.top_logprobs > kMaxTopLogprobs)
     fail("top_logprobs must be at most ", kMaxTopLogprobs, " (got ", request.top_logprobs, ")");
   penalties_.emplace(vocab, request.prompt_ids, sampling_.repetition_penalty,
@@ -24,6 +29,16 @@ TokenSampler::TokenSampler(const GenerationRequest& request, int64_t vocab, bool
 
 bool TokenSampler::greedy() const {
   return !host_logits() && sampling_.temperature == 0.0f && sampling_.repetition_penalty == 1.0f;
+}
+
+bool TokenSampler::greedy_after_caller_penalty() const {
+  return !host_logits() && sampling_.temperature == 0.0f &&
+         device_sampling_.repetition_penalty == 1.0f;
+}
+
+std::span<const int32_t> TokenSampler::repeated_ids() const {
+  if (!repeats_) return {};
+  return repeats_->seen_ids();
 }
 
 void TokenSampler::sample(Backend& backend, Tensor& logits, const Tensor& history, int64_t step,
@@ -42,6 +57,7 @@ void TokenSampler::sample(Backend& backend, Tensor& logits, const Tensor& histor
 
 void TokenSampler::add_generated(int32_t id) {
   if (penalties_) penalties_->add_generated(id);
+  if (repeats_) repeats_->add_generated(id);
 }
 
 }  // namespace qwenvl

@@ -82,12 +82,13 @@ std::function<void(const TokenLogprob&)> logprob_sink(Job& job, const Tokenizer&
 }  // namespace
 
 Engine::Engine(Qwen25VL& model, const Tokenizer& tokenizer, const ModelLimits& limits,
-               ServerMetrics& metrics, size_t max_queue)
+               ServerMetrics& metrics, size_t max_queue, BatchCaches caches)
     : model_(model),
       tokenizer_(tokenizer),
       limits_(limits),
       metrics_(metrics),
       max_queue_(max_queue),
+      caches_(caches),
       worker_([this] { work(); }) {}
 
 Engine::~Engine() { stop(); }
@@ -201,7 +202,7 @@ void Engine::start_batched(const std::shared_ptr<Job>& job, BatchRunner& runner)
 }
 
 void Engine::work_batched() {
-  BatchRunner runner(model_, tokenizer_);
+  BatchRunner runner(model_, tokenizer_, caches_);
   for (;;) {
     std::vector<std::shared_ptr<Job>> incoming;
     {
@@ -225,6 +226,12 @@ void Engine::work_batched() {
     metrics_.running_sequences.store(runner.running());
     metrics_.kv_blocks_used.store(runner.used_blocks());
     metrics_.kv_blocks_free.store(runner.free_blocks());
+    metrics_.kv_blocks_cached.store(runner.cached_blocks());
+    metrics_.prefix_cache_hit_tokens.store(runner.prefix_hit_tokens());
+    if (const ImageEmbeddingCache* images = runner.image_cache()) {
+      metrics_.encoder_cache_hits.store(images->hits());
+      metrics_.encoder_cache_misses.store(images->misses());
+    }
   }
   runner.fail_all(
       std::make_exception_ptr(Error("the server is shutting down", ErrorKind::ResourceLimit)));

@@ -25,8 +25,9 @@ class Engine {
  public:
   // `limits`: those the model was built with (requests beyond them are refused). max_queue:
   // requests that may wait besides the one running.
+  // caches: those of continuous batching (max_sequences > 1).
   Engine(Qwen25VL& model, const Tokenizer& tokenizer, const ModelLimits& limits,
-         ServerMetrics& metrics, size_t max_queue);
+         ServerMetrics& metrics, size_t max_queue, BatchCaches caches = {});
   ~Engine();  // stop()
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -51,6 +52,7 @@ class Engine {
   const ModelLimits limits_;
   ServerMetrics& metrics_;
   const size_t max_queue_;
+  const BatchCaches caches_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> queue_;

@@ -78,6 +78,23 @@ std::string ServerMetrics::prometheus() const {
           "# TYPE qwenvl_kv_blocks_free gauge\nqwenvl_kv_blocks_free ",
           kv_blocks_free.load(), "\n");
   out +=
+      cat("# HELP qwenvl_kv_blocks_cached KV cache blocks published for prefix reuse.\n"
+          "# TYPE qwenvl_kv_blocks_cached gauge\nqwenvl_kv_blocks_cached ",
+          kv_blocks_cached.load(), "\n");
+  out +=
+      cat("# HELP qwenvl_prefix_cache_hit_tokens_total Prompt tokens whose keys were reused.\n"
+          "# TYPE qwenvl_prefix_cache_hit_tokens_total counter\n"
+          "qwenvl_prefix_cache_hit_tokens_total ",
+          prefix_cache_hit_tokens.load(), "\n");
+  out +=
+      cat("# HELP qwenvl_encoder_cache_hits_total Images whose embeddings came from the cache.\n"
+          "# TYPE qwenvl_encoder_cache_hits_total counter\nqwenvl_encoder_cache_hits_total ",
+          encoder_cache_hits.load(), "\n");
+  out +=
+      cat("# HELP qwenvl_encoder_cache_misses_total Images encoded by the vision tower.\n"
+          "# TYPE qwenvl_encoder_cache_misses_total counter\nqwenvl_encoder_cache_misses_total ",
+          encoder_cache_misses.load(), "\n");
+  out +=
       cat("# HELP qwenvl_prompt_tokens_total Prompt tokens prefilled.\n"
           "# TYPE qwenvl_prompt_tokens_total counter\nqwenvl_prompt_tokens_total ",
           prompt_tokens_, "\n");

@@ -38,6 +38,12 @@ class ServerMetrics {
   // The paged KV cache's blocks (continuous batching; both 0 for one sequence at a time).
   std::atomic<int64_t> kv_blocks_used{0};
   std::atomic<int64_t> kv_blocks_free{0};
+  // The caches of continuous batching: image embeddings found and encoded, prompt tokens whose
+  // keys came from published blocks, and the blocks published.
+  std::atomic<int64_t> encoder_cache_hits{0};
+  std::atomic<int64_t> encoder_cache_misses{0};
+  std::atomic<int64_t> prefix_cache_hit_tokens{0};
+  std::atomic<int64_t> kv_blocks_cached{0};
   std::string prometheus() const;
 
  private:

@@ -2,6 +2,7 @@
 // draw's walk, checked against a plain double-precision statement of the same rules.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "cpu_test_support.h"
 
@@ -155,6 +156,41 @@ TEST_F(CpuSampleTest, MatchesTheReferenceRulesOnRandomSettings) {
     EXPECT_EQ(got, reference_sample(l, history, p, u));
     EXPECT_EQ(got, run(l, history, p, u)) << "the same draw picks the same token";
   }
+}
+
+TEST_F(CpuSampleTest, RowsPickWhatGreedySamplePicksWithTheirPenalties) {
+  // Row r: its own repeated ids (distinct) and penalty, then the greedy pick of each row, as
+  // sample() picks from that row alone with the ids as its history.
+  const int rows = 4, vocab = 300;
+  const std::vector<std::vector<int32_t>> repeats = {{}, {5, 17, 299}, {0}, {8, 9, 10, 11}};
+  const std::vector<float> penalties = {1.0f, 1.5f, 1.2f, 0.8f};
+  Tensor logits = Tensor::empty({rows, vocab}, DType::F32);
+  for (int64_t i = 0; i < logits.numel(); ++i) logits.data<float>()[i] = float(uniform(-3, 3));
+  logits.data<float>()[1 * vocab + 17] = 9.0f;  // the penalty decides row 1
+  logits.data<float>()[1 * vocab + 18] = 8.0f;
+  Tensor want = Tensor::empty({rows}, DType::I32);
+  std::vector<int32_t> all, offsets = {0};
+  for (int r = 0; r < rows; ++r) {
+    all.insert(all.end(), repeats[size_t(r)].begin(), repeats[size_t(r)].end());
+    offsets.push_back(int32_t(all.size()));
+    std::vector<float> row(logits.data<float>() + r * vocab,
+                           logits.data<float>() + (r + 1) * vocab);
+    SamplingParams p;
+    p.temperature = 0;
+    p.repetition_penalty = penalties[size_t(r)];
+    want.data<int32_t>()[r] = run(row, repeats[size_t(r)], p, 0.5f);
+  }
+  EXPECT_EQ(want.data<int32_t>()[1], 18);
+  auto tensor = [](const auto& values, DType dtype) {
+    Tensor t = Tensor::empty({int64_t(values.size())}, dtype);
+    std::memcpy(t.data(), values.data(), values.size() * 4);
+    return t;
+  };
+  backend_.penalize_repeats(logits, tensor(all, DType::I32), tensor(offsets, DType::I32),
+                            tensor(penalties, DType::F32));
+  Tensor got = Tensor::empty({rows}, DType::I32);
+  backend_.argmax_rows(logits, got);
+  for (int r = 0; r < rows; ++r) EXPECT_EQ(got.data<int32_t>()[r], want.data<int32_t>()[r]) << r;
 }
 
 TEST_F(CpuSampleTest, RejectsInvalidParameters) {

@@ -701,6 +701,59 @@ TEST_P(CudaOps, GreedyPicksTheLowestIdOfTiedMaxima) {
   }
 }
 
+TEST_P(CudaOps, RowPenaltiesAndGreedyPicksMatchCpu) {
+  TRACE_SEED();
+  // Full and odd vocabularies (the 16-byte loads and the scalar walk), rows without repeats,
+  // repeats that decide the pick, ties and NaNs.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t vocab : {int64_t(151936), int64_t(1001)}) {
+    SCOPED_TRACE(vocab);
+    const int rows = 6;
+    Tensor logits = random({rows, vocab});
+    std::vector<int32_t> ids, offsets = {0};
+    std::vector<float> penalties;
+    std::uniform_int_distribution<int32_t> id(0, int32_t(vocab) - 1);
+    for (int r = 0; r < rows; ++r) {
+      std::vector<int32_t> row;
+      for (int i = 0; i < (r % 3) * 40; ++i) row.push_back(id(rng_));
+      std::sort(row.begin(), row.end());
+      row.erase(std::unique(row.begin(), row.end()), row.end());
+      std::erase_if(row, [](int32_t i) { return i == 10 || i == 20; });
+      if (r == 1) {  // the best id, penalized below the second
+        logits.data<float>()[r * vocab + 10] = 9.0f;
+        logits.data<float>()[r * vocab + 20] = 8.0f;
+        row.push_back(10);
+      }
+      ids.insert(ids.end(), row.begin(), row.end());
+      offsets.push_back(int32_t(ids.size()));
+      penalties.push_back(1.0f + 0.25f * float(r));
+    }
+    logits.data<float>()[3 * vocab + 5] = logits.data<float>()[3 * vocab + 700] = 50.0f;
+    logits.data<float>()[4 * vocab + 2] = nan;
+    logits.data<float>()[4 * vocab + 900] = 50.0f;
+    Tensor host_penalties = Tensor::empty({rows}, DType::F32);
+    std::memcpy(host_penalties.data(), penalties.data(), penalties.size() * 4);
+    Tensor want_logits = copy(logits);
+    Tensor want = ints(std::vector<int32_t>(rows, -2));
+    cpu_.penalize_repeats(want_logits, ints(ids), ints(offsets), host_penalties);
+    cpu_.argmax_rows(want_logits, want);
+    EXPECT_EQ(want.data<int32_t>()[1], 20);
+    EXPECT_EQ(want.data<int32_t>()[3], 5);
+    EXPECT_EQ(want.data<int32_t>()[4], 900);
+    Tensor glogits = to_gpu(logits, DType::F32);
+    Tensor next = to_gpu(ints(std::vector<int32_t>(rows, -2)));
+    gpu_->penalize_repeats(glogits, to_gpu(ints(ids)), to_gpu(ints(offsets)),
+                           to_gpu(host_penalties, DType::F32));
+    gpu_->argmax_rows(glogits, next);
+    Tensor got = to_host(next), got_logits = to_host(glogits);
+    for (int r = 0; r < rows; ++r) EXPECT_EQ(got.data<int32_t>()[r], want.data<int32_t>()[r]) << r;
+    for (int64_t i = 0; i < logits.numel(); ++i) {
+      if (std::isnan(want_logits.data<float>()[i])) continue;
+      ASSERT_EQ(got_logits.data<float>()[i], want_logits.data<float>()[i]) << i;
+    }
+  }
+}
+
 TEST_P(CudaOps, CapturedGraphReplaysWithNewInputs) {
   TRACE_SEED();
   const int64_t n = 512, k = 256;

@@ -187,8 +187,7 @@ TEST(Pipeline, EachBackendPlansWhatItHolds) {
   const size_t kv = kv_cache_layer_bytes(config.text, limits.max_context, DType::BF16);
   EXPECT_GE(split[0].persistent_bytes, 2 * kv);
   EXPECT_LT(split[0].persistent_bytes, 3 * kv);
-  EXPECT_GE(split[1].persistent_bytes,
-            3 * kv + sampling_state_bytes(config.text, limits.max_context));
+  EXPECT_GE(split[1].persistent_bytes, 3 * kv + sampling_state_bytes(config.text, limits));
   // Only backend 0 runs the vision tower and holds the image embeddings.
   EXPECT_EQ(split[0].workspace_bytes, whole.workspace_bytes);
   EXPECT_LT(split[1].workspace_bytes, whole.workspace_bytes);

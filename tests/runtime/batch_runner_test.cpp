@@ -155,6 +155,29 @@ TEST_F(BatchRunnerTest, SeventeenRequestsTogetherGiveTheirTokensAlone) {
   EXPECT_EQ(runner.used_blocks(), 0);
 }
 
+TEST_F(BatchRunnerTest, RepetitionPenaltiesAndSamplingPickAsAlone) {
+  // The batch applies every row's repetition penalty in one op before its greedy picks; the
+  // generator applies it per sequence over a device history. Sampled rows draw as alone.
+  load(6, 6 * 192);
+  std::vector<GenerationRequest> requests;
+  std::vector<GenerationResult> want;
+  for (int i = 0; i < 6; ++i) {
+    GenerationRequest r = request(i, 24);
+    r.sampling.repetition_penalty = i % 2 == 0 ? 1.3f : 1.0f;
+    if (i >= 4) r.sampling.temperature = 0.8f, r.seed = uint64_t(i);
+    requests.push_back(r);
+    want.push_back(alone(r));
+  }
+  BatchRunner runner(*model_, tokenizer_);
+  std::vector<Outcome> got(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  run_until_idle(runner);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
+    expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
+  }
+}
+
 TEST_F(BatchRunnerTest, ACacheTooSmallPreemptsAndRecomputes) {
   // 4 blocks of 64 rows for 6 requests of ~20-50 prompt and 60 new tokens; chunks of 16 rows.
   load(6, 192, 16);
@@ -205,6 +228,60 @@ TEST_F(BatchRunnerTest, CancelledAndFailedRequestsEndAloneAndFreeTheirBlocks) {
   EXPECT_EQ(fine.result.tokens.size(), size_t(12));
   EXPECT_EQ(runner.used_blocks(), 0);
   EXPECT_THROW(runner.add(request(5, 1000), callbacks(fine)), Error);  // past the context
+}
+
+TEST_F(BatchRunnerTest, CachesSkipARepeatedImageAndPrefixWithoutChangingTokens) {
+  load(4, 4 * 192);
+  BatchCaches caches;
+  caches.image_bytes = 1 << 20;
+  caches.prefix = true;
+  BatchRunner runner(*model_, tokenizer_, caches);
+  // Turn one: an image and ~90 tokens of text.
+  GenerationRequest first = request(1, 30);
+  const std::vector<int32_t> more =
+      tokenizer_.encode(" then describe the picture in detail, every colour and every shape");
+  for (int i = 0; i < 4; ++i)
+    first.prompt_ids.insert(first.prompt_ids.end(), more.begin(), more.end());
+  Outcome one;
+  runner.add(first, callbacks(one));
+  run_until_idle(runner);
+  ASSERT_TRUE(one.done && one.error.empty()) << one.error;
+  expect_same_tokens(alone(first), one.result, "turn one");
+  EXPECT_EQ(runner.prefix_hit_tokens(), 0);
+  ASSERT_NE(runner.image_cache(), nullptr);
+  EXPECT_EQ(runner.image_cache()->misses(), 1);
+
+  // Turn two: turn one's prompt and answer, then a question. Its start comes from the blocks
+  // turn one published (its last token was never fed: 29 of 30 are cached), the image with them.
+  GenerationRequest second = first;
+  second.prompt_ids.insert(second.prompt_ids.end(), one.result.tokens.begin(),
+                           one.result.tokens.end());
+  const std::vector<int32_t> question = tokenizer_.encode(" And what else?");
+  second.prompt_ids.insert(second.prompt_ids.end(), question.begin(), question.end());
+  second.max_new_tokens = 20;
+  ASSERT_LE(int64_t(second.prompt_ids.size()) + 20, model_->max_context());
+  Outcome two;
+  runner.add(second, callbacks(two));
+  run_until_idle(runner);
+  ASSERT_TRUE(two.done && two.error.empty()) << two.error;
+  expect_same_tokens(alone(second), two.result, "turn two");
+  const int64_t published = (int64_t(first.prompt_ids.size()) + 29) / kKvBlockSize * kKvBlockSize;
+  EXPECT_GE(published, kKvBlockSize);
+  EXPECT_EQ(runner.prefix_hit_tokens(), published);
+  EXPECT_EQ(runner.image_cache()->hits() + runner.image_cache()->misses(), 1)
+      << "the image's pads were all cached: nothing to encode";
+
+  // The same image after another first token: no block matches, the embeddings do.
+  GenerationRequest third = first;
+  third.prompt_ids[0] = third.prompt_ids[0] == 100 ? 101 : 100;
+  Outcome three;
+  runner.add(third, callbacks(three));
+  run_until_idle(runner);
+  ASSERT_TRUE(three.done && three.error.empty()) << three.error;
+  expect_same_tokens(alone(third), three.result, "another start");
+  EXPECT_EQ(runner.prefix_hit_tokens(), published);
+  EXPECT_EQ(runner.image_cache()->hits(), 1);
+  EXPECT_EQ(runner.used_blocks(), 0);
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 # Stages: info ops tiny video videobench videobench3B videobench7B streamed offload3B offload7B
 #         offload32B-16L kernels host logits3B logits7B awq3B awq7B quant3B quant7B quant32B-8L
 #         bench3B bench7B quick3B quick7B profile3B profile7B activations vision_rounding cpu
-#         fp8_3B fp8_7B pipeline cpuoffload3B cpuoffload7B serve3B serve7B
+#         fp8_3B fp8_7B pipeline cpuoffload3B cpuoffload7B serve3B serve7B batch3B batch7B
 #  (awqNB: logitsNB with qwenvl on a 4-bit AWQ copy, transformers on its dequantized twin;
 #   fp8_NB: qwenvl --quantize fp8 against qwenvl bf16, logits, greedy agreement, decode and TTFT,
 #   bench/fp8_bench.py;
@@ -21,6 +21,8 @@
 #  2 GiB, after quickNB built the checkpoint;
 #  serveNB: bench/serve_bench.py, qwenvl serve under load at CONCURRENCY (1,8,32,128 by default)
 #  within SERVE_BUDGET_S seconds (400), beside transformers one request at a time;
+#  batchNB: bench_batch, N text requests through the batch runner at SEQUENCES (1,8,32,128),
+#  then again at 128 with QWENVL_PROFILE_OPS=1;
 #  quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -128,6 +130,16 @@ stage_profile() {  # $1: model size. One table per phase (QWENVL_PROFILE_OPS), i
     --ignore-eos 2>&1 >/dev/null | awk "$top"
 }
 
+stage_batch() {  # $1: model size
+  local model=/tmp/qwenvl-bench/$1 gbs=3350
+  python3 -c "from tools.build_random_checkpoint import ensure_checkpoint as e; e('$1', '$model', device='cuda')"
+  nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && gbs=4800
+  "$bin/bench_batch" --model "$model" --sequences "${SEQUENCES:-1,8,32,128}" --bandwidth-gbs "$gbs"
+  echo "---- per-op GPU time at 128 sequences"
+  QWENVL_PROFILE_OPS=1 "$bin/bench_batch" --model "$model" --sequences 128 --new 16 \
+    --bandwidth-gbs "$gbs" 2>&1 | awk '/op profile/ { n = 0 } { if (n++ < 28) print }'
+}
+
 stage_ncu() {  # $1: model size. Each kernel's own GPU time (no launch gaps, no overlap), as CSV.
   local model=/tmp/qwenvl-bench/$1 ncu_bin
   ncu_bin=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -n1)
@@ -186,6 +198,7 @@ for stage in "$@"; do
               --concurrency "${CONCURRENCY:-1,8,32,128}" --qwenvl "$bin/qwenvl" \
               --ckpt-root /tmp/qwenvl-bench --budget-s "${SERVE_BUDGET_S:-400}" --results-dir "$OUT" ;;
     profile3B|profile7B) run_stage "$stage" stage_profile "${stage#profile}" ;;
+    batch3B|batch7B) run_stage "$stage" stage_batch "${stage#batch}" ;;
     ncu3B|ncu7B) run_stage "$stage" stage_ncu "${stage#ncu}" ;;
     activations) run_stage activations python3 tools/study_activations.py \
               --sizes "${SIZES:-3B,7B}" --qwenvl "$bin/qwenvl" --ckpt-root /tmp/qwenvl-bench \

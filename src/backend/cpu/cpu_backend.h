@@ -50,6 +50,9 @@ class CpuBackend : public Backend {
   void increment(Tensor& values) override;
   void sample(Tensor& logits, const Tensor& history, const SamplingParams& params, float uniform,
               Tensor& next_token) override;
+  void penalize_repeats(Tensor& logits, const Tensor& ids, const Tensor& offsets,
+                        const Tensor& penalties) override;
+  void argmax_rows(const Tensor& logits, Tensor& next_tokens) override;
 
  private:
   // One of the three reserved regions: a 64-byte aligned buffer handed out front to back.

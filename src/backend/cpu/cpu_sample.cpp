@@ -40,18 +40,24 @@ double softmax_weights(const std::vector<Candidate>& c, std::vector<double>* wei
   return total;
 }
 
+// Each of `ids` (distinct) penalized once.
+void penalize_distinct(float* logits, int64_t vocab, const int32_t* ids, int64_t n, float penalty) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab)
+      fail_internal("sample: history token id ", id, " is outside the vocabulary of ", vocab);
+    float& s = logits[id];
+    s = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
 void apply_repetition_penalty(float* logits, int64_t vocab, const Tensor& history, float penalty,
                               std::vector<int32_t>& ids) {
   const int32_t* h = history.data<int32_t>();
   ids.assign(h, h + history.numel());
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  for (int32_t id : ids) {
-    if (id < 0 || id >= vocab)
-      fail_internal("sample: history token id ", id, " is outside the vocabulary of ", vocab);
-    float& s = logits[id];
-    s = s < 0 ? s * penalty : s / penalty;
-  }
+  penalize_distinct(logits, vocab, ids.data(), int64_t(ids.size()), penalty);
 }
 
 int32_t argmax(const float* logits, int64_t vocab) {
@@ -159,6 +165,41 @@ void CpuBackend::sample(Tensor& logits, const Tensor& history, const SamplingPar
       break;
     }
   }
+}
+
+void CpuBackend::penalize_repeats(Tensor& logits, const Tensor& ids, const Tensor& offsets,
+                                  const Tensor& penalties) {
+  for (const Tensor* t : {static_cast<const Tensor*>(&logits), &ids, &offsets, &penalties})
+    check_cpu(*t, "penalize_repeats", "an argument");
+  check_dtype(logits, "penalize_repeats", "logits", {DType::F32});
+  check_dtype(ids, "penalize_repeats", "ids", {DType::I32});
+  check_dtype(offsets, "penalize_repeats", "offsets", {DType::I32});
+  check_dtype(penalties, "penalize_repeats", "penalties", {DType::F32});
+  const int64_t rows = logits.dim(0), vocab = logits.numel() / std::max<int64_t>(rows, 1);
+  if (logits.rank() != 2 || offsets.numel() != rows + 1 || penalties.numel() != rows)
+    fail_internal("penalize_repeats: ", rows, " rows of logits with ", offsets.numel(),
+                  " offsets and ", penalties.numel(), " penalties");
+  const int32_t* off = offsets.data<int32_t>();
+  for (int64_t r = 0; r < rows; ++r) {
+    if (off[r] < 0 || off[r] > off[r + 1] || off[r + 1] > ids.numel())
+      fail_internal("penalize_repeats: row ", r, "'s ids [", off[r], ", ", off[r + 1],
+                    ") are outside the ", ids.numel(), " given");
+    penalize_distinct(logits.data<float>() + r * vocab, vocab, ids.data<int32_t>() + off[r],
+                      off[r + 1] - off[r], penalties.data<float>()[r]);
+  }
+}
+
+void CpuBackend::argmax_rows(const Tensor& logits, Tensor& next_tokens) {
+  check_cpu(logits, "argmax_rows", "logits");
+  check_cpu(next_tokens, "argmax_rows", "next_tokens");
+  check_dtype(logits, "argmax_rows", "logits", {DType::F32});
+  check_dtype(next_tokens, "argmax_rows", "next_tokens", {DType::I32});
+  if (logits.rank() != 2 || logits.dim(1) < 1 || next_tokens.numel() != logits.dim(0))
+    fail_internal("argmax_rows: logits ", logits.shape().str(), " for ", next_tokens.numel(),
+                  " tokens");
+  const int64_t vocab = logits.dim(1);
+  for (int64_t r = 0; r < logits.dim(0); ++r)
+    next_tokens.data<int32_t>()[r] = argmax(logits.data<float>() + r * vocab, vocab);
 }
 
 }  // namespace qwenvl

@@ -80,6 +80,9 @@ class CudaBackend : public Backend {
   // `uniform` and `params` are launch arguments: keep sample outside run_captured.
   void sample(Tensor& logits, const Tensor& history, const SamplingParams& params, float uniform,
               Tensor& next_token) override;
+  void penalize_repeats(Tensor& logits, const Tensor& ids, const Tensor& offsets,
+                        const Tensor& penalties) override;
+  void argmax_rows(const Tensor& logits, Tensor& next_tokens) override;
 
   // Captures the ops `enqueue` issues into a CUDA graph the first time `key` is seen and replays
   // that graph on every later call (enqueue is then not called). Everything that varies between

@@ -178,5 +178,10 @@ struct SampleArgs {
 };
 size_t sample_scratch_bytes(int vocab);
 void sample(const SampleArgs& args, void* scratch, cudaStream_t stream);
+// Many rows [rows, vocab]: the repetition penalty on each row's distinct ids, and greedy picks.
+void penalize_repeats(float* logits, int rows, int vocab, const int32_t* ids,
+                      const int32_t* offsets, const float* penalties, cudaStream_t stream);
+void argmax_rows(const float* logits, int rows, int vocab, int32_t* next_tokens,
+                 cudaStream_t stream);
 
 }  // namespace qwenvl::cuda

@@ -485,4 +485,38 @@ void CudaBackend::sample(Tensor& logits, const Tensor& history, const SamplingPa
   cuda::sample(args, state_->sample_scratch, state_->stream);
 }
 
+void CudaBackend::penalize_repeats(Tensor& logits, const Tensor& ids, const Tensor& offsets,
+                                   const Tensor& penalties) {
+  on_device(logits, "penalize_repeats", "logits");
+  on_device(ids, "penalize_repeats", "ids");
+  on_device(offsets, "penalize_repeats", "offsets");
+  on_device(penalties, "penalize_repeats", "penalties");
+  has_dtype(logits, DType::F32, "penalize_repeats", "logits");
+  has_dtype(ids, DType::I32, "penalize_repeats", "ids");
+  has_dtype(offsets, DType::I32, "penalize_repeats", "offsets");
+  has_dtype(penalties, DType::F32, "penalize_repeats", "penalties");
+  if (logits.rank() != 2 || offsets.numel() != logits.dim(0) + 1 ||
+      penalties.numel() != logits.dim(0))
+    fail_internal("CUDA penalize_repeats: logits ", logits.shape().str(), " with ", offsets.numel(),
+                  " offsets and ", penalties.numel(), " penalties");
+  ProfileScope scope(state_->profiler, state_->stream,
+                     [] { return std::string("penalize_repeats"); });
+  cuda::penalize_repeats(logits.data<float>(), int(logits.dim(0)), int(logits.dim(1)),
+                         ids.data<int32_t>(), offsets.data<int32_t>(), penalties.data<float>(),
+                         state_->stream);
+}
+
+void CudaBackend::argmax_rows(const Tensor& logits, Tensor& next_tokens) {
+  on_device(logits, "argmax_rows", "logits");
+  on_device(next_tokens, "argmax_rows", "next_tokens");
+  has_dtype(logits, DType::F32, "argmax_rows", "logits");
+  has_dtype(next_tokens, DType::I32, "argmax_rows", "next_tokens");
+  if (logits.rank() != 2 || logits.dim(1) < 1 || next_tokens.numel() != logits.dim(0))
+    fail_internal("CUDA argmax_rows: logits ", logits.shape().str(), " for ", next_tokens.numel(),
+                  " tokens");
+  ProfileScope scope(state_->profiler, state_->stream, [] { return std::string("argmax_rows"); });
+  cuda::argmax_rows(logits.data<float>(), int(logits.dim(0)), int(logits.dim(1)),
+                    next_tokens.data<int32_t>(), state_->stream);
+}
+
 }  // namespace qwenvl

@@ -25,6 +25,7 @@ constexpr int kPickThreads = 1024;
 constexpr int kArgmaxThreads = 256;
 constexpr int kArgmaxPerThread = 4;  // one 16-byte load each
 constexpr int kArgmaxMaxBlocks = 1024;
+constexpr int kArgmaxRowThreads = 512;
 
 struct Layout {
   unsigned* ticket;    // the greedy argmax's count of finished blocks, zero between calls
@@ -299,6 +300,44 @@ __global__ void __launch_bounds__(kPickThreads)
   *args.next_token = chosen;
 }
 
+// Row blockIdx.x's distinct ids, each penalized once.
+__global__ void penalize_rows_kernel(float* logits, int vocab, const int32_t* ids,
+                                     const int32_t* offsets, const float* penalties) {
+  const int row = blockIdx.x;
+  const float penalty = penalties[row];
+  float* scores = logits + int64_t(row) * vocab;
+  for (int i = offsets[row] + threadIdx.x; i < offsets[row + 1]; i += blockDim.x) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab) continue;
+    const float s = scores[id];
+    scores[id] = s < 0 ? s * penalty : s / penalty;
+  }
+}
+
+// One block per row, with argmax_kernel's rule (NaN never wins, the lowest id among equal
+// maxima, id 0 when every score is NaN).
+__global__ void __launch_bounds__(kArgmaxRowThreads)
+    argmax_rows_kernel(const float* logits, int vocab, int32_t* next_tokens) {
+  __shared__ float values[32];
+  __shared__ int indices[32];
+  const float* scores = logits + int64_t(blockIdx.x) * vocab;
+  float value = -INFINITY;
+  int index = vocab;
+  auto consider = [&](float s, int i) {
+    if (s > value || (index == vocab && s == s)) value = s, index = i;
+  };
+  if (vocab % 4 == 0 && reinterpret_cast<uintptr_t>(scores) % 16 == 0) {
+    for (int i = threadIdx.x * 4; i < vocab; i += kArgmaxRowThreads * 4) {
+      const float4 v = *reinterpret_cast<const float4*>(scores + i);
+      consider(v.x, i), consider(v.y, i + 1), consider(v.z, i + 2), consider(v.w, i + 3);
+    }
+  } else {
+    for (int i = threadIdx.x; i < vocab; i += kArgmaxRowThreads) consider(scores[i], i);
+  }
+  block_best(value, index, values, indices);
+  if (threadIdx.x == 0) next_tokens[blockIdx.x] = index < vocab ? index : 0;
+}
+
 }  // namespace
 
 size_t sample_scratch_bytes(int vocab) {
@@ -333,6 +372,20 @@ void sample(const SampleArgs& args, void* scratch, cudaStream_t stream) {
   CUDA_CHECK(cub::DeviceRadixSort::SortPairs(l.sort_temp, temp_bytes, l.keys_in, l.keys, l.ids_in,
                                              l.ids, args.vocab, 0, 32, stream));
   pick_kernel<<<1, kPickThreads, 0, stream>>>(args, l.keys, l.ids);
+  CUDA_CHECK_LAUNCH();
+}
+
+void penalize_repeats(float* logits, int rows, int vocab, const int32_t* ids,
+                      const int32_t* offsets, const float* penalties, cudaStream_t stream) {
+  if (rows == 0) return;
+  penalize_rows_kernel<<<unsigned(rows), 256, 0, stream>>>(logits, vocab, ids, offsets, penalties);
+  CUDA_CHECK_LAUNCH();
+}
+
+void argmax_rows(const float* logits, int rows, int vocab, int32_t* next_tokens,
+                 cudaStream_t stream) {
+  if (rows == 0) return;
+  argmax_rows_kernel<<<unsigned(rows), kArgmaxRowThreads, 0, stream>>>(logits, vocab, next_tokens);
   CUDA_CHECK_LAUNCH();
 }
 
