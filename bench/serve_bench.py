@@ -15,7 +15,8 @@ p50/p99 as the clients saw them, and the GPU's peak memory (nvidia-smi, polled).
 runs the same two requests one after another (its sequential throughput: 1 / (TTFT + 127 decode
 steps)). Then the agreement check: 16 text requests (32 greedy tokens, top-2 logprobs) alone, then
 all 16 at once; their tokens must agree up to the first step where the alone run's top-2 margin
-is under 1e-2. Writes <gpu>-serve-<models>.md/.json into --results-dir.
+is under 1e-2; and again with a server started with --batch-invariant, beside its text
+throughput at the highest concurrency. Writes <gpu>-serve-<models>.md/.json into --results-dir.
 """
 
 import argparse
@@ -68,10 +69,10 @@ def text_prompt(rng):
 class Server:
     """`qwenvl serve` on a free port; stopped with SIGTERM."""
 
-    def __init__(self, binary, model_dir, max_num_seqs, kv_tokens, media_dir):
+    def __init__(self, binary, model_dir, max_num_seqs, kv_tokens, media_dir, extra=()):
         cmd = [binary, "serve", "--model", model_dir, "--port", "0", "--max-num-seqs",
                str(max_num_seqs), "--kv-cache-tokens", str(kv_tokens), "--max-context", "4096",
-               "--max-queue", "4096", "--allowed-media-dir", media_dir]
+               "--max-queue", "4096", "--allowed-media-dir", media_dir] + list(extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.port = None
         self.banner = []
@@ -268,7 +269,8 @@ def main():
     photos = make_photos(image_dir, len(models) * sum(level_requests(c) for c in levels), 1120,
                          700)
     next_photo = 0
-    data = {"hardware": hw, "levels": [], "transformers": [], "agreement": {}, "errors": []}
+    data = {"hardware": hw, "levels": [], "transformers": [], "agreement": {},
+            "agreement_invariant": {}, "errors": []}
     for size in models:
         model_dir = os.path.join(args.ckpt_root, size)
         ensure_checkpoint(size, model_dir, device="cuda")
@@ -302,6 +304,23 @@ def main():
             data["peak_gpu_bytes_%s" % size] = watch.peak - watch.before
         except Exception as exc:  # noqa: BLE001
             data["errors"].append("%s qwenvl: %s" % (size, exc))
+            log(data["errors"][-1])
+        finally:
+            if server:
+                server.stop()
+        server = None
+        try:
+            if time_left() > 120:
+                server = Server(args.qwenvl, model_dir, max(max(levels), 16), kv_tokens, image_dir,
+                                ["--batch-invariant"])
+                data["agreement_invariant"][size] = agreement(server.port, seed=7)
+                log("agreement %s, batch-invariant: %s" % (size, data["agreement_invariant"][size]))
+                r = run_level(server.port, "text", max(levels), [], seed=max(levels))
+                r.update({"model": size, "workload": "text (--batch-invariant)"})
+                data["levels"].append(r)
+                log(json.dumps(r))
+        except Exception as exc:  # noqa: BLE001
+            data["errors"].append("%s qwenvl --batch-invariant: %s" % (size, exc))
             log(data["errors"][-1])
         finally:
             if server:
@@ -361,6 +380,12 @@ def main():
                       "it" % (size, a["tokens_compared"], a["parted_at_small_margin"],
                               a["differing_above_margin"]))
             md.append("  (step, alone margin) where they parted: %s" % a["partings"])
+        a = data["agreement_invariant"].get(size)
+        if a:
+            md.append("- %s agreement with --batch-invariant: %d tokens equal, %d parted where the "
+                      "alone margin was under 1e-2, %d differed above it; partings: %s"
+                      % (size, a["tokens_compared"], a["parted_at_small_margin"],
+                         a["differing_above_margin"], a["partings"]))
     if data["errors"]:
         md += ["", "## Errors and skips", ""] + ["- " + e for e in data["errors"]]
     md.append("")

@@ -134,6 +134,12 @@ class Backend {
   // ops read everything that varies from device tensors, and the workspace is at the same mark
   // each time. Host-side bookkeeping therefore never goes inside `enqueue`.
   virtual void run_captured(int key, const std::function<void()>& enqueue) { enqueue(); }
+  // Batch invariance: every op computes each row the same way whatever other rows share the call
+  // (one product algorithm for every row count, norms summed in one order, attention without
+  // per-shape kernel choices), so that a sequence's logits do not depend on the sequences batched
+  // with it. Slower than the fastest kernel for each shape; set before the model is built. A
+  // backend whose ops are invariant already ignores it.
+  virtual void set_batch_invariant(bool on) {}
 
   // Prepares products with weight `w` (and a bias or not) for every M up to max_rows, so that
   // the first request of a new length does not pay for it (CUDA: cuBLASLt's algorithm choice,

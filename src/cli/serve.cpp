@@ -41,6 +41,9 @@ constexpr const char* kUsage =
     "                           1GiB; 0: off)\n"
     "  --no-prefix-cache        prefill every prompt whole (default: KV blocks of earlier\n"
     "                           prompts with the same start, images included, are reused)\n"
+    "  --batch-invariant        kernels that compute each request's rows the same way whatever\n"
+    "                           runs beside it (its greedy tokens the same alone and among\n"
+    "                           others; slower passes, CUDA)\n"
     "  --max-queue N            requests that may wait (default 64); beyond: 503, Retry-After\n"
     "  --allowed-media-dir DIR  file:// image URLs are read only under DIR (default: refused)\n"
     "  --allowed-media-domains LIST  http(s) image URLs are fetched only from these hosts\n"
@@ -97,7 +100,7 @@ int run_serve(int argc, char** argv) {
                    "offload",
                    "device-map",
                    "quantize"},
-                  {"help", "no-prefix-cache"});
+                  {"help", "no-prefix-cache", "batch-invariant"});
   if (args.has("help")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -130,6 +133,7 @@ int run_serve(int argc, char** argv) {
   options.max_sequences =
       int(args.get_int("max-num-seqs", kDefaultMaxNumSeqs, 1, kMaxNumSeqsLimit));
   options.kv_cache_tokens = args.get_int("kv-cache-tokens", 0, 0, kMaxKvCacheTokens);
+  options.batch_invariant = args.has("batch-invariant");
   BatchCaches caches;
   caches.image_bytes = parse_byte_size(args.get("image-cache").value_or("1GiB"), "--image-cache");
   caches.prefix = !args.has("no-prefix-cache");

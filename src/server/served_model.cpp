@@ -46,6 +46,7 @@ std::unique_ptr<ServedModel> load_served_model(const ServeOptions& options,
       options.max_image_tokens ? options.max_image_tokens : limits.max_image_patches / merge_area;
 
   served->backend = make_backend(options.device, options.cuda_dtype, options.threads);
+  served->backend->set_batch_invariant(options.batch_invariant);
   const bool on_gpu = served->backend->device() == Device::CUDA;
   if (!on_gpu && (!options.placement.max_memory.empty() || !options.placement.device_map.empty()))
     fail("--max-memory and --device-map place the model on GPUs: use --device cuda");

@@ -30,6 +30,9 @@ struct ServeOptions {
   // tokens they share (0: max_context per sequence, capped by the memory plan).
   int max_sequences = 1;
   int64_t kv_cache_tokens = 0;
+  // Batch-invariant kernels (Backend::set_batch_invariant): a request's tokens do not depend on
+  // the requests batched with it.
+  bool batch_invariant = false;
   PlacementOptions placement;
   std::string allowed_media_dir;
   std::string allowed_media_domains;  // --allowed-media-domains; empty: http(s) URLs refused

@@ -754,6 +754,104 @@ TEST_P(CudaOps, RowPenaltiesAndGreedyPicksMatchCpu) {
   }
 }
 
+TEST_P(CudaOps, BatchInvariantRowsDoNotDependOnTheirCompany) {
+  TRACE_SEED();
+  // Under batch invariance a row's product, norm and attention come out the same, bit for bit,
+  // alone and among other rows (3B's decoder shapes: q/k/v, o, gate/up, down; and its lm_head's).
+  gpu_->set_batch_invariant(true);
+  struct Shape2 {
+    int64_t n, k;
+  };
+  for (Shape2 w_shape : {Shape2{2560, 2048}, Shape2{2048, 2048}, Shape2{22016, 2048},
+                         Shape2{2048, 11008}, Shape2{151936, 2048}}) {
+    SCOPED_TRACE(cat(w_shape.n, "x", w_shape.k));
+    const size_t mark = gpu_->workspace_mark();
+    Tensor w = gpu_->upload_weight(random({w_shape.n, w_shape.k}, 0.02f), dtype());
+    const int64_t most = 130;
+    Tensor x = to_gpu(random({most, w_shape.k}));
+    Tensor all = gpu_->alloc({most, w_shape.n}, DType::F32);
+    gpu_->linear(x, w, nullptr, all);
+    const Tensor want = to_host(all.rows(0, 1));
+    for (int64_t m : {1, 2, 9, 64, 100}) {
+      Tensor some = gpu_->alloc({m, w_shape.n}, DType::F32);
+      gpu_->linear(x.rows(0, m), w, nullptr, some);
+      const Tensor got = to_host(some.rows(0, 1));
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), want.nbytes()), 0) << m << " rows";
+    }
+    gpu_->workspace_release(mark);
+  }
+  {
+    const size_t mark = gpu_->workspace_mark();
+    const int64_t cols = 2048, most = 100;
+    Tensor norm_w = gpu_->upload_weight(random({cols}), dtype());
+    Tensor x = to_gpu(random({most, cols})), delta = to_gpu(random({most, cols}));
+    Tensor out_all = gpu_->alloc({most, cols}, dtype()), out_one = gpu_->alloc({1, cols}, dtype());
+    gpu_->rms_norm(x, norm_w, 1e-6f, out_all);
+    Tensor row = x.rows(0, 1);
+    gpu_->rms_norm(row, norm_w, 1e-6f, out_one);
+    EXPECT_EQ(
+        std::memcmp(to_host(out_all.rows(0, 1)).data(), to_host(out_one).data(), size_t(cols) * 4),
+        0)
+        << "rms_norm";
+    Tensor residual_all = to_gpu(random({most, cols}));
+    Tensor residual_one = gpu_->alloc({1, cols}, dtype());
+    Tensor first = to_host(residual_all.rows(0, 1));
+    gpu_->copy_from_host(first, residual_one);
+    gpu_->add_rms_norm(residual_all, delta, norm_w, 1e-6f, out_all);
+    Tensor delta_one = delta.rows(0, 1);
+    gpu_->add_rms_norm(residual_one, delta_one, norm_w, 1e-6f, out_one);
+    EXPECT_EQ(
+        std::memcmp(to_host(out_all.rows(0, 1)).data(), to_host(out_one).data(), size_t(cols) * 4),
+        0)
+        << "add_rms_norm";
+    gpu_->workspace_release(mark);
+  }
+  {
+    // A decode row alone, then beside a prefill chunk and other decode rows.
+    const int hq = 16, hkv = 2, d = 128;
+    auto run = [&](const std::vector<int>& q_lens, const std::vector<int>& k_lens) {
+      std::vector<int32_t> cu_q{0}, cu_k{0};
+      int max_q = 0, max_k = 0;
+      for (size_t i = 0; i < q_lens.size(); ++i) {
+        cu_q.push_back(cu_q.back() + q_lens[i]);
+        cu_k.push_back(cu_k.back() + k_lens[i]);
+        max_q = std::max(max_q, q_lens[i]);
+        max_k = std::max(max_k, k_lens[i]);
+      }
+      // Each tensor from its own seed: the first segment's rows, first in each, are the same in
+      // every run.
+      auto fill = [&](const Shape& shape, uint32_t seed) {
+        std::mt19937 fill_rng(seed);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        Tensor t = Tensor::empty(shape, DType::F32);
+        for (int64_t i = 0; i < t.numel(); ++i)
+          t.data<float>()[i] = round_to(normal(fill_rng), dtype());
+        return t;
+      };
+      Tensor k = fill({cu_k.back(), hkv, d}, 1), v = fill({cu_k.back(), hkv, d}, 2);
+      Tensor q = fill({cu_q.back(), hq, d}, 3);
+      AttentionSegments seg{to_gpu(ints(cu_q)),
+                            to_gpu(ints(cu_k)),
+                            int(q_lens.size()),
+                            max_q,
+                            max_k,
+                            true,
+                            1.0f / std::sqrt(float(d)),
+                            {},
+                            0};
+      Tensor out = gpu_->alloc(q.shape(), dtype());
+      gpu_->attention(to_gpu(q), to_gpu(k), to_gpu(v), seg, out);
+      return to_host(out.rows(0, 1));
+    };
+    const size_t mark = gpu_->workspace_mark();
+    const Tensor alone = run({1}, {700});
+    const Tensor together = run({1, 300, 1, 1}, {700, 900, 20, 4000});
+    EXPECT_EQ(std::memcmp(alone.data(), together.data(), alone.nbytes()), 0) << "attention";
+    gpu_->workspace_release(mark);
+  }
+  gpu_->set_batch_invariant(false);
+}
+
 TEST_P(CudaOps, CapturedGraphReplaysWithNewInputs) {
   TRACE_SEED();
   const int64_t n = 512, k = 256;

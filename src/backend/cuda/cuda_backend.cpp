@@ -191,6 +191,7 @@ void CudaBackend::reserve(size_t weight_bytes, size_t persistent_bytes, size_t w
   // The sampler's per-id marks start (and are left) zero.
   CUDA_CHECK(cudaMemsetAsync(s.sample_scratch, 0, s.sample_scratch_bytes, s.stream));
   s.linear = std::make_unique<LinearPlanner>(s.cublas_workspace, s.cublas_workspace_bytes);
+  s.linear->set_fixed_bucket(s.batch_invariant ? kInvariantRows : 0);
   s.reserved = true;
 }
 
@@ -465,5 +466,12 @@ void CudaBackend::run_captured(int key, const std::function<void()>& enqueue) {
 }
 
 void CudaBackend::set_prefer_gemv(bool prefer) { state_->prefer_gemv = prefer; }
+
+void CudaBackend::set_batch_invariant(bool on) {
+  CudaState& s = *state_;
+  s.batch_invariant = on;
+  s.prefer_gemv = !on;
+  if (s.linear) s.linear->set_fixed_bucket(on ? kInvariantRows : 0);
+}
 
 }  // namespace qwenvl

@@ -40,11 +40,13 @@ void publish_row_to_mailbox(const void* table, int64_t rows, size_t row_bytes, c
 
 // cuda_norm.cu. x, out, residual: `dtype` (bf16/f16); delta: dtype or f32; w: any float dtype,
 // a weight (add_rms_norm reads it before waiting for the kernel before it, as the GEMV does).
+// torch_order: several rows sum their squares in ATen's order for that row count (bit-exact
+// with transformers); false: every row count in the one-pass order (batch invariance).
 void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t rows, int cols,
-              float eps, DType dtype, cudaStream_t stream);
+              float eps, DType dtype, bool torch_order, cudaStream_t stream);
 void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const void* w,
                   DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
-                  cudaStream_t stream);
+                  bool torch_order, cudaStream_t stream);
 
 // cuda_elementwise.cu. a, gate_up, out, x: `dtype`; b: dtype or f32.
 void add(void* a, const void* b, DType b_dtype, int64_t n, DType dtype, cudaStream_t stream);

@@ -59,13 +59,25 @@ LinearPlanner::LinearPlanner(void* workspace, size_t workspace_bytes)
   CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
-LinearPlanner::~LinearPlanner() {
+void LinearPlanner::forget_plans() {
   for (auto& [key, plan] : plans_) {
     destroy_layouts(plan);
     if (plan.desc) cublasLtMatmulDescDestroy(plan.desc);
     for (auto& [bias, desc] : plan.bias_descs) cublasLtMatmulDescDestroy(desc);
   }
+  plans_.clear();
+  bucket_algos_.clear();
+}
+
+LinearPlanner::~LinearPlanner() {
+  forget_plans();
   if (handle_) cublasLtDestroy(handle_);
+}
+
+void LinearPlanner::set_fixed_bucket(int64_t rows) {
+  if (rows == fixed_bucket_) return;
+  forget_plans();
+  fixed_bucket_ = rows;
 }
 
 void LinearPlanner::create_layouts(Plan& plan, DType in, DType out, int64_t m, int64_t n, int64_t k,
@@ -94,7 +106,7 @@ LinearPlanner::Plan& LinearPlanner::plan_for(const Key& key) {
 
   // The bucket's answer first; the caller falls back to this shape's own (see run()).
   Key bucket = key;
-  std::get<0>(bucket) = bucket_rows(m);
+  std::get<0>(bucket) = fixed_bucket_ ? fixed_bucket_ : bucket_rows(m);
   auto found_bucket = bucket_algos_.find(bucket);
   if (found_bucket == bucket_algos_.end()) {
     Plan probe;  // layouts for the bucket's m, for the query only

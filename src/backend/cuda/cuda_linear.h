@@ -27,6 +27,10 @@ class LinearPlanner {
   }
 
   LinearPlanner(void* workspace, size_t workspace_bytes);
+  // rows > 0: every product of a shape runs the algorithm the heuristic gives its `rows`-row
+  // product, whatever its own row count (batch invariance: one reduction order for every row
+  // count); 0: the power-of-two buckets. Forgets the plans made so far.
+  void set_fixed_bucket(int64_t rows);
   ~LinearPlanner();
   LinearPlanner(const LinearPlanner&) = delete;
   LinearPlanner& operator=(const LinearPlanner&) = delete;
@@ -72,6 +76,7 @@ class LinearPlanner {
   Plan& plan_for(const Key& key);
   // The heuristic's first algorithm for `key` (whose m may be a bucket's), or false if none.
   bool heuristic(const Key& key, const Plan& plan, cublasLtMatmulAlgo_t& algo);
+  void forget_plans();
   cublasStatus_t launch(const Plan& plan, cublasLtMatmulDesc_t desc, const void* x, const void* w,
                         void* out, cudaStream_t stream);
   cublasLtMatmulDesc_t desc_with_bias(Plan& plan, const Key& key, const void* bias);
@@ -81,6 +86,7 @@ class LinearPlanner {
   size_t workspace_bytes_;
   std::map<Key, Plan> plans_;
   std::map<Key, std::pair<bool, cublasLtMatmulAlgo_t>> bucket_algos_;  // key with m = bucket
+  int64_t fixed_bucket_ = 0;
   std::map<Key, ReferenceSplit> reference_splits_;
 };
 

@@ -227,14 +227,14 @@ bool vector_ok(int cols, std::initializer_list<const void*> pointers) {
 }  // namespace
 
 void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t rows, int cols,
-              float eps, DType dtype, cudaStream_t stream) {
+              float eps, DType dtype, bool torch_order, cudaStream_t stream) {
   if (rows == 0) return;
   bool vector = vector_ok(cols, {x, out});
   with_half(dtype, [&](auto t) {
     with_float(w_dtype, [&](auto wt) {
       using T = decltype(t);
       using W = decltype(wt);
-      const int lanes = torch_reduce_lanes(rows, cols);
+      const int lanes = torch_order ? torch_reduce_lanes(rows, cols) : 0;
       launch_chained(rms_norm_kernel<T, W>, unsigned(rows), kThreads, lanes ? cols * 4 : 0, stream,
                      static_cast<const T*>(x), static_cast<const W*>(w), static_cast<T*>(out), cols,
                      eps, vector, lanes);
@@ -244,7 +244,7 @@ void rms_norm(const void* x, const void* w, DType w_dtype, void* out, int64_t ro
 
 void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const void* w,
                   DType w_dtype, void* out, int64_t rows, int cols, float eps, DType dtype,
-                  cudaStream_t stream) {
+                  bool torch_order, cudaStream_t stream) {
   if (rows == 0) return;
   const bool held = vector_ok(cols, {residual, out}) && cols <= kHeld * 8 * kThreads;
   with_half(dtype, [&](auto t) {
@@ -253,7 +253,7 @@ void add_rms_norm(void* residual, const void* delta, DType delta_dtype, const vo
       using W = decltype(wt);
       auto launch = [&](auto dt) {
         using D = decltype(dt);
-        const int lanes = torch_reduce_lanes(rows, cols);
+        const int lanes = torch_order ? torch_reduce_lanes(rows, cols) : 0;
         launch_chained(add_rms_norm_kernel<T, D, W>, unsigned(rows), kThreads, lanes ? cols * 4 : 0,
                        stream, static_cast<T*>(residual), static_cast<const D*>(delta),
                        static_cast<const W*>(w), static_cast<T*>(out), cols, eps, held, lanes);

@@ -119,7 +119,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
   ProfileScope scope(state_->profiler, state_->stream,
                      [&] { return cat("rms_norm ", x.shape().str()); });
   cuda::rms_norm(x.data(), w.data(), w.dtype(), out.data(), x.numel() / cols, int(cols), eps,
-                 dtype_, state_->stream);
+                 dtype_, !state_->batch_invariant, state_->stream);
 }
 
 void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps,
@@ -139,7 +139,8 @@ void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tens
   ProfileScope scope(state_->profiler, state_->stream,
                      [&] { return cat("add_rms_norm ", residual.shape().str()); });
   cuda::add_rms_norm(residual.data(), delta.data(), delta.dtype(), w.data(), w.dtype(), out.data(),
-                     residual.numel() / cols, int(cols), eps, dtype_, state_->stream);
+                     residual.numel() / cols, int(cols), eps, dtype_, !state_->batch_invariant,
+                     state_->stream);
 }
 
 void CudaBackend::add(Tensor& a, const Tensor& b) {
@@ -388,7 +389,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     return cat("attention ", segments.causal ? "causal" : "full", " q", q.shape().str(), " k",
                k.shape().str(), " segments ", segments.segments);
   });
-  if (cuda::decode_attention_supports(args) &&
+  if (!s.batch_invariant && cuda::decode_attention_supports(args) &&
       cuda::decode_attention_scratch_bytes(args, s.multiprocessors) <= s.attention_scratch_bytes) {
     cuda::decode_attention(args, s.attention_scratch, s.multiprocessors, s.stream);
     return;

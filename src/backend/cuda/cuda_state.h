@@ -18,6 +18,11 @@
 
 namespace qwenvl {
 
+// The row count whose cuBLASLt algorithm every product of a shape runs under batch invariance: a
+// decode batch's size, whose algorithms split small products over enough blocks to stream their
+// weights, and which prefill chunks can run too.
+constexpr int64_t kInvariantRows = 64;
+
 // A region of device memory handed out front to back (256-byte aligned, as cuBLASLt and 16-byte
 // vector loads want). `base` belongs to CudaState, which frees it.
 struct DeviceRegion {
@@ -90,6 +95,7 @@ struct CudaState {
   // the device memory they take is spent) before anyone measures what is free for the budgets.
   cublasLtHandle_t library_handle = nullptr;
   bool prefer_gemv = true;
+  bool batch_invariant = false;  // CudaBackend::set_batch_invariant
   // Epilogue fusions of the decode GEMV (SwiGLU, rotary); QWENVL_CUDA_UNFUSED=1 turns them off,
   // for measuring what they save.
   bool fuse_epilogues = true;
