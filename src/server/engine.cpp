@@ -1,6 +1,7 @@
 #include "server/engine.h"
 
 #include <new>
+#include <optional>
 
 #include "runtime/chat_request.h"
 #include "runtime/generator.h"
@@ -8,6 +9,10 @@
 namespace qwenvl {
 
 namespace {
+
+// Threads that build prompts for the batch runner: two keep a large image's decode off the
+// worker while a second request's text is tokenized.
+constexpr int kPreparers = 2;
 
 using Clock = std::chrono::steady_clock;
 
@@ -89,7 +94,10 @@ Engine::Engine(Qwen25VL& model, const Tokenizer& tokenizer, const ModelLimits& l
       metrics_(metrics),
       max_queue_(max_queue),
       caches_(caches),
-      worker_([this] { work(); }) {}
+      worker_([this] { work(); }) {
+  if (limits_.max_sequences > 1)
+    for (int i = 0; i < kPreparers; ++i) preparers_.emplace_back([this] { prepare_jobs(); });
+}
 
 Engine::~Engine() { stop(); }
 
@@ -99,7 +107,7 @@ std::shared_ptr<Job> Engine::submit(CompletionRequest request) {
   auto job = std::make_shared<Job>(std::move(request));
   queue_.push_back(job);
   metrics_.queue_depth.store(int64_t(queue_.size()));
-  wake_.notify_one();
+  wake_.notify_all();
   return job;
 }
 
@@ -115,7 +123,14 @@ void Engine::stop() {
     if (running_) running_->cancel();
     wake_.notify_all();
   }
+  for (std::thread& preparer : preparers_)
+    if (preparer.joinable()) preparer.join();
   if (worker_.joinable()) worker_.join();
+  // Prepared jobs the runner never took.
+  std::lock_guard lock(mutex_);
+  for (Prepared& prepared : ready_)
+    prepared.job->fail(ErrorKind::ResourceLimit, "the server is shutting down");
+  ready_.clear();
 }
 
 void Engine::hold(bool on) {
@@ -172,30 +187,62 @@ void Engine::run(Job& job) {
   }
 }
 
-void Engine::start_batched(const std::shared_ptr<Job>& job, BatchRunner& runner) {
-  if (job->cancelled()) {
-    job->finish("cancelled", 0);
-    return;
+void Engine::prepare_jobs() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    {
+      std::unique_lock lock(mutex_);
+      // Only what the runner can start soon: prepared prompts hold their pixel values.
+      wake_.wait(lock, [&] {
+        return stopping_ ||
+               (!held_ && !queue_.empty() &&
+                preparing_ + int(ready_.size()) + runner_load_ < limits_.max_sequences);
+      });
+      if (stopping_) return;
+      job = queue_.front();
+      queue_.pop_front();
+      ++preparing_;
+      metrics_.queue_depth.store(int64_t(queue_.size()));
+    }
+    std::optional<Prepared> prepared;
+    if (job->cancelled()) {
+      job->finish("cancelled", 0);
+    } else {
+      try {
+        int64_t image_tokens = 0;
+        Prepared p{job, prepare_generation(job->request, tokenizer_, model_, limits_, image_tokens),
+                   0};
+        p.prompt_tokens = int64_t(p.generation.prompt_ids.size());
+        job->start(p.prompt_tokens, image_tokens);
+        p.generation.on_token = token_timer(*job, metrics_);
+        p.generation.on_logprob = logprob_sink(*job, tokenizer_);
+        prepared = std::move(p);
+      } catch (...) {
+        fail_job(*job, std::current_exception());
+      }
+    }
+    std::lock_guard lock(mutex_);
+    --preparing_;
+    if (prepared) ready_.push_back(std::move(*prepared));
+    wake_.notify_all();
   }
+}
+
+void Engine::start_batched(Prepared& prepared, BatchRunner& runner) {
+  const std::shared_ptr<Job> job = prepared.job;
   try {
-    int64_t image_tokens = 0;
-    GenerationRequest generation =
-        prepare_generation(job->request, tokenizer_, model_, limits_, image_tokens);
-    const int64_t prompt_tokens = int64_t(generation.prompt_ids.size());
-    job->start(prompt_tokens, image_tokens);
-    generation.on_token = token_timer(*job, metrics_);
-    generation.on_logprob = logprob_sink(*job, tokenizer_);
     // The callbacks hold the job: it lives until the runner is done with it.
     BatchCallbacks callbacks;
     callbacks.on_text = [job](const std::string& piece) { job->append(piece); };
-    callbacks.on_done = [job, prompt_tokens, this](GenerationResult& result) {
+    callbacks.on_done = [job, prompt_tokens = prepared.prompt_tokens,
+                         this](GenerationResult& result) {
       const int64_t completion_tokens = int64_t(result.tokens.size());
       metrics_.add_tokens(prompt_tokens, completion_tokens);
       job->finish(result.finish_reason, completion_tokens);
     };
     callbacks.on_error = [job](std::exception_ptr error) { fail_job(*job, error); };
     callbacks.cancelled = [job] { return job->cancelled(); };
-    runner.add(std::move(generation), std::move(callbacks));
+    runner.add(std::move(prepared.generation), std::move(callbacks));
   } catch (...) {
     fail_job(*job, std::current_exception());
   }
@@ -204,20 +251,22 @@ void Engine::start_batched(const std::shared_ptr<Job>& job, BatchRunner& runner)
 void Engine::work_batched() {
   BatchRunner runner(model_, tokenizer_, caches_);
   for (;;) {
-    std::vector<std::shared_ptr<Job>> incoming;
+    std::vector<Prepared> incoming;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !runner.idle() || (!held_ && !queue_.empty()); });
+      runner_load_ = runner.running() + runner.waiting();
+      wake_.notify_all();  // the preparers may take more
+      wake_.wait(lock, [&] { return stopping_ || !runner.idle() || (!held_ && !ready_.empty()); });
       if (stopping_) break;
       // The runner takes what it can start soon; the rest waits in the bounded queue.
-      while (!held_ && !queue_.empty() &&
+      while (!held_ && !ready_.empty() &&
              runner.running() + runner.waiting() + int(incoming.size()) < limits_.max_sequences) {
-        incoming.push_back(queue_.front());
-        queue_.pop_front();
+        incoming.push_back(std::move(ready_.front()));
+        ready_.pop_front();
       }
-      metrics_.queue_depth.store(int64_t(queue_.size()));
+      runner_load_ = runner.running() + runner.waiting() + int(incoming.size());
     }
-    for (const std::shared_ptr<Job>& job : incoming) start_batched(job, runner);
+    for (Prepared& prepared : incoming) start_batched(prepared, runner);
     try {
       runner.step();
     } catch (...) {

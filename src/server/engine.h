@@ -4,14 +4,17 @@
 // headers, the context checked, then decoded) and generates it; the HTTP threads never touch the
 // model. A model built for several sequences (ModelLimits::max_sequences) runs them together
 // (runtime/batch_runner: continuous batching over a paged KV cache), the worker taking new
-// requests between passes; one built for one runs each alone through the one-sequence generator
-// and its captured decode steps.
+// requests between passes; there, two preparer threads build the prompts (decoding images takes
+// milliseconds that every running stream would otherwise wait for), no more at a time than the
+// runner can start soon. One built for one sequence runs each request alone through the
+// one-sequence generator and its captured decode steps.
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "model/qwen2_5_vl.h"
 #include "runtime/batch_runner.h"
@@ -44,8 +47,17 @@ class Engine {
   void work();
   void run(Job& job);
   void work_batched();
-  // Builds the job's prompt and hands it to the runner; a job that cannot run fails here.
-  void start_batched(const std::shared_ptr<Job>& job, BatchRunner& runner);
+  // A job whose prompt is built, waiting for the runner.
+  struct Prepared {
+    std::shared_ptr<Job> job;
+    GenerationRequest generation;
+    int64_t prompt_tokens = 0;
+  };
+  // A preparer thread: builds the prompts of queued jobs into ready_; a job that cannot run
+  // fails here.
+  void prepare_jobs();
+  // Hands a prepared job to the runner.
+  void start_batched(Prepared& prepared, BatchRunner& runner);
 
   Qwen25VL& model_;
   const Tokenizer& tokenizer_;
@@ -57,8 +69,12 @@ class Engine {
   std::condition_variable wake_;
   std::deque<std::shared_ptr<Job>> queue_;
   std::shared_ptr<Job> running_;
+  std::deque<Prepared> ready_;  // batched: prepared, not yet in the runner
+  int preparing_ = 0;           // jobs the preparers hold
+  int runner_load_ = 0;         // the runner's running and waiting sequences, after its last pass
   bool stopping_ = false;
   bool held_ = false;
+  std::vector<std::thread> preparers_;
   std::thread worker_;
 };
 
