@@ -61,7 +61,7 @@ void BatchRunner::add(GenerationRequest request, BatchCallbacks callbacks) {
   auto s = std::make_unique<Sequence>();
   s->request = std::move(request);
   s->callbacks = std::move(callbacks);
-  // Ids stay on the host: the repetition penalty is applied there with the others.
+  // The repetition penalties of a pass are one op over each sampler's distinct ids (pick_tokens).
   s->sampler = std::make_unique<TokenSampler>(s->request, model_.config().text.vocab_size,
                                               RepeatPenalty::kCallerRows);
   s->output =
@@ -223,29 +223,41 @@ void BatchRunner::pick_tokens(const std::vector<Sequence*>& sampled) {
   const int64_t vocab = model_.config().text.vocab_size;
   Tensor logits = model_.batch_logits().rows(0, rows);
   Tensor tokens = model_.batch_tokens().rows(0, rows);
-  // The repetition penalties of all rows as one op; a row whose sampler applies none has no ids.
+  // The repetition penalties of the rows as one op; a row whose sampler applies none has no ids.
+  // The ids buffer holds as many as the cache holds tokens (and a row's at most max_context);
+  // sequences sharing prefix blocks can together have more, which take further ops.
   Qwen25VL::BatchRepeats& repeats = model_.batch_repeats();
   int32_t* offsets = repeat_offsets_host_.data<int32_t>();
+  int64_t first = 0;  // the first row of the op being gathered
+  auto flush = [&](int64_t end) {
+    const int64_t count = end - first, n = offsets[count];
+    if (n > 0) {
+      Tensor ids = repeats.ids.rows(0, n);
+      Tensor row_offsets = repeats.offsets.rows(0, count + 1);
+      Tensor penalties = repeats.penalties.rows(0, count);
+      backend.copy_from_host(repeat_ids_host_.rows(0, n), ids);
+      backend.copy_from_host(repeat_offsets_host_.rows(0, count + 1), row_offsets);
+      backend.copy_from_host(repeat_penalties_host_.rows(0, count), penalties);
+      Tensor rows_logits = logits.rows(first, count);
+      backend.penalize_repeats(rows_logits, ids, row_offsets, penalties);
+    }
+    first = end;
+    offsets[0] = 0;
+  };
   offsets[0] = 0;
   for (int64_t i = 0; i < rows; ++i) {
     const TokenSampler& sampler = *sampled[size_t(i)]->sampler;
     const std::span<const int32_t> ids = sampler.repeated_ids();
-    if (offsets[i] + int64_t(ids.size()) > repeat_ids_host_.numel())
-      fail_internal("a batch has more repeated ids than the ", repeat_ids_host_.numel(),
-                    " planned");
-    std::copy(ids.begin(), ids.end(), repeat_ids_host_.data<int32_t>() + offsets[i]);
-    offsets[i + 1] = offsets[i] + int32_t(ids.size());
-    repeat_penalties_host_.data<float>()[i] = sampler.caller_penalty();
+    if (offsets[i - first] + int64_t(ids.size()) > repeat_ids_host_.numel()) flush(i);
+    if (int64_t(ids.size()) > repeat_ids_host_.numel())
+      fail_internal("a sequence has ", ids.size(), " distinct ids; the context holds ",
+                    repeat_ids_host_.numel());
+    const int64_t at = offsets[i - first];
+    std::copy(ids.begin(), ids.end(), repeat_ids_host_.data<int32_t>() + at);
+    offsets[i - first + 1] = int32_t(at + int64_t(ids.size()));
+    repeat_penalties_host_.data<float>()[i - first] = sampler.caller_penalty();
   }
-  if (offsets[rows] > 0) {
-    Tensor ids = repeats.ids.rows(0, offsets[rows]);
-    Tensor row_offsets = repeats.offsets.rows(0, rows + 1);
-    Tensor penalties = repeats.penalties.rows(0, rows);
-    backend.copy_from_host(repeat_ids_host_.rows(0, offsets[rows]), ids);
-    backend.copy_from_host(repeat_offsets_host_.rows(0, rows + 1), row_offsets);
-    backend.copy_from_host(repeat_penalties_host_.rows(0, rows), penalties);
-    backend.penalize_repeats(logits, ids, row_offsets, penalties);
-  }
+  flush(rows);
   // Every row's greedy pick; the rows that sample otherwise overwrite theirs.
   backend.argmax_rows(logits, tokens);
   for (int64_t i = 0; i < rows; ++i) {

@@ -178,6 +178,34 @@ TEST_F(BatchRunnerTest, RepetitionPenaltiesAndSamplingPickAsAlone) {
   }
 }
 
+TEST_F(BatchRunnerTest, SharedPrefixesWithMoreRepeatedIdsThanTheCacheHoldsPickAsAlone) {
+  // Three requests share a prompt of 150 distinct ids in a cache of 448 tokens (its first two
+  // blocks shared): their repeated ids, 3 x 150 and more, outgrow the cache's count and the
+  // batch penalizes them in more than one op.
+  load(3, 448);
+  BatchCaches caches;
+  caches.prefix = true;
+  BatchRunner runner(*model_, tokenizer_, caches);
+  std::vector<GenerationResult> want;
+  std::vector<Outcome> got(3);
+  GenerationRequest r;
+  for (int32_t id = 1000; id < 1150; ++id) r.prompt_ids.push_back(id);
+  r.max_new_tokens = 12;
+  r.sampling.temperature = 0.0f;
+  r.sampling.repetition_penalty = 1.3f;
+  r.ignore_eos = true;
+  const GenerationResult alone_result = alone(r);
+  for (size_t i = 0; i < got.size(); ++i) runner.add(r, callbacks(got[i]));
+  const BatchPass passes = run_until_idle(runner);
+  EXPECT_EQ(passes.decode_rows, 3);
+  EXPECT_EQ(runner.prefix_hit_tokens(), 2 * 128);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
+    expect_same_tokens(alone_result, got[i].result, "request " + std::to_string(i));
+  }
+  EXPECT_EQ(runner.used_blocks(), 0);
+}
+
 TEST_F(BatchRunnerTest, ACacheTooSmallPreemptsAndRecomputes) {
   // 4 blocks of 64 rows for 6 requests of ~20-50 prompt and 60 new tokens; chunks of 16 rows.
   load(6, 192, 16);
