@@ -1,8 +1,9 @@
 // Continuous batching without HTTP: N text requests run together through the batch runner on
 // one device, for finding where a batched pass spends its time.
-//   bench_batch --model DIR [--sequences 1,8,32,128] [--prompt 512] [--new 64]
+//   bench_batch --model DIR [--sequences 1,8,32,128] [--prompt 512] [--new 256]
 //               [--device cuda] [--repetition-penalty 1.05]
-// For each N: the time until all N are admitted and prefilled, then the decode-only passes:
+// For each N: the time until all N are admitted and prefilled (one prompt per pass, beside the
+// decode rows of those admitted before), then the passes that decode all N and prefill nothing:
 // their median wall time, the tokens/s it gives, and the bound for that pass (weights plus every
 // sequence's keys and values read once, at --bandwidth-gbs). With QWENVL_PROFILE_OPS=1 the CUDA
 // backend prints each phase's per-op GPU time: the gap to the wall time is host work and
@@ -49,7 +50,7 @@ int run(int argc, char** argv) {
   if (dir.empty()) fail("usage: bench_batch --model DIR [--sequences 1,8,32,128] ...");
   const std::vector<int> levels = numbers(flag(argc, argv, "sequences", "1,8,32,128"));
   const int64_t prompt = std::stoll(flag(argc, argv, "prompt", "512"));
-  const int64_t new_tokens = std::stoll(flag(argc, argv, "new", "64"));
+  const int64_t new_tokens = std::stoll(flag(argc, argv, "new", "256"));
   const float penalty = std::stof(flag(argc, argv, "repetition-penalty", "1.05"));
   const double bandwidth = std::stod(flag(argc, argv, "bandwidth-gbs", "3350")) * 1e9;
   const int most = *std::max_element(levels.begin(), levels.end());
@@ -92,10 +93,12 @@ int run(int argc, char** argv) {
     model.profile_section("prefill of " + std::to_string(n) + " sequences");
     const Clock::time_point start = Clock::now();
     int passes = 0;
-    while (true) {
+    // Until a pass prefills nothing: every request admitted (or, were --new too small for
+    // that, some already finished).
+    while (!runner.idle()) {
       const BatchPass pass = runner.step();
       ++passes;
-      if (pass.prefill_rows == 0 && pass.decode_rows == n) break;
+      if (pass.prefill_rows == 0) break;
     }
     model.synchronize();
     const double prefill_s = seconds_since(start);
@@ -104,7 +107,8 @@ int run(int argc, char** argv) {
     while (!runner.idle()) {
       const Clock::time_point t = Clock::now();
       const BatchPass pass = runner.step();
-      if (pass.decode_rows == n) decode_ms.push_back(seconds_since(t) * 1e3);
+      if (pass.decode_rows == n && pass.prefill_rows == 0)
+        decode_ms.push_back(seconds_since(t) * 1e3);
     }
     model.profile_section("idle");
     std::sort(decode_ms.begin(), decode_ms.end());

@@ -136,7 +136,7 @@ stage_batch() {  # $1: model size
   nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && gbs=4800
   "$bin/bench_batch" --model "$model" --sequences "${SEQUENCES:-1,8,32,128}" --bandwidth-gbs "$gbs"
   echo "---- per-op GPU time at 128 sequences"
-  QWENVL_PROFILE_OPS=1 "$bin/bench_batch" --model "$model" --sequences 128 --new 16 \
+  QWENVL_PROFILE_OPS=1 "$bin/bench_batch" --model "$model" --sequences 128 --new 160 \
     --bandwidth-gbs "$gbs" 2>&1 | awk '/op profile/ { n = 0 } { if (n++ < 28) print }'
 }
 
