@@ -241,6 +241,27 @@ def agreement(port, seed):
             "differing_above_margin": differing, "partings": partings}
 
 
+def invariant_run(args, data, size, model_dir, levels, kv_tokens, image_dir):
+    """The agreement check and the text level at the highest concurrency on a server started
+    with --batch-invariant."""
+    server = None
+    try:
+        server = Server(args.qwenvl, model_dir, max(max(levels), 16), kv_tokens, image_dir,
+                        ["--batch-invariant"])
+        data["agreement_invariant"][size] = agreement(server.port, seed=7)
+        log("agreement %s, batch-invariant: %s" % (size, data["agreement_invariant"][size]))
+        r = run_level(server.port, "text", max(levels), [], seed=max(levels))
+        r.update({"model": size, "workload": "text (--batch-invariant)"})
+        data["levels"].append(r)
+        log(json.dumps(r))
+    except Exception as exc:  # noqa: BLE001
+        data["errors"].append("%s qwenvl --batch-invariant: %s" % (size, exc))
+        log(data["errors"][-1])
+    finally:
+        if server:
+            server.stop()
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -308,23 +329,8 @@ def main():
         finally:
             if server:
                 server.stop()
-        server = None
-        try:
-            if time_left() > 120:
-                server = Server(args.qwenvl, model_dir, max(max(levels), 16), kv_tokens, image_dir,
-                                ["--batch-invariant"])
-                data["agreement_invariant"][size] = agreement(server.port, seed=7)
-                log("agreement %s, batch-invariant: %s" % (size, data["agreement_invariant"][size]))
-                r = run_level(server.port, "text", max(levels), [], seed=max(levels))
-                r.update({"model": size, "workload": "text (--batch-invariant)"})
-                data["levels"].append(r)
-                log(json.dumps(r))
-        except Exception as exc:  # noqa: BLE001
-            data["errors"].append("%s qwenvl --batch-invariant: %s" % (size, exc))
-            log(data["errors"][-1])
-        finally:
-            if server:
-                server.stop()
+        if time_left() > 120:
+            invariant_run(args, data, size, model_dir, levels, kv_tokens, image_dir)
         if not args.no_transformers and time_left() > 90:
             scen = [{"name": "text", "images": [], "prompt": text_prompt(random.Random(1)),
                      "max_new_tokens": OUTPUT_TOKENS, "kind": "decode"},

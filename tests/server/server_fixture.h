@@ -80,7 +80,11 @@ class ServerFixture : public ::testing::Test {
     // httplib's stop() before the loop runs is lost, and the join would wait forever.
     while (!images_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     metrics_ = new ServerMetrics();
-    engine_ = new Engine(*served_->model, served_->files.tokenizer, served_->limits, *metrics_, 2);
+    BatchCaches caches;  // serve's defaults: both caches on
+    caches.image_bytes = 16 << 20;
+    caches.prefix = true;
+    engine_ = new Engine(*served_->model, served_->files.tokenizer, served_->limits, *metrics_, 2,
+                         caches);
     HttpOptions http;
     http.model_name = served_->name;
     http.api_key = kKey;

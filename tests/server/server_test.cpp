@@ -68,6 +68,11 @@ TEST_F(ServerTest, TakesDataUrlImagesWithTheirOwnPixelLimits) {
   const json plain = json::parse(post(body)->body);
   const int64_t tokens = plain["usage"]["prompt_tokens_details"]["image_tokens"];
   EXPECT_GT(tokens, 0);
+  // The same image again: its embeddings come from the cache, and the answer is the same.
+  const int64_t hits = metric("qwenvl_encoder_cache_hits_total");
+  const json again = json::parse(post(body)->body);
+  EXPECT_EQ(again["choices"][0]["message"]["content"], plain["choices"][0]["message"]["content"]);
+  EXPECT_EQ(metric("qwenvl_encoder_cache_hits_total"), hits + 1);
   // Qwen's per-image max_pixels: 28·28 pixels is one merged token.
   body["messages"] = json::array(
       {image_message(data_url("banker_70x42.png"), {{"min_pixels", 784}, {"max_pixels", 784}})});
