@@ -53,6 +53,16 @@ void ServerMetrics::add_tokens(int64_t prompt_tokens, int64_t generated_tokens) 
   generated_tokens_ += generated_tokens;
 }
 
+namespace {
+
+// One gauge or counter: its HELP and TYPE lines, then its value.
+void scalar(std::string& out, const char* name, const char* kind, const char* help, int64_t value) {
+  out +=
+      cat("# HELP ", name, " ", help, "\n# TYPE ", name, " ", kind, "\n", name, " ", value, "\n");
+}
+
+}  // namespace
+
 std::string ServerMetrics::prometheus() const {
   std::lock_guard lock(mutex_);
   std::string out;
@@ -61,47 +71,22 @@ std::string ServerMetrics::prometheus() const {
       "# TYPE qwenvl_requests_total counter\n";
   for (const auto& [status, count] : responses_)
     out += cat("qwenvl_requests_total{status=\"", status, "\"} ", count, "\n");
-  out +=
-      cat("# HELP qwenvl_queue_depth Requests waiting for the model.\n"
-          "# TYPE qwenvl_queue_depth gauge\nqwenvl_queue_depth ",
-          queue_depth.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_running_sequences Sequences being generated.\n"
-          "# TYPE qwenvl_running_sequences gauge\nqwenvl_running_sequences ",
-          running_sequences.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_kv_blocks_used KV cache blocks held by sequences.\n"
-          "# TYPE qwenvl_kv_blocks_used gauge\nqwenvl_kv_blocks_used ",
-          kv_blocks_used.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_kv_blocks_free KV cache blocks free.\n"
-          "# TYPE qwenvl_kv_blocks_free gauge\nqwenvl_kv_blocks_free ",
-          kv_blocks_free.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_kv_blocks_cached KV cache blocks published for prefix reuse.\n"
-          "# TYPE qwenvl_kv_blocks_cached gauge\nqwenvl_kv_blocks_cached ",
-          kv_blocks_cached.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_prefix_cache_hit_tokens_total Prompt tokens whose keys were reused.\n"
-          "# TYPE qwenvl_prefix_cache_hit_tokens_total counter\n"
-          "qwenvl_prefix_cache_hit_tokens_total ",
-          prefix_cache_hit_tokens.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_encoder_cache_hits_total Images whose embeddings came from the cache.\n"
-          "# TYPE qwenvl_encoder_cache_hits_total counter\nqwenvl_encoder_cache_hits_total ",
-          encoder_cache_hits.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_encoder_cache_misses_total Images encoded by the vision tower.\n"
-          "# TYPE qwenvl_encoder_cache_misses_total counter\nqwenvl_encoder_cache_misses_total ",
-          encoder_cache_misses.load(), "\n");
-  out +=
-      cat("# HELP qwenvl_prompt_tokens_total Prompt tokens prefilled.\n"
-          "# TYPE qwenvl_prompt_tokens_total counter\nqwenvl_prompt_tokens_total ",
-          prompt_tokens_, "\n");
-  out +=
-      cat("# HELP qwenvl_generation_tokens_total Tokens generated.\n"
-          "# TYPE qwenvl_generation_tokens_total counter\nqwenvl_generation_tokens_total ",
-          generated_tokens_, "\n");
+  scalar(out, "qwenvl_queue_depth", "gauge", "Requests waiting for the model.", queue_depth.load());
+  scalar(out, "qwenvl_running_sequences", "gauge", "Sequences being generated.",
+         running_sequences.load());
+  scalar(out, "qwenvl_kv_blocks_used", "gauge", "KV cache blocks held by sequences.",
+         kv_blocks_used.load());
+  scalar(out, "qwenvl_kv_blocks_free", "gauge", "KV cache blocks free.", kv_blocks_free.load());
+  scalar(out, "qwenvl_kv_blocks_cached", "gauge", "KV cache blocks published for prefix reuse.",
+         kv_blocks_cached.load());
+  scalar(out, "qwenvl_prefix_cache_hit_tokens_total", "counter",
+         "Prompt tokens whose keys were reused.", prefix_cache_hit_tokens.load());
+  scalar(out, "qwenvl_encoder_cache_hits_total", "counter",
+         "Images whose embeddings came from the cache.", encoder_cache_hits.load());
+  scalar(out, "qwenvl_encoder_cache_misses_total", "counter", "Images encoded by the vision tower.",
+         encoder_cache_misses.load());
+  scalar(out, "qwenvl_prompt_tokens_total", "counter", "Prompt tokens prefilled.", prompt_tokens_);
+  scalar(out, "qwenvl_generation_tokens_total", "counter", "Tokens generated.", generated_tokens_);
   ttft_.write(out, "qwenvl_time_to_first_token_seconds",
               "Time from a request's arrival to its first generated token.");
   itl_.write(out, "qwenvl_inter_token_latency_seconds", "Time between generated tokens.");
