@@ -295,17 +295,15 @@ void Qwen25VL::warm_up() {
 }
 
 Tensor Qwen25VL::encode_images(const std::vector<ImageInput>& images) {
-  const int64_t unit =
-      int64_t(config_.vision.spatial_merge_size) * config_.vision.spatial_merge_size;
   int64_t tokens = 0;
-  for (const ImageInput& image : images) tokens += image.grid.patches() / unit;
+  for (const ImageInput& image : images) tokens += embedding_rows(config_.vision, image.grid);
   const Shape shape{tokens, int64_t(config_.text.hidden_size)};
   Backend& tower = vision_backend();
   const size_t mark = tower.workspace_mark();
   Tensor out = tower.alloc(shape, tower.compute_dtype());
   int64_t row = 0;
   for (const ImageInput& image : images) {
-    const int64_t count = image.grid.patches() / unit;
+    const int64_t count = embedding_rows(config_.vision, image.grid);
     Tensor rows = out.rows(row, count);
     vision_->encode(tower, image.pixel_values, image.grid, rows, limits_.max_image_patches);
     row += count;

@@ -77,6 +77,12 @@ struct ImageInput {
   VisionGrid grid;
 };
 
+// The embedding rows an image or video of `grid` gives: its patches, merged in squares of
+// spatial_merge_size² (one prompt pad token each).
+inline int64_t embedding_rows(const VisionConfig& vision, const VisionGrid& grid) {
+  return grid.patches() / (int64_t(vision.spatial_merge_size) * vision.spatial_merge_size);
+}
+
 class Qwen25VL {
  public:
   // placement: which weights stream (default: all resident). progress: called as weights load,

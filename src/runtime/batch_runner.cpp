@@ -120,10 +120,8 @@ void BatchRunner::start_prefill(Sequence& s) {
     }
     const std::vector<ImageInput> vision =
         vision_inputs_in_prompt_order(s.request, config.image_token_id, config.video_token_id);
-    const int64_t unit =
-        int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
     int64_t vision_rows = 0;
-    for (const ImageInput& input : vision) vision_rows += input.grid.patches() / unit;
+    for (const ImageInput& input : vision) vision_rows += embedding_rows(config.vision, input.grid);
     if (int64_t(s.pads.size()) != vision_rows)
       qwenvl::fail("the prompt has ", s.pads.size(),
                    " image and video pad tokens but its images and videos give ", vision_rows,
@@ -133,7 +131,8 @@ void BatchRunner::start_prefill(Sequence& s) {
       s.pad_owner.clear();
       for (size_t i = 0; i < vision.size(); ++i) {
         s.vision_hashes.push_back(image_hash(vision[i]));
-        s.pad_owner.insert(s.pad_owner.end(), size_t(vision[i].grid.patches() / unit), int32_t(i));
+        s.pad_owner.insert(s.pad_owner.end(), size_t(embedding_rows(config.vision, vision[i].grid)),
+                           int32_t(i));
       }
     }
     if (caches_.prefix) {

@@ -43,15 +43,14 @@ Tensor encode_images_cached(Qwen25VL& model, const std::vector<ImageInput>& imag
   QWENVL_CHECK(hashes.size() == images.size(), hashes.size(), " hashes for ", images.size(),
                " images");
   const ModelConfig& config = model.config();
-  const int64_t unit = int64_t(config.vision.spatial_merge_size) * config.vision.spatial_merge_size;
   int64_t tokens = 0;
-  for (const ImageInput& image : images) tokens += image.grid.patches() / unit;
+  for (const ImageInput& image : images) tokens += embedding_rows(config.vision, image.grid);
   Backend& backend = model.image_backend();
   Tensor out = backend.alloc({tokens, int64_t(config.text.hidden_size)}, backend.compute_dtype());
   int64_t row = 0;
   for (size_t i = 0; i < images.size(); ++i) {
     const ImageInput& image = images[i];
-    const int64_t count = image.grid.patches() / unit;
+    const int64_t count = embedding_rows(config.vision, image.grid);
     Tensor rows = out.rows(row, count);
     row += count;
     const ContentHash& key = hashes[i];
