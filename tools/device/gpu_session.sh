@@ -22,7 +22,7 @@
 #  serveNB: bench/serve_bench.py, qwenvl serve under load at CONCURRENCY (1,8,32,128 by default)
 #  within SERVE_BUDGET_S seconds (400), beside transformers one request at a time;
 #  batchNB: bench_batch, N text requests through the batch runner at SEQUENCES (1,8,32,128),
-#  then again at 128 with QWENVL_PROFILE_OPS=1;
+#  then again at PROFILE_SEQUENCES (8 128) with QWENVL_PROFILE_OPS=1;
 #  quickNB: qwenvl's rows of the GPU benchmark only; profileNB: per-op GPU time of a 1 MP image
 #  prompt and of a short decode, QWENVL_PROFILE_OPS=1; both after benchNB or quickNB built the
 #  checkpoint and the images)
@@ -135,9 +135,12 @@ stage_batch() {  # $1: model size
   python3 -c "from tools.build_random_checkpoint import ensure_checkpoint as e; e('$1', '$model', device='cuda')"
   nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && gbs=4800
   "$bin/bench_batch" --model "$model" --sequences "${SEQUENCES:-1,8,32,128}" --bandwidth-gbs "$gbs"
-  echo "---- per-op GPU time at 128 sequences"
-  QWENVL_PROFILE_OPS=1 "$bin/bench_batch" --model "$model" --sequences 128 --new 160 \
-    --bandwidth-gbs "$gbs" 2>&1 | awk '/op profile/ { n = 0 } { if (n++ < 28) print }'
+  local n
+  for n in ${PROFILE_SEQUENCES:-8 128}; do
+    echo "---- per-op GPU time at $n sequences"
+    QWENVL_PROFILE_OPS=1 "$bin/bench_batch" --model "$model" --sequences "$n" --new 160 \
+      --bandwidth-gbs "$gbs" 2>&1 | awk '/op profile/ { n = 0 } { if (n++ < 28) print }'
+  done
 }
 
 stage_ncu() {  # $1: model size. Each kernel's own GPU time (no launch gaps, no overlap), as CSV.
