@@ -4,8 +4,8 @@
 # in .carry/bin, and in .carry/lib the shared libraries the GPU machine lacks. The programs hold
 # the CUDA kernels several times over, so the folder travels packed: .carrypack/carry.tar.xz
 # (carry [".carrypack"]; gpu_session.sh unpacks it). bench_cuda_ops (the `kernels` stage) travels
-# only with KERNELS=1, bench_batch (the batchNB stages) only with BATCH=1: with either the pack
-# and the tracked files outgrow a device call's 64 MiB beside both test programs.
+# only with KERNELS=1, bench_batch (the batchNB stages) only with BATCH=1: the pack and the
+# tracked files must stay within a device call's 64 MiB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/cuda/bin:$PATH
@@ -21,5 +21,6 @@ cp "$build"/qwenvl "$build"/bench_tokenizer "$build"/bench_preprocess .carry/bin
 git rev-parse --short HEAD >.carry/COMMIT
 tools/device/pack_runtime.sh .carry/bin/qwenvl
 strip .carry/bin/*
-mkdir -p .carrypack && tar -cJf .carrypack/carry.tar.xz .carry
+# xz -9's 64 MiB window spans several programs, so the kernels they share are packed once.
+mkdir -p .carrypack && XZ_OPT="-9 -T2" tar -cJf .carrypack/carry.tar.xz .carry
 du -sh .carry .carrypack/carry.tar.xz
