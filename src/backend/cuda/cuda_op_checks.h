@@ -37,11 +37,13 @@ using cuda::aligned16;
 using Named = std::pair<const Tensor*, const char*>;
 
 // Whether our matrix-vector kernel (rather than cuBLASLt) takes a product of m rows of x [m, k]
-// with weight w: few rows, 16-byte rows and pointers.
+// with a weight w of the compute dtype: one row, 16-byte rows and pointers. From 2 rows on
+// cuBLASLt reads the weight faster (bench_cuda_ops: 79-88% of bandwidth at 4 and 8 rows, the
+// GEMV 36-47%); the packed weights' GEMVs, which read fewer bytes, serve up to kGemvMaxRows.
 inline bool gemv_serves(const CudaState& s, int64_t m, int64_t k, const Tensor& x,
                         const Tensor& w) {
-  return s.prefer_gemv && m >= 1 && m <= cuda::kGemvMaxRows && k > 0 && k % 8 == 0 &&
-         aligned16(x.data()) && aligned16(w.data());
+  return s.prefer_gemv && m == 1 && k > 0 && k % 8 == 0 && aligned16(x.data()) &&
+         aligned16(w.data());
 }
 
 // linear's checks on a weight of n outputs over k inputs (its layout checked by the caller):
