@@ -55,6 +55,10 @@ struct AttentionSegments {
   // the keys (segment s has cu_k[s+1] - cu_k[s]). Undefined: key j is row cu_k[s] + j.
   Tensor block_table;
   int block_size = 0;
+  // The first `single_query_segments` segments have one query each and at most
+  // `single_query_max_k` keys (a batch's decode rows before its prompt rows): a backend may run
+  // them with a decode kernel apart from the rest.
+  int single_query_segments = 0, single_query_max_k = 0;
 };
 
 // How linear_rope_qkv multiplies its stacked weight: as one product, or as three (the query, key

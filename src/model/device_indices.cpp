@@ -34,6 +34,11 @@ AttentionSegments make_segments(Backend& backend, const std::vector<int32_t>& cu
   s.segments = int(cu_q.size() - 1);
   s.max_q = max_gap(cu_q);
   s.max_k = max_gap(cu_k);
+  while (size_t(s.single_query_segments) + 1 < cu_q.size() &&
+         cu_q[size_t(s.single_query_segments) + 1] - cu_q[size_t(s.single_query_segments)] == 1) {
+    const size_t segment = size_t(s.single_query_segments++);
+    s.single_query_max_k = std::max(s.single_query_max_k, cu_k[segment + 1] - cu_k[segment]);
+  }
   s.causal = causal;
   s.scale = scale;
   return s;

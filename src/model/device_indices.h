@@ -11,7 +11,8 @@ namespace qwenvl {
 // An I32 workspace tensor of `shape` (default: [values.size()]) holding `values`.
 Tensor upload_indices(Backend& backend, const std::vector<int32_t>& values, Shape shape = {});
 
-// Attention segments from host boundaries (cu_seqlens): the same list for queries and keys.
+// Attention segments from host boundaries (cu_seqlens), with their launch bounds and leading
+// single-query segments (AttentionSegments).
 AttentionSegments make_segments(Backend& backend, const std::vector<int32_t>& cu_q,
                                 const std::vector<int32_t>& cu_k, bool causal, float scale);
 

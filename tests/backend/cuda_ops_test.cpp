@@ -545,6 +545,15 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
       {"small heads, windows", {64, 20}, {64, 20}, 4, 4, 32, false},
       {"small heads decode", {1}, {300}, 4, 2, 16, true},
       {"small heads decode, long context", {1, 1}, {2100, 40}, 4, 2, 16, true},
+      // A batch's decode rows, then prompt chunks: the decode kernel takes the leading ones.
+      {"decode rows before prompt chunks",
+       {1, 1, 1, 200, 7},
+       {700, 30, 2500, 900, 7},
+       16,
+       2,
+       128,
+       true},
+      {"a decode row before a prompt chunk, 7B heads", {1, 64}, {40, 64}, 28, 4, 128, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -567,6 +576,10 @@ TEST_P(CudaOps, AttentionMatchesCpu) {
     AttentionSegments gpu_seg = cpu_seg;
     gpu_seg.cu_q = to_gpu(cpu_seg.cu_q);
     gpu_seg.cu_k = to_gpu(cpu_seg.cu_k);
+    // The leading single-query segments, as make_segments marks them.
+    for (int& s = gpu_seg.single_query_segments;
+         s < int(c.q_lens.size()) - 1 && c.q_lens[size_t(s)] == 1; ++s)
+      gpu_seg.single_query_max_k = std::max(gpu_seg.single_query_max_k, c.k_lens[size_t(s)]);
     Tensor out = poisoned(q.shape(), dtype());
     gpu_->attention(to_gpu(q), to_gpu(k), to_gpu(v), gpu_seg, out);
     EXPECT_LT(rel_l2(to_host(out), want), tolerance());
@@ -766,7 +779,7 @@ TEST_P(CudaOps, BatchInvariantRowsDoNotDependOnTheirCompany) {
                          Shape2{2048, 11008}, Shape2{151936, 2048}}) {
     SCOPED_TRACE(cat(w_shape.n, "x", w_shape.k));
     const size_t mark = gpu_->workspace_mark();
-    Tensor w = gpu_->upload_weight(random({w_shape.n, w_shape.k}, 0.02f), dtype());
+    Tensor w = to_gpu(random({w_shape.n, w_shape.k}, 0.02f));  // lm_head's outgrows the weights
     const int64_t most = 130;
     Tensor x = to_gpu(random({most, w_shape.k}));
     Tensor all = gpu_->alloc({most, w_shape.n}, DType::F32);

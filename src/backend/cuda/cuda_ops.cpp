@@ -389,10 +389,32 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     return cat("attention ", segments.causal ? "causal" : "full", " q", q.shape().str(), " k",
                k.shape().str(), " segments ", segments.segments);
   });
-  if (!s.batch_invariant && cuda::decode_attention_supports(args) &&
-      cuda::decode_attention_scratch_bytes(args, s.multiprocessors) <= s.attention_scratch_bytes) {
+  auto decode_kernel_serves = [&](const cuda::AttentionArgs& a) {
+    return !s.batch_invariant && cuda::decode_attention_supports(a) &&
+           cuda::decode_attention_scratch_bytes(a, s.multiprocessors) <= s.attention_scratch_bytes;
+  };
+  if (decode_kernel_serves(args)) {
     cuda::decode_attention(args, s.attention_scratch, s.multiprocessors, s.stream);
     return;
+  }
+  // A batch's decode rows before its prompt rows: the decode kernel takes the single-query
+  // segments (the flash kernel would give each a 64-query tile), the flash kernel the rest.
+  const int single = segments.single_query_segments;
+  if (single > 0 && single < segments.segments) {
+    cuda::AttentionArgs decode = args;
+    decode.segments = single;
+    decode.max_q = 1;
+    decode.max_k = segments.single_query_max_k;
+    if (decode_kernel_serves(decode)) {
+      cuda::decode_attention(decode, s.attention_scratch, s.multiprocessors, s.stream);
+      cuda::AttentionArgs rest = args;
+      rest.segments -= single;
+      rest.cu_q += single;
+      rest.cu_k += single;
+      if (rest.block_table) rest.block_table += int64_t(single) * rest.block_stride;
+      cuda::flash_attention(rest, s.stream);
+      return;
+    }
   }
   cuda::flash_attention(args, s.stream);
 }
