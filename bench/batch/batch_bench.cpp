@@ -64,6 +64,7 @@ int run(int argc, char** argv) {
   limits.max_sequences = most;
   limits.kv_cache_tokens = int64_t(most) * (prompt + new_tokens + kKvBlockSize);
   Qwen25VL model(files.config, checkpoint, *backend, limits);
+  model.warm_up();  // kernels loaded and products planned, as serve does before its first request
   const MemoryPlan plan =
       Qwen25VL::plan(files.config, checkpoint, backend->compute_dtype(), limits);
   const TextConfig& text = files.config.text;

@@ -20,10 +20,12 @@ struct BatchRunner::Sequence {
   // produced but the last (which the next decode row feeds).
   int64_t target = 0;
   bool done = false;
-  // While prefilling: the image embeddings (in the workspace above `marks`), the prompt positions
-  // of the pad tokens they replace, and the next of those to place.
+  // While prefilling: the image embeddings (in the workspace above `marks`, when
+  // holds_workspace), the prompt positions of the pad tokens they replace, and the next of those
+  // to place.
   Tensor image_embeds;
   std::vector<size_t> marks;
+  bool holds_workspace = false;
   std::vector<int32_t> pads;
   size_t next_pad = 0;
   // The caches': each image's and video's hash in prompt order, the image each pad belongs to,
@@ -146,23 +148,32 @@ void BatchRunner::start_prefill(Sequence& s) {
     }
     s.next_pad =
         size_t(std::lower_bound(s.pads.begin(), s.pads.end(), int32_t(s.cached)) - s.pads.begin());
-    s.marks = model_.workspace_marks();
-    if (s.next_pad < s.pads.size())
+    prefilling_.push_back(&s);
+    if (s.next_pad < s.pads.size()) {
+      s.marks = model_.workspace_marks();
+      s.holds_workspace = true;
       s.image_embeds = image_cache_
                            ? encode_images_cached(model_, vision, s.vision_hashes, *image_cache_)
                            : model_.encode_images(vision);
+    }
   } catch (...) {
     fail(s, std::current_exception());
-    return;
   }
-  prefilling_ = &s;
 }
 
 void BatchRunner::end_prefill(Sequence& s) {
-  if (prefilling_ != &s) return;
+  auto it = std::find(prefilling_.begin(), prefilling_.end(), &s);
+  if (it == prefilling_.end()) return;
+  prefilling_.erase(it);
   s.image_embeds = Tensor();
-  model_.release_workspaces(s.marks);
-  prefilling_ = nullptr;
+  if (s.holds_workspace) model_.release_workspaces(s.marks);
+  s.holds_workspace = false;
+}
+
+int64_t BatchRunner::pending_prefill_rows() const {
+  int64_t rows = 0;
+  for (const Sequence* s : prefilling_) rows += s->target - s->cached;
+  return rows;
 }
 
 void BatchRunner::finish(Sequence& s) {
@@ -205,10 +216,17 @@ void BatchRunner::drop_finished() {
 
 void BatchRunner::admit() {
   // A sequence is admitted while a block is free for each running one's next token and one for
-  // its own first rows: one admitted into a full cache would only be preempted again.
-  while (!prefilling_ && !waiting_.empty() &&
-         int64_t(running_.size()) < model_.limits().max_sequences &&
-         blocks_.free() > int64_t(running_.size())) {
+  // its own first rows (one admitted into a full cache would only be preempted again), and while
+  // the next pass has rows to spare for its prompt. One with images or videos waits while another
+  // holds its embeddings in the workspace.
+  auto holds_workspace = [](const Sequence* s) { return s->holds_workspace; };
+  while (!waiting_.empty() && int64_t(running_.size()) < model_.limits().max_sequences &&
+         blocks_.free() > int64_t(running_.size()) &&
+         int64_t(running_.size()) + pending_prefill_rows() < model_.limits().prefill_chunk) {
+    const GenerationRequest& next = waiting_.front()->request;
+    if ((!next.images.empty() || !next.videos.empty()) &&
+        std::any_of(prefilling_.begin(), prefilling_.end(), holds_workspace))
+      break;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     start_prefill(*running_.back());
@@ -323,26 +341,30 @@ BatchPass BatchRunner::step() {
       add_rows(*s, 1);
       ++pass.decode_rows;
     }
+  // The prefilling sequences' prompt rows, in admission order, as many as the pass and the free
+  // blocks hold. Only one of them has image rows (admit()).
   ChunkImageRows images;
-  if (prefilling_) {
-    Sequence& s = *prefilling_;
-    // As many prompt rows as the pass and the free blocks hold.
+  const std::vector<Sequence*> prefilling = prefilling_;
+  for (Sequence* prefilling_sequence : prefilling) {
+    Sequence& s = *prefilling_sequence;
     const int64_t covered = int64_t(s.table.size()) * kKvBlockSize + blocks_.free() * kKvBlockSize;
     const int64_t rows =
         std::min({s.target - s.cached, limit - int64_t(batch.ids.size()), covered - s.cached});
     if (rows > 0 && blocks_.grow(s.table, s.cached + rows)) {
       const int32_t first = int32_t(batch.ids.size());
-      images.embeddings = &s.image_embeds;
-      images.first_row = int64_t(s.next_pad);
-      while (s.next_pad < s.pads.size() && s.pads[s.next_pad] < s.cached + rows)
-        images.chunk_positions.push_back(first + s.pads[s.next_pad++] - int32_t(s.cached));
-      if (!images.chunk_positions.empty()) batch.images = &images;
+      if (s.next_pad < s.pads.size() && s.pads[s.next_pad] < s.cached + rows) {
+        images.embeddings = &s.image_embeds;
+        images.first_row = int64_t(s.next_pad);
+        while (s.next_pad < s.pads.size() && s.pads[s.next_pad] < s.cached + rows)
+          images.chunk_positions.push_back(first + s.pads[s.next_pad++] - int32_t(s.cached));
+        batch.images = &images;
+      }
       if (s.cached + rows == s.target && s.result.tokens.empty()) {
         batch.logit_rows.push_back(first + int32_t(rows) - 1);
         sampled.push_back(&s);
       }
       add_rows(s, rows);
-      pass.prefill_rows = int(rows);
+      pass.prefill_rows += int(rows);
     }
   }
   if (batch.ids.empty()) return pass;
@@ -374,7 +396,7 @@ BatchPass BatchRunner::step() {
     Sequence& s = *in_batch[i];
     s.cached += in_rows[i];
     publish_full_blocks(s);
-    if (&s == prefilling_ && s.cached == s.target) end_prefill(s);
+    if (s.cached == s.target) end_prefill(s);
   }
   for (size_t i = 0; i < sampled.size(); ++i) {
     Sequence& s = *sampled[i];

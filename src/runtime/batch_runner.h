@@ -1,12 +1,14 @@
 #pragma once
 // Continuous batching: many requests generate at once on one model, every running sequence
 // advancing by one token per pass. Each call to step() runs one pass (Qwen25VL::forward_batch):
-// a decode row for every running sequence, plus a chunk of the prompt of the one sequence being
-// admitted (prefill in chunks mixed with decode, so a long image prompt does not stall the
-// streams already running). Their keys live in blocks of the shared KV cache (runtime/kv_blocks.h),
-// taken as sequences grow; when blocks run out the most recently admitted sequence is preempted:
-// its blocks return and it waits to be prefilled again from its prompt and the tokens it has
-// produced (recompute), keeping its sampler's and output's state.
+// a decode row for every running sequence, then chunks of the prompts of the sequences being
+// admitted, as many rows as the prefill chunk holds (prefill in chunks mixed with decode, so a
+// long image prompt does not stall the streams already running, and short prompts share a
+// pass). One of the prefilling sequences at a time holds image embeddings (they wait in the
+// workspace, which is planned for one request's). Their keys live in blocks of the shared KV cache
+// (runtime/kv_blocks.h), taken as sequences grow; when blocks run out the most recently admitted
+// sequence is preempted: its blocks return and it waits to be prefilled again from its prompt and
+// the tokens it has produced (recompute), keeping its sampler's and output's state.
 //
 // Two caches, when asked for (BatchCaches): image embeddings by content
 // (runtime/image_embedding_cache.h), and the prefix cache (runtime/kv_blocks.h): each sequence's
@@ -107,8 +109,10 @@ class BatchRunner {
   int64_t prefix_hit_tokens_ = 0;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
-  Sequence* prefilling_ = nullptr;                  // one of running_, or null
-  Tensor tokens_host_;                              // I32 [max_sequences]
+  std::vector<Sequence*> prefilling_;               // of running_, in admission order
+  // Prompt rows the prefilling sequences have left to run.
+  int64_t pending_prefill_rows() const;
+  Tensor tokens_host_;  // I32 [max_sequences]
   // The staging of Qwen25VL::batch_repeats.
   Tensor repeat_ids_host_, repeat_offsets_host_, repeat_penalties_host_;
 };

@@ -206,6 +206,38 @@ TEST_F(BatchRunnerTest, SharedPrefixesWithMoreRepeatedIdsThanTheCacheHoldsPickAs
   EXPECT_EQ(runner.used_blocks(), 0);
 }
 
+TEST_F(BatchRunnerTest, ShortPromptsShareAPassAndImagesWaitForTheWorkspace) {
+  // Chunks of 160 rows: the first pass prefills the text prompts together and the first image
+  // prompt; the second image prompt waits until the first one's embeddings leave the workspace.
+  load(6, 6 * 192, 160);
+  std::vector<GenerationRequest> requests;
+  std::vector<GenerationResult> want;
+  int64_t text_rows = 0, first_image_rows = 0;
+  for (int i : {0, 2, 1, 4, 3}) {  // 1 and 4 have images
+    requests.push_back(request(i, 12));
+    want.push_back(alone(requests.back()));
+    if (i == 1) first_image_rows = int64_t(requests.back().prompt_ids.size());
+    if (i % 3 != 1) text_rows += int64_t(requests.back().prompt_ids.size());
+  }
+  ASSERT_LT(text_rows + first_image_rows, 160);
+  BatchRunner runner(*model_, tokenizer_);
+  std::vector<Outcome> got(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  // Admission stops at the second image: request 3, behind it, waits too.
+  const int64_t before_3 = text_rows - int64_t(requests[4].prompt_ids.size());
+  EXPECT_EQ(runner.step().prefill_rows, before_3 + first_image_rows);
+  const BatchPass second = runner.step();
+  EXPECT_EQ(second.decode_rows, 3);
+  EXPECT_EQ(second.prefill_rows,
+            int64_t(requests[3].prompt_ids.size() + requests[4].prompt_ids.size()));
+  run_until_idle(runner);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
+    expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
+  }
+  EXPECT_EQ(runner.used_blocks(), 0);
+}
+
 TEST_F(BatchRunnerTest, ACacheTooSmallPreemptsAndRecomputes) {
   // 4 blocks of 64 rows for 6 requests of ~20-50 prompt and 60 new tokens; chunks of 16 rows.
   load(6, 192, 16);
