@@ -138,6 +138,9 @@ class Backend {
   // ops read everything that varies from device tensors, and the workspace is at the same mark
   // each time. Host-side bookkeeping therefore never goes inside `enqueue`.
   virtual void run_captured(int key, const std::function<void()>& enqueue) { enqueue(); }
+  // Whether run_captured records and replays (rather than running `enqueue` each time): what makes
+  // padding work up to a captured shape pay.
+  virtual bool replays_captures() const { return false; }
   // Batch invariance: every op computes each row the same way whatever other rows share the call
   // (one product algorithm for every row count, norms summed in one order, attention without
   // per-shape kernel choices), so that a sequence's logits do not depend on the sequences batched

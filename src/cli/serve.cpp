@@ -168,7 +168,7 @@ int run_serve(int argc, char** argv) {
       served->name.c_str(), served->backend->name().c_str(),
       static_cast<long long>(served->limits.max_context),
       static_cast<long long>(served->defaults.max_image_pixels), served->limits.max_sequences,
-      static_cast<long long>(kv_cache_capacity(served->limits)));
+      static_cast<long long>(served->model->kv_cache_blocks() * kKvBlockSize));
   if (served->limits.max_sequences > 1)
     std::printf("qwenvl serve: image embeddings cached in %s of host memory; prefix cache %s\n",
                 caches.image_bytes > 0 ? format_bytes(caches.image_bytes).c_str() : "0 B (off)",

@@ -166,7 +166,7 @@ void Decoder::forward(KvCache& cache, const std::vector<int32_t>& ids,
   forward(cache, batch, logits);
 }
 
-void Decoder::forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits) {
+void Decoder::check(const KvCache& cache, const DecoderBatch& batch) const {
   const int64_t n = int64_t(batch.ids.size());
   const int sequences = int(batch.cu_q.size()) - 1;
   QWENVL_CHECK(n > 0 && int64_t(batch.positions.size()) == 3 * n &&
@@ -182,6 +182,12 @@ void Decoder::forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits)
       fail("token id ", id, " is outside the vocabulary of ", config_.vocab_size);
   for (int32_t slot : batch.slots)
     QWENVL_CHECK(slot >= 0 && slot < cache.capacity(), "cache slot ", slot);
+}
+
+void Decoder::forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits) {
+  check(cache, batch);
+  const int64_t n = int64_t(batch.ids.size());
+  const int sequences = int(batch.cu_q.size()) - 1;
   // Between stages the residual stream and its norm travel through the host, in f32.
   const Shape rows{n, int64_t(config_.hidden_size)};
   Tensor host_x, host_normed;

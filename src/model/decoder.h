@@ -114,6 +114,9 @@ class Decoder {
   // Rows of several sequences whose keys the caller placed (the cache's length is not used):
   // writes the logits of batch.logit_rows into *logits ([rows, vocab], f32) when not null.
   void forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits);
+  // forward()'s checks of a batch: its shape, token ids within the vocabulary, cache slots
+  // within the cache.
+  void check(const KvCache& cache, const DecoderBatch& batch) const;
 
   // One stage's device work, reading every varying input from device tensors on its backend:
   // what a decode step captures once as a graph and replays. The caller has advanced the cache

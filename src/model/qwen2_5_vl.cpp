@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/batch_step.h"
 
 namespace qwenvl {
 
@@ -33,6 +34,15 @@ constexpr int kGraphsPerStage = 4;  // graph keys of decoder stage s: 1 + 4s to 
 constexpr int64_t kShortContextKeys = 1024;
 // Step numbers wrap before they leave the I32 they travel in.
 constexpr int64_t kStepNumbers = int64_t(1) << 31;
+// Graph keys of padded decode passes: kPaddedPassGraphs + rows · 32 + log2(table width).
+constexpr int kPaddedPassGraphs = 1 << 20;
+
+// The layout of the widest padded decode pass `limits` allow: max_sequences rows, tables as wide
+// as a sequence of max_context tokens needs.
+BatchStepLayout widest_batch_step(const ModelLimits& limits) {
+  const int64_t blocks = (limits.max_context + kKvBlockSize - 1) / kKvBlockSize;
+  return {limits.max_sequences, padded_table_stride(int(blocks))};
+}
 
 // A stage's share of a decode step's state when the decoder runs in several stages
 // (Qwen25VL::StageState): its step inputs, token and the hand-over rows.
@@ -54,10 +64,14 @@ std::vector<Backend*> layer_backends(const TextConfig& t, const WeightPlacement&
 
 size_t sampling_state_bytes(const TextConfig& t, const ModelLimits& limits) {
   const size_t sequences = size_t(limits.max_sequences);
+  const size_t padded_pass =
+      sequences > 1
+          ? size_t(widest_batch_step(limits).elements()) * sizeof(int32_t) + kAllocationAlignment
+          : 0;
   const size_t batches = sequences * (size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t)) +
                          (size_t(kv_cache_capacity(limits)) + sequences) * sizeof(int32_t) +
                          (sequences + 1) * sizeof(int32_t) + sequences * sizeof(float) +
-                         3 * kAllocationAlignment;
+                         3 * kAllocationAlignment + padded_pass;
   return size_t(t.vocab_size) * sizeof(float) + sizeof(int32_t) +
          size_t(limits.max_context) * sizeof(int32_t) + kStepInputs * sizeof(int32_t) + batches +
          6 * kAllocationAlignment;
@@ -65,7 +79,8 @@ size_t sampling_state_bytes(const TextConfig& t, const ModelLimits& limits) {
 
 int64_t kv_cache_capacity(const ModelLimits& limits) {
   const int64_t tokens = std::max(limits.max_context, limits.kv_cache_tokens);
-  return (tokens + kKvBlockSize - 1) / kKvBlockSize * kKvBlockSize;
+  const int64_t padding_block = limits.max_sequences > 1 ? kKvBlockSize : 0;
+  return (tokens + kKvBlockSize - 1) / kKvBlockSize * kKvBlockSize + padding_block;
 }
 
 size_t kv_cache_layer_bytes(const TextConfig& t, int64_t max_context, DType dtype) {
@@ -222,6 +237,12 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
       head.alloc_persistent({kv_cache_capacity(limits) + limits.max_sequences}, DType::I32);
   batch_repeats_.offsets = head.alloc_persistent({limits.max_sequences + 1}, DType::I32);
   batch_repeats_.penalties = head.alloc_persistent({limits.max_sequences}, DType::F32);
+  if (limits.max_sequences > 1) {
+    const int64_t elements = widest_batch_step(limits).elements();
+    batch_step_inputs_ = head.alloc_persistent({elements}, DType::I32);
+    batch_step_host_ = Tensor::empty({elements}, DType::I32);
+    pad_decode_batches_ = head.replays_captures();
+  }
   const std::vector<DecoderStage>& stages = decoder_->stages();
   const Shape row{1, int64_t(config.text.hidden_size)};
   for (const DecoderStage& stage : stages) {
@@ -369,7 +390,51 @@ void Qwen25VL::forward_batch(const DecoderBatch& batch) {
                batch.block_size, " rows");
   // Graph-captured single-sequence steps keep their inputs on the device: they are stale now.
   device_inputs_slot_ = -1;
+  if (forward_padded_decode(batch)) return;
   decoder_->forward(cache_, batch, batch.logit_rows.empty() ? nullptr : &batch_logits_);
+}
+
+bool Qwen25VL::forward_padded_decode(const DecoderBatch& batch) {
+  if (!pad_decode_batches_ || decoder_->stages().size() != 1 || !is_decode_batch(batch))
+    return false;
+  const BatchStepLayout widest = widest_batch_step(limits_);
+  const BatchStepLayout layout{padded_batch_rows(int(batch.ids.size()), limits_.max_sequences),
+                               padded_table_stride(batch.table_stride)};
+  if (layout.stride > widest.stride) return false;
+  Backend& b = backend();
+  int log2_stride = 0;
+  while ((1 << log2_stride) < layout.stride) ++log2_stride;
+  const int key = kPaddedPassGraphs + layout.rows * 32 + log2_stride;
+  // A graph replays the workspace addresses it was recorded with: over a workspace that holds
+  // more now (a prefilling sequence's image embeddings), the pass runs as it is.
+  const size_t mark = b.workspace_mark();
+  const auto recorded = batch_graph_marks_.try_emplace(key, mark).first;
+  if (recorded->second != mark) return false;
+  decoder_->check(cache_, batch);
+  const int32_t padding_block = int32_t(cache_.capacity() / kKvBlockSize - 1);
+  pad_decode_batch(batch, layout, padding_block, batch_step_host_.data<int32_t>());
+  Tensor inputs = batch_step_inputs_.rows(0, layout.elements());
+  b.copy_from_host(batch_step_host_.rows(0, layout.elements()), inputs);
+
+  const int rows = layout.rows;
+  DecoderInputs in;
+  in.ids = inputs.rows(layout.ids(), rows);
+  in.positions = inputs.rows(layout.positions(), 3 * int64_t(rows)).view({3, rows});
+  in.slots = inputs.rows(layout.slots(), rows);
+  in.logit_rows = inputs.rows(layout.logit_rows(), rows);
+  in.segments.cu_q = inputs.rows(layout.cu_q(), rows + 1);
+  in.segments.cu_k = inputs.rows(layout.cu_k(), rows + 1);
+  in.segments.segments = rows;
+  in.segments.max_q = 1;
+  // A launch bound for every pass of the graph: the keys its tables can name.
+  in.segments.max_k = layout.stride * kKvBlockSize;
+  in.segments.causal = true;
+  in.segments.scale = 1.0f / std::sqrt(float(config_.text.head_dim));
+  in.segments.block_table =
+      inputs.rows(layout.block_table(), int64_t(rows) * layout.stride).view({rows, layout.stride});
+  in.segments.block_size = kKvBlockSize;
+  b.run_captured(key, [&] { decoder_->run(b, cache_, in, &batch_logits_); });
+  return true;
 }
 
 void Qwen25VL::decode_step(int32_t token) {

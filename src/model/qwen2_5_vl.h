@@ -13,6 +13,7 @@
 // or, with the token left on the device by Backend::sample in next_token(), decode_next().
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,7 +45,9 @@ struct ModelLimits {
 
 // Rows of the KV cache per block when many sequences share it (block tables).
 constexpr int kKvBlockSize = 64;
-// The KV cache's rows for `limits`: whole blocks, at least max_context.
+// The KV cache's rows for `limits`: whole blocks, at least max_context; with max_sequences > 1
+// one block more, the padding block of padded batched passes (model/batch_step.h), which no
+// sequence is given.
 int64_t kv_cache_capacity(const ModelLimits& limits);
 
 struct MemoryPlan {
@@ -67,7 +70,8 @@ struct MemoryPlan {
 // one decoder layer's keys and values for max_context tokens, in `dtype`;
 size_t kv_cache_layer_bytes(const TextConfig& config, int64_t max_context, DType dtype);
 // logits, the sampled token, the sampler's id history and a decode step's inputs, and the
-// logits, tokens and repeated ids (Qwen25VL::batch_repeats) of batches of max_sequences sequences;
+// logits, tokens, repeated ids (Qwen25VL::batch_repeats) and padded decode inputs of batches of
+// max_sequences sequences;
 size_t sampling_state_bytes(const TextConfig& config, const ModelLimits& limits);
 // the image embeddings a request's images leave in the workspace.
 size_t image_embedding_bytes(const TextConfig& config, int64_t image_tokens, DType dtype);
@@ -140,10 +144,15 @@ class Qwen25VL {
 
   // Continuous batching: rows of several sequences in one pass (Decoder::forward with a batch),
   // their keys placed by the caller in blocks of kKvBlockSize cache rows (runtime/kv_blocks.h
-  // hands the blocks out; this class's own prefill and decode steps are not to be mixed in). The
-  // logits of batch.logit_rows (at most max_sequences; none: no logits) go to batch_logits()'s
-  // first rows.
+  // hands the blocks out, kv_cache_blocks() of them; this class's own prefill and decode steps
+  // are not to be mixed in). The logits of batch.logit_rows (at most max_sequences; none: no
+  // logits) go to batch_logits()'s first rows. A decode pass (model/batch_step.h) on a backend
+  // that replays captures is padded to a bucket of rows and runs as a captured graph, one per
+  // bucket and table width.
   void forward_batch(const DecoderBatch& batch);
+  // Whether decode passes are padded and captured (default: where the backend replays captures);
+  // tests turn it on to run the padded form on the CPU.
+  void pad_decode_batches(bool on) { pad_decode_batches_ = on; }
   Tensor& batch_logits() { return batch_logits_; }  // f32 [max_sequences, vocab] on backend()
   Tensor& batch_tokens() { return batch_tokens_; }  // I32 [max_sequences], for Backend::sample
   // Where a batch's repetition penalties go (Backend::penalize_repeats): the distinct ids of
@@ -154,7 +163,9 @@ class Qwen25VL {
     Tensor penalties;  // F32 [max_sequences]
   };
   BatchRepeats& batch_repeats() { return batch_repeats_; }
-  int64_t kv_cache_blocks() const { return cache_.capacity() / kKvBlockSize; }
+  int64_t kv_cache_blocks() const {
+    return cache_.capacity() / kKvBlockSize - (limits_.max_sequences > 1 ? 1 : 0);
+  }
   const ModelLimits& limits() const { return limits_; }
 
   // On backend(): logits, sampling and the tokens decode steps publish.
@@ -196,6 +207,13 @@ class Qwen25VL {
   Tensor logits_, next_token_, history_;
   Tensor batch_logits_, batch_tokens_;
   BatchRepeats batch_repeats_;
+  // A padded decode pass's inputs (BatchStepLayout of max_sequences rows and the widest table),
+  // on backend() and their host staging; and the workspace mark each captured pass was recorded
+  // at, by graph key.
+  Tensor batch_step_inputs_, batch_step_host_;
+  std::map<int, size_t> batch_graph_marks_;
+  bool pad_decode_batches_ = false;
+  bool forward_padded_decode(const DecoderBatch& batch);
   void upload_step_inputs(int64_t slot);
   std::vector<StageState> stage_state_;  // per decoder stage
   Tensor host_x_, host_normed_;          // f32 [1, hidden]: a decode step's hand-over

@@ -434,8 +434,11 @@ int64_t kv_capacity(const Sizes& s, const Budgets& use) {
   };
   for (const DeviceUse& d : use.gpus) consider(d, s.kv_layer_gpu, s.in.dtype);
   consider(use.cpu, s.kv_layer_cpu, DType::F32);
-  // The cache is made of whole blocks (kv_cache_capacity).
-  return capacity == INT64_MAX ? 0 : capacity / kKvBlockSize * kKvBlockSize;
+  // The cache is made of whole blocks, one of them the padding block of batched passes
+  // (kv_cache_capacity).
+  if (capacity == INT64_MAX) return 0;
+  const int64_t padding = s.in.max_sequences > 1 ? kKvBlockSize : 0;
+  return std::max<int64_t>(0, capacity / kKvBlockSize * kKvBlockSize - padding);
 }
 
 }  // namespace

@@ -89,6 +89,7 @@ class CudaBackend : public Backend {
   // replays must be read from device tensors; enqueue must not copy from or to the host, nor
   // call sample (its settings are launch arguments). reserve() drops the recorded graphs.
   void run_captured(int key, const std::function<void()>& enqueue) override;
+  bool replays_captures() const override { return true; }
   // No GEMV (its epilogues fused or not), every cuBLASLt product of a weight shape on the
   // algorithm its kInvariantRows-row product gets, norms in their one-pass order, attention on
   // the flash kernel alone (no split-K decode kernels).
