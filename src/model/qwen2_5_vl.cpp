@@ -77,6 +77,11 @@ size_t sampling_state_bytes(const TextConfig& t, const ModelLimits& limits) {
          6 * kAllocationAlignment;
 }
 
+int64_t pass_rows(const ModelLimits& limits) {
+  return limits.max_sequences > 1 ? limits.prefill_chunk
+                                  : std::min(limits.prefill_chunk, limits.max_context);
+}
+
 int64_t kv_cache_capacity(const ModelLimits& limits) {
   const int64_t tokens = std::max(limits.max_context, limits.kv_cache_tokens);
   const int64_t padding_block = limits.max_sequences > 1 ? kKvBlockSize : 0;
@@ -105,7 +110,7 @@ size_t backend_workspace_bytes(const ModelConfig& config, DType compute, const M
   // while the decoder runs its chunks on top of them.
   const size_t embeds =
       images ? image_embedding_bytes(config.text, limits.max_image_tokens, compute) : 0;
-  const int64_t chunk = std::min(limits.prefill_chunk, limits.max_context);
+  const int64_t chunk = pass_rows(limits);
   const size_t tower = vision && limits.max_image_patches > 0
                            ? VisionTower::workspace_bytes(config.vision, limits.max_image_patches,
                                                           compute, limits.vision_chunk_rows)
@@ -284,7 +289,7 @@ void Qwen25VL::profile_section(const std::string& name) {
 
 void Qwen25VL::warm_up() {
   vision_->prepare(vision_backend(), limits_.max_image_patches);
-  decoder_->prepare(std::min(limits_.prefill_chunk, limits_.max_context));
+  decoder_->prepare(pass_rows(limits_));
   const std::vector<size_t> marks = workspace_marks();
   const int64_t unit = config_.vision.spatial_merge_size;
   const int64_t side = 2 * unit;  // the smallest grid: one merged 2x2 block of merge units
@@ -383,7 +388,7 @@ void Qwen25VL::forward_batch(const DecoderBatch& batch) {
   if (int64_t(batch.logit_rows.size()) > limits_.max_sequences)
     fail_internal("a batch asks for ", batch.logit_rows.size(), " rows of logits; the model holds ",
                   limits_.max_sequences);
-  if (int64_t(batch.ids.size()) > std::min(limits_.prefill_chunk, kv_cache_capacity(limits_)))
+  if (int64_t(batch.ids.size()) > pass_rows(limits_))
     fail_internal("a batch of ", batch.ids.size(), " rows is larger than the prefill chunk of ",
                   limits_.prefill_chunk);
   QWENVL_CHECK(batch.block_table.empty() || batch.block_size == kKvBlockSize, "blocks of ",

@@ -45,6 +45,9 @@ struct ModelLimits {
 
 // Rows of the KV cache per block when many sequences share it (block tables).
 constexpr int kKvBlockSize = 64;
+// The most rows one decoder pass runs: a prefill chunk, for one sequence no longer than its
+// context; a batched pass (max_sequences > 1) may hold a chunk of several prompts' rows.
+int64_t pass_rows(const ModelLimits& limits);
 // The KV cache's rows for `limits`: whole blocks, at least max_context; with max_sequences > 1
 // one block more, the padding block of padded batched passes (model/batch_step.h), which no
 // sequence is given.
