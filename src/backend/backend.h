@@ -145,8 +145,9 @@ class Backend {
   // (one product algorithm for every row count, norms summed in one order, attention without
   // per-shape kernel choices), so that a sequence's logits do not depend on the sequences batched
   // with it. Slower than the fastest kernel for each shape; set before the model is built. A
-  // backend whose ops are invariant already ignores it.
-  virtual void set_batch_invariant(bool on) {}
+  // backend overriding it calls this one too.
+  virtual void set_batch_invariant(bool on) { batch_invariant_ = on; }
+  bool batch_invariant() const { return batch_invariant_; }
 
   // Prepares products with weight `w` (and a bias or not) for every M up to max_rows, so that
   // the first request of a new length does not pay for it (CUDA: cuBLASLt's algorithm choice,
@@ -280,6 +281,7 @@ class Backend {
 
  protected:
   StreamedWeights streamed_;
+  bool batch_invariant_ = false;
   // begin_read's bookkeeping: ticket t uses slot t % kPendingReads.
   int64_t open_read(const Tensor& device_src);  // checks the size, returns the next ticket
   int close_read(int64_t ticket, const Tensor& host_dst);  // checks it, returns its slot

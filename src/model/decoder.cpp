@@ -127,16 +127,22 @@ size_t Decoder::workspace_bytes(const TextConfig& c, int64_t tokens, DType dtype
          size_t(tokens) * 8 * sizeof(int32_t) + (size_t(1) << 20);
 }
 
-void Decoder::prepare(int64_t max_tokens) const {
+QkvProducts qkv_products_for(int sequences, const Backend& backend) {
+  return sequences > 1 && !backend.batch_invariant() ? QkvProducts::kOne
+                                                     : QkvProducts::kPerProjection;
+}
+
+void Decoder::prepare(int64_t max_tokens, bool batches) const {
   for (const DecoderStage& stage : stages_) {
     if (stage.first_layer == stage.end_layer) continue;
     Backend& backend = *stage.backend;
     const DType dt = backend.compute_dtype();
     // Every layer has the same shapes.
     const DecoderLayerWeights& l = weights_.layers[size_t(stage.first_layer)];
-    backend.prepare_linear_rope_qkv(l.qkv_w, QkvProducts::kPerProjection,
-                                    int64_t(config_.num_attention_heads) * config_.head_dim,
-                                    max_tokens);
+    const int64_t q_rows = int64_t(config_.num_attention_heads) * config_.head_dim;
+    backend.prepare_linear_rope_qkv(l.qkv_w, QkvProducts::kPerProjection, q_rows, max_tokens);
+    if (batches && qkv_products_for(2, backend) == QkvProducts::kOne)
+      backend.prepare_linear_rope_qkv(l.qkv_w, QkvProducts::kOne, q_rows, max_tokens);
     for (const Tensor* w : {&l.o_w, &l.gate_up_w, &l.down_w})
       backend.prepare_linear(*w, false, dt, max_tokens);
   }
@@ -220,6 +226,7 @@ void Decoder::forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits)
     }
     if (stage.head && !batch.logit_rows.empty())
       inputs.logit_rows = upload_indices(backend, batch.logit_rows);
+    inputs.qkv = qkv_products_for(sequences, backend);
     if (stages_.size() == 1) {
       run(backend, cache, inputs, logits);
     } else {
@@ -270,8 +277,7 @@ void Decoder::run_stage(const DecoderStage& stage, KvCache& cache, const Decoder
     for (int l = stage.first_layer; l < stage.end_layer; ++l) {
       const DecoderLayerWeights& w = weights_.layers[size_t(l)];
       if (w.streamed_group >= 0) backend.use_streamed_group(w.streamed_group);
-      layer(backend, l, w, cache.keys(l), cache.values(l), x, normed, w.next_norm, in.positions,
-            in.slots, in.segments);
+      layer(backend, l, w, cache.keys(l), cache.values(l), x, normed, w.next_norm, in);
       if (w.streamed_group >= 0) backend.streamed_group_done(w.streamed_group);
       if (tap_) tap_(3 * l + 3, backend, x.rows(n - 1, 1));
     }
@@ -297,8 +303,7 @@ void Decoder::run_stage(const DecoderStage& stage, KvCache& cache, const Decoder
 
 void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, Tensor& k_cache,
                     Tensor& v_cache, Tensor& x, Tensor& normed, const Tensor& next_norm,
-                    const Tensor& positions, const Tensor& slots,
-                    const AttentionSegments& segments) {
+                    const DecoderInputs& in) {
   const size_t mark = backend.workspace_mark();
   const int64_t n = x.dim(0), d = config_.hidden_size, f = config_.intermediate_size;
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
@@ -311,8 +316,8 @@ void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, T
   Tensor qkv = backend.alloc({n, (heads + 2 * kv_heads) * hd}, dt);
   Tensor q = backend.alloc({n, heads, hd}, dt);
   // The checkpoint's q, k and v projections are separate layers (stacked at load for decode).
-  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, QkvProducts::kPerProjection, positions, rope_,
-                          slots, qkv, q, k_cache, v_cache);
+  backend.linear_rope_qkv(normed, w.qkv_w, w.qkv_b, in.qkv, in.positions, rope_, in.slots, qkv, q,
+                          k_cache, v_cache);
   // Attention for one new token reads little of memory while it runs; a backend that can use the
   // lull to fetch the next products' weights ahead of them does. (A prompt's attention is busy.)
   if (n == 1) {
@@ -320,7 +325,7 @@ void Decoder::layer(Backend& backend, int index, const DecoderLayerWeights& w, T
     backend.prefetch(w.gate_up_w);
   }
   Tensor attended = backend.alloc({n, heads, hd}, dt);
-  backend.attention(q, k_cache, v_cache, segments, attended);
+  backend.attention(q, k_cache, v_cache, in.segments, attended);
   Tensor delta = backend.alloc({n, d}, dt);
   const Tensor attended_rows = attended.view({n, heads * hd});
   if (tap_) tap_(3 * index + 1, backend, attended_rows.rows(n - 1, 1));

@@ -79,7 +79,16 @@ struct DecoderInputs {
   // I32 [r]: the rows whose logits lm_head computes, into logits [r, vocab]; undefined: the last
   // row's, into logits [vocab].
   Tensor logit_rows;
+  // How the q/k/v projections multiply: as the checkpoint's three layers (rounding as
+  // transformers does), or, for rows of several sequences, as one product (qkv_products_for).
+  QkvProducts qkv = QkvProducts::kPerProjection;
 };
+
+// The q/k/v products of a pass over `sequences` sequences: one sequence's rows round as
+// transformers' three projections do; rows of several take one product of the stacked weight
+// (faster, and batched rows round by their company anyway), unless the backend is batch
+// invariant, where a row must round the same alone and in company.
+QkvProducts qkv_products_for(int sequences, const Backend& backend);
 
 // One pass over rows of several sequences (continuous batching), described on the host: sequence
 // s owns rows [cu_q[s], cu_q[s+1]) and sees keys 0 .. cu_k[s+1] - cu_k[s] - 1 of its own, the
@@ -128,8 +137,9 @@ class Decoder {
   // run_stage of the one stage of a decoder on one backend, with x and normed in the workspace.
   void run(Backend& backend, KvCache& cache, const DecoderInputs& inputs, Tensor* logits);
 
-  // Lets each stage's backend prepare the matrix products of chunks of up to max_tokens tokens.
-  void prepare(int64_t max_tokens) const;
+  // Lets each stage's backend prepare the matrix products of chunks of up to max_tokens tokens
+  // (and, with `batches`, those of passes over several sequences).
+  void prepare(int64_t max_tokens, bool batches) const;
 
   const std::vector<DecoderStage>& stages() const { return stages_; }
 
@@ -151,7 +161,7 @@ class Decoder {
   // normed = next_norm(x) for the next layer (or the final norm).
   void layer(Backend& backend, int index, const DecoderLayerWeights& w, Tensor& k_cache,
              Tensor& v_cache, Tensor& x, Tensor& normed, const Tensor& next_norm,
-             const Tensor& positions, const Tensor& slots, const AttentionSegments& segments);
+             const DecoderInputs& in);
 
   TextConfig config_;
   DecoderWeights weights_;

@@ -289,7 +289,7 @@ void Qwen25VL::profile_section(const std::string& name) {
 
 void Qwen25VL::warm_up() {
   vision_->prepare(vision_backend(), limits_.max_image_patches);
-  decoder_->prepare(pass_rows(limits_));
+  decoder_->prepare(pass_rows(limits_), limits_.max_sequences > 1);
   const std::vector<size_t> marks = workspace_marks();
   const int64_t unit = config_.vision.spatial_merge_size;
   const int64_t side = 2 * unit;  // the smallest grid: one merged 2x2 block of merge units
@@ -427,6 +427,8 @@ bool Qwen25VL::forward_padded_decode(const DecoderBatch& batch) {
   in.positions = inputs.rows(layout.positions(), 3 * int64_t(rows)).view({3, rows});
   in.slots = inputs.rows(layout.slots(), rows);
   in.logit_rows = inputs.rows(layout.logit_rows(), rows);
+  // One graph per bucket: a bucket of 1 row holds one sequence, the others several.
+  in.qkv = qkv_products_for(int(batch.ids.size()), b);
   in.segments.cu_q = inputs.rows(layout.cu_q(), rows + 1);
   in.segments.cu_k = inputs.rows(layout.cu_k(), rows + 1);
   in.segments.segments = rows;

@@ -468,6 +468,7 @@ void CudaBackend::run_captured(int key, const std::function<void()>& enqueue) {
 void CudaBackend::set_prefer_gemv(bool prefer) { state_->prefer_gemv = prefer; }
 
 void CudaBackend::set_batch_invariant(bool on) {
+  Backend::set_batch_invariant(on);
   CudaState& s = *state_;
   s.batch_invariant = on;
   s.prefer_gemv = !on;
