@@ -74,23 +74,25 @@ std::string plan_text(const std::string& dir, const PlannerInput& in, const Plac
   }
   line("memory per device");
   char buf[256];
-  std::snprintf(buf, sizeof buf, "  %-7s %10s %10s %10s %10s %10s %10s %10s %10s  %s", "device",
-                "weights", "KV cache", "workspace", "state", "library", "streaming", "total",
-                "budget", "(budget from)");
+  std::snprintf(buf, sizeof buf, "  %-7s %10s %10s %10s %10s %10s %10s %10s %10s %10s  %s",
+                "device", "weights", "KV cache", "workspace", "state", "library", "streaming",
+                "caches", "total", "budget", "(budget from)");
   line(buf);
   for (const DeviceUse& d : plan.devices) {
-    std::snprintf(buf, sizeof buf, "  %-7s %10s %10s %10s %10s %10s %10s %10s %10s  %s",
+    std::snprintf(buf, sizeof buf, "  %-7s %10s %10s %10s %10s %10s %10s %10s %10s %10s  %s",
                   device_name(d.device).c_str(), format_bytes(d.weights).c_str(),
                   format_bytes(d.kv_cache).c_str(), format_bytes(d.workspace).c_str(),
                   format_bytes(d.state).c_str(), format_bytes(d.library).c_str(),
-                  format_bytes(d.streaming).c_str(), format_bytes(d.total()).c_str(),
-                  format_bytes(d.budget).c_str(), source_name(d.source));
+                  format_bytes(d.streaming).c_str(), format_bytes(d.caches).c_str(),
+                  format_bytes(d.total()).c_str(), format_bytes(d.budget).c_str(),
+                  source_name(d.source));
     line(buf);
   }
   line(
       "  library: the CUDA backend's cuBLASLt workspace, staging and scratch (cpu: pinned "
       "staging)");
   line("  streaming: the two buffers streamed modules pass through (cpu: their pinned copies)");
+  line("  caches: the server's image-embedding cache (serve --image-cache)");
   line(cat("KV cache   ", format_count(plan.context_tokens), " tokens planned; the budgets hold ",
            format_count(plan.kv_capacity_tokens), " (--max-context)"));
   line(cat("images     ", format_count(plan.image_tokens), " tokens planned (--max-pixels ",
@@ -143,6 +145,7 @@ nlohmann::json plan_json(const std::string& dir, const PlannerInput& in,
                        {"state_bytes", d.state},
                        {"library_bytes", d.library},
                        {"streaming_bytes", d.streaming},
+                       {"cache_bytes", d.caches},
                        {"total_bytes", d.total()}});
   j["devices"] = devices;
   j["kv_capacity_tokens"] = plan.kv_capacity_tokens;

@@ -137,6 +137,8 @@ int run_serve(int argc, char** argv) {
   BatchCaches caches;
   caches.image_bytes = parse_byte_size(args.get("image-cache").value_or("1GiB"), "--image-cache");
   caches.prefix = !args.has("no-prefix-cache");
+  // The image-embedding cache is host memory within the plan's CPU budget.
+  if (options.max_sequences > 1) options.placement.host_cache_bytes = caches.image_bytes;
   const std::string host = args.get("host").value_or("127.0.0.1");
   const int port = int(args.get_int("port", 8000, 0, 65535));
 

@@ -101,6 +101,7 @@ Budgets device_budgets(const PlannerInput& in) {
   }
   b.cpu.device = {DeviceKind::CPU, 0};
   b.cpu.budget = in.host_bytes;
+  b.cpu.caches = in.host_cache_bytes;
   for (const MemoryBudget& budget : in.budgets) {
     if (budget.device.kind == DeviceKind::CPU) {
       b.cpu.budget = budget.bytes;

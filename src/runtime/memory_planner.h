@@ -66,8 +66,9 @@ struct PlannerInput {
   int64_t prefill_chunk = 2048;
   std::vector<MemoryBudget> budgets;  // --max-memory; a device not named may use what is free
   Offload offload = Offload::Auto;
-  std::vector<GpuMemory> gpus;  // cuda:0, cuda:1, ...
-  int64_t host_bytes = 0;       // the CPU's free memory, for when the budgets do not name it
+  std::vector<GpuMemory> gpus;   // cuda:0, cuda:1, ...
+  int64_t host_bytes = 0;        // the CPU's free memory, for when the budgets do not name it
+  int64_t host_cache_bytes = 0;  // host memory a server's caches keep (image embeddings)
   // module name -> "cuda:N" | "cpu" | "stream"; empty: automatic placement. Every module named.
   std::map<std::string, std::string> device_map;
   Bandwidths bandwidths;
@@ -98,7 +99,10 @@ struct DeviceUse {
   int64_t state = 0;      // logits, sampling state (on the device of the last module)
   int64_t library = 0;    // CUDA: cuBLASLt workspace, staging twin, scratch; CPU: pinned staging
   int64_t streaming = 0;  // GPU: the two stream buffers; CPU: pinned copies of streamed modules
-  int64_t total() const { return weights + kv_cache + workspace + state + library + streaming; }
+  int64_t caches = 0;     // CPU: a server's image-embedding cache
+  int64_t total() const {
+    return weights + kv_cache + workspace + state + library + streaming + caches;
+  }
 };
 
 struct DecodeEstimate {

@@ -61,6 +61,7 @@ PlannedPlacement plan_gpu_placement(const ModelConfig& config, DType dtype,
   in.offload = parse_offload(options.offload);
   for (int64_t free_bytes : gpu_free) in.gpus.push_back({free_bytes, false});
   in.host_bytes = int64_t(available_host_bytes());
+  in.host_cache_bytes = options.host_cache_bytes;
   in.device_map = options.device_map;
   if (options.measure_bandwidths) in.bandwidths = machine_bandwidths();
   out.plan = plan_placement(in);

@@ -42,6 +42,7 @@ struct PlacementOptions {
   // Estimate decode speed from this machine's measured bandwidths (a quick probe, or cached)
   // rather than nominal ones: only worth it when the plan is shown.
   bool measure_bandwidths = false;
+  int64_t host_cache_bytes = 0;  // host memory a server's caches keep, within the CPU's budget
 };
 
 struct PlannedPlacement {

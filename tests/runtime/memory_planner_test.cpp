@@ -368,6 +368,17 @@ TEST(MemoryPlanner, ExplicitDeviceMap) {
             std::string::npos);
 }
 
+TEST(MemoryPlanner, AServersImageCacheCountsInTheHostsBudget) {
+  PlannerInput in = input("3B", "cuda:0=40GiB,cpu=3GiB");
+  in.host_cache_bytes = 2 * kGiB;
+  const PlacementPlan plan = plan_placement(in);
+  EXPECT_EQ(plan.devices.back().caches, 2 * kGiB);
+  EXPECT_GE(plan.devices.back().total(), 2 * kGiB);
+  expect_within_budgets(plan);
+  in.host_cache_bytes = 4 * kGiB;
+  EXPECT_NE(error_of(in).find("the host needs"), std::string::npos) << error_of(in);
+}
+
 TEST(MemoryPlanner, SaysWhatToChangeWhenNothingFits) {
   EXPECT_NE(error_of(input("7B", "cuda:0=100MiB")).find("does not hold the workspaces"),
             std::string::npos);
