@@ -23,7 +23,7 @@ int padded_table_stride(int blocks) {
 
 bool is_decode_batch(const DecoderBatch& batch) {
   const size_t n = batch.ids.size();
-  if (n == 0 || batch.images || batch.block_table.empty() || batch.cu_q.size() != n + 1 ||
+  if (n == 0 || !batch.images.empty() || batch.block_table.empty() || batch.cu_q.size() != n + 1 ||
       batch.logit_rows.size() != n)
     return false;
   for (size_t i = 0; i < n; ++i)

@@ -168,7 +168,7 @@ void Decoder::forward(KvCache& cache, const std::vector<int32_t>& ids,
   batch.cu_q = {0, int32_t(n)};
   batch.cu_k = {0, int32_t(start + n)};
   batch.max_k = int(cache.capacity());
-  batch.images = images;
+  if (images && !images->chunk_positions.empty()) batch.images.push_back(*images);
   forward(cache, batch, logits);
 }
 
@@ -199,17 +199,16 @@ void Decoder::forward(KvCache& cache, const DecoderBatch& batch, Tensor* logits)
   Tensor host_x, host_normed;
   if (stages_.size() > 1)
     host_x = Tensor::empty(rows, DType::F32), host_normed = Tensor::empty(rows, DType::F32);
-  const ChunkImageRows* images = batch.images;
   for (const DecoderStage& stage : stages_) {
     Backend& backend = *stage.backend;
     const size_t mark = backend.workspace_mark();
     DecoderInputs inputs;
     if (stage.embeds) {
       inputs.ids = upload_indices(backend, batch.ids);
-      if (images && !images->chunk_positions.empty()) {
-        inputs.image_rows =
-            images->embeddings->rows(images->first_row, int64_t(images->chunk_positions.size()));
-        inputs.image_slots = upload_indices(backend, images->chunk_positions);
+      for (const ChunkImageRows& images : batch.images) {
+        inputs.image_rows.push_back(
+            images.embeddings->rows(images.first_row, int64_t(images.chunk_positions.size())));
+        inputs.image_slots.push_back(upload_indices(backend, images.chunk_positions));
       }
     }
     if (stage.first_layer < stage.end_layer) {
@@ -265,7 +264,8 @@ void Decoder::run_stage(const DecoderStage& stage, KvCache& cache, const Decoder
   const float eps = config_.rms_norm_eps;
   if (stage.embeds) {
     backend.gather_rows(weights_.embed_tokens, in.ids, x);
-    if (in.image_slots.defined()) backend.scatter_rows(in.image_rows, in.image_slots, x);
+    for (size_t i = 0; i < in.image_slots.size(); ++i)
+      backend.scatter_rows(in.image_rows[i], in.image_slots[i], x);
     // Each layer ends with the next one's input norm (the last with the final norm), so that the
     // norm shares a kernel with the product before it.
     backend.rms_norm(x, weights_.embed_norm, eps, normed);

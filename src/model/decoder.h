@@ -74,8 +74,9 @@ struct DecoderInputs {
   Tensor positions;            // I32 [3, n]: M-RoPE t, h, w rows
   Tensor slots;                // I32 [n]: cache rows the chunk's keys and values go to
   AttentionSegments segments;  // the chunk's queries against the cache, causal
-  Tensor image_rows;   // image embeddings that replace tokens of the chunk (may be undefined)
-  Tensor image_slots;  // I32: the chunk rows they go to
+  // Image embeddings that replace tokens of the chunk (none, or one set per sequence with image
+  // rows in it), and the I32 chunk rows each set goes to.
+  std::vector<Tensor> image_rows, image_slots;
   // I32 [r]: the rows whose logits lm_head computes, into logits [r, vocab]; undefined: the last
   // row's, into logits [vocab].
   Tensor logit_rows;
@@ -105,7 +106,7 @@ struct DecoderBatch {
   int max_k = 0;  // a bound on every sequence's keys, for sizing launches
   // Rows whose logits are wanted, in order: logits [count, vocab]. Empty: the last row's.
   std::vector<int32_t> logit_rows;
-  const ChunkImageRows* images = nullptr;  // chunk_positions index the batch's rows
+  std::vector<ChunkImageRows> images;  // chunk_positions index the batch's rows
 };
 
 class Decoder {

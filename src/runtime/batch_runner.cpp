@@ -8,6 +8,18 @@
 
 namespace qwenvl {
 
+namespace {
+
+// The embedding rows of a request's images and videos.
+int64_t vision_rows_of(const GenerationRequest& request, const VisionConfig& vision) {
+  int64_t rows = 0;
+  for (const std::vector<ImageInput>* inputs : {&request.images, &request.videos})
+    for (const ImageInput& input : *inputs) rows += embedding_rows(vision, input.grid);
+  return rows;
+}
+
+}  // namespace
+
 struct BatchRunner::Sequence {
   GenerationRequest request;
   BatchCallbacks callbacks;
@@ -20,12 +32,9 @@ struct BatchRunner::Sequence {
   // produced but the last (which the next decode row feeds).
   int64_t target = 0;
   bool done = false;
-  // While prefilling: the image embeddings (in the workspace above `marks`, when
-  // holds_workspace), the prompt positions of the pad tokens they replace, and the next of those
-  // to place.
+  // While prefilling: the image embeddings (in the workspace, under a WorkspaceHold), the prompt
+  // positions of the pad tokens they replace, and the next of those to place.
   Tensor image_embeds;
-  std::vector<size_t> marks;
-  bool holds_workspace = false;
   std::vector<int32_t> pads;
   size_t next_pad = 0;
   // The caches': each image's and video's hash in prompt order, the image each pad belongs to,
@@ -150,8 +159,7 @@ void BatchRunner::start_prefill(Sequence& s) {
         size_t(std::lower_bound(s.pads.begin(), s.pads.end(), int32_t(s.cached)) - s.pads.begin());
     prefilling_.push_back(&s);
     if (s.next_pad < s.pads.size()) {
-      s.marks = model_.workspace_marks();
-      s.holds_workspace = true;
+      holds_.push_back({&s, model_.workspace_marks(), vision_rows});
       s.image_embeds = image_cache_
                            ? encode_images_cached(model_, vision, s.vision_hashes, *image_cache_)
                            : model_.encode_images(vision);
@@ -166,8 +174,22 @@ void BatchRunner::end_prefill(Sequence& s) {
   if (it == prefilling_.end()) return;
   prefilling_.erase(it);
   s.image_embeds = Tensor();
-  if (s.holds_workspace) model_.release_workspaces(s.marks);
-  s.holds_workspace = false;
+  release_hold(s);
+}
+
+void BatchRunner::release_hold(const Sequence& s) {
+  for (WorkspaceHold& hold : holds_)
+    if (hold.owner == &s) hold.owner = nullptr;
+  while (!holds_.empty() && !holds_.back().owner) {
+    model_.release_workspaces(holds_.back().marks);
+    holds_.pop_back();
+  }
+}
+
+int64_t BatchRunner::held_rows() const {
+  int64_t rows = 0;
+  for (const WorkspaceHold& hold : holds_) rows += hold.rows;
+  return rows;
 }
 
 int64_t BatchRunner::pending_prefill_rows() const {
@@ -217,15 +239,16 @@ void BatchRunner::drop_finished() {
 void BatchRunner::admit() {
   // A sequence is admitted while a block is free for each running one's next token and one for
   // its own first rows (one admitted into a full cache would only be preempted again), and while
-  // the next pass has rows to spare for its prompt. One with images or videos waits while another
-  // holds its embeddings in the workspace.
-  auto holds_workspace = [](const Sequence* s) { return s->holds_workspace; };
+  // the next pass has rows to spare for its prompt. One with images or videos waits while the
+  // embeddings held in the workspace leave no room for its own within the plan's
+  // max_image_tokens (unless none are held: the request's own limits were checked).
   while (!waiting_.empty() && int64_t(running_.size()) < model_.limits().max_sequences &&
          blocks_.free() > int64_t(running_.size()) &&
          int64_t(running_.size()) + pending_prefill_rows() < model_.limits().prefill_chunk) {
     const GenerationRequest& next = waiting_.front()->request;
-    if ((!next.images.empty() || !next.videos.empty()) &&
-        std::any_of(prefilling_.begin(), prefilling_.end(), holds_workspace))
+    const int64_t vision_rows = vision_rows_of(next, model_.config().vision);
+    if (vision_rows > 0 && !holds_.empty() &&
+        held_rows() + vision_rows > model_.limits().max_image_tokens)
       break;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
@@ -343,7 +366,6 @@ BatchPass BatchRunner::step() {
     }
   // The prefilling sequences' prompt rows, in admission order, as many as the pass and the free
   // blocks hold. Only one of them has image rows (admit()).
-  ChunkImageRows images;
   const std::vector<Sequence*> prefilling = prefilling_;
   for (Sequence* prefilling_sequence : prefilling) {
     Sequence& s = *prefilling_sequence;
@@ -353,11 +375,12 @@ BatchPass BatchRunner::step() {
     if (rows > 0 && blocks_.grow(s.table, s.cached + rows)) {
       const int32_t first = int32_t(batch.ids.size());
       if (s.next_pad < s.pads.size() && s.pads[s.next_pad] < s.cached + rows) {
+        ChunkImageRows images;
         images.embeddings = &s.image_embeds;
         images.first_row = int64_t(s.next_pad);
         while (s.next_pad < s.pads.size() && s.pads[s.next_pad] < s.cached + rows)
           images.chunk_positions.push_back(first + s.pads[s.next_pad++] - int32_t(s.cached));
-        batch.images = &images;
+        batch.images.push_back(std::move(images));
       }
       if (s.cached + rows == s.target && s.result.tokens.empty()) {
         batch.logit_rows.push_back(first + int32_t(rows) - 1);

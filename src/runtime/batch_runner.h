@@ -4,8 +4,9 @@
 // a decode row for every running sequence, then chunks of the prompts of the sequences being
 // admitted, as many rows as the prefill chunk holds (prefill in chunks mixed with decode, so a
 // long image prompt does not stall the streams already running, and short prompts share a
-// pass). One of the prefilling sequences at a time holds image embeddings (they wait in the
-// workspace, which is planned for one request's). Their keys live in blocks of the shared KV cache
+// pass). Prefilling sequences keep their image embeddings in the workspace, whose plan holds
+// max_image_tokens of them: image requests are admitted while their embeddings fit beside those
+// held. Their keys live in blocks of the shared KV cache
 // (runtime/kv_blocks.h), taken as sequences grow; when blocks run out the most recently admitted
 // sequence is preempted: its blocks return and it waits to be prefilled again from its prompt and
 // the tokens it has produced (recompute), keeping its sampler's and output's state.
@@ -110,6 +111,17 @@ class BatchRunner {
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   std::vector<Sequence*> prefilling_;               // of running_, in admission order
+  // Image embeddings held in the workspace, in the order they were taken: a stack, since the
+  // workspace releases from its top. A hold its sequence no longer needs (owner null) stays until
+  // the holds above it go.
+  struct WorkspaceHold {
+    const Sequence* owner = nullptr;
+    std::vector<size_t> marks;  // the workspaces before the embeddings
+    int64_t rows = 0;
+  };
+  std::vector<WorkspaceHold> holds_;
+  void release_hold(const Sequence& s);
+  int64_t held_rows() const;
   // Prompt rows the prefilling sequences have left to run.
   int64_t pending_prefill_rows() const;
   Tensor tokens_host_;  // I32 [max_sequences]

@@ -208,36 +208,60 @@ TEST_F(BatchRunnerTest, SharedPrefixesWithMoreRepeatedIdsThanTheCacheHoldsPickAs
   EXPECT_EQ(runner.used_blocks(), 0);
 }
 
-TEST_F(BatchRunnerTest, ShortPromptsShareAPassAndImagesWaitForTheWorkspace) {
-  // Chunks of 160 rows: the first pass prefills the text prompts together and the first image
-  // prompt; the second image prompt waits until the first one's embeddings leave the workspace.
+TEST_F(BatchRunnerTest, ShortPromptsShareAPassAndImagesWaitForWorkspace) {
+  // Chunks of 160 rows: the first pass prefills the text prompts and two image prompts together
+  // (8 image tokens each: the plan's 16); the third image prompt waits until their embeddings
+  // leave the workspace, and the text prompt behind it waits too.
   load(6, 6 * 192, 160);
   std::vector<GenerationRequest> requests;
   std::vector<GenerationResult> want;
-  int64_t text_rows = 0, first_image_rows = 0;
-  for (int i : {0, 2, 1, 4, 3}) {  // 1 and 4 have images
+  for (int i : {0, 2, 1, 4, 7, 3}) {  // 1, 4 and 7 have images
     requests.push_back(request(i, 12));
     want.push_back(alone(requests.back()));
-    if (i == 1) first_image_rows = int64_t(requests.back().prompt_ids.size());
-    if (i % 3 != 1) text_rows += int64_t(requests.back().prompt_ids.size());
   }
-  ASSERT_LT(text_rows + first_image_rows, 160);
+  auto rows_of = [&](std::initializer_list<size_t> which) {
+    int64_t rows = 0;
+    for (size_t i : which) rows += int64_t(requests[i].prompt_ids.size());
+    return rows;
+  };
+  ASSERT_LT(rows_of({0, 1, 2, 3}), 160);
+  const std::vector<size_t> marks = model_->workspace_marks();
   BatchRunner runner(*model_, tokenizer_);
   std::vector<Outcome> got(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
-  // Admission stops at the second image: request 3, behind it, waits too.
-  const int64_t before_3 = text_rows - int64_t(requests[4].prompt_ids.size());
-  EXPECT_EQ(runner.step().prefill_rows, before_3 + first_image_rows);
+  EXPECT_EQ(runner.step().prefill_rows, rows_of({0, 1, 2, 3}));
   const BatchPass second = runner.step();
-  EXPECT_EQ(second.decode_rows, 3);
-  EXPECT_EQ(second.prefill_rows,
-            int64_t(requests[3].prompt_ids.size() + requests[4].prompt_ids.size()));
+  EXPECT_EQ(second.decode_rows, 4);
+  EXPECT_EQ(second.prefill_rows, rows_of({4, 5}));
   run_until_idle(runner);
   for (size_t i = 0; i < requests.size(); ++i) {
     ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
     expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
   }
   EXPECT_EQ(runner.used_blocks(), 0);
+  EXPECT_EQ(model_->workspace_marks(), marks) << "every image's embeddings left the workspace";
+}
+
+TEST_F(BatchRunnerTest, EmbeddingsUnderOthersWaitForThemToLeave) {
+  // Chunks of 16 rows: the first image prompt ends its prefill while the second, admitted after
+  // it (its embeddings above the first's), still runs: the first's stay until the second's go.
+  load(4, 4 * 192, 16);
+  std::vector<GenerationRequest> requests;
+  std::vector<GenerationResult> want;
+  for (int i : {1, 4}) {
+    requests.push_back(request(i, 8));
+    want.push_back(alone(requests.back()));
+  }
+  const std::vector<size_t> marks = model_->workspace_marks();
+  BatchRunner runner(*model_, tokenizer_);
+  std::vector<Outcome> got(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  run_until_idle(runner);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
+    expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
+  }
+  EXPECT_EQ(model_->workspace_marks(), marks);
 }
 
 TEST_F(BatchRunnerTest, ACacheTooSmallPreemptsAndRecomputes) {
