@@ -365,7 +365,7 @@ BatchPass BatchRunner::step() {
       ++pass.decode_rows;
     }
   // The prefilling sequences' prompt rows, in admission order, as many as the pass and the free
-  // blocks hold. Only one of them has image rows (admit()).
+  // blocks hold; each whose chunk has image pad tokens adds its embedding rows for them.
   const std::vector<Sequence*> prefilling = prefilling_;
   for (Sequence* prefilling_sequence : prefilling) {
     Sequence& s = *prefilling_sequence;
