@@ -2,12 +2,12 @@
 // one device, for finding where a batched pass spends its time.
 //   bench_batch --model DIR [--sequences 1,8,32,128] [--prompt 512] [--new 256]
 //               [--device cuda] [--repetition-penalty 1.05]
-// For each N: the time until all N are admitted and prefilled (one prompt per pass, beside the
-// decode rows of those admitted before), then the passes that decode all N and prefill nothing:
-// their median wall time, the tokens/s it gives, and the bound for that pass (weights plus every
-// sequence's keys and values read once, at --bandwidth-gbs). With QWENVL_PROFILE_OPS=1 the CUDA
-// backend prints each phase's per-op GPU time: the gap to the wall time is host work and
-// launch gaps.
+// For each N: the time until all N are admitted and prefilled (as many prompts per pass as the
+// prefill chunk holds, beside the decode rows of those admitted before), then the passes that
+// decode all N and prefill nothing: their median wall time, the tokens/s it gives, and the bound
+// for that pass (the weights a decode step reads plus every sequence's keys and values, once each,
+// at --bandwidth-gbs). With QWENVL_PROFILE_OPS=1 the CUDA backend prints each phase's per-op GPU
+// time: the gap to the wall time is host work and launch gaps.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "model/qwen2_5_vl.h"
 #include "runtime/batch_runner.h"
+#include "runtime/model_modules.h"
 #include "runtime/model_setup.h"
 
 namespace {
@@ -71,8 +72,16 @@ int run(int argc, char** argv) {
   const double kv_bytes_per_token = 2.0 * text.num_hidden_layers * text.num_key_value_heads *
                                     (text.hidden_size / text.num_attention_heads) *
                                     dtype_size(backend->compute_dtype());
-  std::printf("model %s on %s: weights %.2f GiB, KV %.0f bytes per token\n", dir.c_str(),
-              backend->name().c_str(), double(plan.weight_bytes) / (1 << 30), kv_bytes_per_token);
+  // What a decode pass reads of the weights: not the vision tower, nor the embedding table but
+  // through lm_head.
+  double step_weight_bytes = 0;
+  for (const ModelModule& m : model_modules(files.config, backend->compute_dtype()))
+    if (m.read_per_token) step_weight_bytes += double(m.weight_bytes);
+  std::printf(
+      "model %s on %s: weights %.2f GiB (a decode pass reads %.2f GiB), KV %.0f bytes "
+      "per token\n",
+      dir.c_str(), backend->name().c_str(), double(plan.weight_bytes) / (1 << 30),
+      step_weight_bytes / (1 << 30), kv_bytes_per_token);
 
   std::mt19937 rng(1);
   std::uniform_int_distribution<int32_t> id(1000, 100000);
@@ -115,8 +124,8 @@ int run(int argc, char** argv) {
     model.profile_section("idle");
     std::sort(decode_ms.begin(), decode_ms.end());
     const double median = decode_ms.empty() ? 0 : decode_ms[decode_ms.size() / 2];
-    const double step_bytes = double(plan.weight_bytes) +
-                              double(n) * double(prompt + new_tokens / 2) * kv_bytes_per_token;
+    const double step_bytes =
+        step_weight_bytes + double(n) * double(prompt + new_tokens / 2) * kv_bytes_per_token;
     const double bound_ms = step_bytes / bandwidth * 1e3;
     std::printf(
         "sequences %d: prefill %.3f s (%d passes, %.0f prompt tokens/s); decode pass median %.2f "
