@@ -109,6 +109,24 @@ class BatchRunnerTest : public ::testing::Test {
     };
     return c;
   }
+  // Queues every request on `runner`, each reporting into its own Outcome of `got` (sized here).
+  void add_all(BatchRunner& runner, const std::vector<GenerationRequest>& requests,
+               std::vector<Outcome>& got) {
+    got = std::vector<Outcome>(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  }
+  // Each request ended without an error, with the tokens it produces alone (expect_same_tokens);
+  // returns how many tokens were compared in all.
+  static size_t expect_as_alone(const std::vector<GenerationResult>& want,
+                                const std::vector<Outcome>& got) {
+    size_t compared = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
+      if (got[i].done && got[i].error.empty())
+        compared += expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
+    }
+    return compared;
+  }
   static BatchPass run_until_idle(BatchRunner& runner) {
     BatchPass total;
     for (int pass = 0; !runner.idle(); ++pass) {
@@ -140,8 +158,8 @@ TEST_F(BatchRunnerTest, SeventeenRequestsTogetherGiveTheirTokensAlone) {
     want.push_back(alone(requests.back()));
   }
   BatchRunner runner(*model_, tokenizer_);
-  std::vector<Outcome> got(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  std::vector<Outcome> got;
+  add_all(runner, requests, got);
   const BatchPass passes = run_until_idle(runner);
   EXPECT_EQ(passes.decode_rows, 17) << "once all are admitted, every request decodes in a pass";
   EXPECT_EQ(passes.preempted, 0);
@@ -171,13 +189,10 @@ TEST_F(BatchRunnerTest, RepetitionPenaltiesAndSamplingPickAsAlone) {
     want.push_back(alone(r));
   }
   BatchRunner runner(*model_, tokenizer_);
-  std::vector<Outcome> got(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  std::vector<Outcome> got;
+  add_all(runner, requests, got);
   run_until_idle(runner);
-  for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
-    expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
-  }
+  expect_as_alone(want, got);
 }
 
 TEST_F(BatchRunnerTest, SharedPrefixesWithMoreRepeatedIdsThanTheCacheHoldsPickAsAlone) {
@@ -227,17 +242,14 @@ TEST_F(BatchRunnerTest, ShortPromptsShareAPassAndImagesWaitForWorkspace) {
   ASSERT_LT(rows_of({0, 1, 2, 3}), 160);
   const std::vector<size_t> marks = model_->workspace_marks();
   BatchRunner runner(*model_, tokenizer_);
-  std::vector<Outcome> got(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  std::vector<Outcome> got;
+  add_all(runner, requests, got);
   EXPECT_EQ(runner.step().prefill_rows, rows_of({0, 1, 2, 3}));
   const BatchPass second = runner.step();
   EXPECT_EQ(second.decode_rows, 4);
   EXPECT_EQ(second.prefill_rows, rows_of({4, 5}));
   run_until_idle(runner);
-  for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
-    expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
-  }
+  expect_as_alone(want, got);
   EXPECT_EQ(runner.used_blocks(), 0);
   EXPECT_EQ(model_->workspace_marks(), marks) << "every image's embeddings left the workspace";
 }
@@ -254,13 +266,10 @@ TEST_F(BatchRunnerTest, EmbeddingsUnderOthersWaitForThemToLeave) {
   }
   const std::vector<size_t> marks = model_->workspace_marks();
   BatchRunner runner(*model_, tokenizer_);
-  std::vector<Outcome> got(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  std::vector<Outcome> got;
+  add_all(runner, requests, got);
   run_until_idle(runner);
-  for (size_t i = 0; i < requests.size(); ++i) {
-    ASSERT_TRUE(got[i].done && got[i].error.empty()) << i << ": " << got[i].error;
-    expect_same_tokens(want[i], got[i].result, "request " + std::to_string(i));
-  }
+  expect_as_alone(want, got);
   EXPECT_EQ(model_->workspace_marks(), marks);
 }
 
@@ -275,8 +284,8 @@ TEST_F(BatchRunnerTest, ACacheTooSmallPreemptsAndRecomputes) {
     want.push_back(alone(requests.back()));
   }
   BatchRunner runner(*model_, tokenizer_);
-  std::vector<Outcome> got(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) runner.add(requests[i], callbacks(got[i]));
+  std::vector<Outcome> got;
+  add_all(runner, requests, got);
   const BatchPass passes = run_until_idle(runner);
   EXPECT_GT(passes.preempted, 0);
   size_t compared = 0;
