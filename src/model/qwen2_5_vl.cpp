@@ -248,6 +248,7 @@ Qwen25VL::Qwen25VL(const ModelConfig& config, const Checkpoint& checkpoint,
     batch_step_host_ = Tensor::empty({elements}, DType::I32);
     pad_decode_batches_ = head.replays_captures();
   }
+  idle_workspace_mark_ = head.workspace_mark();
   const std::vector<DecoderStage>& stages = decoder_->stages();
   const Shape row{1, int64_t(config.text.hidden_size)};
   for (const DecoderStage& stage : stages) {
@@ -410,11 +411,10 @@ bool Qwen25VL::forward_padded_decode(const DecoderBatch& batch) {
   int log2_stride = 0;
   while ((1 << log2_stride) < layout.stride) ++log2_stride;
   const int key = kPaddedPassGraphs + layout.rows * 32 + log2_stride;
-  // A graph replays the workspace addresses it was recorded with: over a workspace that holds
-  // more now (a prefilling sequence's image embeddings), the pass runs as it is.
-  const size_t mark = b.workspace_mark();
-  const auto recorded = batch_graph_marks_.try_emplace(key, mark).first;
-  if (recorded->second != mark) return false;
+  // A graph replays the workspace addresses it was recorded with: graphs are recorded and
+  // replayed over an idle workspace only; over one that holds more (a prefilling sequence's image
+  // embeddings) the pass runs as it is.
+  if (b.workspace_mark() != idle_workspace_mark_) return false;
   decoder_->check(cache_, batch);
   const int32_t padding_block = int32_t(cache_.capacity() / kKvBlockSize - 1);
   pad_decode_batch(batch, layout, padding_block, batch_step_host_.data<int32_t>());

@@ -13,7 +13,6 @@
 // or, with the token left on the device by Backend::sample in next_token(), decode_next().
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -211,10 +210,10 @@ class Qwen25VL {
   Tensor batch_logits_, batch_tokens_;
   BatchRepeats batch_repeats_;
   // A padded decode pass's inputs (BatchStepLayout of max_sequences rows and the widest table),
-  // on backend() and their host staging; and the workspace mark each captured pass was recorded
-  // at, by graph key.
+  // on backend() and their host staging; and backend()'s workspace mark when nothing is held in
+  // it, where padded passes are recorded and replayed.
   Tensor batch_step_inputs_, batch_step_host_;
-  std::map<int, size_t> batch_graph_marks_;
+  size_t idle_workspace_mark_ = 0;
   bool pad_decode_batches_ = false;
   bool forward_padded_decode(const DecoderBatch& batch);
   void upload_step_inputs(int64_t slot);
